@@ -1,0 +1,312 @@
+"""Lab files: YAML describing a lab, read into a validated `LabSpec`.
+
+Every mistake is collected before anything is created, and each one names the file, the object and the
+field, so users see all of them at once (like netlab's error pile-up).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from topology.names import LAB_NAME_RE, MAX_LAB_NAME
+
+DNS_LABEL_MAX = 63
+
+
+class LabFileError(ValueError):
+    """One or more problems in a lab file; `problems` lists each as 'object: field: message'."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class PortSpec(_Strict):
+    name: str | None = None
+    containerPort: int = Field(ge=1, le=65535)
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+
+
+class HostSpec(_Strict):
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class NamespaceSpec(_Strict):
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class PodSpec(_Strict):
+    name: str
+    namespace: str = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+    host: str | None = None
+    replicas: int = Field(default=1, ge=1, le=10000)
+    ports: list[PortSpec] = Field(default_factory=list)
+    ip: IPv4Address | None = None
+    serviceAccountName: str = "default"
+
+
+class ExternalSpec(_Strict):
+    name: str
+    ip: IPv4Address | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    ports: list[PortSpec] = Field(default_factory=list)
+
+
+class BgpSpec(_Strict):
+    layout: Literal["mesh", "route-reflector"] = "mesh"
+    asn: int = Field(default=64512, ge=1, le=4294967295)
+    holdTime: int = Field(default=9, ge=3, le=65535)
+    reflectors: int = Field(default=1, ge=1, le=4)
+
+
+class IpamSpec(_Strict):
+    pool: IPv4Network = IPv4Network("192.168.0.0/16")
+    blockSize: int = Field(default=26, ge=20, le=32)
+    maxBlocksPerHost: int = Field(default=20, ge=1)
+    strictAffinity: bool = False
+
+    @field_validator("pool", mode="before")
+    @classmethod
+    def _strict_network(cls, value: Any) -> Any:
+        return _parse_network(value)
+
+
+def _parse_network(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an IPv4 network in CIDR form with host bits zero ({exc})") from exc
+    return value
+
+
+class LabSpecModel(_Strict):
+    name: str = "demo"
+    hosts: int | list[HostSpec] = 3
+    fabric: IPv4Network = IPv4Network("10.99.0.0/24")
+    ipam: IpamSpec = Field(default_factory=IpamSpec)
+    bgp: BgpSpec = Field(default_factory=BgpSpec)
+    dataplane: Literal["nftables", "iptables"] = "nftables"
+    namespaces: list[NamespaceSpec] = Field(default_factory=list)
+    pods: list[PodSpec] = Field(default_factory=list)
+    externals: list[ExternalSpec] = Field(default_factory=list)
+    apply: list[str] = Field(default_factory=list, description="policy YAML files, relative to the lab file")
+
+    @field_validator("fabric", mode="before")
+    @classmethod
+    def _strict_fabric(cls, value: Any) -> Any:
+        return _parse_network(value)
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    """A validated lab: the model plus where it came from (for messages and relative paths)."""
+
+    model: LabSpecModel
+    source: str
+    base_dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def host_names(self) -> list[str]:
+        hosts = self.model.hosts
+        if isinstance(hosts, int):
+            return [f"node{i}" for i in range(1, hosts + 1)]
+        return [h.name for h in hosts]
+
+    def pod_instances(self) -> list[tuple[PodSpec, str]]:
+        """Every pod the lab runs, with its instance name (`web`, or `web-0`.. with replicas)."""
+        out: list[tuple[PodSpec, str]] = []
+        for pod in self.model.pods:
+            if pod.replicas == 1:
+                out.append((pod, pod.name))
+            else:
+                out.extend((pod, f"{pod.name}-{i}") for i in range(pod.replicas))
+        return out
+
+    def policy_files(self) -> list[Path]:
+        return [(self.base_dir / p) for p in self.model.apply]
+
+
+def _loc_to_object(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str, str]:
+    """Turns a pydantic location into ('pod dev/web', 'ports[0].containerPort')."""
+    if len(loc) >= 2 and loc[0] in ("pods", "namespaces", "externals", "hosts") and isinstance(loc[1], int):
+        kind = {"pods": "pod", "namespaces": "namespace", "externals": "external", "hosts": "host"}[loc[0]]
+        items = data.get(loc[0]) or []
+        item = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else {}
+        name = item.get("name", f"#{loc[1]}") if isinstance(item, dict) else f"#{loc[1]}"
+        if kind == "pod" and isinstance(item, dict):
+            name = f"{item.get('namespace', 'default')}/{name}"
+        field = _format_loc(loc[2:]) or "(itself)"
+        return f"{kind} {name}", field
+    return "lab", _format_loc(loc)
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def parse_lab(data: Any, source: str, base_dir: Path) -> LabSpec:
+    """Validates lab file data; raises LabFileError with every problem found."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise LabFileError(source, ["lab: the file must hold a mapping (name, hosts, pods, ...)"])
+    try:
+        model = LabSpecModel.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            obj, field = _loc_to_object(data, tuple(err["loc"]))
+            problems.append(f"{obj}: field {field}: {err['msg']}")
+        raise LabFileError(source, problems) from None
+    spec = LabSpec(model=model, source=source, base_dir=base_dir)
+    problems = check_semantics(spec)
+    if problems:
+        raise LabFileError(source, problems)
+    return spec
+
+
+def load_lab_file(path: str | Path) -> LabSpec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise LabFileError(str(path), [f"lab: cannot read the file: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise LabFileError(str(path), [f"lab: not valid YAML: {exc}"]) from None
+    return parse_lab(data, str(path), path.parent)
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    return sorted(n for n, c in Counter(names).items() if c > 1)
+
+
+def _dns_label_problem(name: str) -> str | None:
+    import re
+
+    if len(name) > DNS_LABEL_MAX or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", name):
+        return "must be a DNS label: lower-case letters, digits and '-', at most 63 characters"
+    return None
+
+
+def check_semantics(spec: LabSpec) -> list[str]:
+    """Cross-field checks pydantic cannot do alone. Returns every problem found."""
+    m = spec.model
+    problems: list[str] = []
+    if not LAB_NAME_RE.match(m.name):
+        problems.append(
+            f"lab: field name: {m.name!r} must be 1-{MAX_LAB_NAME} lower-case letters or digits, starting with a letter"
+        )
+    hosts = spec.host_names()
+    if not hosts:
+        problems.append("lab: field hosts: a lab needs at least one host")
+    for dup in _duplicates(hosts):
+        problems.append(f"host {dup}: field name: duplicate host name")
+    for h in hosts:
+        if (p := _dns_label_problem(h)) is not None:
+            problems.append(f"host {h}: field name: {p}")
+
+    ns_names = [n.name for n in m.namespaces]
+    for dup in _duplicates(ns_names):
+        problems.append(f"namespace {dup}: field name: duplicate namespace name")
+    declared_ns = set(ns_names) | {"default"}
+
+    pool = m.ipam.pool
+    if m.ipam.blockSize < pool.prefixlen:
+        problems.append(f"lab: field ipam.blockSize: /{m.ipam.blockSize} blocks do not fit in the pool {pool}")
+    if pool.overlaps(m.fabric):
+        problems.append(f"lab: field fabric: {m.fabric} overlaps the pod pool {pool}")
+    instances = spec.pod_instances()
+    if len(instances) > pool.num_addresses:
+        problems.append(f"lab: field ipam.pool: {pool} holds {pool.num_addresses} addresses, the lab has {len(instances)} pods")
+
+    keys = [f"{pod.namespace}/{name}" for pod, name in instances]
+    for dup in _duplicates(keys):
+        problems.append(f"pod {dup}: field name: duplicate pod name in its namespace")
+    fixed_seen: dict[IPv4Address, str] = {}
+    for pod in m.pods:
+        obj = f"pod {pod.namespace}/{pod.name}"
+        if (p := _dns_label_problem(pod.name)) is not None:
+            problems.append(f"{obj}: field name: {p}")
+        if pod.namespace not in declared_ns:
+            problems.append(f"{obj}: field namespace: namespace {pod.namespace!r} is not declared under namespaces")
+        if pod.host is not None and pod.host not in hosts:
+            problems.append(f"{obj}: field host: no host named {pod.host!r} (hosts: {', '.join(hosts)})")
+        problems.extend(_port_problems(obj, pod.ports))
+        if pod.ip is not None:
+            if pod.replicas != 1:
+                problems.append(f"{obj}: field ip: a fixed IP needs replicas: 1")
+            if pod.ip not in pool:
+                problems.append(f"{obj}: field ip: {pod.ip} is outside the pod pool {pool}")
+            elif pod.ip in fixed_seen:
+                problems.append(f"{obj}: field ip: {pod.ip} is already taken by {fixed_seen[pod.ip]}")
+            else:
+                fixed_seen[pod.ip] = obj
+
+    ext_names = [e.name for e in m.externals]
+    for dup in _duplicates(ext_names):
+        problems.append(f"external {dup}: field name: duplicate external host name")
+    for dup in sorted(set(ext_names) & set(hosts)):
+        problems.append(f"external {dup}: field name: the name is also a host's")
+    node_count = len(hosts) + len(m.externals) + (m.bgp.reflectors if m.bgp.layout == "route-reflector" else 0)
+    if node_count > m.fabric.num_addresses - 3:
+        problems.append(f"lab: field fabric: {m.fabric} is too small for {node_count} nodes")
+    ext_ips: dict[IPv4Address, str] = {}
+    for ext in m.externals:
+        obj = f"external {ext.name}"
+        if (p := _dns_label_problem(ext.name)) is not None:
+            problems.append(f"{obj}: field name: {p}")
+        problems.extend(_port_problems(obj, ext.ports))
+        if ext.ip is None:
+            continue
+        if ext.ip in pool:
+            problems.append(f"{obj}: field ip: {ext.ip} is inside the pod pool {pool}; externals live outside it")
+        elif ext.ip not in m.fabric or ext.ip in (m.fabric.network_address, m.fabric.broadcast_address):
+            problems.append(f"{obj}: field ip: {ext.ip} is not a usable address of the fabric {m.fabric}")
+        elif ext.ip in ext_ips:
+            problems.append(f"{obj}: field ip: {ext.ip} is already taken by {ext_ips[ext.ip]}")
+        else:
+            ext_ips[ext.ip] = obj
+    for i, rel in enumerate(m.apply):
+        if not (spec.base_dir / rel).is_file():
+            problems.append(f"lab: field apply[{i}]: no such file {rel!r} next to the lab file")
+    return problems
+
+
+def _port_problems(obj: str, ports: list[PortSpec]) -> list[str]:
+    problems = []
+    names = [p.name for p in ports if p.name]
+    for dup in _duplicates(names):
+        problems.append(f"{obj}: field ports: duplicate port name {dup!r}")
+    for i, port in enumerate(ports):
+        if port.name is not None and (len(port.name) > 15 or not port.name.replace("-", "").isalnum()
+                                      or not any(c.isalpha() for c in port.name)):
+            problems.append(
+                f"{obj}: field ports[{i}].name: {port.name!r} must be an IANA service name "
+                "(at most 15 letters, digits and '-', with a letter)"
+            )
+    return problems
