@@ -1,0 +1,263 @@
+"""The probe engine: send crafted packets from endpoints' namespaces and read what comes back, in bulk.
+
+Sockets are opened once per namespace (traffic.netns) and kept: one IP_HDRINCL raw sender per source
+namespace, raw capture sockets per namespace and protocol where answers arrive (at the source; at the
+destination for SCTP, which nothing answers). Packets are patched templates (traffic.packets); answers are
+matched to probes by token (traffic.answers). Sending and capturing interleave in one thread: a burst of
+sends, then whatever the capture sockets hold, so the socket buffers never overflow and nothing waits on a
+per-probe round trip. Nothing is inferred: a probe is delivered only if a packet proves it.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import select
+import socket
+import struct
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from traffic.answers import CAPTURED, is_delivery, parse_answer
+from traffic.model import Probe, ProbeEndpoint, ProbeResult, Protocol
+from traffic.netns import SO_TIMESTAMPNS, open_receivers, open_sender
+from traffic.packets import SOURCE_PORT_BASE, SOURCE_PORT_COUNT, builder
+
+IPPROTO = {Protocol.TCP: socket.IPPROTO_TCP, Protocol.UDP: socket.IPPROTO_UDP,
+           Protocol.ICMP: socket.IPPROTO_ICMP, Protocol.SCTP: 132}
+ICMP_FILTER = 1  # SOL_RAW option: a bit mask of ICMP types the socket will NOT receive
+SOL_RAW = 255
+SO_ATTACH_FILTER = 26
+_ANC_SIZE = socket.CMSG_SPACE(16)
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    reply_timeout: float = 0.5
+    """Seconds to wait, after the last probe is sent, for answers before calling the rest dropped."""
+    burst: int = 64
+    """Probes sent between two reads of the capture sockets."""
+
+
+def _port_range_filter() -> bytes:
+    """Classic BPF for TCP/UDP capture sockets: keep only packets whose destination port is one of our probe
+    source ports (answers), not the probes themselves arriving at a destination namespace."""
+    low, high = SOURCE_PORT_BASE, SOURCE_PORT_BASE + SOURCE_PORT_COUNT - 1
+    insns = [
+        (0xB1, 0, 0, 0),  # ldxb 4*([0]&0xf): x = IP header length
+        (0x48, 0, 0, 2),  # ldh [x+2]: destination port
+        (0x35, 0, 2, low),  # jge low  -> next, else drop
+        (0x25, 1, 0, high),  # jgt high -> drop, else accept
+        (0x06, 0, 0, 0xFFFF),  # accept
+        (0x06, 0, 0, 0),  # drop
+    ]
+    return b"".join(struct.pack("HBBI", *i) for i in insns)
+
+
+_BPF = _port_range_filter()
+
+
+def _attach_filters(sock: socket.socket, protocol: Protocol) -> None:
+    if protocol in (Protocol.TCP, Protocol.UDP):
+        import ctypes
+
+        buf = ctypes.create_string_buffer(_BPF)
+        prog = struct.pack("HL", len(_BPF) // 8, ctypes.addressof(buf))
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
+    elif protocol is Protocol.ICMP:
+        keep = (1 << 0) | (1 << 3)  # echo reply, destination unreachable
+        sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~keep & 0xFFFFFFFF))
+
+
+class ProbeEngine:
+    """Owns the sockets. Use as a context manager; `run()` as often as wanted, sockets are reused."""
+
+    def __init__(self, options: ProbeOptions | None = None) -> None:
+        self.options = options or ProbeOptions()
+        self._senders: dict[str, socket.socket] = {}
+        self._receivers: dict[tuple[str, Protocol], socket.socket] = {}
+        self._by_fd: dict[int, socket.socket] = {}
+        self._epoll = select.epoll()
+        self._next_token = random.randrange(1, 1 << 31)
+
+    def __enter__(self) -> "ProbeEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for sock in [*self._senders.values(), *self._receivers.values()]:
+            sock.close()
+        self._senders.clear()
+        self._receivers.clear()
+        self._by_fd.clear()
+        self._epoll.close()
+
+    def take_token(self) -> int:
+        token = self._next_token
+        self._next_token = (token + 1) & 0xFFFFFFFF or 1
+        return token
+
+    def sender(self, netns: str) -> socket.socket:
+        sock = self._senders.get(netns)
+        if sock is None:
+            sock = self._senders[netns] = open_sender(netns)
+        return sock
+
+    def ensure_receiver(self, netns: str, protocol: Protocol) -> None:
+        if (netns, protocol) in self._receivers:
+            return
+        (sock,) = open_receivers(netns, (IPPROTO[protocol],))
+        _attach_filters(sock, protocol)
+        self._receivers[(netns, protocol)] = sock
+        self._by_fd[sock.fileno()] = sock
+        self._epoll.register(sock.fileno(), select.EPOLLIN)
+
+    def prepare(self, probes: Iterable[Probe]) -> None:
+        """Open every socket the probes need (once per namespace), before any timing starts."""
+        for key in {(p.src.netns, p.dst.netns, p.protocol) for p in probes}:
+            src_ns, dst_ns, protocol = key
+            self.sender(src_ns)
+            self.ensure_receiver(src_ns, Protocol.ICMP)  # rejections, echo replies, port-unreachables
+            if protocol is Protocol.SCTP:
+                self.ensure_receiver(dst_ns, Protocol.SCTP)
+            elif protocol is not Protocol.ICMP:
+                self.ensure_receiver(src_ns, protocol)
+
+    def session(self) -> "ProbeSession":
+        return ProbeSession(self)
+
+    def run(self, probes: Sequence[Probe]) -> list[ProbeResult]:
+        """Send every probe once and return one result per probe, in order."""
+        self.prepare(probes)
+        session = self.session()
+        burst = self.options.burst
+        for start in range(0, len(probes), burst):
+            for probe in probes[start : start + burst]:
+                session.send(probe)
+            session.drain(0.0)
+        session.wait(self.options.reply_timeout)
+        return session.results()
+
+    def readable(self, timeout: float) -> list[socket.socket]:
+        return [self._by_fd[fd] for fd, _ in self._epoll.poll(timeout)]
+
+
+class ProbeSession:
+    """One batch or stream of probes: tokens handed out, answers matched, results collected."""
+
+    def __init__(self, engine: ProbeEngine) -> None:
+        self._engine = engine
+        self._probes: list[Probe] = []
+        self._sent_ns: list[int] = []
+        self._tokens: list[int] = []
+        self._answers: dict[int, tuple[str, int]] = {}  # index -> (evidence, answer time ns)
+        self._failures: dict[int, str] = {}  # index -> why it could not even be sent
+        self._pending: dict[int, tuple[int, bytes, bytes]] = {}  # token -> (index, src ip, dst ip)
+        self._endpoint_cache: dict[int, tuple[bytes, str]] = {}
+        self._build = {p: builder(p) for p in Protocol}
+
+    def _addr(self, endpoint: ProbeEndpoint) -> tuple[bytes, str]:
+        cached = self._endpoint_cache.get(id(endpoint))
+        if cached is None or cached[1] != str(endpoint.ip):
+            cached = self._endpoint_cache[id(endpoint)] = (endpoint.ip.packed, str(endpoint.ip))
+        return cached
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._pending)
+
+    def send(self, probe: Probe) -> int:
+        """Send one probe now; returns its index in `results()`."""
+        index = len(self._probes)
+        token = self._engine.take_token()
+        src_b, _ = self._addr(probe.src)
+        dst_b, dst_s = self._addr(probe.dst)
+        packet = self._build[probe.protocol](src_b, dst_b, probe.port, token)
+        sock = self._engine.sender(probe.src.netns)
+        self._probes.append(probe)
+        self._tokens.append(token)
+        self._pending[token] = (index, src_b, dst_b)
+        while True:
+            self._sent_ns.append(time.time_ns())
+            try:
+                sock.sendto(packet, (dst_s, 0))
+                break
+            except BlockingIOError:  # send buffer full: read answers to let the kernel catch up, retry
+                self._sent_ns.pop()
+                self.drain(0.001)
+            except OSError as error:  # no route, or refused by the source's own filter
+                self._pending.pop(token, None)
+                self._failures[index] = f"not sent: {errno.errorcode.get(error.errno or 0, error.strerror)}"
+                break
+        return index
+
+    def drain(self, timeout: float) -> int:
+        """Read every answer waiting in the capture sockets (waiting up to `timeout` s for the first)."""
+        matched = 0
+        pending = self._pending
+        answers = self._answers
+        for sock in self._engine.readable(timeout):
+            recvmsg = sock.recvmsg
+            while True:
+                try:
+                    data, ancdata, _, _ = recvmsg(2048, _ANC_SIZE)
+                except BlockingIOError:
+                    break
+                answer = parse_answer(data)
+                if answer is None:
+                    continue
+                token, probe_src, probe_dst, evidence = answer
+                entry = pending.get(token)
+                if entry is None or entry[1] != probe_src or entry[2] != probe_dst:
+                    continue
+                del pending[token]
+                answers[entry[0]] = (evidence, _timestamp_ns(ancdata))
+                matched += 1
+        return matched
+
+    def wait(self, timeout: float) -> None:
+        """Keep reading answers until every probe is answered or `timeout` s pass without completing."""
+        deadline = time.monotonic() + timeout
+        while self._pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.drain(min(left, 0.05))
+
+    def sent_ns(self, index: int) -> int:
+        return self._sent_ns[index]
+
+    def result(self, index: int) -> ProbeResult:
+        probe = self._probes[index]
+        answer = self._answers.get(index)
+        if answer is None:
+            evidence = self._failures.get(index, "nothing")
+            return ProbeResult(probe, False, False, None, evidence, self._sent_ns[index])
+        evidence, at_ns = answer
+        delivered = is_delivery(evidence)
+        rtt = (at_ns - self._sent_ns[index]) / 1000.0 if delivered else None
+        return ProbeResult(probe, delivered, delivered and evidence != CAPTURED, rtt, evidence,
+                           self._sent_ns[index])
+
+    def results(self) -> list[ProbeResult]:
+        return [self.result(i) for i in range(len(self._probes))]
+
+    def answered(self, index: int) -> bool:
+        return index in self._answers
+
+
+def _timestamp_ns(ancdata: list[tuple[int, int, bytes]]) -> int:
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanos = struct.unpack("qq", data[:16])
+            return seconds * 1_000_000_000 + nanos
+    return time.time_ns()
+
+
+def run_probes(probes: Sequence[Probe], options: ProbeOptions | None = None) -> list[ProbeResult]:
+    """One-shot convenience: open the sockets, probe, close."""
+    with ProbeEngine(options) as engine:
+        return engine.run(probes)
