@@ -79,6 +79,10 @@ __all__ = [
     "ORCHESTRATOR_LABEL",
     "SERVICE_ACCOUNT_LABEL",
     "NAMESPACE_LABEL_PREFIX",
+    "SERVICE_ACCOUNT_LABEL_PREFIX",
+    "NAME_LABEL",
+    "K8S_NAMESPACE_NAME_LABEL",
+    "implicit_namespace",
     "selector_labels",
     "netset_labels",
 ]
@@ -94,6 +98,9 @@ NAMESPACE_LABEL = "projectcalico.org/namespace"
 ORCHESTRATOR_LABEL = "projectcalico.org/orchestrator"
 SERVICE_ACCOUNT_LABEL = "projectcalico.org/serviceaccount"
 NAMESPACE_LABEL_PREFIX = "pcns."
+SERVICE_ACCOUNT_LABEL_PREFIX = "pcsa."
+NAME_LABEL = "projectcalico.org/name"  # as pcns.<it> on pods: the namespace name; as pcsa.<it>: the SA name
+K8S_NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by Kubernetes on every namespace
 
 # IP protocol numbers by Calico's names.
 PROTOCOLS: dict[str, int] = {"TCP": 6, "UDP": 17, "ICMP": 1, "ICMPv6": 58, "SCTP": 132, "UDPLite": 136}
@@ -428,15 +435,23 @@ class ExternalHost:
 
 
 def selector_labels(pod: Pod, namespace: Namespace | None) -> Labels:
-    """The labels selectors see on a pod: its own plus Calico's pseudo-labels and `pcns.` namespace labels."""
+    """The labels selectors see on a pod: its own, Calico's pseudo-labels, `pcns.` namespace labels and
+    `pcsa.projectcalico.org/name` (the service account's name; service accounts carry no other labels here)."""
     d: dict[str, str] = dict(pod.labels)
     if namespace is not None:
         for k, v in namespace.labels.items():
             d[NAMESPACE_LABEL_PREFIX + k] = v
+    d[NAMESPACE_LABEL_PREFIX + NAME_LABEL] = pod.namespace
     d[NAMESPACE_LABEL] = pod.namespace
     d[ORCHESTRATOR_LABEL] = "k8s"
     d[SERVICE_ACCOUNT_LABEL] = pod.service_account
+    d[SERVICE_ACCOUNT_LABEL_PREFIX + NAME_LABEL] = pod.service_account
     return Labels(d)
+
+
+def implicit_namespace(name: str) -> Namespace:
+    """A namespace nobody declared: Kubernetes still labels it with its name."""
+    return Namespace(name, Labels({K8S_NAMESPACE_NAME_LABEL: name}))
 
 
 def netset_labels(netset: NetworkSet) -> Labels:

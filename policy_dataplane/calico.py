@@ -1,0 +1,422 @@
+"""Calico projectcalico.org/v3 objects into the model: NetworkPolicy, GlobalNetworkPolicy, their Staged
+variants, NetworkSet, GlobalNetworkSet and Tier.
+
+Validation follows calicoctl's validator where it matters for the dataplane: actions, protocols (ports
+only with TCP/UDP/SCTP/UDPLite, ICMP fields only with ICMP/ICMPv6), port ranges, CIDRs against
+ipVersion, selector syntax, tier-prefixed policy names. Namespace and service-account scoping of rule
+selectors is folded in the way Calico does it (`pcns.`/`pcsa.` prefixed labels, `global()`), so that the
+compiler sees one selector per match. Features that need parts this lab does not model (host endpoints:
+doNotTrack/preDNAT; Kubernetes services; HTTP matches) are rejected with a message saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from policy_dataplane.model import (
+    DEFAULT_TIER,
+    DEFAULT_TIER_ORDER,
+    NAMESPACE_LABEL,
+    NAMESPACE_LABEL_PREFIX,
+    PORT_PROTOCOLS,
+    PROTOCOLS,
+    SERVICE_ACCOUNT_LABEL,
+    SERVICE_ACCOUNT_LABEL_PREFIX,
+    Action,
+    Direction,
+    EntityMatch,
+    IcmpMatch,
+    IPNetwork,
+    NamedPort,
+    NetworkSet,
+    Policy,
+    PolicyKey,
+    PolicyKind,
+    PortMatch,
+    PortRange,
+    Rule,
+    StagedAction,
+    Tier,
+    protocol_number,
+)
+from policy_dataplane.selectors import ALL, Global, Selector, and_, eq, in_, prefixed
+from policy_dataplane.validation import (
+    Invalid,
+    Metadata,
+    Problems,
+    Strict,
+    check_dns_label,
+    check_dns_subdomain,
+    check_labels,
+    check_port_name,
+    parse_cidr,
+    parse_selector,
+    pydantic_problems,
+)
+
+# --- boundary models -----------------------------------------------------------------------------------
+
+
+class IcmpDoc(Strict):
+    type: int | None = None
+    code: int | None = None
+
+
+class ServiceAccountsDoc(Strict):
+    names: list[str] | None = None
+    selector: str | None = None
+
+
+class EntityRuleDoc(Strict):
+    nets: list[str] | None = None
+    notNets: list[str] | None = None
+    selector: str | None = None
+    notSelector: str | None = None
+    namespaceSelector: str | None = None
+    serviceAccounts: ServiceAccountsDoc | None = None
+    services: dict[str, Any] | None = None
+    ports: list[int | str] | None = None
+    notPorts: list[int | str] | None = None
+
+
+class RuleDoc(Strict):
+    action: str
+    protocol: int | str | None = None
+    notProtocol: int | str | None = None
+    icmp: IcmpDoc | None = None
+    notICMP: IcmpDoc | None = None
+    ipVersion: int | None = None
+    source: EntityRuleDoc = EntityRuleDoc()
+    destination: EntityRuleDoc = EntityRuleDoc()
+    http: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class PolicySpecDoc(Strict):
+    tier: str | None = None
+    order: float | None = None
+    selector: str | None = None
+    namespaceSelector: str | None = None  # GlobalNetworkPolicy only
+    serviceAccountSelector: str | None = None
+    types: list[Literal["Ingress", "Egress"]] | None = None
+    ingress: list[RuleDoc] | None = None
+    egress: list[RuleDoc] | None = None
+    doNotTrack: bool | None = None
+    preDNAT: bool | None = None
+    applyOnForward: bool | None = None
+    performanceHints: list[str] | None = None
+    stagedAction: Literal["Set", "Delete"] | None = None
+
+
+class PolicyDoc(Strict):
+    apiVersion: str
+    kind: str
+    metadata: Metadata
+    spec: PolicySpecDoc = PolicySpecDoc()
+
+
+class NetworkSetSpecDoc(Strict):
+    nets: list[str] | None = None
+    allowedEgressDomains: list[str] | None = None
+
+
+class NetworkSetDoc(Strict):
+    apiVersion: str
+    kind: str
+    metadata: Metadata
+    spec: NetworkSetSpecDoc = NetworkSetSpecDoc()
+
+
+class TierSpecDoc(Strict):
+    order: float | None = None
+    defaultAction: Literal["Deny", "Pass"] | None = None
+
+
+class TierDoc(Strict):
+    apiVersion: str
+    kind: str
+    metadata: Metadata
+    spec: TierSpecDoc = TierSpecDoc()
+
+
+def _model(cls: type[Strict], doc: dict[str, Any]) -> Any:
+    try:
+        return cls.model_validate(doc)
+    except ValidationError as e:
+        raise Invalid(pydantic_problems(e)) from None
+
+
+def _name(meta: Metadata, problems: Problems) -> str:
+    if not meta.name:
+        problems.append(("metadata.name", "is required"))
+        return ""
+    check_dns_subdomain(meta.name, "metadata.name", problems)
+    return meta.name
+
+
+# --- policies ------------------------------------------------------------------------------------------
+
+
+def policy_from_doc(doc: dict[str, Any], *, global_: bool, staged: bool = False, source: str = "") -> Policy:
+    """A (Staged)(Global)NetworkPolicy document into a Policy."""
+    d: PolicyDoc = _model(PolicyDoc, doc)
+    problems: Problems = []
+    name = _name(d.metadata, problems)
+    check_labels(d.metadata.labels, "metadata.labels", problems)
+    spec = d.spec
+    namespace: str | None = None
+    if global_:
+        if d.metadata.namespace:
+            problems.append(("metadata.namespace", "a global policy has no namespace"))
+    else:
+        namespace = d.metadata.namespace or "default"
+        check_dns_label(namespace, "metadata.namespace", problems)
+        if spec.namespaceSelector is not None:
+            problems.append(("spec.namespaceSelector", "only a GlobalNetworkPolicy has a namespaceSelector"))
+    tier = spec.tier or DEFAULT_TIER
+    check_dns_label(tier, "spec.tier", problems)
+    if tier != DEFAULT_TIER and name and not name.startswith(f"{tier}."):
+        problems.append(("metadata.name", f"a policy in tier {tier!r} must be named '{tier}.<name>'"))
+    for flag in ("doNotTrack", "preDNAT"):
+        if getattr(spec, flag):
+            problems.append((f"spec.{flag}", "applies to host endpoints, which netpol-lab does not model"))
+    staged_action = None
+    if staged:
+        staged_action = StagedAction(spec.stagedAction or "Set")
+    elif spec.stagedAction is not None:
+        problems.append(("spec.stagedAction", "only staged policies have a stagedAction"))
+
+    applies_to = _applies_to(spec, namespace, problems)
+    ingress = tuple(_rule(r, f"spec.ingress[{i}]", namespace, problems) for i, r in enumerate(spec.ingress or []))
+    egress = tuple(_rule(r, f"spec.egress[{i}]", namespace, problems) for i, r in enumerate(spec.egress or []))
+    types = _types(spec)
+    if problems:
+        raise Invalid(problems)
+    kind = PolicyKind.CALICO_GLOBAL_NETWORK_POLICY if global_ else PolicyKind.CALICO_NETWORK_POLICY
+    return Policy(
+        key=PolicyKey(kind, namespace, name),
+        tier=tier,
+        order=spec.order,
+        applies_to=applies_to,
+        types=types,
+        ingress=ingress if Direction.INGRESS in types else (),
+        egress=egress if Direction.EGRESS in types else (),
+        staged=staged_action,
+        source=source,
+    )
+
+
+def _types(spec: PolicySpecDoc) -> frozenset[Direction]:
+    if spec.types:
+        return frozenset(Direction(t) for t in spec.types)
+    # Calico's defaulting: egress rules only -> Egress; both -> both; otherwise Ingress.
+    types = set()
+    if spec.ingress or not spec.egress:
+        types.add(Direction.INGRESS)
+    if spec.egress:
+        types.add(Direction.EGRESS)
+    return frozenset(types)
+
+
+def _applies_to(spec: PolicySpecDoc, namespace: str | None, problems: Problems) -> Selector:
+    parts: list[Selector] = []
+    if namespace is not None:
+        parts.append(eq(NAMESPACE_LABEL, namespace))
+    if spec.selector:
+        sel = parse_selector(spec.selector, "spec.selector", problems)
+        parts.append(sel or ALL)
+    if spec.namespaceSelector:
+        ns = parse_selector(spec.namespaceSelector, "spec.namespaceSelector", problems)
+        if ns is not None:
+            parts.append(_namespace_scope(ns))
+    if spec.serviceAccountSelector:
+        sa = parse_selector(spec.serviceAccountSelector, "spec.serviceAccountSelector", problems)
+        if sa is not None:
+            parts.append(prefixed(sa, SERVICE_ACCOUNT_LABEL_PREFIX))
+    return Selector(and_(*(p.expr for p in parts)))
+
+
+def _namespace_scope(ns: Selector) -> Selector:
+    """A namespaceSelector over namespace labels, as a selector over endpoint labels (Calico's way)."""
+    if isinstance(ns.expr, Global):
+        return ns
+    return prefixed(ns, NAMESPACE_LABEL_PREFIX)
+
+
+def _rule(doc: RuleDoc, path: str, namespace: str | None, problems: Problems) -> Rule:
+    try:
+        action = Action(doc.action)
+    except ValueError:
+        problems.append((f"{path}.action", f"{doc.action!r} must be one of Allow, Deny, Log, Pass"))
+        action = Action.DENY
+    protocol = _protocol(doc.protocol, f"{path}.protocol", problems)
+    not_protocol = _protocol(doc.notProtocol, f"{path}.notProtocol", problems)
+    if doc.ipVersion is not None and doc.ipVersion not in (4, 6):
+        problems.append((f"{path}.ipVersion", "must be 4 or 6"))
+    icmp = _icmp(doc.icmp, "icmp", protocol, doc.ipVersion, path, problems)
+    not_icmp = _icmp(doc.notICMP, "notICMP", protocol, doc.ipVersion, path, problems)
+    if doc.http is not None:
+        problems.append((f"{path}.http", "HTTP matches need an application-layer proxy, which netpol-lab does not run"))
+    source = _entity(doc.source, f"{path}.source", namespace, protocol, doc.ipVersion, problems)
+    destination = _entity(doc.destination, f"{path}.destination", namespace, protocol, doc.ipVersion, problems)
+    return Rule(action, protocol, not_protocol, icmp, not_icmp, doc.ipVersion, source, destination)
+
+
+def _protocol(value: int | str | None, path: str, problems: Problems) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and not value.isdigit() and value not in PROTOCOLS:
+        problems.append((path, f"{value!r} must be one of {', '.join(PROTOCOLS)} or a number 1-255"))
+        return None
+    try:
+        return protocol_number(int(value) if isinstance(value, str) else value)
+    except ValueError as e:
+        problems.append((path, str(e)))
+        return None
+
+
+def _icmp(
+    doc: IcmpDoc | None, name: str, protocol: int | None, ip_version: int | None, path: str, problems: Problems
+) -> IcmpMatch | None:
+    if doc is None:
+        return None
+    where = f"{path}.{name}"
+    if protocol not in (PROTOCOLS["ICMP"], PROTOCOLS["ICMPv6"]):
+        problems.append((where, "ICMP fields need protocol ICMP or ICMPv6"))
+    elif ip_version is not None and (protocol == PROTOCOLS["ICMP"]) != (ip_version == 4):
+        problems.append((where, f"protocol does not fit ipVersion {ip_version}"))
+    if doc.type is None:
+        if doc.code is not None:
+            problems.append((f"{where}.code", "needs a type"))
+        return None
+    if not 0 <= doc.type <= 254:
+        problems.append((f"{where}.type", "must be between 0 and 254"))
+    if doc.code is not None and not 0 <= doc.code <= 255:
+        problems.append((f"{where}.code", "must be between 0 and 255"))
+    return IcmpMatch(doc.type, doc.code)
+
+
+def _entity(
+    doc: EntityRuleDoc,
+    path: str,
+    namespace: str | None,
+    protocol: int | None,
+    ip_version: int | None,
+    problems: Problems,
+) -> EntityMatch:
+    if doc.services is not None:
+        problems.append((f"{path}.services", "Kubernetes service matches are not supported by netpol-lab"))
+    nets = _nets(doc.nets, f"{path}.nets", ip_version, problems)
+    not_nets = _nets(doc.notNets, f"{path}.notNets", ip_version, problems)
+    ports = _ports(doc.ports, f"{path}.ports", problems)
+    not_ports = _ports(doc.notPorts, f"{path}.notPorts", problems)
+    if (ports or not_ports) and protocol not in PORT_PROTOCOLS:
+        problems.append((path, "ports need protocol TCP, UDP, SCTP or UDPLite"))
+
+    # Calico's folding: namespaceSelector (or, in a namespaced policy, the policy's own namespace) and
+    # serviceAccounts AND the selector; notSelector stays as written.
+    parts: list[Selector] = []
+    scoped = bool(doc.selector or doc.namespaceSelector or doc.serviceAccounts)
+    if doc.namespaceSelector:
+        ns = parse_selector(doc.namespaceSelector, f"{path}.namespaceSelector", problems)
+        if ns is not None:
+            parts.append(_namespace_scope(ns))
+    elif namespace is not None and scoped:
+        parts.append(eq(NAMESPACE_LABEL, namespace))
+    if doc.selector:
+        sel = parse_selector(doc.selector, f"{path}.selector", problems)
+        if sel is not None:
+            parts.append(sel)
+    if doc.serviceAccounts is not None:
+        sa = doc.serviceAccounts
+        for i, n in enumerate(sa.names or []):
+            check_dns_subdomain(n, f"{path}.serviceAccounts.names[{i}]", problems)
+        if sa.names:
+            parts.append(in_(SERVICE_ACCOUNT_LABEL, set(sa.names)))
+        if sa.selector:
+            sas = parse_selector(sa.selector, f"{path}.serviceAccounts.selector", problems)
+            if sas is not None:
+                parts.append(prefixed(sas, SERVICE_ACCOUNT_LABEL_PREFIX))
+    selector = Selector(and_(*(p.expr for p in parts))) if scoped else None
+    not_selector = parse_selector(doc.notSelector, f"{path}.notSelector", problems) if doc.notSelector else None
+    return EntityMatch(nets, not_nets, selector, not_selector, ports, not_ports)
+
+
+def _nets(texts: list[str] | None, path: str, ip_version: int | None, problems: Problems) -> tuple[IPNetwork, ...]:
+    nets: list[IPNetwork] = []
+    for i, text in enumerate(texts or []):
+        net = parse_cidr(text, f"{path}[{i}]", problems)
+        if net is None:
+            continue
+        if ip_version is not None and net.version != ip_version:
+            problems.append((f"{path}[{i}]", f"{text} is not an IPv{ip_version} network (ipVersion)"))
+        nets.append(net)
+    return tuple(nets)
+
+
+def _ports(values: list[int | str] | None, path: str, problems: Problems) -> tuple[PortMatch, ...]:
+    out: list[PortMatch] = []
+    for i, value in enumerate(values or []):
+        where = f"{path}[{i}]"
+        text = str(value)
+        if isinstance(value, int) or text.isdigit():
+            first = last = int(text)
+        elif ":" in text:
+            a, _, b = text.partition(":")
+            if not (a.isdigit() and b.isdigit()):
+                problems.append((where, f"{text!r} must be a port, a range 'first:last' or a port name"))
+                continue
+            first, last = int(a), int(b)
+        else:
+            check_port_name(text, where, problems)
+            out.append(NamedPort(text))
+            continue
+        if not (0 <= first <= last <= 65535):
+            problems.append((where, f"{text!r}: ports are 0-65535 and a range's first port is not above its last"))
+            continue
+        out.append(PortRange(first, last))
+    return tuple(out)
+
+
+# --- network sets and tiers ----------------------------------------------------------------------------
+
+
+def network_set_from_doc(doc: dict[str, Any], *, global_: bool) -> NetworkSet:
+    d: NetworkSetDoc = _model(NetworkSetDoc, doc)
+    problems: Problems = []
+    name = _name(d.metadata, problems)
+    labels = check_labels(d.metadata.labels, "metadata.labels", problems)
+    namespace: str | None = None
+    if global_:
+        if d.metadata.namespace:
+            problems.append(("metadata.namespace", "a GlobalNetworkSet has no namespace"))
+    else:
+        namespace = d.metadata.namespace or "default"
+        check_dns_label(namespace, "metadata.namespace", problems)
+    if d.spec.allowedEgressDomains:
+        problems.append(("spec.allowedEgressDomains", "domain-based sets are not supported by netpol-lab"))
+    nets = _nets(d.spec.nets, "spec.nets", None, problems)
+    if problems:
+        raise Invalid(problems)
+    return NetworkSet(namespace, name, labels, nets)
+
+
+def tier_from_doc(doc: dict[str, Any]) -> Tier:
+    d: TierDoc = _model(TierDoc, doc)
+    problems: Problems = []
+    name = _name(d.metadata, problems)
+    if name:
+        check_dns_label(name, "metadata.name", problems)
+    if d.metadata.namespace:
+        problems.append(("metadata.namespace", "a Tier has no namespace"))
+    if problems:
+        raise Invalid(problems)
+    order = d.spec.order
+    if order is None and name == DEFAULT_TIER:
+        order = DEFAULT_TIER_ORDER
+    return Tier(name, order, Action(d.spec.defaultAction or "Deny"))
+
+
+__all__ = ["policy_from_doc", "network_set_from_doc", "tier_from_doc"]
