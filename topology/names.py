@@ -111,3 +111,25 @@ class LabPaths:
 
     def config_file(self, name: str) -> Path:
         return self.run_dir / name
+
+
+# Added by the topology engine: names inside the fabric namespace and the responder's files.
+RESPONDER_PROCESS = "responder"
+
+
+def fabric_bridge_ifname() -> str:
+    """The Linux bridge of the fabric namespace (alone in its namespace, so one fixed name)."""
+    return f"{PREFIX}-fabric"
+
+
+def responder_pid_file(paths: LabPaths) -> Path:
+    return paths.pid_file(RESPONDER_PROCESS)
+
+
+def responder_pods_file(paths: LabPaths) -> Path:
+    return paths.config_file(f"{RESPONDER_PROCESS}-pods.json")
+
+
+def responder_status_file(paths: LabPaths) -> Path:
+    """Written by the responder after each (re)load: lets callers wait for sockets, not for time."""
+    return paths.config_file(f"{RESPONDER_PROCESS}-status.json")

@@ -1,0 +1,58 @@
+"""Pure rendering of the `ip -batch` lines that create namespaces and veths.
+
+Every link is created directly inside its target namespace (`netns A ... peer ... netns B`): nothing ever
+appears in the root namespace, not even for a moment. The in-namespace end of every node and pod veth is
+`eth0` with ifindex 2 (lo is always 1), so in-process configuration never has to look an index up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from topology.model import HOST_VETH_MAC, NODE_IFNAME, POD_IFNAME, FabricPlan, NodePlan, PodPlan
+
+ETH0_INDEX = 2
+BRIDGE_INDEX = 2
+
+
+def netns_add(names: Iterable[str]) -> list[str]:
+    return [f"netns add {name}" for name in names]
+
+
+def netns_delete(names: Iterable[str]) -> list[str]:
+    return [f"netns del {name}" for name in names]
+
+
+def fabric_bridge(fabric: FabricPlan) -> str:
+    # No STP and no forwarding delay: ports forward the moment they come up.
+    return (
+        f"link add {fabric.bridge} index {BRIDGE_INDEX} netns {fabric.netns} "
+        "type bridge stp_state 0 forward_delay 0"
+    )
+
+
+def node_veth(fabric: FabricPlan, node: NodePlan) -> str:
+    return (
+        f"link add {node.fabric_port} netns {fabric.netns} "
+        f"type veth peer name {NODE_IFNAME} index {ETH0_INDEX} netns {node.netns}"
+    )
+
+
+def pod_veth(pod: PodPlan) -> str:
+    return (
+        f"link add {pod.host_ifname} address {HOST_VETH_MAC} netns {pod.host_netns} "
+        f"type veth peer name {POD_IFNAME} index {ETH0_INDEX} netns {pod.netns}"
+    )
+
+
+def fabric_lines(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[str]:
+    """Namespaces of the fabric and the nodes, the bridge, and one veth per node."""
+    nodes = list(nodes)
+    lines = netns_add([fabric.netns] + [n.netns for n in nodes]) + [fabric_bridge(fabric)]
+    return lines + [node_veth(fabric, n) for n in nodes]
+
+
+def pod_lines(pods: Iterable[PodPlan]) -> list[str]:
+    """Namespaces first, then veths (a veth line needs both of its namespaces)."""
+    pods = list(pods)
+    return netns_add(p.netns for p in pods) + [pod_veth(p) for p in pods]

@@ -1,0 +1,180 @@
+"""The netns engine: builds a topology plan out of named network namespaces, veths and one bridge.
+
+Two phases per batch of namespaces: one `ip -batch` process creates the namespaces and their veths
+(each created directly in its namespaces), then this thread enters each namespace with setns and plumbs it
+with raw rtnetlink and /proc/sys writes. No process per pod, nothing in the root namespace.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+from topology import batch, names, netns, plumbing, rtnl, sysctl
+from topology.model import PodPlan, TopologyPlan
+from topology.responder_ctl import stop_responder
+from topology.rtnl import Request, RtnlError, RtnlSocket
+from topology.validation import PlanError, check_new_pods, check_plan
+
+Progress = Callable[[int, int, str], None]
+
+
+class TopologyError(RuntimeError):
+    pass
+
+
+def _no_progress(done: int, total: int, what: str) -> None:
+    pass
+
+
+def lab_of_netns(name: str) -> str:
+    """`npl-<lab>-…` to `<lab>` (lab names hold no dash)."""
+    parts = name.split("-", 2)
+    if len(parts) < 3 or parts[0] != names.PREFIX:
+        raise TopologyError(f"{name!r} is not a lab namespace")
+    return parts[1]
+
+
+class _Tracker:
+    """Counts namespaces created and plumbed for the caller's progress bar."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total, self.done, self.progress = total, 0, progress or _no_progress
+
+    def step(self, count: int, what: str) -> None:
+        self.done += count
+        self.progress(self.done, self.total, what)
+
+
+def _plumb(name: str, settings: Sequence[sysctl.Setting], requests: Sequence[Request]) -> None:
+    with netns.entered(name):
+        sysctl.write_settings(settings)
+        with RtnlSocket() as sock:
+            sock.transact(requests)
+
+
+class NetnsEngine:
+    """Engine for named network namespaces (`/run/netns/npl-<lab>-…`)."""
+
+    def __init__(self, chunk: int = 250) -> None:
+        self.chunk = chunk  # pods per `ip -batch` run; smaller chunks give a smoother progress bar
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def list_owned(self, lab: str) -> list[str]:
+        return netns.list_netns(names.lab_netns_prefix(names.check_lab_name(lab)))
+
+    def exec_in(
+        self, name: str, argv: Sequence[str], *, capture: bool = True, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command inside a lab namespace (for `lab exec`); stdio is captured unless capture=False."""
+        lab_of_netns(name)
+        if not netns.exists(name):
+            raise TopologyError(f"network namespace {name!r} does not exist")
+        return subprocess.run(
+            ["ip", "netns", "exec", name, *argv], capture_output=capture, text=True, timeout=timeout
+        )
+
+    # -- building --------------------------------------------------------------------------------------
+    def build(self, plan: TopologyPlan, progress: Progress | None = None) -> None:
+        """Create the whole topology; on any failure remove everything of the lab again and re-raise."""
+        check_plan(plan)
+        existing = self.list_owned(plan.lab)
+        if existing:
+            raise TopologyError(f"lab {plan.lab!r} already has namespaces ({existing[0]}, ...): bring it down first")
+        tracker = _Tracker(2 * (1 + len(plan.nodes) + len(plan.pods)), progress)
+        try:
+            self._build_fabric(plan, tracker)
+            self._add_pods(plan.pods, tracker)
+        except BaseException:
+            self.destroy(plan.lab)
+            raise
+
+    def _build_fabric(self, plan: TopologyPlan, tracker: _Tracker) -> None:
+        netns.run_ip_batch(batch.fabric_lines(plan.fabric, plan.nodes))
+        tracker.step(1 + len(plan.nodes), "creating fabric and nodes")
+        for node in plan.nodes:
+            _plumb(node.netns, plumbing.node_settings(node), plumbing.node_requests(node, plan.fabric))
+        _plumb(plan.fabric.netns, plumbing.fabric_settings(), plumbing.fabric_requests(plan.fabric, plan.nodes))
+        tracker.step(1 + len(plan.nodes), "plumbing fabric and nodes")
+
+    def add_pods(self, pods: Sequence[PodPlan], progress: Progress | None = None) -> None:
+        """Add pods to a running lab; on failure the pods of this call are removed again."""
+        if not pods:
+            return
+        labs = {lab_of_netns(p.netns) for p in pods}
+        if len(labs) != 1:
+            raise PlanError([f"pods of several labs in one call: {sorted(labs)}"])
+        (lab,) = labs
+        check_new_pods(lab, pods, self.list_owned(lab))
+        try:
+            self._add_pods(pods, _Tracker(2 * len(pods), progress))
+        except BaseException:
+            self.remove_pods(pods)
+            raise
+
+    def _add_pods(self, pods: Sequence[PodPlan], tracker: _Tracker) -> None:
+        for start in range(0, len(pods), self.chunk):
+            chunk = pods[start : start + self.chunk]
+            netns.run_ip_batch(batch.pod_lines(chunk))
+            tracker.step(len(chunk), "creating pod namespaces")
+            for pod in chunk:
+                _plumb(pod.netns, sysctl.COMMON, plumbing.pod_requests(pod))
+            self._plumb_hosts(chunk)
+            tracker.step(len(chunk), "plumbing pods")
+
+    def _plumb_hosts(self, pods: Sequence[PodPlan]) -> None:
+        by_host: dict[str, list[PodPlan]] = defaultdict(list)
+        for pod in pods:
+            by_host[pod.host_netns].append(pod)
+        for host_netns, host_pods in by_host.items():
+            with netns.entered(host_netns):
+                sysctl.write_settings(plumbing.host_pod_settings(host_pods))
+                with RtnlSocket() as sock:
+                    sock.transact(plumbing.host_pod_requests(host_pods, sock.link_indexes()))
+
+    # -- removing --------------------------------------------------------------------------------------
+    def remove_pods(self, pods: Sequence[PodPlan]) -> None:
+        """Remove pods (missing ones are fine): host veth first, so the name is free at once, then the netns.
+
+        Deleting a namespace frees its veths asynchronously; deleting the host end ourselves makes the
+        `cali…` name and its /32 route disappear before we return, so the same pod can come back at once.
+        Sockets still open inside a pod namespace (the responder) keep it alive: reload the responder too.
+        """
+        by_host: dict[str, list[PodPlan]] = defaultdict(list)
+        for pod in pods:
+            by_host[pod.host_netns].append(pod)
+        failures: list[str] = []
+        for host_netns, host_pods in by_host.items():
+            if not netns.exists(host_netns):
+                continue
+            with netns.entered(host_netns), RtnlSocket() as sock:
+                present = sock.link_indexes()
+                requests = [rtnl.link_delete(p.host_ifname) for p in host_pods if p.host_ifname in present]
+                try:
+                    sock.transact(requests)
+                except RtnlError as exc:
+                    failures += exc.failures
+        netns.run_ip_batch(batch.netns_delete(p.netns for p in pods if netns.exists(p.netns)), force=True)
+        left = [p.netns for p in pods if netns.exists(p.netns)]
+        if failures or left:
+            raise TopologyError(f"could not remove pods: {failures + [f'{n} still exists' for n in left]}")
+
+    def destroy(self, lab: str) -> list[str]:
+        """Remove every namespace of the lab (veths and the bridge die with them); return their names.
+
+        The lab's responder is stopped first: its sockets would keep the pod namespaces alive.
+        """
+        try:
+            stop_responder(names.LabPaths.for_lab(lab))
+        except OSError:
+            pass  # no run directory: nothing was started
+        owned = self.list_owned(lab)
+        netns.run_ip_batch(batch.netns_delete(owned), force=True)
+        left = self.list_owned(lab)
+        if left:
+            raise TopologyError(f"namespaces of lab {lab!r} could not be removed: {left}")
+        return owned
+
+
+__all__ = ["NetnsEngine", "Progress", "TopologyError", "lab_of_netns"]

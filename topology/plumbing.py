@@ -1,0 +1,71 @@
+"""Pure: the netlink requests and settings that plumb each namespace, the way Calico does it.
+
+Pod:   lo up, eth0 up, ip/32 on eth0, `169.254.1.1 dev eth0 scope link`, `default via 169.254.1.1`.
+Host:  per pod, the `cali…` end up (MAC ee:ee:… set at creation), proxy ARP, `ip/32 dev cali… scope link`.
+Node:  lo up, eth0 up with its fabric address, default via the fabric gateway.
+Fabric: the bridge up with the gateway address, every node port enslaved and up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from ipaddress import IPv4Interface, IPv4Network
+
+from topology import rtnl, sysctl
+from topology.batch import BRIDGE_INDEX, ETH0_INDEX
+from topology.model import NODE_IFNAME, POD_GATEWAY, POD_IFNAME, FabricPlan, NodePlan, PodPlan
+from topology.rtnl import Request
+
+DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
+
+
+def loopback_up() -> Request:
+    return rtnl.link_set("lo")
+
+
+def pod_requests(pod: PodPlan) -> list[Request]:
+    return [
+        loopback_up(),
+        rtnl.link_set(POD_IFNAME),
+        rtnl.addr_add(ETH0_INDEX, IPv4Interface(f"{pod.ip}/32")),
+        rtnl.route_add(IPv4Network(f"{POD_GATEWAY}/32"), oif=ETH0_INDEX, scope=rtnl.RT_SCOPE_LINK),
+        rtnl.route_add(DEFAULT_ROUTE, gateway=POD_GATEWAY, oif=ETH0_INDEX),
+    ]
+
+
+def host_pod_settings(pods: Iterable[PodPlan]) -> list[sysctl.Setting]:
+    return [s for pod in pods for s in sysctl.workload_settings(pod.host_ifname)]
+
+
+def host_pod_requests(pods: Iterable[PodPlan], indexes: Mapping[str, int]) -> list[Request]:
+    """Requests in the host namespace; `indexes` maps the host's interface names to ifindexes."""
+    requests = []
+    for pod in pods:
+        requests.append(rtnl.link_set(pod.host_ifname))
+        requests.append(rtnl.route_add(IPv4Network(f"{pod.ip}/32"), oif=indexes[pod.host_ifname]))
+    return requests
+
+
+def node_settings(node: NodePlan) -> list[sysctl.Setting]:
+    settings = list(sysctl.node_settings(node.kind))
+    if node.kind == "host":
+        settings += sysctl.uplink_settings(NODE_IFNAME)
+    return settings
+
+
+def node_requests(node: NodePlan, fabric: FabricPlan) -> list[Request]:
+    return [
+        loopback_up(),
+        rtnl.link_set(NODE_IFNAME),
+        rtnl.addr_add(ETH0_INDEX, node.fabric_ip),
+        rtnl.route_add(DEFAULT_ROUTE, gateway=fabric.gateway.ip, oif=ETH0_INDEX),
+    ]
+
+
+def fabric_settings() -> list[sysctl.Setting]:
+    return list(sysctl.COMMON + sysctl.FABRIC)
+
+
+def fabric_requests(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[Request]:
+    requests = [loopback_up(), rtnl.link_set(fabric.bridge), rtnl.addr_add(BRIDGE_INDEX, fabric.gateway)]
+    return requests + [rtnl.link_set(n.fabric_port, master=BRIDGE_INDEX) for n in nodes]

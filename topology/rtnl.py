@@ -1,0 +1,253 @@
+"""A minimal rtnetlink client: link up/master, IPv4 addresses and routes, sent in batches.
+
+Why not pyroute2 here: it answers in ~0.3 ms per call; a pod needs about seven calls, so 1500 pods would
+take seconds. Packing the few messages we need by hand and sending a whole batch in one write, then
+reading the acknowledgements, costs a few microseconds a message. The encoders are pure (unit-tested);
+`RtnlSocket` binds to the namespace of the thread that opens it (see `netns.entered`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+# Message types, flags and attribute numbers from <linux/netlink.h> and <linux/rtnetlink.h>.
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+RTM_NEWLINK = 16
+RTM_DELLINK = 17
+RTM_GETLINK = 18
+RTM_NEWADDR = 20
+RTM_NEWROUTE = 24
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_DUMP = 0x300
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+NLM_F_CAPPED = 0x100
+NLM_F_ACK_TLVS = 0x200
+NLMSGERR_ATTR_MSG = 1
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10
+NETLINK_EXT_ACK = 11
+
+IFLA_ADDRESS = 1
+IFLA_IFNAME = 3
+IFLA_MASTER = 10
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+IFA_BROADCAST = 4
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+
+IFF_UP = 0x1
+RT_TABLE_MAIN = 254
+RTPROT_BOOT = 3  # what `ip route add` uses
+RT_SCOPE_UNIVERSE = 0
+RT_SCOPE_LINK = 253
+RTN_UNICAST = 1
+
+_NLMSGHDR = struct.Struct("=IHHII")
+_IFINFOMSG = struct.Struct("=BxHiII")
+_IFADDRMSG = struct.Struct("=BBBBI")
+_RTMSG = struct.Struct("=BBBBBBBBI")
+_RTATTR = struct.Struct("=HH")
+
+CREATE = NLM_F_CREATE | NLM_F_EXCL
+
+
+@dataclass(frozen=True)
+class Request:
+    """One rtnetlink message without its sequence number, and what it does (for error messages)."""
+
+    type: int
+    flags: int
+    payload: bytes
+    what: str
+
+
+class RtnlError(RuntimeError):
+    def __init__(self, failures: Sequence[str]) -> None:
+        self.failures = list(failures)
+        super().__init__("netlink requests failed:\n  " + "\n  ".join(self.failures))
+
+
+def _align(n: int) -> int:
+    return (n + 3) & ~3
+
+
+def attr(kind: int, data: bytes) -> bytes:
+    raw = _RTATTR.pack(_RTATTR.size + len(data), kind) + data
+    return raw + b"\0" * (_align(len(raw)) - len(raw))
+
+
+def ifname_attr(name: str) -> bytes:
+    return attr(IFLA_IFNAME, name.encode() + b"\0")
+
+
+def encode(request: Request, seq: int) -> bytes:
+    flags = NLM_F_REQUEST | request.flags
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(request.payload), request.type, flags, seq, 0) + request.payload
+
+
+def link_set(ifname: str, *, up: bool = True, master: int | None = None, index: int = 0) -> Request:
+    """Bring a link up (and enslave it) by name: the kernel looks the name up when the index is 0."""
+    payload = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, IFF_UP if up else 0, IFF_UP) + ifname_attr(ifname)
+    if master is not None:
+        payload += attr(IFLA_MASTER, struct.pack("=I", master))
+    state = "up" if up else "down"
+    return Request(RTM_NEWLINK, NLM_F_ACK, payload, f"link {ifname} {state}" + (f" master {master}" if master else ""))
+
+
+def link_delete(ifname: str) -> Request:
+    payload = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + ifname_attr(ifname)
+    return Request(RTM_DELLINK, NLM_F_ACK, payload, f"link {ifname} delete")
+
+
+def addr_add(index: int, address: IPv4Interface) -> Request:
+    payload = _IFADDRMSG.pack(socket.AF_INET, address.network.prefixlen, 0, RT_SCOPE_UNIVERSE, index)
+    payload += attr(IFA_LOCAL, address.ip.packed) + attr(IFA_ADDRESS, address.ip.packed)
+    if address.network.prefixlen < 31:
+        payload += attr(IFA_BROADCAST, address.network.broadcast_address.packed)
+    return Request(RTM_NEWADDR, NLM_F_ACK | CREATE, payload, f"address {address} on ifindex {index}")
+
+
+def route_add(
+    dst: IPv4Network, *, oif: int | None = None, gateway: IPv4Address | None = None, scope: int | None = None
+) -> Request:
+    """A main-table unicast route; scope defaults to link for device routes, universe via a gateway."""
+    if scope is None:
+        scope = RT_SCOPE_UNIVERSE if gateway is not None else RT_SCOPE_LINK
+    payload = _RTMSG.pack(socket.AF_INET, dst.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, scope, RTN_UNICAST, 0)
+    if dst.prefixlen:
+        payload += attr(RTA_DST, dst.network_address.packed)
+    if gateway is not None:
+        payload += attr(RTA_GATEWAY, gateway.packed)
+    if oif is not None:
+        payload += attr(RTA_OIF, struct.pack("=I", oif))
+    via = f" via {gateway}" if gateway is not None else ""
+    dev = f" dev ifindex {oif}" if oif is not None else ""
+    return Request(RTM_NEWROUTE, NLM_F_ACK | CREATE, payload, f"route {dst}{via}{dev}")
+
+
+def iter_messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
+    """(type, flags, seq, payload) of each netlink message in a datagram."""
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, kind, flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        if length < _NLMSGHDR.size:
+            break
+        yield kind, flags, seq, data[offset + _NLMSGHDR.size : offset + length]
+        offset += _align(length)
+
+
+def iter_attrs(data: bytes) -> Iterator[tuple[int, bytes]]:
+    offset = 0
+    while offset + _RTATTR.size <= len(data):
+        length, kind = _RTATTR.unpack_from(data, offset)
+        if length < _RTATTR.size:
+            break
+        yield kind & 0x3FFF, data[offset + _RTATTR.size : offset + length]
+        offset += _align(length)
+
+
+def parse_error(flags: int, payload: bytes) -> tuple[int, str]:
+    """(errno, kernel's extended-ack text) of an NLMSG_ERROR payload; errno 0 is a plain ack."""
+    (error,) = struct.unpack_from("=i", payload)
+    text = ""
+    if flags & NLM_F_ACK_TLVS:
+        if flags & NLM_F_CAPPED:
+            tlv_start = 4 + _NLMSGHDR.size
+        else:
+            tlv_start = 4 + _NLMSGHDR.unpack_from(payload, 4)[0]
+        for kind, data in iter_attrs(payload[_align(tlv_start) :]):
+            if kind == NLMSGERR_ATTR_MSG:
+                text = data.rstrip(b"\0").decode(errors="replace")
+    return -error, text
+
+
+def parse_link(payload: bytes) -> tuple[int, str]:
+    """(ifindex, name) of an RTM_NEWLINK payload."""
+    _family, _type, index, _flags, _change = _IFINFOMSG.unpack_from(payload)
+    name = ""
+    for kind, data in iter_attrs(payload[_IFINFOMSG.size :]):
+        if kind == IFLA_IFNAME:
+            name = data.rstrip(b"\0").decode()
+    return index, name
+
+
+class RtnlSocket:
+    """A NETLINK_ROUTE socket in the namespace of the thread that opened it."""
+
+    CHUNK = 256  # messages per write: their acks must fit the receive buffer
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        for option in (NETLINK_EXT_ACK, NETLINK_CAP_ACK):
+            try:
+                self.sock.setsockopt(SOL_NETLINK, option, 1)
+            except OSError:
+                pass  # older kernels: plain errno only
+        self.sock.bind((0, 0))
+        self.seq = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "RtnlSocket":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def transact(self, requests: Sequence[Request]) -> None:
+        """Send every request, wait for every ack; raise one error listing all that failed."""
+        failures: list[str] = []
+        for start in range(0, len(requests), self.CHUNK):
+            chunk = requests[start : start + self.CHUNK]
+            pending = {}
+            data = bytearray()
+            for request in chunk:
+                seq = self._next_seq()
+                pending[seq] = request
+                data += encode(request, seq)
+            self.sock.send(bytes(data))
+            while pending:
+                for kind, flags, seq, payload in iter_messages(self.sock.recv(1 << 20)):
+                    if kind != NLMSG_ERROR or seq not in pending:
+                        continue
+                    request = pending.pop(seq)
+                    error, text = parse_error(flags, payload)
+                    if error:
+                        failures.append(f"{request.what}: {os.strerror(error)}" + (f" ({text})" if text else ""))
+        if failures:
+            raise RtnlError(failures)
+
+    def link_indexes(self) -> dict[str, int]:
+        """Every link of the namespace, name to ifindex (one dump)."""
+        seq = self._next_seq()
+        request = Request(RTM_GETLINK, NLM_F_DUMP, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0), "link dump")
+        self.sock.send(encode(request, seq))
+        links: dict[str, int] = {}
+        while True:
+            for kind, flags, msg_seq, payload in iter_messages(self.sock.recv(1 << 20)):
+                if msg_seq != seq:
+                    continue
+                if kind == NLMSG_DONE:
+                    return links
+                if kind == NLMSG_ERROR:
+                    error, text = parse_error(flags, payload)
+                    raise RtnlError([f"link dump: {os.strerror(error)} {text}".strip()])
+                if kind == RTM_NEWLINK:
+                    index, name = parse_link(payload)
+                    links[name] = index

@@ -1,0 +1,80 @@
+"""Kernel settings of each kind of lab namespace, as data, and the in-process writer.
+
+Files under /proc/sys/net belong to the network namespace of the thread that opens them, so writing them
+from inside `netns.entered(...)` sets that namespace only: nothing here ever touches the root namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+Setting = tuple[str, str]  # (key under /proc/sys, dotted or slashed, value)
+
+PROC_SYS = Path("/proc/sys")
+ICMP_UNLIMITED = "1000000"
+
+# Every lab namespace: ICMP errors (port unreachable, ...) are measurements here, never throttled.
+# icmp_ratemask=0 also bypasses the global icmp_msgs_per_sec limiter (it only applies to masked types).
+# IPv6 is off: the lab is IPv4 and this keeps DAD/MLD chatter off the fabric and out of captures.
+COMMON: tuple[Setting, ...] = (
+    ("net.ipv4.icmp_ratelimit", "0"),
+    ("net.ipv4.icmp_ratemask", "0"),
+    ("net.ipv4.icmp_msgs_per_sec", ICMP_UNLIMITED),
+    ("net.ipv4.icmp_msgs_burst", ICMP_UNLIMITED),
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+)
+
+# The fabric only bridges: it must never route between the nodes on its own.
+FABRIC: tuple[Setting, ...] = (("net.ipv4.ip_forward", "0"),)
+
+# Hosts route for their pods. rp_filter is off on the uplink (routes come and go with BGP; asymmetric paths
+# must not be dropped) and redirects are off (a host forwarding back out of eth0 must not teach others).
+HOST: tuple[Setting, ...] = (
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv4.conf.all.rp_filter", "0"),
+    ("net.ipv4.conf.default.rp_filter", "0"),
+    ("net.ipv4.conf.all.send_redirects", "0"),
+    ("net.ipv4.conf.default.send_redirects", "0"),
+)
+
+# Externals and reflectors are plain end hosts.
+END_HOST: tuple[Setting, ...] = (("net.ipv4.ip_forward", "0"),)
+
+
+def node_settings(kind: str) -> tuple[Setting, ...]:
+    return COMMON + (HOST if kind == "host" else END_HOST)
+
+
+def uplink_settings(ifname: str) -> tuple[Setting, ...]:
+    return (
+        (f"net.ipv4.conf.{ifname}.rp_filter", "0"),
+        (f"net.ipv4.conf.{ifname}.send_redirects", "0"),
+    )
+
+
+def workload_settings(ifname: str) -> tuple[Setting, ...]:
+    """Felix's settings of a host-side pod veth: answer ARP for 169.254.1.1 at once, route, anti-spoofing."""
+    return (
+        (f"net.ipv4.conf.{ifname}.forwarding", "1"),
+        (f"net.ipv4.conf.{ifname}.proxy_arp", "1"),
+        (f"net.ipv4.neigh.{ifname}.proxy_delay", "0"),
+        (f"net.ipv4.conf.{ifname}.rp_filter", "1"),
+    )
+
+
+def sysctl_path(key: str) -> Path:
+    """`net.ipv4.conf.eth0.rp_filter` to its /proc/sys file. Interface names never hold dots here."""
+    return PROC_SYS / key.replace(".", "/")
+
+
+def write_settings(settings: Iterable[Setting]) -> None:
+    """Write each setting in the current thread's network namespace."""
+    for key, value in settings:
+        with open(sysctl_path(key), "w") as f:
+            f.write(value)
+
+
+def read_setting(key: str) -> str:
+    return sysctl_path(key).read_text().strip()
