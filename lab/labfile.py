@@ -127,10 +127,9 @@ class LabSpec:
         return self.model.name
 
     def host_names(self) -> list[str]:
-        hosts = self.model.hosts
-        if isinstance(hosts, int):
-            return [f"node{i}" for i in range(1, hosts + 1)]
-        return [h.name for h in hosts]
+        from lab.plan import host_names
+
+        return host_names(self.model)
 
     def pod_instances(self) -> list[tuple[PodSpec, str]]:
         """Every pod the lab runs, with its instance name (`web`, or `web-0`.. with replicas)."""

@@ -1,0 +1,51 @@
+"""`lab up` and `lab down`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lab.app import app
+from lab.console import LAB_OPTION_HELP, console, fail, progress_bar
+
+DEMO_LAB = Path(__file__).parents[1] / "labs" / "demo.yaml"
+
+
+@app.command()
+def up(
+    file: Optional[Path] = typer.Option(None, "-f", "--file", help="lab file (YAML); the built-in demo if omitted"),
+    wait: bool = typer.Option(True, help="wait until every host has every route"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bars"),
+) -> None:
+    """Bring a lab up: hosts, pods, BGP, filters. With no file, the built-in demo world."""
+    from lab import pipeline
+    from lab.labfile import LabFileError, load_lab_file
+    from lab.summary import print_summary
+
+    try:
+        spec = load_lab_file(file or DEMO_LAB)
+    except LabFileError as exc:
+        fail(str(exc))
+    try:
+        with progress_bar(not quiet) as progress:
+            timings = pipeline.up(spec, progress=progress, wait=wait)
+    except pipeline.LabError as exc:
+        fail(str(exc))
+    print_summary(spec.name, timings)
+
+
+@app.command()
+def down(
+    lab: str = typer.Argument("demo", help=LAB_OPTION_HELP),
+    force: bool = typer.Option(False, "--force", help="clean up after a crash even when the lab's state is gone"),
+) -> None:
+    """Remove every namespace, interface, process and file the lab made."""
+    from lab import pipeline
+
+    try:
+        removed = pipeline.down(lab, force=force)
+    except pipeline.LabError as exc:
+        fail(str(exc))
+    console.print(f"lab [bold]{lab}[/] is down: removed {len(removed)} namespaces")

@@ -1,0 +1,125 @@
+"""The fabric of a running lab: namespaces and pods (topology), speakers and reflectors (bgp), responders.
+
+This is the only place where the lab's desired state meets the topology and BGP packages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from ipaddress import IPv4Network
+from typing import TYPE_CHECKING
+
+from lab.plan import plan_node_addresses_from_model
+from topology.engine import NetnsEngine
+from topology.model import NodePlan, PodPlan, TopologyPlan, plan_fabric, plan_node
+
+if TYPE_CHECKING:
+    from lab.runtime import LabRuntime
+
+Progress = Callable[[int, int, str], None]
+
+
+class ConvergenceTimeout(RuntimeError):
+    pass
+
+
+class Fabric:
+    def __init__(self, runtime: "LabRuntime"):
+        self.runtime = runtime
+        self.lab = runtime.lab
+        self.paths = runtime.paths
+        self.engine = NetnsEngine()
+
+    # topology -------------------------------------------------------------------------------------
+    def nodes(self) -> list[NodePlan]:
+        return [
+            plan_node(self.lab, n.name, n.kind, n.ip)  # type: ignore[arg-type]
+            for n in plan_node_addresses_from_model(self.lab, self.runtime.spec)
+        ]
+
+    def topology_plan(self, pods: Sequence[PodPlan] = ()) -> TopologyPlan:
+        fabric = plan_fabric(self.lab, self.runtime.spec.fabric)
+        return TopologyPlan(lab=self.lab, fabric=fabric, nodes=tuple(self.nodes()), pods=tuple(pods))
+
+    def build_nodes(self, progress: Progress) -> None:
+        self.engine.build(self.topology_plan(), progress)
+
+    def add_pods(self, pods: Sequence[PodPlan], progress: Progress | None = None) -> None:
+        self.engine.add_pods(pods, progress)
+
+    def remove_pods(self, pods: Sequence[PodPlan]) -> None:
+        self.engine.remove_pods(pods)
+
+    # bgp ------------------------------------------------------------------------------------------
+    def announcements(self) -> dict[str, frozenset[IPv4Network]]:
+        ipam = self.runtime.ipam()
+        return {host: ipam.announcements(host) for host in self.runtime.host_names()}
+
+    def speaker_plans(self):  # type: ignore[no-untyped-def]
+        from bgp.sessions import plan_sessions
+
+        bgp = self.runtime.spec.bgp
+        return plan_sessions(self.nodes(), layout=bgp.layout, asn=bgp.asn, hold_time=bgp.holdTime)
+
+    def start_bgp(self) -> None:
+        from bgp import bird, speaker
+
+        plans = self.speaker_plans()
+        for rr in plans.reflectors:
+            bird.start_reflector(self.paths, rr)
+        announcements = self.announcements()
+        for sp in plans.speakers:
+            speaker.set_announcements(self.paths, sp.name, announcements.get(sp.name, frozenset()), notify=False)
+        for sp in plans.speakers:
+            speaker.start_speaker(self.paths, sp)
+
+    def update_announcements(self, hosts: set[str] | None = None) -> None:
+        from bgp import speaker
+
+        for host, prefixes in self.announcements().items():
+            if hosts is None or host in hosts:
+                speaker.set_announcements(self.paths, host, prefixes)
+
+    def missing_routes(self) -> dict[str, list[str]]:
+        """Per node, the announced prefixes of other hosts not yet in its kernel (empty when converged)."""
+        from bgp.status import kernel_routes
+
+        announcements = self.announcements()
+        missing: dict[str, list[str]] = defaultdict(list)
+        for node in self.nodes():
+            if node.kind == "reflector":
+                continue
+            have = kernel_routes(node.netns)
+            for host, prefixes in announcements.items():
+                if host == node.name:
+                    continue
+                missing[node.name].extend(str(p) for p in prefixes if p not in have)
+        return {k: v for k, v in missing.items() if v}
+
+    def wait_converged(self, timeout: float, progress: Progress | None = None) -> float:
+        """Polls every node's kernel until it has a route for every other host's prefixes."""
+        started = time.monotonic()
+        nodes = [n for n in self.nodes() if n.kind != "reflector"]
+        while True:
+            missing = self.missing_routes()
+            if progress:
+                progress(len(nodes) - len(missing), len(nodes), "nodes with every route")
+            if not missing:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                sample = "; ".join(f"{n}: {', '.join(p[:3])}" for n, p in list(missing.items())[:5])
+                raise ConvergenceTimeout(f"routes still missing after {timeout:.0f}s: {sample}")
+            time.sleep(0.1)
+
+    # responders -----------------------------------------------------------------------------------
+    def start_responder(self, pods: Sequence[PodPlan]) -> None:
+        from topology import responder_ctl
+
+        responder_ctl.start_responder(self.paths, pods)
+
+    def reload_responder(self, pods: Sequence[PodPlan]) -> None:
+        from topology import responder_ctl
+
+        responder_ctl.reload_responder(self.paths, pods)

@@ -1,0 +1,61 @@
+"""The lab file's namespaces and pods as the Kubernetes documents the store keeps and policy reads.
+
+Keeping pods as real `v1` Pod documents means `lab apply -f pod.yaml` and the lab file feed one path, and
+the policy model reads them exactly as it reads a user's YAML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lab.labfile import NamespaceSpec, PodSpec, PortSpec
+
+IP_ANNOTATION = "cni.projectcalico.org/ipAddrs"
+
+
+def namespace_document(ns: NamespaceSpec) -> dict[str, Any]:
+    labels = {"kubernetes.io/metadata.name": ns.name, **ns.labels}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name, "labels": labels}}
+
+
+def _ports(ports: list[PortSpec]) -> list[dict[str, Any]]:
+    out = []
+    for p in ports:
+        port: dict[str, Any] = {"containerPort": p.containerPort, "protocol": p.protocol}
+        if p.name:
+            port["name"] = p.name
+        out.append(port)
+    return out
+
+
+def pod_document(spec: PodSpec, name: str, host: str | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": spec.namespace, "labels": dict(spec.labels)}
+    if spec.ip is not None:
+        metadata["annotations"] = {IP_ANNOTATION: f'["{spec.ip}"]'}
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": spec.serviceAccountName,
+        "containers": [{"name": "main", "image": "netpol-lab/responder", "ports": _ports(spec.ports)}],
+    }
+    if host is not None:
+        pod_spec["nodeName"] = host
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+def pod_ports(doc: dict[str, Any]) -> list[tuple[int, str, str | None]]:
+    """(port, protocol, name) of every container port of a Pod document."""
+    out = []
+    for container in doc.get("spec", {}).get("containers", []) or []:
+        for p in container.get("ports", []) or []:
+            out.append((int(p["containerPort"]), p.get("protocol", "TCP"), p.get("name")))
+    return out
+
+
+def fixed_ip(doc: dict[str, Any]) -> str | None:
+    """The one address asked for by Calico's ipAddrs annotation, if any."""
+    import json
+
+    raw = (doc.get("metadata", {}).get("annotations") or {}).get(IP_ANNOTATION)
+    if not raw:
+        return None
+    ips = json.loads(raw)
+    return ips[0] if ips else None

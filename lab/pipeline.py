@@ -1,0 +1,125 @@
+"""`lab up` and `lab down` as named stages, each usable alone, with progress for long work.
+
+up:   record desired state → allocate addresses → fabric and nodes → fail-closed filters → pods →
+      BGP speakers (and reflectors) → responders → policies → wait until every host has every route.
+down: end the lab's processes by pid → remove its namespaces → remove its files.
+A failing `up` tears down whatever it had made, so nothing is left half-built.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lab import processes
+from lab.labfile import LabSpec, NamespaceSpec
+from lab.objects import namespace_document, pod_document
+from lab.plan import place_pods
+from lab.runtime import LabRuntime
+from lab.store import ObjectKey, Store
+from topology import names
+from topology.names import LabPaths
+
+Progress = Callable[[int, int, str], None]
+
+
+class LabError(RuntimeError):
+    """A lab-level failure a user can act on (already up, not up, a stage failed)."""
+
+
+@dataclass
+class StageTimer:
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, fn: Callable[[], object]) -> None:
+        started = time.perf_counter()
+        fn()
+        self.timings[name] = time.perf_counter() - started
+
+
+def _noop(done: int, total: int, what: str) -> None:
+    pass
+
+
+def is_up(lab: str) -> bool:
+    from topology.engine import NetnsEngine
+
+    paths = LabPaths.for_lab(lab)
+    return paths.database.exists() or bool(NetnsEngine().list_owned(lab))
+
+
+def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: float = 60.0) -> dict[str, float]:
+    """Brings a lab up; returns the seconds each stage took. On failure removes everything it made."""
+    lab = spec.name
+    if is_up(lab):
+        raise LabError(f"{spec.source}: lab: field name: a lab named {lab!r} is already up (run `lab down` first)")
+    paths = LabPaths.for_lab(lab)
+    timer = StageTimer()
+    try:
+        runtime = _record(spec, paths)
+        timer.run("addresses", lambda: _allocate(runtime))
+        timer.run("fabric", lambda: runtime.fabric().build_nodes(progress))
+        timer.run("filters", lambda: runtime.dataplane_install_base())
+        timer.run("pods", lambda: runtime.fabric().add_pods(runtime.pod_plans(), progress))
+        timer.run("bgp", lambda: runtime.fabric().start_bgp())
+        timer.run("responders", lambda: runtime.fabric().start_responder(runtime.pod_plans()))
+        timer.run("policies", lambda: runtime.apply_policy_files(spec.policy_files()))
+        if wait:
+            timer.run("converged", lambda: runtime.fabric().wait_converged(timeout, progress))
+        runtime.store.set_meta("status", "up")
+        runtime.store.close()
+    except BaseException:
+        down(lab, force=True)
+        raise
+    return timer.timings
+
+
+def _record(spec: LabSpec, paths: LabPaths) -> LabRuntime:
+    """Stage 1: the desired state goes into the store before anything is built."""
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(paths.database)
+    placements = place_pods(spec.host_names(), spec.pod_instances())
+    with store.transaction():
+        store.set_meta("spec", spec.model.model_dump(mode="json"))
+        store.set_meta("source", spec.source)
+        store.set_meta("status", "starting")
+        for ns in spec.model.namespaces:
+            store.put_object(ObjectKey("Namespace", "", ns.name), namespace_document(ns))
+        if "default" not in {ns.name for ns in spec.model.namespaces}:
+            store.put_object(ObjectKey("Namespace", "", "default"), namespace_document(NamespaceSpec(name="default")))
+        for placed in placements:
+            store.put_object(ObjectKey("Pod", placed.namespace, placed.name), pod_document(placed.spec, placed.name, placed.host))
+    return LabRuntime(spec.name, store=store)
+
+
+def _allocate(runtime: LabRuntime) -> None:
+    """Stage 2: an address for every pod (fixed ones first, so automatic ones never take them)."""
+    pods = runtime.pod_documents()
+    ordered = sorted(pods, key=lambda item: runtime.fixed_ip_of(item[1]) is None)
+    with runtime.store.transaction():
+        for key, doc in ordered:
+            runtime.assign_address(key.namespace, key.name, doc["spec"]["nodeName"], runtime.fixed_ip_of(doc))
+
+
+def down(lab: str, force: bool = False) -> list[str]:
+    """Removes every process, namespace and file of a lab. Without force, the lab must be known."""
+    from topology.engine import NetnsEngine
+
+    names.check_lab_name(lab)
+    paths = LabPaths.for_lab(lab)
+    engine = NetnsEngine()
+    owned = engine.list_owned(lab)
+    if not force and not paths.database.exists() and not owned:
+        raise LabError(f"no lab named {lab!r} is up (use --force to clean up after a crash)")
+    pids = set(processes.pids_from_files(paths.run_dir, marker=f"{names.PREFIX}-{lab}")) if paths.run_dir.exists() else set()
+    for netns in owned:
+        pids.update(processes.pids_in_netns(netns))
+    processes.terminate(sorted(pids))
+    removed = engine.destroy(lab)
+    shutil.rmtree(paths.run_dir, ignore_errors=True)
+    for suffix in ("", "-wal", "-shm"):
+        paths.database.with_name(paths.database.name + suffix).unlink(missing_ok=True)
+    return removed
+

@@ -1,0 +1,81 @@
+"""Pure planning of a lab: fabric addresses of every node and where each pod runs.
+
+No I/O: the pipeline turns these plans into namespaces, speakers and filters.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+
+from lab.labfile import LabSpec, LabSpecModel, PodSpec
+from topology.model import plan_fabric
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    name: str
+    kind: str  # "host" | "external" | "reflector"
+    ip: IPv4Interface
+
+
+@dataclass(frozen=True)
+class PodPlacement:
+    namespace: str
+    name: str
+    host: str
+    spec: PodSpec
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def host_names(model: LabSpecModel) -> list[str]:
+    hosts = model.hosts
+    return [f"node{i}" for i in range(1, hosts + 1)] if isinstance(hosts, int) else [h.name for h in hosts]
+
+
+def reflector_names(model: LabSpecModel) -> list[str]:
+    if model.bgp.layout != "route-reflector":
+        return []
+    return [f"rr{i}" for i in range(1, model.bgp.reflectors + 1)]
+
+
+def plan_node_addresses(spec: LabSpec) -> list[NodeAddress]:
+    return plan_node_addresses_from_model(spec.name, spec.model)
+
+
+def plan_node_addresses_from_model(lab: str, model: LabSpecModel) -> list[NodeAddress]:
+    """Hosts first, then route reflectors, then externals; fixed external addresses are honoured."""
+    fabric = model.fabric
+    taken: set[IPv4Address] = {plan_fabric(lab, fabric).gateway.ip}
+    taken.update(e.ip for e in model.externals if e.ip is not None)
+    free = (ip for ip in fabric.hosts() if ip not in taken)
+
+    def iface(ip: IPv4Address) -> IPv4Interface:
+        return IPv4Interface(f"{ip}/{fabric.prefixlen}")
+
+    nodes = [NodeAddress(h, "host", iface(next(free))) for h in host_names(model)]
+    nodes += [NodeAddress(r, "reflector", iface(next(free))) for r in reflector_names(model)]
+    for ext in model.externals:
+        nodes.append(NodeAddress(ext.name, "external", iface(ext.ip if ext.ip is not None else next(free))))
+    return nodes
+
+
+def place_pods(
+    hosts: list[str], pods: Iterable[tuple[PodSpec, str]], load: Counter[str] | None = None
+) -> list[PodPlacement]:
+    """Pinned pods go to their host; the others to the least-loaded host (ties: host order)."""
+    load = Counter(load or {})
+    for host in hosts:
+        load.setdefault(host, 0)
+    order = {h: i for i, h in enumerate(hosts)}
+    placed = []
+    for spec, name in pods:
+        host = spec.host or min(hosts, key=lambda h: (load[h], order[h]))
+        load[host] += 1
+        placed.append(PodPlacement(spec.namespace, name, host, spec))
+    return placed

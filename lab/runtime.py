@@ -1,0 +1,113 @@
+"""An opened lab: its store, spec and paths, and what the commands ask of a running lab.
+
+Everything reads the store (the desired state) first; the kernel is only ever changed through the
+fabric (`lab.fabric`) and dataplane facades.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lab.labfile import LabSpecModel
+from lab.objects import fixed_ip, pod_ports
+from lab.store import ObjectKey, Placement, Store
+from topology import names
+from topology.model import PodPlan, plan_pod
+
+if TYPE_CHECKING:
+    from bgp.ipam import Ipam
+    from lab.fabric import Fabric
+
+
+class LabNotUp(RuntimeError):
+    pass
+
+
+class LabRuntime:
+    def __init__(self, lab: str, store: Store | None = None):
+        self.lab = names.check_lab_name(lab)
+        self.paths = names.LabPaths.for_lab(lab)
+        if store is None:
+            if not self.paths.database.exists():
+                raise LabNotUp(f"no lab named {lab!r} is up (its state {self.paths.database} does not exist)")
+            store = Store(self.paths.database)
+        self.store = store
+
+    @classmethod
+    def open(cls, lab: str) -> "LabRuntime":
+        return cls(lab)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # desired state --------------------------------------------------------------------------------
+    @cached_property
+    def spec(self) -> LabSpecModel:
+        return LabSpecModel.model_validate(self.store.get_meta("spec"))
+
+    def host_names(self) -> list[str]:
+        from lab.plan import host_names
+
+        return host_names(self.spec)
+
+    def pod_documents(self) -> list[tuple[ObjectKey, dict[str, Any]]]:
+        return self.store.objects(kinds=["Pod"])
+
+    @staticmethod
+    def fixed_ip_of(doc: dict[str, Any]) -> IPv4Address | None:
+        ip = fixed_ip(doc)
+        return IPv4Address(ip) if ip else None
+
+    # addresses ------------------------------------------------------------------------------------
+    def ipam(self) -> "Ipam":
+        from bgp.ipam import Ipam, IpamConfig
+
+        cfg = self.spec.ipam
+        config = IpamConfig(
+            pool=cfg.pool, block_prefix=cfg.blockSize, max_blocks_per_host=cfg.maxBlocksPerHost,
+            strict_affinity=cfg.strictAffinity,
+        )
+        records = self.store.get_ipam_records()
+        return Ipam.from_records(config, records) if records else Ipam(config)
+
+    def assign_address(self, namespace: str, name: str, host: str, fixed: IPv4Address | None) -> IPv4Address:
+        """Allocates and records a pod's address; call inside a store transaction."""
+        ipam = self.ipam()
+        ip = ipam.allocate(f"{namespace}/{name}", host, fixed)
+        self.store.set_ipam_records(ipam.to_records())
+        self.store.put_placement(Placement(namespace, name, host, str(ip)))
+        return ip
+
+    def release_address(self, namespace: str, name: str) -> None:
+        ipam = self.ipam()
+        ipam.release(f"{namespace}/{name}")
+        self.store.set_ipam_records(ipam.to_records())
+        self.store.delete_placement(namespace, name)
+
+    # plans ----------------------------------------------------------------------------------------
+    def pod_plans(self, only: set[str] | None = None) -> list[PodPlan]:
+        """Topology plans of the placed pods (all, or those whose `ns/name` is in `only`)."""
+        docs = {f"{k.namespace}/{k.name}": doc for k, doc in self.pod_documents()}
+        plans = []
+        for p in self.store.placements():
+            key = f"{p.namespace}/{p.name}"
+            if key not in docs or (only is not None and key not in only):
+                continue
+            plans.append(plan_pod(self.lab, p.namespace, p.name, p.host, p.ip, pod_ports(docs[key])))
+        return plans
+
+    def fabric(self) -> "Fabric":
+        from lab.fabric import Fabric
+
+        return Fabric(self)
+
+    # policy (wired in by the dataplane) ----------------------------------------------------------
+    def dataplane_install_base(self) -> None:
+        """Fail-closed filters on every host before any pod exists (no-op until the dataplane lands)."""
+
+    def apply_policy_files(self, files: list[Path]) -> None:
+        if files:
+            raise NotImplementedError("policy files need the dataplane, which is not wired into `lab up` yet")

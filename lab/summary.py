@@ -1,0 +1,46 @@
+"""Readable tables of a lab (after `lab up`, and for `lab status`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from lab.console import console
+
+
+def render_status(status: dict[str, Any]) -> None:
+    console.print(
+        f"lab [bold]{status['lab']}[/] is {status['status']} (revision {status['revision']}): "
+        f"pool {status['pool']}, BGP {status['bgp']}, dataplane {status['dataplane']}"
+    )
+    nodes = Table(title="nodes", title_justify="left")
+    for col in ("name", "kind", "fabric address", "pods", "blocks"):
+        nodes.add_column(col)
+    for n in status["nodes"]:
+        nodes.add_row(n["name"], n["kind"], n["fabric_ip"], str(n.get("pods", "")), ", ".join(n.get("blocks", [])))
+    console.print(nodes)
+    pods = Table(title="pods", title_justify="left")
+    for col in ("namespace", "pod", "host", "ip", "labels", "ports"):
+        pods.add_column(col)
+    shown = status["pods"][:50]
+    for p in shown:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(p["labels"].items()))
+        pods.add_row(p["namespace"], p["name"], p["host"], p["ip"], labels, " ".join(p["ports"]))
+    console.print(pods)
+    if len(status["pods"]) > len(shown):
+        console.print(f"... and {len(status['pods']) - len(shown)} more pods (`lab status --json` lists all)")
+
+
+def print_summary(lab: str, timings: dict[str, float]) -> None:
+    from lab.runtime import LabRuntime
+    from lab.status import lab_status
+
+    runtime = LabRuntime.open(lab)
+    try:
+        render_status(lab_status(runtime))
+    finally:
+        runtime.close()
+    steps = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in timings.items())
+    console.print(f"up in {sum(timings.values()):.1f}s ({steps})")
+    console.print(f"next: `lab exec dev/web -- ip addr`, `lab bgp`, `lab down {lab}`")

@@ -1,0 +1,19 @@
+"""Turning what users type (`dev/web`, `node1`, `tasks`) into namespaces and addresses of a running lab."""
+
+from __future__ import annotations
+
+from lab.plan import plan_node_addresses_from_model
+from lab.runtime import LabRuntime
+from topology.model import node_netns
+
+
+def resolve_netns(runtime: LabRuntime, target: str) -> str:
+    if "/" in target:
+        for plan in runtime.pod_plans():
+            if plan.key == target:
+                return plan.netns
+        raise KeyError(f"no pod {target!r} in lab {runtime.lab!r} (see `lab status`)")
+    for node in plan_node_addresses_from_model(runtime.lab, runtime.spec):
+        if node.name == target:
+            return node_netns(runtime.lab, node.name, node.kind)  # type: ignore[arg-type]
+    raise KeyError(f"no pod or node {target!r} in lab {runtime.lab!r}: pods are NS/POD, nodes are host names")
