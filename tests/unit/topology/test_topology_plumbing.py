@@ -1,0 +1,57 @@
+"""What each namespace gets: Calico's pod plumbing, host settings, fabric ports on the bridge."""
+
+from __future__ import annotations
+
+from topology import plumbing, rtnl, sysctl
+
+
+def _whats(requests: list[rtnl.Request]) -> list[str]:
+    return [r.what for r in requests]
+
+
+def test_pod_gets_calico_routes_in_order(plan) -> None:  # type: ignore[no-untyped-def]
+    assert _whats(plumbing.pod_requests(plan.pods[0])) == [
+        "link lo up",
+        "link eth0 up",
+        "address 10.200.0.1/32 on ifindex 2",
+        "route 169.254.1.1/32 dev ifindex 2",  # before the default route that needs it
+        "route 0.0.0.0/0 via 169.254.1.1 dev ifindex 2",
+    ]
+
+
+def test_host_side_of_pods(plan) -> None:  # type: ignore[no-untyped-def]
+    web, api, _ = plan.pods
+    requests = plumbing.host_pod_requests([web, api], {web.host_ifname: 7, api.host_ifname: 8})
+    assert _whats(requests) == [
+        f"link {web.host_ifname} up",
+        "route 10.200.0.1/32 dev ifindex 7",
+        f"link {api.host_ifname} up",
+        "route 10.200.0.2/32 dev ifindex 8",
+    ]
+    settings = dict(plumbing.host_pod_settings([web]))
+    assert settings[f"net.ipv4.conf.{web.host_ifname}.proxy_arp"] == "1"
+    assert settings[f"net.ipv4.neigh.{web.host_ifname}.proxy_delay"] == "0"
+    assert settings[f"net.ipv4.conf.{web.host_ifname}.forwarding"] == "1"
+
+
+def test_hosts_forward_and_others_do_not(plan) -> None:  # type: ignore[no-untyped-def]
+    h1, _, srv, rr = plan.nodes
+    assert dict(plumbing.node_settings(h1))["net.ipv4.ip_forward"] == "1"
+    assert dict(plumbing.node_settings(h1))["net.ipv4.conf.eth0.send_redirects"] == "0"
+    for node in (srv, rr):
+        assert dict(plumbing.node_settings(node))["net.ipv4.ip_forward"] == "0"
+    assert dict(plumbing.fabric_settings())["net.ipv4.ip_forward"] == "0"
+    for settings in (plumbing.node_settings(h1), plumbing.node_settings(srv), plumbing.fabric_settings()):
+        assert ("net.ipv4.icmp_ratelimit", "0") in settings
+
+
+def test_node_and_fabric_requests(plan) -> None:  # type: ignore[no-untyped-def]
+    h1 = plan.nodes[0]
+    assert _whats(plumbing.node_requests(h1, plan.fabric))[-1] == "route 0.0.0.0/0 via 10.99.0.254 dev ifindex 2"
+    whats = _whats(plumbing.fabric_requests(plan.fabric, plan.nodes))
+    assert whats[:3] == ["link lo up", "link npl-fabric up", "address 10.99.0.254/24 on ifindex 2"]
+    assert whats[3:] == [f"link {n.fabric_port} up master 2" for n in plan.nodes]
+
+
+def test_sysctl_paths() -> None:
+    assert str(sysctl.sysctl_path("net.ipv4.conf.cali1.rp_filter")) == "/proc/sys/net/ipv4/conf/cali1/rp_filter"
