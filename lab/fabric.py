@@ -5,6 +5,8 @@ This is the only place where the lab's desired state meets the topology and BGP 
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -23,6 +25,16 @@ Progress = Callable[[int, int, str], None]
 
 class ConvergenceTimeout(RuntimeError):
     pass
+
+
+def kernel_routes(netns: str) -> set[IPv4Network]:
+    """Destinations of the routes in a namespace's main table (`default` left out)."""
+    out = subprocess.run(["ip", "-j", "-n", netns, "route", "show"], capture_output=True, text=True, check=True)
+    routes = set()
+    for route in json.loads(out.stdout or "[]"):
+        if route.get("dst", "default") != "default":
+            routes.add(IPv4Network(route["dst"]))
+    return routes
 
 
 class Fabric:
@@ -84,8 +96,6 @@ class Fabric:
 
     def missing_routes(self) -> dict[str, list[str]]:
         """Per node, the announced prefixes of other hosts not yet in its kernel (empty when converged)."""
-        from bgp.status import kernel_routes
-
         announcements = self.announcements()
         missing: dict[str, list[str]] = defaultdict(list)
         for node in self.nodes():
@@ -120,6 +130,7 @@ class Fabric:
         responder_ctl.start_responder(self.paths, pods)
 
     def reload_responder(self, pods: Sequence[PodPlan]) -> None:
-        from topology import responder_ctl
+        from topology import names, responder_ctl
 
-        responder_ctl.reload_responder(self.paths, pods)
+        responder_ctl.write_responder_pods(names.responder_pods_file(self.paths), pods)
+        responder_ctl.reload_responder(self.paths)

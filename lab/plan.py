@@ -72,10 +72,14 @@ def place_pods(
     load = Counter(load or {})
     for host in hosts:
         load.setdefault(host, 0)
-    order = {h: i for i, h in enumerate(hosts)}
     placed = []
     for spec, name in pods:
-        host = spec.host or min(hosts, key=lambda h: (load[h], order[h]))
+        host = spec.host or place_pods_by_load(hosts, load)
         load[host] += 1
         placed.append(PodPlacement(spec.namespace, name, host, spec))
     return placed
+
+
+def place_pods_by_load(hosts: list[str], load: dict[str, int]) -> str:
+    """The host a new unpinned pod goes to: the least loaded, ties broken by host order."""
+    return min(hosts, key=lambda h: (load.get(h, 0), hosts.index(h)))

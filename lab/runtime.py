@@ -110,4 +110,9 @@ class LabRuntime:
 
     def apply_policy_files(self, files: list[Path]) -> None:
         if files:
-            raise NotImplementedError("policy files need the dataplane, which is not wired into `lab up` yet")
+            from lab.apply import apply_files
+
+            apply_files(self, files)
+
+    def sync_policy(self) -> None:
+        """Brings every host's filters in line with the store (wired to the dataplane when it lands)."""

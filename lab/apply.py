@@ -1,0 +1,191 @@
+"""`lab apply -f` and `lab delete`: all or nothing, like kubectl.
+
+Every document is validated by the policy model first; only if all of them are valid does anything change:
+the store in one transaction, then the fabric (new pods plumbed, deleted pods removed, announcements and
+responders updated), then the dataplane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.runtime import LabRuntime
+from lab.store import ObjectKey
+
+CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy"}
+
+
+class ApplyError(ValueError):
+    pass
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    configured: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return ([f"{k} created" for k in self.created] + [f"{k} configured" for k in self.configured]
+                + [f"{k} unchanged" for k in self.unchanged] + [f"{k} deleted" for k in self.deleted])
+
+
+def key_of(doc: dict[str, Any]) -> ObjectKey:
+    kind = str(doc.get("kind"))
+    meta = doc.get("metadata") or {}
+    namespace = "" if kind in CLUSTER_SCOPED else str(meta.get("namespace") or "default")
+    return ObjectKey(kind, namespace, str(meta.get("name")))
+
+
+def raw_documents(sources: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The YAML documents of each source, `kind: List` unpacked (validation comes from the model)."""
+    docs = []
+    for _, text in sources:
+        for doc in yaml.safe_load_all(text):
+            if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+                docs.extend(doc["items"])
+            elif doc is not None:
+                docs.append(doc)
+    return docs
+
+
+def read_sources(files: Iterable[Path]) -> list[tuple[str, str]]:
+    sources = []
+    for path in files:
+        try:
+            sources.append((str(path), Path(path).read_text()))
+        except OSError as exc:
+            raise ApplyError(f"{path}: cannot read: {exc.strerror}") from None
+    return sources
+
+
+def validate(sources: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Raises the model's DocumentsInvalid (every problem, naming file, object and field) or returns docs."""
+    from policy_dataplane.documents import load_sources
+
+    load_sources(sources)
+    return raw_documents(sources)
+
+
+def apply_files(runtime: LabRuntime, files: Iterable[Path]) -> ApplyReport:
+    return apply_sources(runtime, read_sources(files))
+
+
+def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]]) -> ApplyReport:
+    docs = validate(sources)
+    report = ApplyReport()
+    _check_references(runtime, docs)
+    new_pods: list[ObjectKey] = []
+    with runtime.store.transaction():
+        for doc in docs:
+            key = key_of(doc)
+            old = runtime.store.get_object(key)
+            if old == doc:
+                report.unchanged.append(str(key))
+                continue
+            if key.kind == "Pod":
+                doc = _place(runtime, doc, old)
+                if old is None:
+                    new_pods.append(key)
+            runtime.store.put_object(key, doc)
+            (report.created if old is None else report.configured).append(str(key))
+    if new_pods:
+        _plumb_new_pods(runtime, new_pods)
+    runtime.sync_policy()
+    return report
+
+
+def _check_references(runtime: LabRuntime, docs: list[dict[str, Any]]) -> None:
+    namespaces = {k.name for k, _ in runtime.store.objects(kinds=["Namespace"])}
+    namespaces |= {key_of(d).name for d in docs if d.get("kind") == "Namespace"}
+    problems = []
+    hosts = set(runtime.host_names())
+    for doc in docs:
+        key = key_of(doc)
+        if key.namespace and key.namespace not in namespaces:
+            problems.append(f"{key}: metadata.namespace: namespace {key.namespace!r} does not exist in lab {runtime.lab!r}")
+        node = (doc.get("spec") or {}).get("nodeName") if key.kind == "Pod" else None
+        if node is not None and node not in hosts:
+            problems.append(f"{key}: spec.nodeName: no host {node!r} (hosts: {', '.join(sorted(hosts))})")
+    if problems:
+        raise ApplyError(f"{len(problems)} problem(s), nothing applied:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _place(runtime: LabRuntime, doc: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    """A new pod gets a host and an address; an existing one keeps both (only labels etc. change)."""
+    from lab.plan import place_pods_by_load
+
+    key = key_of(doc)
+    spec = dict(doc.get("spec") or {})
+    if old is not None:
+        spec["nodeName"] = old["spec"]["nodeName"]
+        return {**doc, "spec": spec}
+    if not spec.get("nodeName"):
+        load: dict[str, int] = {}
+        for p in runtime.store.placements():
+            load[p.host] = load.get(p.host, 0) + 1
+        spec["nodeName"] = place_pods_by_load(runtime.host_names(), load)
+    doc = {**doc, "spec": spec}
+    runtime.assign_address(key.namespace, key.name, spec["nodeName"], runtime.fixed_ip_of(doc))
+    return doc
+
+
+def _plumb_new_pods(runtime: LabRuntime, keys: list[ObjectKey]) -> None:
+    fabric = runtime.fabric()
+    wanted = {f"{k.namespace}/{k.name}" for k in keys}
+    plans = runtime.pod_plans(only=wanted)
+    fabric.add_pods(plans)
+    fabric.update_announcements({p.host for p in plans})
+    fabric.reload_responder(runtime.pod_plans())
+
+
+def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
+    report = ApplyReport()
+    missing = [str(k) for k in keys if runtime.store.get_object(k) is None]
+    if missing:
+        raise ApplyError("nothing deleted: not found: " + ", ".join(missing))
+    pods = [k for k in keys if k.kind == "Pod"]
+    plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in pods})
+    with runtime.store.transaction():
+        for key in keys:
+            runtime.store.delete_object(key)
+            if key.kind == "Pod":
+                runtime.release_address(key.namespace, key.name)
+            report.deleted.append(str(key))
+    if plans:
+        fabric = runtime.fabric()
+        fabric.remove_pods(plans)
+        fabric.update_announcements({p.host for p in plans})
+        fabric.reload_responder(runtime.pod_plans())
+    runtime.sync_policy()
+    return report
+
+
+def delete_files(runtime: LabRuntime, files: Iterable[Path]) -> ApplyReport:
+    docs = raw_documents(read_sources(files))
+    return delete_keys(runtime, [key_of(d) for d in docs])
+
+
+KIND_ALIASES = {
+    "pod": "Pod", "pods": "Pod", "po": "Pod", "namespace": "Namespace", "ns": "Namespace",
+    "networkpolicy": "NetworkPolicy", "netpol": "NetworkPolicy", "globalnetworkpolicy": "GlobalNetworkPolicy",
+    "gnp": "GlobalNetworkPolicy", "networkset": "NetworkSet", "globalnetworkset": "GlobalNetworkSet",
+    "tier": "Tier", "stagednetworkpolicy": "StagedNetworkPolicy",
+    "stagedglobalnetworkpolicy": "StagedGlobalNetworkPolicy",
+    "stagedkubernetesnetworkpolicy": "StagedKubernetesNetworkPolicy",
+}
+
+
+def key_for(kind: str, name: str) -> ObjectKey:
+    """`pod dev/web` to its store key. A namespaced kind without `NS/` means namespace `default`."""
+    canonical = KIND_ALIASES.get(kind.lower(), kind)
+    if canonical in CLUSTER_SCOPED:
+        return ObjectKey(canonical, "", name)
+    namespace, _, short = name.rpartition("/")
+    return ObjectKey(canonical, namespace or "default", short)

@@ -1,0 +1,51 @@
+"""Fixtures that bring real labs up in private state directories and always tear them down."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab import pipeline
+from lab.labfile import LabSpec, parse_lab
+from topology import names
+
+
+@pytest.fixture
+def lab_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(names.STATE_ROOT_ENV, str(tmp_path / "state"))
+    monkeypatch.setenv(names.RUN_ROOT_ENV, str(tmp_path / "run"))
+    return tmp_path
+
+
+@pytest.fixture
+def make_lab(lab_dirs: Path) -> Iterator[Callable[[dict[str, Any]], LabSpec]]:
+    """Brings up a lab from lab-file data; whatever happens, it is torn down with --force afterwards."""
+    started: list[str] = []
+
+    def bring_up(data: dict[str, Any]) -> LabSpec:
+        spec = parse_lab(data, f"<test {data['name']}>", lab_dirs)
+        started.append(spec.name)
+        pipeline.up(spec, timeout=60)
+        return spec
+
+    try:
+        yield bring_up
+    finally:
+        for lab in started:
+            pipeline.down(lab, force=True)
+            assert not [n for n in _netns_list() if n.startswith(names.lab_netns_prefix(lab))]
+
+
+def _netns_list() -> list[str]:
+    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
+    return [entry["name"] for entry in json.loads(out or "[]")]
+
+
+def kernel_routes(netns: str) -> list[dict[str, Any]]:
+    out = subprocess.run(["ip", "-j", "-n", netns, "route", "show"], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout or "[]")
