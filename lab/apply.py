@@ -38,6 +38,8 @@ class ApplyReport:
 
 def key_of(doc: dict[str, Any]) -> ObjectKey:
     kind = str(doc.get("kind"))
+    if kind == "NetworkPolicy" and str(doc.get("apiVersion", "")).startswith("projectcalico.org/"):
+        kind = "CalicoNetworkPolicy"  # a Calico and a Kubernetes policy may share a name
     meta = doc.get("metadata") or {}
     namespace = "" if kind in CLUSTER_SCOPED else str(meta.get("namespace") or "default")
     return ObjectKey(kind, namespace, str(meta.get("name")))
@@ -174,7 +176,8 @@ def delete_files(runtime: LabRuntime, files: Iterable[Path]) -> ApplyReport:
 
 KIND_ALIASES = {
     "pod": "Pod", "pods": "Pod", "po": "Pod", "namespace": "Namespace", "ns": "Namespace",
-    "networkpolicy": "NetworkPolicy", "netpol": "NetworkPolicy", "globalnetworkpolicy": "GlobalNetworkPolicy",
+    "networkpolicy": "NetworkPolicy", "netpol": "NetworkPolicy", "caliconetworkpolicy": "CalicoNetworkPolicy",
+    "cnp": "CalicoNetworkPolicy", "globalnetworkpolicy": "GlobalNetworkPolicy",
     "gnp": "GlobalNetworkPolicy", "networkset": "NetworkSet", "globalnetworkset": "GlobalNetworkSet",
     "tier": "Tier", "stagednetworkpolicy": "StagedNetworkPolicy",
     "stagedglobalnetworkpolicy": "StagedGlobalNetworkPolicy",
