@@ -1,0 +1,341 @@
+"""The oracle: should this flow pass, and which policy and rule decided it.
+
+`verdict(world, src, dst, protocol, port)` evaluates the source pod's egress and the destination pod's
+ingress (an end that is not a pod has no policy), tier by tier as described in model.py, and returns a
+`Verdict` with a trace per direction: the tiers and policies that applied, what each did, the deciding
+rule (or "no policy allowed it" / "not isolated"), and every Log rule hit on the way. If staged policies
+exist, `Verdict.staged` holds what the verdict would be if they were enforced.
+Replies of an allowed connection always pass (conntrack), so a verdict is about who may open a flow.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import Enum
+
+from policy_dataplane.model import (
+    Action,
+    Direction,
+    EntityMatch,
+    ExternalHost,
+    IPAddress,
+    NamedPort,
+    Pod,
+    PortMatch,
+    Rule,
+    Selector,
+    protocol_name,
+    protocol_number,
+)
+from policy_dataplane.resolve import resolve
+from policy_dataplane.world import World, netset_item, pod_item
+
+Endpoint = Pod | ExternalHost
+
+
+class Outcome(str, Enum):
+    ALLOW = "allow"
+    DENY = "deny"
+    PASS = "pass"
+    NO_MATCH = "no-match"  # the policy reached its end: the next policy of the tier is evaluated
+
+
+@dataclass(frozen=True)
+class Flow:
+    src: Endpoint
+    dst: Endpoint
+    protocol: int
+    port: int | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    src_port: int | None = None
+    src_ip: IPAddress | None = None
+    dst_ip: IPAddress | None = None
+
+    def describe(self) -> str:
+        what = protocol_name(self.protocol)
+        if self.port is not None:
+            what += f"/{self.port}"
+        if self.icmp_type is not None:
+            what += f" type {self.icmp_type}" + (f" code {self.icmp_code}" if self.icmp_code is not None else "")
+        return f"{self.src} -> {self.dst} {what}"
+
+
+@dataclass(frozen=True)
+class RuleRef:
+    """A rule by position: policy name, tier, 0-based index in the direction's rule list, action."""
+
+    policy: str
+    tier: str
+    index: int
+    action: Action
+    staged: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.policy} (tier {self.tier}) {self.action.value} rule #{self.index}"
+
+
+@dataclass(frozen=True)
+class PolicyStep:
+    policy: str
+    order: float | None
+    outcome: Outcome
+    rule: RuleRef | None  # the rule that ended evaluation in this policy
+    logs: tuple[RuleRef, ...] = ()
+    staged: bool = False
+
+
+@dataclass(frozen=True)
+class TierStep:
+    tier: str
+    order: float | None
+    policies: tuple[PolicyStep, ...]
+    outcome: Outcome  # ALLOW / DENY / PASS; DENY or PASS with rule None means the tier's default action
+    declared: bool = True
+
+
+class Reason(str, Enum):
+    NOT_A_POD = "not a pod: no policy applies"
+    NOT_ISOLATED = "not isolated: no policy selects it for this direction"
+    ALLOWED_BY_RULE = "allowed by rule"
+    DENIED_BY_RULE = "denied by rule"
+    NOTHING_ALLOWED = "no policy allowed it: end of tier default action (Deny)"
+    PASSED_THROUGH = "every tier passed: the namespace profile allows"
+
+
+@dataclass(frozen=True)
+class DirectionTrace:
+    direction: Direction
+    endpoint: str  # the pod whose policy is evaluated (or the non-pod address)
+    allowed: bool
+    reason: Reason
+    tiers: tuple[TierStep, ...] = ()
+    decided_by: RuleRef | None = None
+    decided_in_tier: str | None = None
+    logs: tuple[RuleRef, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    flow: Flow
+    allowed: bool
+    egress: DirectionTrace
+    ingress: DirectionTrace
+    staged: Verdict | None = None  # what would happen with staged policies enforced (None: none exist)
+
+    @property
+    def would_change(self) -> bool:
+        return self.staged is not None and self.staged.allowed != self.allowed
+
+
+# --- matching ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Side:
+    """One end of the flow as a rule sees it."""
+
+    endpoint: Endpoint
+    ip: IPAddress | None
+    port: int | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _in_selector(world: World, selector: Selector, side: _Side) -> bool:
+    if isinstance(side.endpoint, Pod) and world.selector_matches_item(selector, pod_item(side.endpoint.key)):
+        return True
+    # Network sets: an address inside a selected set's CIDRs matches (as the compiled address set does).
+    if side.ip is not None:
+        for netset in world.netsets_containing(side.ip):
+            if world.selector_matches_item(selector, netset_item(netset.key)):
+                return True
+    return False
+
+
+def _port_matches(pm: PortMatch, side: _Side, protocol: int) -> bool:
+    if side.port is None:
+        return False
+    if isinstance(pm, NamedPort):
+        return isinstance(side.endpoint, Pod) and side.endpoint.named_port(pm.name, protocol) == side.port
+    return pm.contains(side.port)
+
+
+def _entity_matches(world: World, em: EntityMatch, side: _Side, protocol: int) -> bool:
+    if em.nets:
+        if side.ip is None:
+            side.notes.append(f"{side.endpoint} has no IP: nets/ipBlock rules cannot match it")
+            return False
+        if not any(side.ip in net for net in em.nets):
+            return False
+    if em.not_nets and side.ip is not None and any(side.ip in net for net in em.not_nets):
+        return False
+    if em.selector is not None and not _in_selector(world, em.selector, side):
+        return False
+    if em.not_selector is not None and _in_selector(world, em.not_selector, side):
+        return False
+    if em.ports and not any(_port_matches(p, side, protocol) for p in em.ports):
+        return False
+    if em.not_ports and any(_port_matches(p, side, protocol) for p in em.not_ports):
+        return False
+    return True
+
+
+def rule_matches(world: World, rule: Rule, flow: Flow, src: _Side, dst: _Side) -> bool:
+    if rule.protocol is not None and rule.protocol != flow.protocol:
+        return False
+    if rule.not_protocol is not None and rule.not_protocol == flow.protocol:
+        return False
+    if rule.ip_version is not None:
+        ip = src.ip or dst.ip
+        if ip is not None and ip.version != rule.ip_version:
+            return False
+    if rule.icmp is not None and not rule.icmp.matches(flow.icmp_type, flow.icmp_code):
+        return False
+    if rule.not_icmp is not None and rule.not_icmp.matches(flow.icmp_type, flow.icmp_code):
+        return False
+    return _entity_matches(world, rule.source, src, flow.protocol) and _entity_matches(
+        world, rule.destination, dst, flow.protocol
+    )
+
+
+# --- evaluation ----------------------------------------------------------------------------------------
+
+
+def _evaluate_direction(
+    world: World, flow: Flow, direction: Direction, src: _Side, dst: _Side, staged_view: bool
+) -> DirectionTrace:
+    local = src.endpoint if direction is Direction.EGRESS else dst.endpoint
+    if not isinstance(local, Pod):
+        return DirectionTrace(direction, str(local), True, Reason.NOT_A_POD)
+    tiers = resolve(world, local, direction, staged_view=staged_view)
+    if not tiers:
+        return DirectionTrace(direction, str(local), True, Reason.NOT_ISOLATED)
+    steps: list[TierStep] = []
+    all_logs: list[RuleRef] = []
+    notes: list[str] = []
+    for rt in tiers:
+        policy_steps: list[PolicyStep] = []
+        tier_outcome: Outcome | None = None
+        decided: RuleRef | None = None
+        if not rt.declared:
+            notes.append(f"tier {rt.tier.name!r} is not declared: it sorts last and denies by default")
+        for policy in rt.policies:
+            logs: list[RuleRef] = []
+            outcome, ref = Outcome.NO_MATCH, None
+            for i, rule in enumerate(policy.rules(direction)):
+                if not rule_matches(world, rule, flow, src, dst):
+                    continue
+                r = RuleRef(policy.name, rt.tier.name, i, rule.action, policy.staged is not None)
+                if rule.action is Action.LOG:
+                    logs.append(r)
+                    continue
+                outcome = {Action.ALLOW: Outcome.ALLOW, Action.DENY: Outcome.DENY, Action.PASS: Outcome.PASS}[
+                    rule.action
+                ]
+                ref = r
+                break
+            all_logs += logs
+            policy_steps.append(PolicyStep(policy.name, policy.order, outcome, ref, tuple(logs), policy.staged is not None))
+            if outcome is not Outcome.NO_MATCH:
+                tier_outcome, decided = outcome, ref
+                break
+        if tier_outcome is None:  # every policy fell through: the tier's default action
+            tier_outcome = Outcome.PASS if rt.tier.default_action is Action.PASS else Outcome.DENY
+        steps.append(TierStep(rt.tier.name, rt.tier.order, tuple(policy_steps), tier_outcome, rt.declared))
+        notes += [n for n in src.notes + dst.notes if n not in notes]
+        if tier_outcome is Outcome.ALLOW:
+            return DirectionTrace(
+                direction, str(local), True, Reason.ALLOWED_BY_RULE, tuple(steps), decided, rt.tier.name,
+                tuple(all_logs), tuple(notes),
+            )
+        if tier_outcome is Outcome.DENY:
+            reason = Reason.DENIED_BY_RULE if decided else Reason.NOTHING_ALLOWED
+            return DirectionTrace(
+                direction, str(local), False, reason, tuple(steps), decided, rt.tier.name, tuple(all_logs),
+                tuple(notes),
+            )
+    return DirectionTrace(
+        direction, str(local), True, Reason.PASSED_THROUGH, tuple(steps), None, None, tuple(all_logs), tuple(notes)
+    )
+
+
+def _side_ip(endpoint: Endpoint, explicit: IPAddress | None) -> IPAddress | None:
+    return explicit if explicit is not None else endpoint.ip
+
+
+def evaluate_flow(world: World, flow: Flow, *, staged_view: bool = False) -> Verdict:
+    src = _Side(flow.src, _side_ip(flow.src, flow.src_ip), flow.src_port)
+    dst = _Side(flow.dst, _side_ip(flow.dst, flow.dst_ip), flow.port)
+    egress = _evaluate_direction(world, flow, Direction.EGRESS, src, dst, staged_view)
+    ingress = _evaluate_direction(world, flow, Direction.INGRESS, src, dst, staged_view)
+    return Verdict(flow, egress.allowed and ingress.allowed, egress, ingress)
+
+
+def endpoint(world: World, ref: str | Endpoint | tuple[str, str]) -> Endpoint:
+    """'ns/pod', ('ns', 'pod'), a Pod, an ExternalHost or an IP (a pod's IP means that pod)."""
+    if isinstance(ref, (Pod, ExternalHost)):
+        return ref
+    if isinstance(ref, tuple):
+        return world.pods[ref]
+    try:
+        ip = ipaddress.ip_address(ref)
+    except ValueError:
+        ns, sep, name = ref.partition("/")
+        if not sep:
+            ns, name = "default", ref
+        pod = world.pods.get((ns, name))
+        if pod is None:
+            raise KeyError(f"no pod {ns}/{name} in the world (and {ref!r} is not an IP address)") from None
+        return pod
+    return world.pod_at(ip) or ExternalHost(ip)
+
+
+def verdict(
+    world: World,
+    src: str | Endpoint | tuple[str, str],
+    dst: str | Endpoint | tuple[str, str],
+    protocol: str | int,
+    port: int | None = None,
+    icmp_type: int | None = None,
+    icmp_code: int | None = None,
+    *,
+    src_port: int | None = None,
+    src_ip: IPAddress | str | None = None,
+    dst_ip: IPAddress | str | None = None,
+) -> Verdict:
+    """Should `src` be able to open this flow to `dst`, and why. See the module docstring."""
+    flow = Flow(
+        endpoint(world, src),
+        endpoint(world, dst),
+        protocol_number(protocol),
+        port,
+        icmp_type,
+        icmp_code,
+        src_port,
+        ipaddress.ip_address(src_ip) if src_ip is not None else None,
+        ipaddress.ip_address(dst_ip) if dst_ip is not None else None,
+    )
+    enforced = evaluate_flow(world, flow)
+    if not world.staged:
+        return enforced
+    would = evaluate_flow(world, flow, staged_view=True)
+    return Verdict(flow, enforced.allowed, enforced.egress, enforced.ingress, would)
+
+
+__all__ = [
+    "Endpoint",
+    "Flow",
+    "Outcome",
+    "Reason",
+    "RuleRef",
+    "PolicyStep",
+    "TierStep",
+    "DirectionTrace",
+    "Verdict",
+    "verdict",
+    "evaluate_flow",
+    "endpoint",
+    "rule_matches",
+]

@@ -1,0 +1,241 @@
+"""Selector -> members, kept up to date incrementally (cost proportional to the change).
+
+Items are anything with labels (pods, network sets), known by a hashable key. Selectors are registered
+with a reference count (many policies share one canonical selector). Three inverted indexes keep every
+update local:
+
+* a selector is filed under one label pair every match must carry (`required_pairs`), so a new item is
+  only tested against selectors filed under its own pairs (plus the few with no such pair);
+* a selector is filed under the (key, value) atoms, presence keys and any-change keys it reads
+  (`index_atoms`), so a label change re-tests only selectors that read a changed key *and* whose result
+  the change can flip;
+* items are filed under their (key, value) pairs, so a new selector with a required pair only tests the
+  items carrying it.
+
+Every operation returns the membership changes it made, which is what an incremental dataplane needs.
+`memberships_from_scratch` recomputes everything the slow, obvious way, for the property tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+
+from policy_dataplane.selectors import Selector, index_atoms, required_pairs
+
+ItemKey = Hashable
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    selector_id: str
+    item: ItemKey
+    added: bool  # False: removed
+
+
+def _pair_rank(pair: tuple[str, str]) -> tuple[int, str, str]:
+    """Prefer user labels (most selective) over Calico's pseudo-labels when filing a selector."""
+    key = pair[0]
+    if key.startswith("projectcalico.org/"):
+        return (2, key, pair[1])
+    if key.startswith(("pcns.", "pcsa.")):
+        return (1, key, pair[1])
+    return (0, key, pair[1])
+
+
+class LabelIndex:
+    def __init__(self) -> None:
+        self._labels: dict[ItemKey, Mapping[str, str]] = {}
+        self._selectors: dict[str, Selector] = {}
+        self._refs: dict[str, int] = {}
+        self._members: dict[str, set[ItemKey]] = {}
+        self._matches: dict[ItemKey, set[str]] = {}
+        # selector filing
+        self._filed_under: dict[str, tuple[str, str] | None] = {}
+        self._by_required: dict[tuple[str, str], set[str]] = {}
+        self._unfiled: set[str] = set()
+        self._by_value: dict[tuple[str, str], set[str]] = {}
+        self._by_presence: dict[str, set[str]] = {}
+        self._by_anychange: dict[str, set[str]] = {}
+        # item filing
+        self._items_by_pair: dict[tuple[str, str], set[ItemKey]] = {}
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    def members(self, selector_id: str) -> frozenset[ItemKey]:
+        return frozenset(self._members.get(selector_id, ()))
+
+    def members_view(self, selector_id: str) -> set[ItemKey]:
+        """The live member set (do not modify); cheaper than `members` in hot loops."""
+        return self._members.get(selector_id, set())
+
+    def matches(self, item: ItemKey) -> frozenset[str]:
+        """Ids of the registered selectors that select this item."""
+        return frozenset(self._matches.get(item, ()))
+
+    def has_selector(self, selector_id: str) -> bool:
+        return selector_id in self._refs
+
+    def contains(self, selector_id: str, item: ItemKey) -> bool:
+        return item in self._members.get(selector_id, ())
+
+    def labels(self, item: ItemKey) -> Mapping[str, str] | None:
+        return self._labels.get(item)
+
+    def selector(self, selector_id: str) -> Selector:
+        return self._selectors[selector_id]
+
+    def selectors(self) -> dict[str, Selector]:
+        return dict(self._selectors)
+
+    def items(self) -> dict[ItemKey, Mapping[str, str]]:
+        return dict(self._labels)
+
+    def snapshot(self) -> dict[str, frozenset[ItemKey]]:
+        return {sid: frozenset(m) for sid, m in self._members.items()}
+
+    # --- selectors -------------------------------------------------------------------------------------
+
+    def add_selector(self, selector: Selector) -> list[MembershipChange]:
+        sid = selector.id
+        if sid in self._refs:
+            self._refs[sid] += 1
+            return []
+        self._refs[sid] = 1
+        self._selectors[sid] = selector
+        self._file_selector(sid, selector)
+        pair = self._filed_under[sid]
+        candidates: Iterable[ItemKey] = self._items_by_pair.get(pair, ()) if pair else self._labels
+        members = {item for item in candidates if selector.matches(self._labels[item])}
+        self._members[sid] = members
+        for item in members:
+            self._matches.setdefault(item, set()).add(sid)
+        return [MembershipChange(sid, item, True) for item in members]
+
+    def remove_selector(self, selector: Selector) -> list[MembershipChange]:
+        sid = selector.id
+        if sid not in self._refs:
+            return []
+        self._refs[sid] -= 1
+        if self._refs[sid] > 0:
+            return []
+        del self._refs[sid]
+        self._unfile_selector(sid, self._selectors.pop(sid))
+        members = self._members.pop(sid)
+        for item in members:
+            self._matches[item].discard(sid)
+        return [MembershipChange(sid, item, False) for item in members]
+
+    def _file_selector(self, sid: str, selector: Selector) -> None:
+        pairs = required_pairs(selector)
+        pair = min(pairs, key=_pair_rank) if pairs else None
+        self._filed_under[sid] = pair
+        if pair is None:
+            self._unfiled.add(sid)
+        else:
+            self._by_required.setdefault(pair, set()).add(sid)
+        values, presence, anychange = index_atoms(selector)
+        for v in values:
+            self._by_value.setdefault(v, set()).add(sid)
+        for k in presence:
+            self._by_presence.setdefault(k, set()).add(sid)
+        for k in anychange:
+            self._by_anychange.setdefault(k, set()).add(sid)
+
+    def _unfile_selector(self, sid: str, selector: Selector) -> None:
+        pair = self._filed_under.pop(sid)
+        if pair is None:
+            self._unfiled.discard(sid)
+        else:
+            _discard(self._by_required, pair, sid)
+        values, presence, anychange = index_atoms(selector)
+        for v in values:
+            _discard(self._by_value, v, sid)
+        for k in presence:
+            _discard(self._by_presence, k, sid)
+        for k in anychange:
+            _discard(self._by_anychange, k, sid)
+
+    # --- items -----------------------------------------------------------------------------------------
+
+    def set_item(self, item: ItemKey, labels: Mapping[str, str]) -> list[MembershipChange]:
+        """Add an item or change its labels."""
+        old = self._labels.get(item)
+        if old is None:
+            return self._add_item(item, labels)
+        return self._relabel_item(item, old, labels)
+
+    def remove_item(self, item: ItemKey) -> list[MembershipChange]:
+        labels = self._labels.pop(item, None)
+        if labels is None:
+            return []
+        for pair in labels.items():
+            _discard(self._items_by_pair, pair, item)
+        changes = []
+        for sid in self._matches.pop(item, set()):
+            self._members[sid].discard(item)
+            changes.append(MembershipChange(sid, item, False))
+        return changes
+
+    def _add_item(self, item: ItemKey, labels: Mapping[str, str]) -> list[MembershipChange]:
+        self._labels[item] = labels
+        candidates = set(self._unfiled)
+        for pair in labels.items():
+            self._items_by_pair.setdefault(pair, set()).add(item)
+            candidates.update(self._by_required.get(pair, ()))
+        matched = {sid for sid in candidates if self._selectors[sid].matches(labels)}
+        self._matches[item] = matched
+        for sid in matched:
+            self._members[sid].add(item)
+        return [MembershipChange(sid, item, True) for sid in matched]
+
+    def _relabel_item(self, item: ItemKey, old: Mapping[str, str], new: Mapping[str, str]) -> list[MembershipChange]:
+        changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+        if not changed:
+            self._labels[item] = new
+            return []
+        candidates: set[str] = set()
+        for k in changed:
+            before, after = old.get(k), new.get(k)
+            for value in (before, after):
+                if value is not None:
+                    candidates.update(self._by_value.get((k, value), ()))
+            if before is None or after is None:
+                candidates.update(self._by_presence.get(k, ()))
+            candidates.update(self._by_anychange.get(k, ()))
+            if before is not None:
+                _discard(self._items_by_pair, (k, before), item)
+            if after is not None:
+                self._items_by_pair.setdefault((k, after), set()).add(item)
+        self._labels[item] = new
+        matched = self._matches.setdefault(item, set())
+        changes = []
+        for sid in candidates:
+            now = self._selectors[sid].matches(new)
+            if now and sid not in matched:
+                matched.add(sid)
+                self._members[sid].add(item)
+                changes.append(MembershipChange(sid, item, True))
+            elif not now and sid in matched:
+                matched.discard(sid)
+                self._members[sid].discard(item)
+                changes.append(MembershipChange(sid, item, False))
+        return changes
+
+
+def _discard(index: dict, key: object, value: object) -> None:  # type: ignore[type-arg]
+    bucket = index.get(key)
+    if bucket is not None:
+        bucket.discard(value)
+        if not bucket:
+            del index[key]
+
+
+def memberships_from_scratch(
+    items: Mapping[ItemKey, Mapping[str, str]], selectors: Iterable[Selector]
+) -> dict[str, frozenset[ItemKey]]:
+    """Every selector against every item: the reference the incremental index must always equal."""
+    return {s.id: frozenset(i for i, labels in items.items() if s.matches(labels)) for s in selectors}
+
+
+__all__ = ["ItemKey", "LabelIndex", "MembershipChange", "memberships_from_scratch"]

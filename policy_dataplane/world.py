@@ -1,0 +1,220 @@
+"""The world: namespaces, pods, network sets, tiers and policies, with a label index kept in step.
+
+`World.apply(objects)` adds or replaces objects, `World.delete(objects_or_keys)` removes them; both keep
+the label index current incrementally (a pod relabel touches only the selectors it can affect; a
+namespace relabel touches its pods). Items in the index are pods (`("pod", ns, name)`) and network sets
+(`("set", ns or "", name)`), carrying the labels of `model.selector_labels` / `model.netset_labels`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from policy_dataplane.documents import ModelObject, object_key
+from policy_dataplane.labelindex import ItemKey, LabelIndex, MembershipChange
+from policy_dataplane.model import (
+    DEFAULT_TIER,
+    DEFAULT_TIER_OBJECT,
+    IPAddress,
+    Labels,
+    Namespace,
+    NetworkSet,
+    Pod,
+    Policy,
+    PolicyKey,
+    Selector,
+    Tier,
+    implicit_namespace,
+    netset_labels,
+    selector_labels,
+)
+
+
+def pod_item(key: tuple[str, str]) -> ItemKey:
+    return ("pod", key[0], key[1])
+
+
+def netset_item(key: tuple[str | None, str]) -> ItemKey:
+    return ("set", key[0] or "", key[1])
+
+
+class World:
+    def __init__(self) -> None:
+        self.namespaces: dict[str, Namespace] = {}
+        self.pods: dict[tuple[str, str], Pod] = {}
+        self.netsets: dict[tuple[str | None, str], NetworkSet] = {}
+        self.tiers: dict[str, Tier] = {DEFAULT_TIER: DEFAULT_TIER_OBJECT}
+        self.policies: dict[PolicyKey, Policy] = {}  # enforced
+        self.staged: dict[PolicyKey, Policy] = {}  # staged (never enforced)
+        self.index = LabelIndex()
+        self.revision = 0
+        self._pods_by_ns: dict[str, set[tuple[str, str]]] = {}
+        self._pods_by_ip: dict[IPAddress, tuple[str, str]] = {}
+        # applies_to selector id -> policies using it (enforced and staged)
+        self._policies_by_selector: dict[str, set[tuple[bool, PolicyKey]]] = {}
+
+    @classmethod
+    def from_objects(cls, objects: Iterable[ModelObject]) -> World:
+        world = cls()
+        world.apply(objects)
+        return world
+
+    # --- lookups ---------------------------------------------------------------------------------------
+
+    def namespace(self, name: str) -> Namespace:
+        return self.namespaces.get(name) or implicit_namespace(name)
+
+    def tier(self, name: str) -> Tier:
+        """A declared tier; an undeclared one sorts last and denies by default (noted in traces)."""
+        return self.tiers.get(name) or Tier(name, None)
+
+    def pod_at(self, ip: IPAddress) -> Pod | None:
+        key = self._pods_by_ip.get(ip)
+        return self.pods.get(key) if key else None
+
+    def netsets_containing(self, ip: IPAddress) -> list[NetworkSet]:
+        return [s for s in self.netsets.values() if s.contains(ip)]
+
+    def policies_applying(self, pod: Pod, *, staged: bool = False) -> list[Policy]:
+        """Policies whose selector selects this pod (enforced ones; or the staged ones)."""
+        out = []
+        for sid in self.index.matches(pod_item(pod.key)):
+            for is_staged, key in self._policies_by_selector.get(sid, ()):
+                if is_staged == staged:
+                    out.append((self.staged if staged else self.policies)[key])
+        return out
+
+    def selector_matches_item(self, selector: Selector, item: ItemKey) -> bool:
+        """Index lookup when the selector is registered; direct evaluation otherwise."""
+        if self.index.has_selector(selector.id):
+            return self.index.contains(selector.id, item)
+        labels = self.index.labels(item)
+        return labels is not None and selector.matches(labels)
+
+    # --- changes ---------------------------------------------------------------------------------------
+
+    def apply(self, objects: Iterable[ModelObject]) -> list[MembershipChange]:
+        """Add or replace each object (namespaces first, so pods see their namespace labels once)."""
+        ordered = sorted(objects, key=lambda o: 0 if isinstance(o, Namespace) else 1)
+        changes: list[MembershipChange] = []
+        for obj in ordered:
+            changes += self._apply_one(obj)
+        self.revision += 1
+        return changes
+
+    def delete(self, objects: Iterable[ModelObject | tuple[str, Any]]) -> list[MembershipChange]:
+        """Remove objects, given as model objects or as `documents.object_key` tuples."""
+        changes: list[MembershipChange] = []
+        for obj in objects:
+            key = obj if isinstance(obj, tuple) else object_key(obj)
+            changes += self._delete_key(key)
+        self.revision += 1
+        return changes
+
+    def set_pod_labels(self, namespace: str, name: str, labels: Mapping[str, str]) -> list[MembershipChange]:
+        pod = self.pods[(namespace, name)]
+        return self.apply([replace(pod, labels=Labels(labels))])
+
+    def label_pod(self, namespace: str, name: str, **changes: str | None) -> list[MembershipChange]:
+        """Set (or with None remove) some labels of a pod: the `kubectl label` of the model."""
+        pod = self.pods[(namespace, name)]
+        return self.apply([replace(pod, labels=pod.labels.updated(changes))])
+
+    def _apply_one(self, obj: ModelObject) -> list[MembershipChange]:
+        if isinstance(obj, Namespace):
+            self.namespaces[obj.name] = obj
+            changes: list[MembershipChange] = []
+            for key in self._pods_by_ns.get(obj.name, ()):
+                changes += self.index.set_item(pod_item(key), selector_labels(self.pods[key], obj))
+            return changes
+        if isinstance(obj, Pod):
+            old = self.pods.get(obj.key)
+            if old is not None:
+                for ip in old.ips:
+                    self._pods_by_ip.pop(ip, None)
+            self.pods[obj.key] = obj
+            self._pods_by_ns.setdefault(obj.namespace, set()).add(obj.key)
+            for ip in obj.ips:
+                self._pods_by_ip[ip] = obj.key
+            return self.index.set_item(pod_item(obj.key), selector_labels(obj, self.namespace(obj.namespace)))
+        if isinstance(obj, NetworkSet):
+            self.netsets[obj.key] = obj
+            return self.index.set_item(netset_item(obj.key), netset_labels(obj))
+        if isinstance(obj, Tier):
+            self.tiers[obj.name] = obj
+            return []
+        return self._apply_policy(obj)
+
+    def _apply_policy(self, policy: Policy) -> list[MembershipChange]:
+        table = self.staged if policy.staged else self.policies
+        changes: list[MembershipChange] = []
+        # Register the new selectors before releasing the old ones, so shared sets are not churned.
+        for sel in policy.selectors():
+            changes += self.index.add_selector(sel)
+        self._policies_by_selector.setdefault(policy.applies_to.id, set()).add((policy.staged is not None, policy.key))
+        old = table.get(policy.key)
+        table[policy.key] = policy
+        if old is not None:
+            changes += self._release_policy(old, still_used_selector=policy.applies_to.id)
+        return changes
+
+    def _release_policy(self, policy: Policy, still_used_selector: str | None = None) -> list[MembershipChange]:
+        changes: list[MembershipChange] = []
+        if policy.applies_to.id != still_used_selector:
+            users = self._policies_by_selector.get(policy.applies_to.id, set())
+            users.discard((policy.staged is not None, policy.key))
+            if not users:
+                self._policies_by_selector.pop(policy.applies_to.id, None)
+        for sel in policy.selectors():
+            changes += self.index.remove_selector(sel)
+        return changes
+
+    def _delete_key(self, key: tuple[str, Any]) -> list[MembershipChange]:
+        kind, ident = key
+        if kind == "Namespace":
+            self.namespaces.pop(ident, None)
+            changes: list[MembershipChange] = []
+            for pod_key in self._pods_by_ns.get(ident, ()):
+                changes += self.index.set_item(
+                    pod_item(pod_key), selector_labels(self.pods[pod_key], self.namespace(ident))
+                )
+            return changes
+        if kind == "Pod":
+            pod = self.pods.pop(ident, None)
+            if pod is None:
+                return []
+            self._pods_by_ns[pod.namespace].discard(pod.key)
+            for ip in pod.ips:
+                if self._pods_by_ip.get(ip) == pod.key:
+                    del self._pods_by_ip[ip]
+            return self.index.remove_item(pod_item(pod.key))
+        if kind == "NetworkSet":
+            if self.netsets.pop(ident, None) is None:
+                return []
+            return self.index.remove_item(netset_item(ident))
+        if kind == "Tier":
+            if ident != DEFAULT_TIER:
+                self.tiers.pop(ident, None)
+            return []
+        table = self.staged if kind == "StagedPolicy" else self.policies
+        policy = table.pop(ident, None)
+        return self._release_policy(policy) if policy is not None else []
+
+    # --- for tests and tools ---------------------------------------------------------------------------
+
+    def all_policies(self) -> list[Policy]:
+        return list(self.policies.values()) + list(self.staged.values())
+
+    def index_items(self) -> dict[ItemKey, Labels]:
+        """Every item with the labels it should carry, computed afresh from the objects."""
+        items: dict[ItemKey, Labels] = {}
+        for pod in self.pods.values():
+            items[pod_item(pod.key)] = selector_labels(pod, self.namespace(pod.namespace))
+        for netset in self.netsets.values():
+            items[netset_item(netset.key)] = netset_labels(netset)
+        return items
+
+
+__all__ = ["World", "pod_item", "netset_item"]
