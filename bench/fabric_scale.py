@@ -1,0 +1,93 @@
+"""Benchmark: bring up a big lab (16 hosts, 1500 pods by default) and print how long and how much memory.
+
+    sudo .venv/bin/python bench/fabric_scale.py [--hosts 16] [--pods 1500] [--layout mesh|route-reflector]
+
+Prints time to `lab up` per stage, time until every host has every route, process RSS and kernel memory.
+Runs in private state directories under /tmp and always tears the lab down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def mem_available_kib() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1])
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, default=16)
+    parser.add_argument("--pods", type=int, default=1500)
+    parser.add_argument("--layout", choices=["mesh", "route-reflector"], default="mesh")
+    parser.add_argument("--name", default="bench")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="npl-bench-"))
+    os.environ["NETPOL_LAB_STATE"] = str(tmp / "state")
+    os.environ["NETPOL_LAB_RUN"] = str(tmp / "run")
+    from lab import pipeline, processes
+    from lab.labfile import parse_lab
+    from lab.runtime import LabRuntime
+    from topology import names
+
+    data = {
+        "name": args.name,
+        "hosts": args.hosts,
+        "bgp": {"layout": args.layout},
+        "namespaces": [{"name": "bank"}],
+        "pods": [{"name": "svc", "namespace": "bank", "replicas": args.pods,
+                  "ports": [{"name": "http", "containerPort": 8080}]}],
+    }
+    spec = parse_lab(data, "<bench>", tmp)
+    before = mem_available_kib()
+    started = time.perf_counter()
+    try:
+        timings = pipeline.up(spec, wait=True, timeout=300)
+        total = time.perf_counter() - started
+        runtime = LabRuntime.open(args.name)
+        pids = processes.pids_from_files(runtime.paths.run_dir, marker=f"{names.PREFIX}-{args.name}")
+        for netns in pipeline_owned(args.name):
+            pids += processes.pids_in_netns(netns)
+        pids = sorted(set(pids))
+        used = before - mem_available_kib()
+        print(f"lab of {args.hosts} hosts, {args.pods} pods, BGP {args.layout}")
+        for stage, seconds in timings.items():
+            print(f"  {stage:<12} {seconds:8.2f} s")
+        print(f"  {'total':<12} {total:8.2f} s   (up and converged: every host has every route)")
+        print(f"  processes: {len(pids)}, RSS {rss_kib(pids) / 1024:.0f} MiB")
+        print(f"  memory used on the machine (MemAvailable drop, kernel + processes): {used / 1024:.0f} MiB")
+        runtime.close()
+    finally:
+        t0 = time.perf_counter()
+        pipeline.down(args.name, force=True)
+        print(f"  down in {time.perf_counter() - t0:.2f} s")
+
+
+def pipeline_owned(lab: str) -> list[str]:
+    from topology.engine import NetnsEngine
+
+    return NetnsEngine().list_owned(lab)
+
+
+if __name__ == "__main__":
+    main()
