@@ -1,0 +1,164 @@
+"""The netns engine for real: namespaces, veths, the fabric bridge, Calico pod plumbing, real TCP/UDP.
+
+Cross-host and external reachability use static routes the TEST adds (in the real lab BGP installs them).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import topology_probes as probe
+from topology_plans import make_plan
+
+from topology import netns, plumbing
+from topology.engine import TopologyError
+from topology.model import TopologyPlan
+from topology.responder import start_responder
+from topology.responder_ctl import running_pid
+from topology.validation import PlanError
+
+pytestmark = pytest.mark.root
+
+
+def test_build_gives_calico_plumbing_and_real_reachability(lab) -> None:  # type: ignore[no-untyped-def]
+    plan = make_plan(lab.name)
+    seen: list[tuple[int, int, str]] = []
+    lab.engine.build(plan, progress=lambda done, total, what: seen.append((done, total, what)))
+    assert seen[-1][0] == seen[-1][1] == 2 * (1 + 3 + 3)
+    assert lab.engine.list_owned(lab.name) == sorted(
+        [plan.fabric.netns] + [n.netns for n in plan.nodes] + [p.netns for p in plan.pods]
+    )
+    start_responder(lab.paths, plan.pods)
+    web, api, db = plan.pods
+    h1, h2, srv = plan.nodes
+
+    # Pod side: eth0 with ip/32, 169.254.1.1 on-link, default via it.
+    addrs = probe.ip_json(web.netns, "addr", "show", "dev", "eth0")[0]["addr_info"]
+    assert [(a["local"], a["prefixlen"]) for a in addrs if a["family"] == "inet"] == [("10.210.0.1", 32)]
+    routes = {(r["dst"], r.get("gateway"), r.get("scope")) for r in probe.ip_json(web.netns, "route")}
+    assert routes == {("default", "169.254.1.1", None), ("169.254.1.1", None, "link")}
+    # Host side: cali… with ee:ee:…, proxy ARP at once, /32 route on it; hosts forward.
+    link = probe.ip_json(h1.netns, "link", "show", "dev", web.host_ifname)[0]
+    assert link["address"] == "ee:ee:ee:ee:ee:ee" and "UP" in link["flags"]
+    assert probe.read_sysctl(h1.netns, f"net.ipv4.conf.{web.host_ifname}.proxy_arp") == "1"
+    assert probe.read_sysctl(h1.netns, f"net.ipv4.neigh.{web.host_ifname}.proxy_delay") == "0"
+    assert probe.read_sysctl(h1.netns, "net.ipv4.ip_forward") == "1"
+    assert probe.read_sysctl(plan.fabric.netns, "net.ipv4.ip_forward") == "0"
+    assert probe.read_sysctl(web.netns, "net.ipv4.icmp_ratelimit") == "0"
+    host_routes = {(r["dst"], r.get("dev")) for r in probe.ip_json(h1.netns, "route")}
+    assert {("10.210.0.1", web.host_ifname), ("10.210.0.2", api.host_ifname)} <= host_routes
+    assert ("default", "eth0") in host_routes
+
+    # Same host: pod to pod through the host (declared port accepted and echoed; undeclared refused).
+    assert probe.tcp(web.netns, api.ip, 8080) == "accepted"
+    assert probe.tcp(api.netns, web.ip, 81) == "refused"
+    assert probe.udp(api.netns, web.ip, 53) == "echoed"
+    # Pod to its host and host to pod.
+    assert probe.tcp(web.netns, h1.fabric_ip.ip, 9) == "refused"
+    assert probe.tcp(h1.netns, web.ip, 80) == "accepted"
+
+    # Cross-host: nothing until routes exist (the fabric does not route), then both ways.
+    assert probe.tcp(web.netns, db.ip, 5432, timeout=0.5) == "silent"
+    probe.add_route(h1.netns, f"{db.ip}/32", str(h2.fabric_ip.ip))
+    probe.add_route(h2.netns, f"{web.ip}/32", str(h1.fabric_ip.ip))
+    assert probe.tcp(web.netns, db.ip, 5432) == "accepted"
+    assert probe.tcp(db.netns, web.ip, 80) == "accepted"
+    assert probe.tcp(db.netns, web.ip, 1) == "refused"
+
+    # External server: reaches a pod once it has a route to it; the pod reaches it back.
+    assert probe.tcp(srv.netns, web.ip, 80, timeout=0.5) == "silent"
+    probe.add_route(srv.netns, f"{web.ip}/32", str(h1.fabric_ip.ip))
+    assert probe.tcp(srv.netns, web.ip, 80) == "accepted"
+    assert probe.tcp(web.netns, srv.fabric_ip.ip, 443) == "refused"
+
+
+def test_remove_pods_frees_interfaces_and_a_pod_can_come_back(lab) -> None:  # type: ignore[no-untyped-def]
+    plan = make_plan(lab.name)
+    lab.engine.build(plan)
+    web, api, _ = plan.pods
+    h1 = plan.nodes[0]
+    lab.engine.remove_pods([api])
+    assert not netns.exists(api.netns)
+    links = {link["ifname"] for link in probe.ip_json(h1.netns, "link")}
+    assert api.host_ifname not in links and web.host_ifname in links
+    assert "10.210.0.2" not in {r["dst"] for r in probe.ip_json(h1.netns, "route")}
+    lab.engine.remove_pods([api])  # removing again is harmless
+
+    lab.engine.add_pods([api])  # same names, straight away
+    start_responder(lab.paths, [api])
+    assert probe.tcp(web.netns, api.ip, 8080) == "accepted"
+    with pytest.raises(PlanError, match="already exists"):
+        lab.engine.add_pods([api])
+
+
+def test_a_failed_build_leaves_nothing(lab, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    plan = make_plan(lab.name)
+    real = plumbing.pod_requests
+
+    def fail_on_db(pod):  # type: ignore[no-untyped-def]
+        requests = real(pod)
+        if pod.name == "db":  # a second default route: the kernel refuses it (EEXIST)
+            requests.append(requests[-1])
+        return requests
+
+    monkeypatch.setattr(plumbing, "pod_requests", fail_on_db)
+    with pytest.raises(Exception, match="File exists"):
+        lab.engine.build(plan)
+    assert lab.engine.list_owned(lab.name) == []
+
+
+def test_bad_plan_or_existing_lab_creates_nothing(lab) -> None:  # type: ignore[no-untyped-def]
+    plan = make_plan(lab.name)
+    web = plan.pods[0]
+    bad = TopologyPlan(plan.lab, plan.fabric, plan.nodes, plan.pods + (web,))
+    with pytest.raises(PlanError):
+        lab.engine.build(bad)
+    assert lab.engine.list_owned(lab.name) == []
+    lab.engine.build(plan)
+    with pytest.raises(TopologyError, match="already has namespaces"):
+        lab.engine.build(plan)
+    assert len(lab.engine.list_owned(lab.name)) == 7  # the running lab is left alone
+
+
+def test_destroy_cleans_up_after_a_crashed_process(lab2) -> None:  # type: ignore[no-untyped-def]
+    """A process builds a lab and dies without cleaning up; destroy(lab) needs nothing but the name."""
+    script = textwrap.dedent(
+        f"""
+        import os
+        from topology_plans import make_plan
+        from topology.engine import NetnsEngine
+        from topology.responder import start_responder
+        from topology import names
+        plan = make_plan({lab2.name!r})
+        NetnsEngine().build(plan)
+        start_responder(names.LabPaths.for_lab({lab2.name!r}), plan.pods)
+        os._exit(3)
+        """
+    )
+    env_path = __file__.rsplit("/", 1)[0]
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {env_path!r})\n" + script],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 3, done.stderr
+    assert len(lab2.engine.list_owned(lab2.name)) == 7
+    responder = running_pid(lab2.paths)
+    assert responder is not None
+    removed = lab2.engine.destroy(lab2.name)
+    assert running_pid(lab2.paths) is None and not probe.alive(responder)
+    assert len(removed) == 7
+    assert lab2.engine.list_owned(lab2.name) == []
+    assert not [ns for ns in netns.list_netns() if ns.startswith("npl-tt2-")]
+
+
+def test_exec_in_runs_inside_the_namespace(lab) -> None:  # type: ignore[no-untyped-def]
+    plan = make_plan(lab.name)
+    lab.engine.build(plan)
+    out = lab.engine.exec_in(plan.pods[0].netns, ["ip", "-o", "-4", "addr", "show", "dev", "eth0"])
+    assert out.returncode == 0 and "10.210.0.1/32" in out.stdout
+    with pytest.raises(TopologyError):
+        lab.engine.exec_in("npl-tt1-p-nope.nope", ["true"])
