@@ -192,3 +192,46 @@ def key_for(kind: str, name: str) -> ObjectKey:
         return ObjectKey(canonical, "", name)
     namespace, _, short = name.rpartition("/")
     return ObjectKey(canonical, namespace or "default", short)
+
+
+def parse_label_changes(changes: list[str]) -> dict[str, str | None]:
+    """`k=v` sets, `k-` removes (kubectl label syntax)."""
+    out: dict[str, str | None] = {}
+    for change in changes:
+        if change.endswith("-") and "=" not in change:
+            out[change[:-1]] = None
+        elif "=" in change:
+            k, _, v = change.partition("=")
+            out[k] = v
+        else:
+            raise ApplyError(f"label change {change!r}: use key=value to set or key- to remove")
+    return out
+
+
+def label(runtime: LabRuntime, key: ObjectKey, changes: dict[str, str | None]) -> ApplyReport:
+    """Sets/removes labels on a stored Pod or Namespace, validated by the model like any apply."""
+    import copy
+
+    import yaml as _yaml
+
+    doc = runtime.store.get_object(key)
+    if doc is None:
+        raise ApplyError(f"{key}: not found in lab {runtime.lab!r}")
+    new = copy.deepcopy(doc)
+    labels = new.setdefault("metadata", {}).setdefault("labels", {}) or {}
+    for k, v in changes.items():
+        if v is None:
+            labels.pop(k, None)
+        else:
+            labels[k] = v
+    new["metadata"]["labels"] = labels
+    validate([(f"label {key}", _yaml.safe_dump(new))])
+    report = ApplyReport()
+    if new == doc:
+        report.unchanged.append(str(key))
+        return report
+    with runtime.store.transaction():
+        runtime.store.put_object(key, new)
+    report.configured.append(str(key))
+    runtime.sync_policy()
+    return report
