@@ -17,34 +17,34 @@ def _socket(name: str, kind: int) -> socket.socket:
         return socket.socket(socket.AF_INET, kind)
 
 
-def tcp(name: str, ip: IPv4Address | str, port: int, timeout: float = TIMEOUT) -> str:
-    """'accepted' (and echoed), 'refused', or 'silent' when nothing came back within the timeout."""
-    sock = _socket(name, socket.SOCK_STREAM)
+def _exchange(name: str, kind: int, ip: IPv4Address | str, port: int, payload: bytes, timeout: float) -> str:
+    sock = _socket(name, kind)
     sock.settimeout(timeout)
     try:
-        sock.connect((str(ip), port))
-        sock.sendall(b"ping\n")
-        return "accepted" if sock.recv(16) == b"ping\n" else "accepted-no-echo"
+        if kind == socket.SOCK_STREAM:
+            sock.connect((str(ip), port))
+            sock.sendall(payload)
+        else:
+            sock.sendto(payload, (str(ip), port))
+        return "answered" if sock.recv(64) == payload else "garbled"
     except ConnectionRefusedError:
         return "refused"
     except OSError:
         return "silent"
     finally:
         sock.close()
+
+
+def tcp(name: str, ip: IPv4Address | str, port: int, timeout: float = TIMEOUT) -> str:
+    """'accepted' (and echoed), 'refused', or 'silent' when nothing came back within the timeout."""
+    result = _exchange(name, socket.SOCK_STREAM, ip, port, b"ping\n", timeout)
+    return "accepted" if result == "answered" else result
 
 
 def udp(name: str, ip: IPv4Address | str, port: int, timeout: float = TIMEOUT) -> str:
-    sock = _socket(name, socket.SOCK_DGRAM)
-    sock.settimeout(timeout)
-    try:
-        sock.sendto(b"hello", (str(ip), port))
-        return "echoed" if sock.recv(16) == b"hello" else "garbled"
-    except ConnectionRefusedError:
-        return "refused"
-    except OSError:
-        return "silent"
-    finally:
-        sock.close()
+    """'echoed', 'refused' (ICMP port unreachable) or 'silent'."""
+    result = _exchange(name, socket.SOCK_DGRAM, ip, port, b"hello", timeout)
+    return "echoed" if result == "answered" else result
 
 
 def ip_json(name: str | None, *args: str) -> list[dict]:  # type: ignore[type-arg]
