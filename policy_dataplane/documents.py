@@ -21,6 +21,7 @@ from policy_dataplane.validation import Invalid
 ModelObject = Union[Namespace, Pod, NetworkSet, Policy, Tier]
 
 CALICO = "projectcalico.org/v3"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
 _Converter = Callable[[dict[str, Any], str], ModelObject]
 
 # (apiVersion, kind) -> converter(document, source) -> model object
@@ -71,7 +72,7 @@ def _describe(doc: dict[str, Any]) -> str:
 
 def _documents(text: str, source: str, problems: list[Problem]) -> list[tuple[str, Any]]:
     try:
-        raw = [d for d in yaml.safe_load_all(text)]
+        raw = list(yaml.load_all(text, Loader=_LOADER))
     except yaml.YAMLError as e:
         problems.append(Problem(source, "", "", f"not valid YAML: {e}"))
         return []
@@ -140,6 +141,19 @@ def load_sources(sources: Iterable[tuple[str, str]], problems: list[Problem] | N
     return objects
 
 
+def load_documents(documents: Iterable[dict[str, Any]], source: str = "<documents>") -> list[ModelObject]:
+    """Validated objects of already-parsed documents (dicts as YAML would give them); all or nothing."""
+    problems: list[Problem] = []
+    objects = []
+    for i, doc in enumerate(documents, start=1):
+        obj = _convert(f"{source}#{i}", doc, problems)
+        if obj is not None:
+            objects.append(obj)
+    if problems:
+        raise DocumentsInvalid(problems)
+    return objects
+
+
 def object_key(obj: ModelObject) -> tuple[str, Any]:
     """Identity of an object within a world (what a later apply replaces and delete removes)."""
     if isinstance(obj, Namespace):
@@ -153,4 +167,4 @@ def object_key(obj: ModelObject) -> tuple[str, Any]:
     return ("StagedPolicy" if obj.staged else "Policy", obj.key)
 
 
-__all__ = ["ModelObject", "DocumentsInvalid", "Problem", "load_files", "load_text", "load_sources", "object_key"]
+__all__ = ["ModelObject", "DocumentsInvalid", "Problem", "load_files", "load_text", "load_sources", "load_documents", "object_key"]

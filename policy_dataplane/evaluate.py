@@ -134,7 +134,7 @@ class Verdict:
 
 
 @dataclass
-class _Side:
+class Side:
     """One end of the flow as a rule sees it."""
 
     endpoint: Endpoint
@@ -143,7 +143,7 @@ class _Side:
     notes: list[str] = field(default_factory=list)
 
 
-def _in_selector(world: World, selector: Selector, side: _Side) -> bool:
+def _in_selector(world: World, selector: Selector, side: Side) -> bool:
     if isinstance(side.endpoint, Pod) and world.selector_matches_item(selector, pod_item(side.endpoint.key)):
         return True
     # Network sets: an address inside a selected set's CIDRs matches (as the compiled address set does).
@@ -154,7 +154,7 @@ def _in_selector(world: World, selector: Selector, side: _Side) -> bool:
     return False
 
 
-def _port_matches(pm: PortMatch, side: _Side, protocol: int) -> bool:
+def _port_matches(pm: PortMatch, side: Side, protocol: int) -> bool:
     if side.port is None:
         return False
     if isinstance(pm, NamedPort):
@@ -162,7 +162,7 @@ def _port_matches(pm: PortMatch, side: _Side, protocol: int) -> bool:
     return pm.contains(side.port)
 
 
-def _entity_matches(world: World, em: EntityMatch, side: _Side, protocol: int) -> bool:
+def entity_matches(world: World, em: EntityMatch, side: Side, protocol: int) -> bool:
     if em.nets:
         if side.ip is None:
             side.notes.append(f"{side.endpoint} has no IP: nets/ipBlock rules cannot match it")
@@ -182,7 +182,7 @@ def _entity_matches(world: World, em: EntityMatch, side: _Side, protocol: int) -
     return True
 
 
-def rule_matches(world: World, rule: Rule, flow: Flow, src: _Side, dst: _Side) -> bool:
+def rule_matches(world: World, rule: Rule, flow: Flow, src: Side, dst: Side) -> bool:
     if rule.protocol is not None and rule.protocol != flow.protocol:
         return False
     if rule.not_protocol is not None and rule.not_protocol == flow.protocol:
@@ -195,7 +195,7 @@ def rule_matches(world: World, rule: Rule, flow: Flow, src: _Side, dst: _Side) -
         return False
     if rule.not_icmp is not None and rule.not_icmp.matches(flow.icmp_type, flow.icmp_code):
         return False
-    return _entity_matches(world, rule.source, src, flow.protocol) and _entity_matches(
+    return entity_matches(world, rule.source, src, flow.protocol) and entity_matches(
         world, rule.destination, dst, flow.protocol
     )
 
@@ -204,7 +204,7 @@ def rule_matches(world: World, rule: Rule, flow: Flow, src: _Side, dst: _Side) -
 
 
 def _evaluate_direction(
-    world: World, flow: Flow, direction: Direction, src: _Side, dst: _Side, staged_view: bool
+    world: World, flow: Flow, direction: Direction, src: Side, dst: Side, staged_view: bool
 ) -> DirectionTrace:
     local = src.endpoint if direction is Direction.EGRESS else dst.endpoint
     if not isinstance(local, Pod):
@@ -266,8 +266,8 @@ def _side_ip(endpoint: Endpoint, explicit: IPAddress | None) -> IPAddress | None
 
 
 def evaluate_flow(world: World, flow: Flow, *, staged_view: bool = False) -> Verdict:
-    src = _Side(flow.src, _side_ip(flow.src, flow.src_ip), flow.src_port)
-    dst = _Side(flow.dst, _side_ip(flow.dst, flow.dst_ip), flow.port)
+    src = Side(flow.src, _side_ip(flow.src, flow.src_ip), flow.src_port)
+    dst = Side(flow.dst, _side_ip(flow.dst, flow.dst_ip), flow.port)
     egress = _evaluate_direction(world, flow, Direction.EGRESS, src, dst, staged_view)
     ingress = _evaluate_direction(world, flow, Direction.INGRESS, src, dst, staged_view)
     return Verdict(flow, egress.allowed and ingress.allowed, egress, ingress)
@@ -338,4 +338,6 @@ __all__ = [
     "evaluate_flow",
     "endpoint",
     "rule_matches",
+    "entity_matches",
+    "Side",
 ]
