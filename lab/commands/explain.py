@@ -1,0 +1,76 @@
+"""`lab explain SRC DST --protocol P --port N [--json] [-f FILE ...]`: which policy decides a flow, and why.
+
+With `-f` files it works from the files alone (no lab needed); otherwise from the running lab's state.
+SRC and DST are `NS/POD` or an IP address (an IP of a pod means that pod; any other is an outside host).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lab.app import app
+from lab.console import LAB_OPTION_HELP, console, fail, print_json
+from policy_dataplane.world import World
+
+
+class NoLabState(RuntimeError):
+    """The lab's current state is not available (the lab is not up)."""
+
+
+def current_world(lab: str) -> World:
+    """The policy world of a running lab (its stored objects, pods with the addresses the lab gave them)."""
+    from lab.runtime import LabNotUp, LabRuntime
+    from lab.world import world_of
+
+    try:
+        runtime = LabRuntime.open(lab)
+    except LabNotUp as exc:
+        raise NoLabState(f"{exc} (or explain from files alone: lab explain SRC DST -f FILE ...)") from None
+    try:
+        return world_of(runtime)
+    finally:
+        runtime.close()
+
+
+def world_from_files(files: list[Path]) -> World:
+    from policy_dataplane.documents import load_files
+
+    return World.from_objects(load_files(files))
+
+
+@app.command()
+def explain(
+    src: str = typer.Argument(..., help="source: NS/POD or an IP address"),
+    dst: str = typer.Argument(..., help="destination: NS/POD or an IP address"),
+    protocol: str = typer.Option("TCP", "--protocol", "-p", help="TCP, UDP, SCTP, ICMP, ICMPv6 or a number"),
+    port: Optional[int] = typer.Option(None, "--port", help="destination port"),
+    icmp_type: Optional[int] = typer.Option(None, "--icmp-type"),
+    icmp_code: Optional[int] = typer.Option(None, "--icmp-code"),
+    files: list[Path] = typer.Option([], "-f", "--filename", help="work from these YAML files alone"),
+    src_ip: Optional[str] = typer.Option(None, "--src-ip", help="the source pod's IP (files without addresses)"),
+    dst_ip: Optional[str] = typer.Option(None, "--dst-ip", help="the destination pod's IP"),
+    lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable trace"),
+) -> None:
+    """Walk through the tiers, policies and rules that decide whether SRC may open a flow to DST."""
+    from policy_dataplane.documents import DocumentsInvalid
+    from policy_dataplane.evaluate import verdict
+    from policy_dataplane.explain import render, to_json
+
+    try:
+        world = world_from_files(files) if files else current_world(lab)
+    except (DocumentsInvalid, NoLabState) as exc:
+        fail(str(exc))
+    try:
+        result = verdict(
+            world, src, dst, protocol, port, icmp_type, icmp_code, src_ip=src_ip, dst_ip=dst_ip
+        )
+    except (KeyError, ValueError) as exc:
+        fail(str(exc.args[0]) if exc.args else str(exc))
+    if as_json:
+        print_json(to_json(result))
+    else:
+        console.print(render(result))
