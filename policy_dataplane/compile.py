@@ -1,0 +1,204 @@
+"""The policy world + the endpoints living on one host -> that host's `HostProgram`. Pure (reads the world).
+
+Like Felix, a host gets only what its local endpoints need: the policies that select them (per direction,
+tiers in order, from `resolve.py`) and the address / named-port sets those policies' rules refer to.
+
+Set names are stable: `s-<selector id>` for a selector's members (pod IPs and network-set CIDRs), `n-<hash>`
+for a literal list of nets, `p-<hash>` for named ports ((ip, protocol, port) of the pods matching that side's
+selector that declare the port). So a label change only moves set elements; a policy edit rewrites its chain.
+
+IPv4 only: the lab has no IPv6 pod addresses; rules restricted to IPv6 compile to nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from policy_dataplane.hostprogram import (
+    Dir,
+    EndpointProgram,
+    HostProgram,
+    NamedPortMember,
+    PolicyProgram,
+    RuleProgram,
+    SideMatch,
+    TierProgram,
+    Verdict,
+    policy_chain,
+    short_hash,
+)
+from policy_dataplane.model import (
+    ALL,
+    Action,
+    Direction,
+    EntityMatch,
+    NamedPort,
+    Policy,
+    PortRange,
+    Rule,
+    Selector,
+)
+from policy_dataplane.resolve import resolve
+from policy_dataplane.world import World
+
+PodKey = tuple[str, str]
+DIRECTIONS = {Dir.INGRESS: Direction.INGRESS, Dir.EGRESS: Direction.EGRESS}
+VERDICTS = {Action.ALLOW: Verdict.ALLOW, Action.DENY: Verdict.DENY, Action.LOG: Verdict.LOG, Action.PASS: Verdict.PASS}
+
+
+@dataclass(frozen=True)
+class NamedPortRef:
+    """What a named-port set holds: the pods matching `selector` (only this host's pods when `local`), each
+    with its port called one of `names` for `protocol` (None: whatever protocol the pod declares)."""
+
+    selector: Selector
+    names: tuple[str, ...]
+    protocol: int | None
+    local: bool
+
+    @property
+    def set_name(self) -> str:
+        return "p-" + short_hash(self.selector.canonical, ",".join(self.names), str(self.protocol), str(self.local))
+
+
+@dataclass
+class _Needs:
+    """Sets referred to by the policies compiled so far (filled while compiling, then resolved)."""
+
+    selectors: dict[str, Selector] = field(default_factory=dict)
+    nets: dict[str, frozenset[IPv4Network]] = field(default_factory=dict)
+    named_ports: dict[str, NamedPortRef] = field(default_factory=dict)
+
+
+def _v4(nets: tuple) -> frozenset[IPv4Network]:  # type: ignore[type-arg]
+    return frozenset(n for n in nets if isinstance(n, IPv4Network))
+
+
+def _nets_set(nets: frozenset[IPv4Network], needs: _Needs) -> str:
+    name = "n-" + short_hash(*sorted(map(str, nets)))
+    needs.nets[name] = nets
+    return name
+
+
+def _selector_set(selector: Selector, needs: _Needs) -> str:
+    needs.selectors[selector.id] = selector
+    return "s-" + selector.id
+
+
+def _port_spans(ports: tuple) -> tuple[tuple[int, int], ...]:  # type: ignore[type-arg]
+    return tuple((p.first, p.last) for p in ports if isinstance(p, PortRange))
+
+
+def _named(ports: tuple, side: EntityMatch, protocol: int | None, local: bool, needs: _Needs) -> str | None:  # type: ignore[type-arg]
+    names = tuple(sorted(p.name for p in ports if isinstance(p, NamedPort)))
+    if not names:
+        return None
+    ref = NamedPortRef(side.selector or ALL, names, protocol, local and side.selector is None)
+    needs.named_ports[ref.set_name] = ref
+    return ref.set_name
+
+
+def _side(side: EntityMatch, protocol: int | None, local: bool, needs: _Needs) -> SideMatch:
+    """`local`: this side is the endpoint the chain guards (ingress destination, egress source)."""
+    nets = _v4(side.nets)
+    return SideMatch(
+        nets=_nets_set(nets, needs) if nets else None,
+        not_nets=_nets_set(_v4(side.not_nets), needs) if _v4(side.not_nets) else None,
+        members=_selector_set(side.selector, needs) if side.selector is not None else None,
+        not_members=_selector_set(side.not_selector, needs) if side.not_selector is not None else None,
+        ports=_port_spans(side.ports),
+        named_ports=_named(side.ports, side, protocol, local, needs),
+        not_ports=_port_spans(side.not_ports),
+        not_named_ports=_named(side.not_ports, side, protocol, local, needs),
+        never=bool(side.nets) and not nets,  # only IPv6 nets: no IPv4 packet matches
+    )
+
+
+def compile_rule(rule: Rule, direction: Dir, needs: _Needs) -> RuleProgram:
+    return RuleProgram(
+        verdict=VERDICTS[rule.action],
+        protocol=rule.protocol,
+        not_protocol=rule.not_protocol,
+        icmp=(rule.icmp.type, rule.icmp.code) if rule.icmp else None,
+        not_icmp=(rule.not_icmp.type, rule.not_icmp.code) if rule.not_icmp else None,
+        source=_side(rule.source, rule.protocol, direction is Dir.EGRESS, needs),
+        destination=_side(rule.destination, rule.protocol, direction is Dir.INGRESS, needs),
+        never=rule.ip_version == 6,
+    )
+
+
+def compile_policy(policy: Policy, direction: Dir, needs: _Needs) -> PolicyProgram:
+    rules = policy.rules(DIRECTIONS[direction])
+    return PolicyProgram(policy.name, direction, tuple(compile_rule(r, direction, needs) for r in rules))
+
+
+def _item_networks(world: World, item: tuple) -> list[IPv4Network]:  # type: ignore[type-arg]
+    kind, namespace, name = item
+    if kind == "pod":
+        pod = world.pods.get((namespace, name))
+        return [IPv4Network(ip) for ip in pod.ips if isinstance(ip, IPv4Address)] if pod else []
+    netset = world.netsets.get((namespace or None, name))
+    return list(_v4(netset.nets)) if netset else []
+
+
+def selector_members(world: World, selector: Selector) -> frozenset[IPv4Network]:
+    if world.index.has_selector(selector.id):
+        items = world.index.members_view(selector.id)
+    else:  # not registered (cannot happen for policy selectors): evaluate directly
+        items = {i for i, labels in world.index.items().items() if selector.matches(labels)}
+    return frozenset(net for item in items for net in _item_networks(world, item))
+
+
+def named_port_members(world: World, ref: NamedPortRef, local_pods: set[PodKey]) -> frozenset[NamedPortMember]:
+    if ref.selector == ALL:
+        pods = [world.pods[k] for k in local_pods if k in world.pods] if ref.local else list(world.pods.values())
+    else:
+        pods = [world.pods[(i[1], i[2])] for i in world.index.members_view(ref.selector.id)
+                if i[0] == "pod" and (i[1], i[2]) in world.pods]
+    out = set()
+    for pod in pods:
+        for port in pod.ports:
+            if port.name in ref.names and (ref.protocol is None or port.protocol == ref.protocol):
+                out.update((ip, port.protocol, port.port) for ip in pod.ips if isinstance(ip, IPv4Address))
+    return frozenset(out)
+
+
+def compile_host(world: World, local: Mapping[PodKey, str]) -> HostProgram:
+    """`local`: pod key -> host-side interface of the pods on this host. Pods the world does not know get no
+    endpoint (their interface stays unknown to the program: dropped)."""
+    needs = _Needs()
+    policies: dict[str, PolicyProgram] = {}
+    endpoints: dict[str, EndpointProgram] = {}
+    for key, ifname in sorted(local.items()):
+        pod = world.pods.get(key)
+        if pod is None:
+            continue
+        tiers: dict[Dir, tuple[TierProgram, ...]] = {}
+        for direction in Dir:
+            resolved = resolve(world, pod, DIRECTIONS[direction])
+            programs = []
+            for tier in resolved:
+                chains = []
+                for policy in tier.policies:
+                    chain = policy_chain(policy.name, direction)
+                    if chain not in policies:
+                        policies[chain] = compile_policy(policy, direction, needs)
+                    chains.append(chain)
+                programs.append(TierProgram(tier.tier.name, tuple(chains), tier.tier.default_action is Action.PASS))
+            tiers[direction] = tuple(programs)
+        endpoints[ifname] = EndpointProgram(str(pod), ifname, tiers[Dir.INGRESS], tiers[Dir.EGRESS])
+    address_sets = {"s-" + sid: selector_members(world, sel) for sid, sel in needs.selectors.items()}
+    address_sets.update(needs.nets)
+    local_pods = set(local)
+    named = {name: named_port_members(world, ref, local_pods) for name, ref in needs.named_ports.items()}
+    return HostProgram(address_sets, named, policies, endpoints)
+
+
+def compile_hosts(world: World, placement: Mapping[str, Mapping[PodKey, str]]) -> dict[str, HostProgram]:
+    """host -> program, for every host of the placement (host -> {pod key: ifname})."""
+    return {host: compile_host(world, local) for host, local in placement.items()}
+
+
+__all__ = ["compile_host", "compile_hosts", "compile_policy", "compile_rule", "selector_members", "NamedPortRef"]

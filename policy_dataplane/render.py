@@ -1,0 +1,277 @@
+"""HostProgram -> nft script text. Pure: the same program always gives the same text.
+
+Layout of the one table (`inet npl`) in a host namespace:
+* `fw-dispatch` / `tw-dispatch`: interface verdict maps, from-workload interface -> `jump fw-<if>` (the
+  endpoint's egress policy), to-workload interface -> `jump tw-<if>` (its ingress policy).
+* base chains on forward, input (pod -> host) and output (host -> pod): established/related accepted,
+  invalid dropped, then both dispatches in turn (a pod-to-pod packet on one host passes the sender's egress
+  AND the receiver's ingress, because endpoint chains return on allow, as in Felix), then any `cali*`
+  interface the maps did not know is dropped: fail closed.
+* endpoint chains: a counter, then per tier each policy chain is jumped to while no mark is set; a tier where
+  nobody allowed or passed drops (logged); an allow mark returns. No tier: return (allow).
+* policy chains: rules in order; Allow / Pass set a mark and return, Deny logs and drops, Log logs and goes on.
+
+`render_full` writes the whole table (replacing any old one in the same transaction); `render_diff(old, new)`
+writes only what changed: set elements added or removed, chains flushed and refilled, map elements swapped.
+Additions run parents-last and deletions parents-first so every reference is valid at each step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from ipaddress import IPv4Network, collapse_addresses
+
+from policy_dataplane.hostprogram import (
+    EMPTY_PROGRAM,
+    LOG_GROUP,
+    MARK_ALLOW,
+    MARK_MASK,
+    MARK_PASS,
+    TABLE,
+    Dir,
+    EndpointProgram,
+    HostProgram,
+    NamedPortMember,
+    PolicyProgram,
+    RuleProgram,
+    SideMatch,
+    Verdict,
+)
+
+T = f"inet {TABLE}"
+DISPATCH = {Dir.EGRESS: "fw-dispatch", Dir.INGRESS: "tw-dispatch"}
+WORKLOAD_PREFIX = "cali"
+BASE_CHAINS = (("forward", "forward"), ("input", "input"), ("output", "output"))
+CLEAR_MARKS = f"meta mark set meta mark and {0xFFFFFFFF ^ MARK_MASK:#x}"
+NO_MARK = f"meta mark and {MARK_MASK:#x} == 0"
+
+
+# --- sets ------------------------------------------------------------------------------------------------
+
+
+def address_elements(members: Iterable[IPv4Network]) -> list[str]:
+    """Interval sets refuse overlapping elements: collapse first (a pod /32 inside a network set's CIDR)."""
+    return [str(n.network_address) if n.prefixlen == 32 else str(n) for n in collapse_addresses(members)]
+
+
+def named_port_elements(members: Iterable[NamedPortMember]) -> list[str]:
+    return [f"{addr} . {proto} . {port}" for addr, proto, port in sorted(members)]
+
+
+def _set_decl(name: str) -> str:
+    return f"add set {T} {name} {{ type ipv4_addr; flags interval; }}"
+
+
+def _named_port_set_decl(name: str) -> str:
+    return f"add set {T} {name} {{ type ipv4_addr . inet_proto . inet_service; }}"
+
+
+def _elements(verb: str, name: str, elements: list[str], chunk: int = 2000) -> list[str]:
+    return [f"{verb} element {T} {name} {{ {', '.join(elements[i:i + chunk])} }}"
+            for i in range(0, len(elements), chunk)]
+
+
+# --- rules -----------------------------------------------------------------------------------------------
+
+
+def _ports(spans: Iterable[tuple[int, int]]) -> str:
+    items = [str(a) if a == b else f"{a}-{b}" for a, b in sorted(spans)]
+    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+
+
+def _side(side: SideMatch, addr: str, port: str, named_port_alternative: bool | None) -> list[str]:
+    """Match expressions of one side. `named_port_alternative`: None when the side has no positive port
+    match, False for the numeric ports, True for the named-port set (the two are ORed: two nft rules)."""
+    out = []
+    if side.nets:
+        out.append(f"{addr} @{side.nets}")
+    if side.not_nets:
+        out.append(f"{addr} != @{side.not_nets}")
+    if side.members:
+        out.append(f"{addr} @{side.members}")
+    if side.not_members:
+        out.append(f"{addr} != @{side.not_members}")
+    if named_port_alternative is False:
+        out.append(f"th {port} {_ports(side.ports)}")
+    elif named_port_alternative is True:
+        out.append(f"{addr} . meta l4proto . th {port} @{side.named_ports}")
+    if side.not_ports:
+        out.append(f"th {port} != {_ports(side.not_ports)}")
+    if side.not_named_ports:
+        out.append(f"{addr} . meta l4proto . th {port} != @{side.not_named_ports}")
+    return out
+
+
+def _alternatives(side: SideMatch) -> list[bool | None]:
+    if side.never:
+        return []
+    alts: list[bool | None] = []
+    if side.ports:
+        alts.append(False)
+    if side.named_ports:
+        alts.append(True)
+    return alts or [None]
+
+
+def rule_comment(policy: PolicyProgram, index: int) -> str:
+    """Counters map nft rules back to (policy, rule index) by this comment (nft keeps it, max 128 bytes)."""
+    return f"{policy.name[:100]} r{index}".replace('"', "'")
+
+
+def log_prefix(kind: str, chain: str, index: int) -> str:
+    """NFLOG prefix: kind (L log, D deny, T tier-end default deny), chain, rule or tier index."""
+    return f"{kind} {chain} {index}"
+
+
+def _verdict(rule: RuleProgram, chain: str, index: int) -> str:
+    if rule.verdict is Verdict.ALLOW:
+        return f"meta mark set meta mark or {MARK_ALLOW:#x} return"
+    if rule.verdict is Verdict.PASS:
+        return f"meta mark set meta mark or {MARK_PASS:#x} return"
+    if rule.verdict is Verdict.DENY:
+        return f'log prefix "{log_prefix("D", chain, index)}" group {LOG_GROUP} drop'
+    return f'log prefix "{log_prefix("L", chain, index)}" group {LOG_GROUP}'
+
+
+def render_rule(policy: PolicyProgram, index: int, rule: RuleProgram) -> list[str]:
+    """One policy rule as zero, one or more nft rule bodies (ports OR named ports split in two)."""
+    if rule.never:
+        return []
+    head = []
+    if rule.protocol is not None:
+        head.append(f"meta l4proto {rule.protocol}")
+    if rule.not_protocol is not None:
+        head.append(f"meta l4proto != {rule.not_protocol}")
+    if rule.icmp is not None:
+        head.append(f"icmp type {rule.icmp[0]}")
+        if rule.icmp[1] is not None:
+            head.append(f"icmp code {rule.icmp[1]}")
+    if rule.not_icmp is not None:
+        t, c = rule.not_icmp
+        # Calico allows notICMP only with protocol ICMP: "not this type (and code)"
+        head.append(f"icmp type != {t}" if c is None else f"icmp type . icmp code != {t} . {c}")
+    out = []
+    tail = f'counter {_verdict(rule, policy.chain, index)} comment "{rule_comment(policy, index)}"'
+    for src_alt in _alternatives(rule.source):
+        for dst_alt in _alternatives(rule.destination):
+            body = head + _side(rule.source, "ip saddr", "sport", src_alt) + \
+                _side(rule.destination, "ip daddr", "dport", dst_alt)
+            out.append(" ".join(body + [tail]))
+    return out
+
+
+def policy_rules(policy: PolicyProgram) -> list[str]:
+    return [body for i, rule in enumerate(policy.rules) for body in render_rule(policy, i, rule)]
+
+
+def endpoint_rules(endpoint: EndpointProgram, direction: Dir) -> list[str]:
+    chain = endpoint.chain(direction)
+    out = [f'counter comment "endpoint {endpoint.key}"']
+    tiers = endpoint.tiers(direction)
+    if tiers:
+        out.append(CLEAR_MARKS)
+    for t, tier in enumerate(tiers):
+        out += [f"{NO_MARK} jump {policy}" for policy in tier.policies]
+        if not tier.default_pass:
+            out.append(f'{NO_MARK} counter log prefix "{log_prefix("T", chain, t)}" group {LOG_GROUP} drop '
+                       f'comment "tier {tier.name[:60]} default deny"')
+        out.append(f"meta mark and {MARK_ALLOW:#x} != 0 return")
+        out.append(CLEAR_MARKS)  # pass (or the tier's default pass) goes on to the next tier
+    out.append("return")  # no tier, or every tier passed: the profile allows
+    return out
+
+
+# --- whole table -----------------------------------------------------------------------------------------
+
+
+def base_commands() -> list[str]:
+    """The table skeleton: maps and base chains, fail closed for any workload interface not in the maps."""
+    out = [f"add table {T}"]
+    for direction in (Dir.EGRESS, Dir.INGRESS):
+        out.append(f"add map {T} {DISPATCH[direction]} {{ type ifname : verdict; }}")
+    for chain, hook in BASE_CHAINS:
+        out.append(f"add chain {T} {chain} {{ type filter hook {hook} priority filter; policy accept; }}")
+        out.append(f"add rule {T} {chain} ct state established,related accept")
+        out.append(f"add rule {T} {chain} ct state invalid counter drop")
+        if hook != "output":  # from a workload: its egress policy
+            out.append(f"add rule {T} {chain} iifname vmap @{DISPATCH[Dir.EGRESS]}")
+            out.append(f'add rule {T} {chain} iifname "{WORKLOAD_PREFIX}*" counter drop comment "unknown workload"')
+        if hook != "input":  # to a workload: its ingress policy
+            out.append(f"add rule {T} {chain} oifname vmap @{DISPATCH[Dir.INGRESS]}")
+            out.append(f'add rule {T} {chain} oifname "{WORKLOAD_PREFIX}*" counter drop comment "unknown workload"')
+    return out
+
+
+def _chain_fill(chain: str, bodies: list[str]) -> list[str]:
+    return [f"add rule {T} {chain} {body}" for body in bodies]
+
+
+def _map_element(verb: str, endpoint: EndpointProgram, direction: Dir) -> str:
+    value = f' : jump {endpoint.chain(direction)}' if verb == "add" else ""
+    return f'{verb} element {T} {DISPATCH[direction]} {{ "{endpoint.ifname}"{value} }}'
+
+
+def render_full(program: HostProgram, replace: bool = True) -> str:
+    """The whole table in one transaction. With `replace`, an existing table is deleted first in the same
+    transaction (atomic: packets see the old program or the new, never none; conntrack is untouched)."""
+    head = [f"add table {T}", f"delete table {T}"] if replace else []
+    return "\n".join(head + base_commands() + _diff_commands(EMPTY_PROGRAM, program)) + "\n"
+
+
+def render_diff(old: HostProgram, new: HostProgram) -> str:
+    """Only what changed between two programs, as one transaction ('' when nothing did)."""
+    commands = _diff_commands(old, new)
+    return "\n".join(commands) + "\n" if commands else ""
+
+
+def _set_updates(old: dict[str, frozenset], new: dict[str, frozenset], decl, elements) -> tuple[list[str], list[str]]:  # type: ignore[type-arg]
+    """(additions and element changes, deletions of whole sets)."""
+    adds: list[str] = []
+    for name, members in new.items():
+        if name not in old:
+            adds.append(decl(name))
+            adds += _elements("add", name, elements(members))
+            continue
+        if old[name] == members:
+            continue
+        before, after = set(elements(old[name])), set(elements(members))
+        adds += _elements("delete", name, sorted(before - after))  # deletions first: intervals may merge
+        adds += _elements("add", name, sorted(after - before))
+    removes = [f"delete set {T} {name}" for name in old if name not in new]
+    return adds, removes
+
+
+def _diff_commands(old: HostProgram, new: HostProgram) -> list[str]:
+    set_adds, set_removes = _set_updates(old.address_sets, new.address_sets, _set_decl, address_elements)
+    np_adds, np_removes = _set_updates(old.named_port_sets, new.named_port_sets, _named_port_set_decl,
+                                       named_port_elements)
+    out = set_adds + np_adds
+    # policy chains: new ones created and filled, changed ones flushed and refilled
+    for chain, policy in new.policies.items():
+        previous = old.policies.get(chain)
+        if previous == policy:
+            continue
+        out.append(f"add chain {T} {chain}" if previous is None else f"flush chain {T} {chain}")
+        out += _chain_fill(chain, policy_rules(policy))
+    # endpoint chains, then their dispatch entries (a new interface becomes reachable only now)
+    for ifname, endpoint in new.endpoints.items():
+        previous_ep = old.endpoints.get(ifname)
+        for direction in Dir:
+            chain = endpoint.chain(direction)
+            rules = endpoint_rules(endpoint, direction)
+            if previous_ep is None:
+                out.append(f"add chain {T} {chain}")
+            elif endpoint_rules(previous_ep, direction) == rules:
+                continue
+            else:
+                out.append(f"flush chain {T} {chain}")
+            out += _chain_fill(chain, rules)
+        if previous_ep is None:
+            out += [_map_element("add", endpoint, d) for d in Dir]
+    # removals, parents first: dispatch entries, endpoint chains, policy chains, sets
+    for ifname, endpoint in old.endpoints.items():
+        if ifname not in new.endpoints:
+            out += [_map_element("delete", endpoint, d) for d in Dir]
+            out += [f"delete chain {T} {endpoint.chain(d)}" for d in Dir]
+    out += [f"delete chain {T} {chain}" for chain in old.policies if chain not in new.policies]
+    return out + set_removes + np_removes
