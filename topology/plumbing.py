@@ -26,6 +26,7 @@ def loopback_up() -> Request:
 def pod_requests(pod: PodPlan) -> list[Request]:
     return [
         loopback_up(),
+        rtnl.link_configure(POD_IFNAME, {}),
         rtnl.link_set(POD_IFNAME),
         rtnl.addr_add(ETH0_INDEX, IPv4Interface(f"{pod.ip}/32")),
         rtnl.route_add(IPv4Network(f"{POD_GATEWAY}/32"), oif=ETH0_INDEX, scope=rtnl.RT_SCOPE_LINK),
@@ -33,29 +34,29 @@ def pod_requests(pod: PodPlan) -> list[Request]:
     ]
 
 
-def host_pod_settings(pods: Iterable[PodPlan]) -> list[sysctl.Setting]:
-    return [s for pod in pods for s in sysctl.workload_settings(pod.host_ifname)]
-
-
 def host_pod_requests(pods: Iterable[PodPlan], indexes: Mapping[str, int]) -> list[Request]:
     """Requests in the host namespace; `indexes` maps the host's interface names to ifindexes."""
     requests = []
     for pod in pods:
-        requests.append(rtnl.link_set(pod.host_ifname))
-        requests.append(rtnl.route_add(IPv4Network(f"{pod.ip}/32"), oif=indexes[pod.host_ifname]))
+        index = indexes[pod.host_ifname]
+        requests += [
+            rtnl.link_configure(pod.host_ifname, sysctl.WORKLOAD_DEVCONF),
+            rtnl.arp_proxy_delay(index, sysctl.WORKLOAD_PROXY_DELAY_MS),
+            rtnl.link_set(pod.host_ifname),
+            rtnl.route_add(IPv4Network(f"{pod.ip}/32"), oif=index),
+        ]
     return requests
 
 
 def node_settings(node: NodePlan) -> list[sysctl.Setting]:
-    settings = list(sysctl.node_settings(node.kind))
-    if node.kind == "host":
-        settings += sysctl.uplink_settings(NODE_IFNAME)
-    return settings
+    return list(sysctl.node_settings(node.kind))
 
 
 def node_requests(node: NodePlan, fabric: FabricPlan) -> list[Request]:
+    devconf = sysctl.UPLINK_DEVCONF if node.kind == "host" else {}
     return [
         loopback_up(),
+        rtnl.link_configure(NODE_IFNAME, devconf),
         rtnl.link_set(NODE_IFNAME),
         rtnl.addr_add(ETH0_INDEX, node.fabric_ip),
         rtnl.route_add(DEFAULT_ROUTE, gateway=fabric.gateway.ip, oif=ETH0_INDEX),
@@ -67,5 +68,8 @@ def fabric_settings() -> list[sysctl.Setting]:
 
 
 def fabric_requests(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[Request]:
-    requests = [loopback_up(), rtnl.link_set(fabric.bridge), rtnl.addr_add(BRIDGE_INDEX, fabric.gateway)]
-    return requests + [rtnl.link_set(n.fabric_port, master=BRIDGE_INDEX) for n in nodes]
+    requests = [loopback_up(), rtnl.link_configure(fabric.bridge, {}), rtnl.link_set(fabric.bridge)]
+    requests.append(rtnl.addr_add(BRIDGE_INDEX, fabric.gateway))
+    for node in nodes:
+        requests += [rtnl.link_configure(node.fabric_port, {}), rtnl.link_set(node.fabric_port, master=BRIDGE_INDEX)]
+    return requests

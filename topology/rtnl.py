@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -23,6 +23,7 @@ RTM_DELLINK = 17
 RTM_GETLINK = 18
 RTM_NEWADDR = 20
 RTM_NEWROUTE = 24
+RTM_SETNEIGHTBL = 67
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
 NLM_F_DUMP = 0x300
@@ -38,6 +39,18 @@ NETLINK_EXT_ACK = 11
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
 IFLA_MASTER = 10
+IFLA_AF_SPEC = 26
+IFLA_INET_CONF = 1
+IFLA_INET6_ADDR_GEN_MODE = 8
+IN6_ADDR_GEN_MODE_NONE = 1
+NDTA_NAME = 1
+NDTA_PARMS = 6
+NDTPA_IFINDEX = 1
+NDTPA_PROXY_DELAY = 13
+NLA_F_NESTED = 0x8000
+# Per-interface IPv4 settings by their IPV4_DEVCONF_* number (<linux/ip.h>): what the sysctl files
+# net.ipv4.conf.<if>.<name> show, set here in one message instead of one /proc write each.
+IPV4_DEVCONF = {"forwarding": 1, "proxy_arp": 3, "send_redirects": 6, "rp_filter": 8}
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_BROADCAST = 4
@@ -102,6 +115,31 @@ def link_set(ifname: str, *, up: bool = True, master: int | None = None, index: 
         payload += attr(IFLA_MASTER, struct.pack("=I", master))
     state = "up" if up else "down"
     return Request(RTM_NEWLINK, NLM_F_ACK, payload, f"link {ifname} {state}" + (f" master {master}" if master else ""))
+
+
+def link_configure(ifname: str, ipv4_conf: Mapping[str, int], *, ipv6_addresses: bool = False) -> Request:
+    """Per-interface IPv4 settings and, unless asked, no IPv6 link-local address (addrgenmode none).
+
+    Send it before the link comes up: an interface that never gets an IPv6 address sends no DAD, router
+    solicitations or MLD, which keeps the fabric and packet captures quiet.
+    """
+    conf = b"".join(attr(IPV4_DEVCONF[name], struct.pack("=I", value)) for name, value in ipv4_conf.items())
+    spec = attr(socket.AF_INET | NLA_F_NESTED, attr(IFLA_INET_CONF | NLA_F_NESTED, conf)) if conf else b""
+    if not ipv6_addresses:
+        inet6 = attr(IFLA_INET6_ADDR_GEN_MODE, struct.pack("=B", IN6_ADDR_GEN_MODE_NONE))
+        spec += attr(socket.AF_INET6 | NLA_F_NESTED, inet6)
+    payload = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + ifname_attr(ifname)
+    payload += attr(IFLA_AF_SPEC | NLA_F_NESTED, spec)
+    settings = ", ".join(f"{k}={v}" for k, v in ipv4_conf.items())
+    return Request(RTM_NEWLINK, NLM_F_ACK, payload, f"link {ifname} settings {settings}".rstrip())
+
+
+def arp_proxy_delay(ifindex: int, delay_ms: int) -> Request:
+    """`net.ipv4.neigh.<if>.proxy_delay` of one interface, through the ARP table's parameters."""
+    parms = attr(NDTPA_IFINDEX, struct.pack("=I", ifindex)) + attr(NDTPA_PROXY_DELAY, struct.pack("=Q", delay_ms))
+    payload = struct.pack("=BxH", socket.AF_INET, 0) + attr(NDTA_NAME, b"arp_cache\0")
+    payload += attr(NDTA_PARMS | NLA_F_NESTED, parms)
+    return Request(RTM_SETNEIGHTBL, NLM_F_ACK, payload, f"arp proxy_delay {delay_ms} ms on ifindex {ifindex}")
 
 
 def link_delete(ifname: str) -> Request:

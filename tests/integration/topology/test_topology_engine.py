@@ -45,7 +45,10 @@ def test_build_gives_calico_plumbing_and_real_reachability(lab) -> None:  # type
     assert link["address"] == "ee:ee:ee:ee:ee:ee" and "UP" in link["flags"]
     assert probe.read_sysctl(h1.netns, f"net.ipv4.conf.{web.host_ifname}.proxy_arp") == "1"
     assert probe.read_sysctl(h1.netns, f"net.ipv4.neigh.{web.host_ifname}.proxy_delay") == "0"
+    assert probe.read_sysctl(h1.netns, f"net.ipv4.conf.{web.host_ifname}.rp_filter") == "1"
+    assert probe.read_sysctl(h1.netns, "net.ipv4.conf.eth0.send_redirects") == "0"
     assert probe.read_sysctl(h1.netns, "net.ipv4.ip_forward") == "1"
+    assert not [a for a in addrs if a["family"] == "inet6"]  # addrgenmode none: no IPv6 chatter
     assert probe.read_sysctl(plan.fabric.netns, "net.ipv4.ip_forward") == "0"
     assert probe.read_sysctl(web.netns, "net.ipv4.icmp_ratelimit") == "0"
     host_routes = {(r["dst"], r.get("dev")) for r in probe.ip_json(h1.netns, "route")}

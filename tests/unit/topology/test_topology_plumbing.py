@@ -12,6 +12,7 @@ def _whats(requests: list[rtnl.Request]) -> list[str]:
 def test_pod_gets_calico_routes_in_order(plan) -> None:  # type: ignore[no-untyped-def]
     assert _whats(plumbing.pod_requests(plan.pods[0])) == [
         "link lo up",
+        "link eth0 settings",  # addrgenmode none: no IPv6 chatter
         "link eth0 up",
         "address 10.200.0.1/32 on ifindex 2",
         "route 169.254.1.1/32 dev ifindex 2",  # before the default route that needs it
@@ -23,21 +24,22 @@ def test_host_side_of_pods(plan) -> None:  # type: ignore[no-untyped-def]
     web, api, _ = plan.pods
     requests = plumbing.host_pod_requests([web, api], {web.host_ifname: 7, api.host_ifname: 8})
     assert _whats(requests) == [
+        f"link {web.host_ifname} settings forwarding=1, proxy_arp=1, rp_filter=1",
+        "arp proxy_delay 0 ms on ifindex 7",
         f"link {web.host_ifname} up",
         "route 10.200.0.1/32 dev ifindex 7",
+        f"link {api.host_ifname} settings forwarding=1, proxy_arp=1, rp_filter=1",
+        "arp proxy_delay 0 ms on ifindex 8",
         f"link {api.host_ifname} up",
         "route 10.200.0.2/32 dev ifindex 8",
     ]
-    settings = dict(plumbing.host_pod_settings([web]))
-    assert settings[f"net.ipv4.conf.{web.host_ifname}.proxy_arp"] == "1"
-    assert settings[f"net.ipv4.neigh.{web.host_ifname}.proxy_delay"] == "0"
-    assert settings[f"net.ipv4.conf.{web.host_ifname}.forwarding"] == "1"
 
 
 def test_hosts_forward_and_others_do_not(plan) -> None:  # type: ignore[no-untyped-def]
     h1, _, srv, rr = plan.nodes
     assert dict(plumbing.node_settings(h1))["net.ipv4.ip_forward"] == "1"
-    assert dict(plumbing.node_settings(h1))["net.ipv4.conf.eth0.send_redirects"] == "0"
+    assert dict(plumbing.node_settings(h1))["net.ipv4.conf.all.send_redirects"] == "0"
+    assert _whats(plumbing.node_requests(h1, plan.fabric))[1] == "link eth0 settings rp_filter=0, send_redirects=0"
     for node in (srv, rr):
         assert dict(plumbing.node_settings(node))["net.ipv4.ip_forward"] == "0"
     assert dict(plumbing.fabric_settings())["net.ipv4.ip_forward"] == "0"
@@ -49,8 +51,8 @@ def test_node_and_fabric_requests(plan) -> None:  # type: ignore[no-untyped-def]
     h1 = plan.nodes[0]
     assert _whats(plumbing.node_requests(h1, plan.fabric))[-1] == "route 0.0.0.0/0 via 10.99.0.254 dev ifindex 2"
     whats = _whats(plumbing.fabric_requests(plan.fabric, plan.nodes))
-    assert whats[:3] == ["link lo up", "link npl-fabric up", "address 10.99.0.254/24 on ifindex 2"]
-    assert whats[3:] == [f"link {n.fabric_port} up master 2" for n in plan.nodes]
+    assert whats[:4] == ["link lo up", "link npl-fabric settings", "link npl-fabric up", "address 10.99.0.254/24 on ifindex 2"]
+    assert whats[4:] == [w for n in plan.nodes for w in (f"link {n.fabric_port} settings", f"link {n.fabric_port} up master 2")]
 
 
 def test_sysctl_paths() -> None:

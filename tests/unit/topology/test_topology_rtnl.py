@@ -8,6 +8,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.ndtmsg import ndtmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from topology import rtnl
@@ -94,3 +95,33 @@ def test_iter_messages_splits_a_datagram_and_parse_link_reads_the_name() -> None
     messages = list(rtnl.iter_messages(data))
     assert [(m[0], m[2]) for m in messages] == [(rtnl.RTM_NEWLINK, 1), (rtnl.RTM_DELLINK, 2)]
     assert rtnl.parse_link(messages[0][3]) == (0, "cali0123456789a")
+
+
+def _nested(data: bytes) -> dict[int, bytes]:
+    return dict(rtnl.iter_attrs(data))
+
+
+def test_link_configure_sets_devconf_by_number_and_addrgenmode_none() -> None:
+    request = rtnl.link_configure("cali1", {"proxy_arp": 1, "rp_filter": 1})
+    assert request.type == rtnl.RTM_NEWLINK
+    attrs = _nested(request.payload[16:])
+    assert attrs[rtnl.IFLA_IFNAME] == b"cali1\0"
+    spec = _nested(attrs[rtnl.IFLA_AF_SPEC])
+    conf = _nested(_nested(spec[socket.AF_INET])[rtnl.IFLA_INET_CONF])
+    assert conf == {3: struct.pack("=I", 1), 8: struct.pack("=I", 1)}  # IPV4_DEVCONF_PROXY_ARP, _RP_FILTER
+    assert _nested(spec[socket.AF_INET6]) == {rtnl.IFLA_INET6_ADDR_GEN_MODE: b"\x01"}
+    # pyroute2 reads the same message the same way.
+    msg = ifinfmsg(rtnl.encode(request, 1))
+    msg.decode()
+    assert msg.get_attr("IFLA_IFNAME") == "cali1"
+    inet6 = msg.get_attr("IFLA_AF_SPEC").get_attr("AF_INET6")
+    assert inet6.get_attr("IFLA_INET6_ADDR_GEN_MODE") == 1
+
+
+def test_arp_proxy_delay_decodes_with_pyroute2() -> None:
+    msg = ndtmsg(rtnl.encode(rtnl.arp_proxy_delay(7, 0), 1))
+    msg.decode()
+    assert msg["family"] == socket.AF_INET
+    assert msg.get_attr("NDTA_NAME") == "arp_cache"
+    parms = msg.get_attr("NDTA_PARMS")
+    assert parms.get_attr("NDTPA_IFINDEX") == 7 and parms.get_attr("NDTPA_PROXY_DELAY") == 0
