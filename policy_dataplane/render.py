@@ -1,12 +1,12 @@
 """HostProgram -> nft script text. Pure: the same program always gives the same text.
 
 Layout of the one table (`inet npl`) in a host namespace:
-* `fw-dispatch` / `tw-dispatch`: interface verdict maps, from-workload interface -> `jump fw-<if>` (the
-  endpoint's egress policy), to-workload interface -> `jump tw-<if>` (its ingress policy).
+* `fw-dispatch` / `tw-dispatch`: interface verdict maps, from-workload interface -> `goto fw-<if>` (the
+  endpoint's egress policy), to-workload interface -> `goto tw-<if>` (its ingress policy).
 * base chains on forward, input (pod -> host) and output (host -> pod): established/related accepted,
   invalid dropped, then both dispatches in turn (a pod-to-pod packet on one host passes the sender's egress
-  AND the receiver's ingress, because endpoint chains return on allow, as in Felix), then any `cali*`
-  interface the maps did not know is dropped: fail closed.
+  AND the receiver's ingress, because endpoint chains return on allow, as in Felix); a `cali*` interface
+  the maps do not know is dropped: fail closed.
 * endpoint chains: a counter, then per tier each policy chain is jumped to while no mark is set; a tier where
   nobody allowed or passed drops (logged); an allow mark returns. No tier: return (allow).
 * policy chains: rules in order; Allow / Pass set a mark and return, Deny logs and drops, Log logs and goes on.
@@ -185,20 +185,27 @@ def endpoint_rules(endpoint: EndpointProgram, direction: Dir) -> list[str]:
 
 
 def base_commands() -> list[str]:
-    """The table skeleton: maps and base chains, fail closed for any workload interface not in the maps."""
+    """The table skeleton: maps and base chains, fail closed for any workload interface not in the maps.
+
+    Base chains jump to `from-wl` / `to-wl`, which `goto` the endpoint chain found in the map: its return
+    comes back to the base chain (so the ingress dispatch still follows), while an interface the map does
+    not know falls through to the drop at the end of `from-wl` / `to-wl`."""
     out = [f"add table {T}"]
     for direction in (Dir.EGRESS, Dir.INGRESS):
         out.append(f"add map {T} {DISPATCH[direction]} {{ type ifname : verdict; }}")
+    for chain, direction, key in (("from-wl", Dir.EGRESS, "iifname"), ("to-wl", Dir.INGRESS, "oifname")):
+        out.append(f"add chain {T} {chain}")
+        out.append(f"add rule {T} {chain} {key} vmap @{DISPATCH[direction]}")
+        out.append(f'add rule {T} {chain} counter log prefix "U {chain} 0" group {LOG_GROUP} drop '
+                   f'comment "unknown workload interface"')
     for chain, hook in BASE_CHAINS:
         out.append(f"add chain {T} {chain} {{ type filter hook {hook} priority filter; policy accept; }}")
         out.append(f"add rule {T} {chain} ct state established,related accept")
         out.append(f"add rule {T} {chain} ct state invalid counter drop")
         if hook != "output":  # from a workload: its egress policy
-            out.append(f"add rule {T} {chain} iifname vmap @{DISPATCH[Dir.EGRESS]}")
-            out.append(f'add rule {T} {chain} iifname "{WORKLOAD_PREFIX}*" counter drop comment "unknown workload"')
+            out.append(f'add rule {T} {chain} iifname "{WORKLOAD_PREFIX}*" jump from-wl')
         if hook != "input":  # to a workload: its ingress policy
-            out.append(f"add rule {T} {chain} oifname vmap @{DISPATCH[Dir.INGRESS]}")
-            out.append(f'add rule {T} {chain} oifname "{WORKLOAD_PREFIX}*" counter drop comment "unknown workload"')
+            out.append(f'add rule {T} {chain} oifname "{WORKLOAD_PREFIX}*" jump to-wl')
     return out
 
 
@@ -207,7 +214,7 @@ def _chain_fill(chain: str, bodies: list[str]) -> list[str]:
 
 
 def _map_element(verb: str, endpoint: EndpointProgram, direction: Dir) -> str:
-    value = f' : jump {endpoint.chain(direction)}' if verb == "add" else ""
+    value = f' : goto {endpoint.chain(direction)}' if verb == "add" else ""
     return f'{verb} element {T} {DISPATCH[direction]} {{ "{endpoint.ifname}"{value} }}'
 
 

@@ -1,0 +1,38 @@
+"""Fixtures of the dataplane integration tests: the lab `dt1` (see dataplane_lab.py), torn down whatever happens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from dataplane_lab import HOSTS, LAB, DataplaneLab, base_world
+
+from policy_dataplane.dataplane import Dataplane
+from traffic.model import ProbeEndpoint
+from traffic.scratch_lab import ScratchLab
+
+
+@pytest.fixture(scope="session")
+def scratch_lab() -> Iterator[tuple[ScratchLab, dict[str, ProbeEndpoint]]]:
+    scratch = ScratchLab(LAB, pods_per_host=(3, 2), namespaces=2)
+    scratch.down()  # leftovers of an interrupted run
+    try:
+        endpoints = {e.name: e for e in scratch.up()}
+        yield scratch, endpoints
+    finally:
+        scratch.down()
+
+
+@pytest.fixture
+def lab(scratch_lab: tuple[ScratchLab, dict[str, ProbeEndpoint]]) -> Iterator[DataplaneLab]:
+    scratch, endpoints = scratch_lab
+    dp = Dataplane(LAB)
+    pod_hosts = {(ns, pod): HOSTS[h] for h, ns, pod, _ in scratch.pods()}
+    the_lab = DataplaneLab(scratch, endpoints, base_world(scratch), dp, pod_hosts)
+    try:
+        for host in HOSTS:
+            dp.install_base(host)
+        yield the_lab
+    finally:
+        for host in HOSTS:
+            dp.remove(host)

@@ -1,0 +1,79 @@
+"""Helpers of the dataplane tests: a small Calico-plumbed lab for the dataplane tests (lab `dt1`), torn down even when tests fail.
+
+Built with traffic's ScratchLab (namespaces from topology.names): host h1 with pods ns0/p0, ns1/p1, ns0/p2,
+host h2 with ns1/p3, ns0/p4; h2 reaches h1's pods through a static route, and the hosts' own addresses stand
+for "outside the cluster". Each test gets a fresh World (the pods above, labelled `app: <pod>`, namespaces
+labelled `team`) and a Dataplane with the empty program on both hosts; tables are removed afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from policy_dataplane.dataplane import Dataplane, SyncReport
+from policy_dataplane.documents import load_text
+from policy_dataplane.model import ContainerPort, Labels, Namespace, Pod
+from policy_dataplane.world import World
+from topology import names
+from traffic.model import Probe, ProbeEndpoint, Protocol
+from traffic.probes import ProbeOptions, run_probes
+from traffic.scratch_lab import ScratchLab
+
+LAB = "dt1"
+HOSTS = ("h1", "h2")
+POD_PORTS = (ContainerPort("http", 8080, 6), ContainerPort("dns", 53, 17), ContainerPort("sig", 3868, 132))
+TEAMS = {"ns0": "a", "ns1": "b"}
+
+
+@dataclass
+class DataplaneLab:
+    scratch: ScratchLab
+    endpoints: dict[str, ProbeEndpoint]
+    world: World
+    dp: Dataplane
+    pod_hosts: dict[tuple[str, str], str]
+
+    def placement(self) -> dict[str, list[tuple[tuple[str, str], str]]]:
+        out: dict[str, list[tuple[tuple[str, str], str]]] = {h: [] for h in HOSTS}
+        for key, host in self.pod_hosts.items():
+            if key in self.world.pods:
+                out[host].append((key, names.pod_host_ifname(*key)))
+        return out
+
+    def sync(self) -> SyncReport:
+        return self.dp.sync(self.world, self.placement())
+
+    def apply(self, text: str) -> SyncReport:
+        self.world.apply(load_text(text))
+        return self.sync()
+
+    def label(self, pod: str, **labels: str | None) -> SyncReport:
+        ns, name = pod.split("/")
+        self.world.label_pod(ns, name, **labels)
+        return self.sync()
+
+    def netns(self, host: str) -> str:
+        return names.host_netns(LAB, host)
+
+    def probe(self, cases: Sequence[tuple[str, str, Protocol, int]]) -> list[bool]:
+        """Delivered or not, per (source, destination, protocol, port)."""
+        probes = [Probe(self.endpoints[s], self.endpoints[d], proto, port) for s, d, proto, port in cases]
+        return [r.delivered for r in run_probes(probes, ProbeOptions(reply_timeout=0.4))]
+
+    def expect(self, cases: Sequence[tuple[str, str, Protocol, int, bool]]) -> None:
+        measured = self.probe([c[:4] for c in cases])
+        wrong = [f"{s}->{d} {p.value}/{port}: expected {'allow' if e else 'deny'}"
+                 for (s, d, p, port, e), got in zip(cases, measured) if got != e]
+        assert not wrong, "\n".join(wrong)
+
+
+def base_world(scratch: ScratchLab) -> World:
+    world = World()
+    world.apply([Namespace(ns, Labels({"team": team, "kubernetes.io/metadata.name": ns}))
+                 for ns, team in TEAMS.items()])
+    world.apply([Pod(ns, pod, Labels({"app": pod}), (IPv4Address(ip),), POD_PORTS) for _, ns, pod, ip in scratch.pods()])
+    return world
+
+
