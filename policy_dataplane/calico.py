@@ -271,7 +271,7 @@ def _protocol(value: int | str | None, path: str, problems: Problems) -> int | N
         problems.append((path, f"{value!r} must be one of {', '.join(PROTOCOLS)} or a number 1-255"))
         return None
     try:
-        return protocol_number(int(value) if isinstance(value, str) else value)
+        return protocol_number(int(value) if isinstance(value, str) and value.isdigit() else value)
     except ValueError as e:
         problems.append((path, str(e)))
         return None
