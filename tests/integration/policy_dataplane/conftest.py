@@ -8,8 +8,20 @@ import pytest
 from dataplane_lab import HOSTS, LAB, DataplaneLab, base_world
 
 from policy_dataplane.dataplane import Dataplane
-from traffic.model import ProbeEndpoint
+from traffic.model import Probe, ProbeEndpoint, Protocol
+from traffic.probes import ProbeOptions, run_probes
 from traffic.scratch_lab import ScratchLab
+
+
+def wait_until_connected(endpoints: dict[str, ProbeEndpoint], attempts: int = 20) -> None:
+    """Fresh veths need a moment (carrier, neighbours) before the first packet gets through: wait for
+    every pod to answer a ping from every other endpoint, so no test mistakes start-up for a drop."""
+    pairs = [Probe(endpoints[s], endpoints[d], Protocol.ICMP) for s in endpoints for d in endpoints
+             if s != d and "/" in d]
+    for _ in range(attempts):
+        if all(r.delivered for r in run_probes(pairs, ProbeOptions(reply_timeout=0.3))):
+            return
+    raise RuntimeError("the scratch lab never became fully connected")
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +30,7 @@ def scratch_lab() -> Iterator[tuple[ScratchLab, dict[str, ProbeEndpoint]]]:
     scratch.down()  # leftovers of an interrupted run
     try:
         endpoints = {e.name: e for e in scratch.up()}
+        wait_until_connected(endpoints)
         yield scratch, endpoints
     finally:
         scratch.down()

@@ -14,7 +14,8 @@ from ipaddress import IPv4Address
 
 from policy_dataplane.dataplane import Dataplane, SyncReport
 from policy_dataplane.documents import load_text
-from policy_dataplane.model import ContainerPort, Labels, Namespace, Pod
+from policy_dataplane.evaluate import verdict
+from policy_dataplane.model import ContainerPort, ExternalHost, Labels, Namespace, Pod
 from policy_dataplane.world import World
 from topology import names
 from traffic.model import Probe, ProbeEndpoint, Protocol
@@ -77,3 +78,34 @@ def base_world(scratch: ScratchLab) -> World:
     return world
 
 
+
+
+PROTOCOL_NUMBERS = {Protocol.TCP: 6, Protocol.UDP: 17, Protocol.SCTP: 132, Protocol.ICMP: 1}
+ECHO_REQUEST = 8  # what an ICMP probe sends
+
+
+def oracle(lab: DataplaneLab, src: str, dst: str, protocol: Protocol, port: int) -> bool:
+    """The model's verdict for one probe (hosts are addresses outside the cluster)."""
+    def ref(name: str) -> object:
+        return lab.world.pods[tuple(name.split("/"))] if "/" in name else ExternalHost(lab.endpoints[name].ip)
+
+    if protocol is Protocol.ICMP:
+        return verdict(lab.world, ref(src), ref(dst), 1, None, ECHO_REQUEST, 0).allowed  # type: ignore[arg-type]
+    return verdict(lab.world, ref(src), ref(dst), PROTOCOL_NUMBERS[protocol], port).allowed  # type: ignore[arg-type]
+
+
+def all_pairs(lab: DataplaneLab, services: Sequence[tuple[Protocol, int]]) -> list[tuple[str, str, Protocol, int]]:
+    """Every ordered pair of distinct endpoints with a pod on at least one end, for every service."""
+    names_ = sorted(lab.endpoints)
+    return [(s, d, p, port) for s in names_ for d in names_ if s != d and ("/" in s or "/" in d)
+            for p, port in services]
+
+
+def assert_matches_oracle(lab: DataplaneLab, services: Sequence[tuple[Protocol, int]]) -> list[bool]:
+    """Probe every pair with real packets and compare with the oracle; returns the measured verdicts."""
+    cases = all_pairs(lab, services)
+    measured = lab.probe(cases)
+    wrong = [f"{s}->{d} {p.value}/{port}: measured {'allow' if got else 'deny'}, oracle says the opposite"
+             for (s, d, p, port), got in zip(cases, measured) if got != oracle(lab, s, d, p, port)]
+    assert not wrong, f"{len(wrong)} of {len(cases)} probes differ:\n" + "\n".join(wrong)
+    return measured
