@@ -59,6 +59,8 @@ class LabelIndex:
         self._by_anychange: dict[str, set[str]] = {}
         # item filing
         self._items_by_pair: dict[tuple[str, str], set[ItemKey]] = {}
+        # how many (selector, item) tests the index has run: shows that work follows the change's size
+        self.evaluations = 0
 
     # --- reading ---------------------------------------------------------------------------------------
 
@@ -106,6 +108,8 @@ class LabelIndex:
         self._file_selector(sid, selector)
         pair = self._filed_under[sid]
         candidates: Iterable[ItemKey] = self._items_by_pair.get(pair, ()) if pair else self._labels
+        candidates = list(candidates)
+        self.evaluations += len(candidates)
         members = {item for item in candidates if selector.matches(self._labels[item])}
         self._members[sid] = members
         for item in members:
@@ -183,6 +187,7 @@ class LabelIndex:
         for pair in labels.items():
             self._items_by_pair.setdefault(pair, set()).add(item)
             candidates.update(self._by_required.get(pair, ()))
+        self.evaluations += len(candidates)
         matched = {sid for sid in candidates if self._selectors[sid].matches(labels)}
         self._matches[item] = matched
         for sid in matched:
@@ -210,6 +215,7 @@ class LabelIndex:
         self._labels[item] = new
         matched = self._matches.setdefault(item, set())
         changes = []
+        self.evaluations += len(candidates)
         for sid in candidates:
             now = self._selectors[sid].matches(new)
             if now and sid not in matched:
