@@ -95,8 +95,8 @@ def oracle(lab: DataplaneLab, src: str, dst: str, protocol: Protocol, port: int)
 
 
 def all_pairs(lab: DataplaneLab, services: Sequence[tuple[Protocol, int]]) -> list[tuple[str, str, Protocol, int]]:
-    """Every ordered pair of distinct endpoints with a pod on at least one end, for every service."""
-    names_ = sorted(lab.endpoints)
+    """Every ordered pair of distinct endpoints (pods the world still has, hosts) with a pod on at least one end."""
+    names_ = sorted(n for n in lab.endpoints if "/" not in n or tuple(n.split("/")) in lab.world.pods)
     return [(s, d, p, port) for s in names_ for d in names_ if s != d and ("/" in s or "/" in d)
             for p, port in services]
 

@@ -1,0 +1,161 @@
+"""Programming behaviour: incremental = from scratch, one transaction, bad programs change nothing, re-sync
+after a restart keeps established connections, fail closed for a pod added later."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+from ipaddress import IPv4Address
+
+import pytest
+from dataplane_lab import HOSTS, LAB, DataplaneLab, assert_matches_oracle
+
+from policy_dataplane.dataplane import Dataplane
+from policy_dataplane.hostprogram import RuleProgram, SideMatch, Verdict
+from policy_dataplane.model import Labels, Namespace, Pod
+from policy_dataplane.netns_exec import CommandFailed
+from policy_dataplane.program import normalized_listing
+from traffic.model import Protocol
+from traffic.netns import call_in_netns
+
+pytestmark = pytest.mark.root
+TCP, UDP, ICMP = Protocol.TCP, Protocol.UDP, Protocol.ICMP
+
+POLICIES = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: ns1}
+spec:
+  podSelector: {matchLabels: {role: web}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {access: "true"}}, namespaceSelector: {}}]
+    ports: [{port: 8080}]
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: quarantine}
+spec:
+  order: 200
+  selector: quarantine == "true"
+  ingress: [{action: Log}, {action: Deny}]
+  egress: [{action: Log}, {action: Deny}]
+"""
+
+
+def listings() -> dict[str, object]:
+    return {h: normalized_listing(f"npl-{LAB}-h-{h}") for h in HOSTS}
+
+
+def test_incremental_changes_equal_a_program_from_scratch(lab: DataplaneLab) -> None:
+    lab.sync()
+    steps = [
+        lambda: lab.world.apply(__import__("policy_dataplane.documents").documents.load_text(POLICIES)),
+        lambda: lab.world.label_pod("ns1", "p1", role="web"),
+        lambda: lab.world.label_pod("ns0", "p0", access="true"),
+        lambda: lab.world.label_pod("ns1", "p3", role="web", access="true"),
+        lambda: lab.world.label_pod("ns0", "p2", quarantine="true"),
+        lambda: lab.world.apply([Namespace("ns0", Labels({"team": "c"}))]),
+        lambda: lab.world.delete([("Pod", ("ns0", "p4"))]),
+        lambda: lab.world.label_pod("ns0", "p0", access=None),
+        lambda: lab.world.delete([("GlobalNetworkPolicy", "quarantine")]),
+    ]
+    for step in steps:
+        step()
+        report = lab.sync()
+        assert all(r.mode in ("diff", "none") for r in report.hosts.values())
+        incremental = listings()
+        fresh = Dataplane(LAB)  # a restarted agent: nothing remembered, full replace
+        fresh.resync(lab.world, lab.placement())
+        assert listings() == incremental
+    assert_matches_oracle(lab, [(TCP, 8080), (ICMP, 0)])
+
+
+def test_a_label_change_moves_only_set_elements(lab: DataplaneLab) -> None:
+    lab.apply(POLICIES)
+    lab.label("ns1/p1", role="web")
+    host = lab.dp.host("h1")
+    before = host.applied
+    assert before is not None
+    mode, text = host.plan(lab.dp.compile(lab.world, lab.placement())["h1"])
+    assert mode == "none" and text == ""
+    lab.world.label_pod("ns0", "p0", access="true")
+    mode, text = host.plan(lab.dp.compile(lab.world, lab.placement())["h1"])
+    assert mode == "diff"
+    assert text.strip().splitlines() == [line for line in text.strip().splitlines() if line.startswith("add element")]
+    assert len(text.strip().splitlines()) == 1
+    lab.expect([("ns0/p0", "ns1/p1", TCP, 8080, False)])  # planned, not applied yet
+    lab.sync()
+    lab.expect([("ns0/p0", "ns1/p1", TCP, 8080, True), ("ns0/p2", "ns1/p1", TCP, 8080, False)])
+
+
+def test_a_bad_program_leaves_the_running_one_untouched(lab: DataplaneLab) -> None:
+    lab.apply(POLICIES)
+    lab.label("ns1/p1", role="web")
+    host = lab.dp.host("h1")
+    good = host.applied
+    assert good is not None
+    before = normalized_listing(host.netns)
+    chain, policy = next(iter(good.policies.items()))
+    broken_rule = RuleProgram(Verdict.ALLOW, protocol=6, destination=SideMatch(ports=((70000, 70000),)))
+    bad = replace(good, policies={**good.policies, chain: replace(policy, rules=(broken_rule,))},
+                  address_sets={**good.address_sets, "s-new": frozenset()})
+    with pytest.raises(CommandFailed):
+        host.apply(bad)
+    assert host.applied is good
+    assert normalized_listing(host.netns) == before
+    lab.expect([("ns0/p0", "ns1/p1", TCP, 8080, False), ("ns0/p0", "ns0/p2", TCP, 8080, True)])
+    with pytest.raises(ValueError):  # a dangling reference never reaches nft
+        host.apply(replace(good, policies={**good.policies, chain: replace(policy, rules=(
+            RuleProgram(Verdict.ALLOW, source=SideMatch(members="s-missing")),))}))
+
+
+def _connect(lab: DataplaneLab, src: str, dst: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """A kernel TCP connection from pod `src` to pod `dst` (both sockets returned, connected)."""
+    server = call_in_netns(lab.endpoints[dst].netns, lambda: socket.create_server(("0.0.0.0", port)))
+    client = call_in_netns(lab.endpoints[src].netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    client.settimeout(2)
+    client.connect((str(lab.endpoints[dst].ip), port))
+    server.settimeout(2)
+    accepted, _ = server.accept()
+    server.close()
+    accepted.settimeout(2)
+    return client, accepted
+
+
+def _exchange(client: socket.socket, server: socket.socket) -> None:
+    client.sendall(b"ping")
+    assert server.recv(4) == b"ping"
+    server.sendall(b"pong")
+    assert client.recv(4) == b"pong"
+
+
+def test_resync_after_restart_keeps_established_connections(lab: DataplaneLab) -> None:
+    lab.sync()
+    client, server = _connect(lab, "ns0/p4", "ns1/p1", 7001)  # cross host
+    local_client, local_server = _connect(lab, "ns0/p0", "ns1/p1", 7002)  # same host
+    try:
+        lab.apply(POLICIES)
+        lab.label("ns1/p1", role="web")  # p1 is now isolated: no new connection on 7001
+        lab.expect([("ns0/p4", "ns1/p1", TCP, 7001, False)])
+        _exchange(client, server)
+        before = listings()
+        restarted = Dataplane(LAB)
+        report = restarted.resync(lab.world, lab.placement())
+        assert {r.mode for r in report.hosts.values()} == {"full"}
+        assert listings() == before
+        _exchange(client, server)
+        _exchange(local_client, local_server)
+        lab.expect([("ns0/p4", "ns1/p1", TCP, 7001, False), ("ns0/p0", "ns1/p1", TCP, 7002, False)])
+    finally:
+        for s in (client, server, local_client, local_server):
+            s.close()
+
+
+def test_a_pod_added_later_has_no_network_until_its_filter_is_in(lab: DataplaneLab) -> None:
+    lab.world.delete([("Pod", ("ns1", "p3"))])
+    lab.sync()
+    lab.expect([("ns1/p3", "ns0/p4", TCP, 8080, False), ("ns0/p4", "ns1/p3", TCP, 8080, False)])
+    lab.world.apply([Pod("ns1", "p3", Labels({"app": "p3"}), (IPv4Address(str(lab.endpoints["ns1/p3"].ip)),))])
+    report = lab.sync()
+    assert report.changed_hosts == ["h2"]
+    lab.expect([("ns1/p3", "ns0/p4", TCP, 8080, True), ("ns0/p4", "ns1/p3", TCP, 8080, True)])
