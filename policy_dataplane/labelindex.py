@@ -52,6 +52,7 @@ class LabelIndex:
         self._matches: dict[ItemKey, set[str]] = {}
         # selector filing
         self._filed_under: dict[str, tuple[str, str] | None] = {}
+        self._keys: dict[str, frozenset[str]] = {}  # label keys each selector reads
         self._by_required: dict[tuple[str, str], set[str]] = {}
         self._unfiled: set[str] = set()
         self._by_value: dict[tuple[str, str], set[str]] = {}
@@ -134,6 +135,7 @@ class LabelIndex:
         pairs = required_pairs(selector)
         pair = min(pairs, key=_pair_rank) if pairs else None
         self._filed_under[sid] = pair
+        self._keys[sid] = selector.keys()
         if pair is None:
             self._unfiled.add(sid)
         else:
@@ -148,6 +150,7 @@ class LabelIndex:
 
     def _unfile_selector(self, sid: str, selector: Selector) -> None:
         pair = self._filed_under.pop(sid)
+        del self._keys[sid]
         if pair is None:
             self._unfiled.discard(sid)
         else:
@@ -168,6 +171,28 @@ class LabelIndex:
         if old is None:
             return self._add_item(item, labels)
         return self._relabel_item(item, old, labels)
+
+    def _relabel_candidates(
+        self, old: Mapping[str, str], new: Mapping[str, str], changed: set[str]
+    ) -> set[str]:
+        """Selectors whose result on the item may flip. Two supersets of them; the smaller one is used:
+        by what the change touches (atoms of the changed keys), or by what the item carries (a selector
+        that matched before or after must be filed under one of the item's old or new pairs)."""
+        by_atoms: list[set[str]] = []
+        for k in changed:
+            before, after = old.get(k), new.get(k)
+            for value in (before, after):
+                if value is not None and (k, value) in self._by_value:
+                    by_atoms.append(self._by_value[(k, value)])
+            if (before is None or after is None) and k in self._by_presence:
+                by_atoms.append(self._by_presence[k])
+            if k in self._by_anychange:
+                by_atoms.append(self._by_anychange[k])
+        by_pairs = [self._by_required[p] for p in set(old.items()) | set(new.items()) if p in self._by_required]
+        if sum(map(len, by_atoms)) <= len(self._unfiled) + sum(map(len, by_pairs)):
+            return set().union(*by_atoms)
+        keys = self._keys
+        return {sid for sid in set(self._unfiled).union(*by_pairs) if keys[sid] & changed}
 
     def remove_item(self, item: ItemKey) -> list[MembershipChange]:
         labels = self._labels.pop(item, None)
@@ -199,15 +224,9 @@ class LabelIndex:
         if not changed:
             self._labels[item] = new
             return []
-        candidates: set[str] = set()
+        candidates = self._relabel_candidates(old, new, changed)
         for k in changed:
             before, after = old.get(k), new.get(k)
-            for value in (before, after):
-                if value is not None:
-                    candidates.update(self._by_value.get((k, value), ()))
-            if before is None or after is None:
-                candidates.update(self._by_presence.get(k, ()))
-            candidates.update(self._by_anychange.get(k, ()))
             if before is not None:
                 _discard(self._items_by_pair, (k, before), item)
             if after is not None:
