@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from policy_dataplane.model import (
     DEFAULT_TIER,
     DEFAULT_TIER_ORDER,
@@ -43,6 +41,7 @@ from policy_dataplane.model import (
 )
 from policy_dataplane.selectors import ALL, Global, Selector, and_, eq, in_, prefixed
 from policy_dataplane.validation import (
+    Document,
     Invalid,
     Metadata,
     Problems,
@@ -53,7 +52,7 @@ from policy_dataplane.validation import (
     check_port_name,
     parse_cidr,
     parse_selector,
-    pydantic_problems,
+    validate_model,
 )
 
 # --- boundary models -----------------------------------------------------------------------------------
@@ -110,10 +109,7 @@ class PolicySpecDoc(Strict):
     stagedAction: Literal["Set", "Delete"] | None = None
 
 
-class PolicyDoc(Strict):
-    apiVersion: str
-    kind: str
-    metadata: Metadata
+class PolicyDoc(Document):
     spec: PolicySpecDoc = PolicySpecDoc()
 
 
@@ -122,10 +118,7 @@ class NetworkSetSpecDoc(Strict):
     allowedEgressDomains: list[str] | None = None
 
 
-class NetworkSetDoc(Strict):
-    apiVersion: str
-    kind: str
-    metadata: Metadata
+class NetworkSetDoc(Document):
     spec: NetworkSetSpecDoc = NetworkSetSpecDoc()
 
 
@@ -134,18 +127,9 @@ class TierSpecDoc(Strict):
     defaultAction: Literal["Deny", "Pass"] | None = None
 
 
-class TierDoc(Strict):
-    apiVersion: str
-    kind: str
-    metadata: Metadata
+class TierDoc(Document):
     spec: TierSpecDoc = TierSpecDoc()
 
-
-def _model(cls: type[Strict], doc: dict[str, Any]) -> Any:
-    try:
-        return cls.model_validate(doc)
-    except ValidationError as e:
-        raise Invalid(pydantic_problems(e)) from None
 
 
 def _name(meta: Metadata, problems: Problems) -> str:
@@ -161,7 +145,7 @@ def _name(meta: Metadata, problems: Problems) -> str:
 
 def policy_from_doc(doc: dict[str, Any], *, global_: bool, staged: bool = False, source: str = "") -> Policy:
     """A (Staged)(Global)NetworkPolicy document into a Policy."""
-    d: PolicyDoc = _model(PolicyDoc, doc)
+    d: PolicyDoc = validate_model(PolicyDoc, doc)
     problems: Problems = []
     name = _name(d.metadata, problems)
     check_labels(d.metadata.labels, "metadata.labels", problems)
@@ -384,7 +368,7 @@ def _ports(values: list[int | str] | None, path: str, problems: Problems) -> tup
 
 
 def network_set_from_doc(doc: dict[str, Any], *, global_: bool) -> NetworkSet:
-    d: NetworkSetDoc = _model(NetworkSetDoc, doc)
+    d: NetworkSetDoc = validate_model(NetworkSetDoc, doc)
     problems: Problems = []
     name = _name(d.metadata, problems)
     labels = check_labels(d.metadata.labels, "metadata.labels", problems)
@@ -404,7 +388,7 @@ def network_set_from_doc(doc: dict[str, Any], *, global_: bool) -> NetworkSet:
 
 
 def tier_from_doc(doc: dict[str, Any]) -> Tier:
-    d: TierDoc = _model(TierDoc, doc)
+    d: TierDoc = validate_model(TierDoc, doc)
     problems: Problems = []
     name = _name(d.metadata, problems)
     if name:

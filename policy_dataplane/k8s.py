@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from policy_dataplane.model import (
     DEFAULT_TIER,
@@ -55,6 +55,7 @@ from policy_dataplane.selectors import (
     prefixed,
 )
 from policy_dataplane.validation import (
+    Document,
     Invalid,
     Metadata,
     Problems,
@@ -66,7 +67,7 @@ from policy_dataplane.validation import (
     check_labels,
     check_port_name,
     parse_cidr,
-    pydantic_problems,
+    validate_model,
 )
 
 IP_ADDRS_ANNOTATION = "cni.projectcalico.org/ipAddrs"
@@ -122,17 +123,11 @@ class NetworkPolicySpec(Strict):
     stagedAction: Literal["Set", "Delete"] | None = None  # StagedKubernetesNetworkPolicy only
 
 
-class NetworkPolicyDoc(Strict):
-    apiVersion: str
-    kind: str
-    metadata: Metadata
+class NetworkPolicyDoc(Document):
     spec: NetworkPolicySpec = NetworkPolicySpec()
 
 
-class NamespaceDoc(Strict):
-    apiVersion: str
-    kind: str
-    metadata: Metadata
+class NamespaceDoc(Document):
     spec: dict[str, Any] | None = None
     status: dict[str, Any] | None = None
 
@@ -170,19 +165,10 @@ class PodStatusDoc(Strict):
     podIPs: list[PodIPDoc] | None = None
 
 
-class PodDoc(Strict):
-    apiVersion: str
-    kind: str
-    metadata: Metadata
+class PodDoc(Document):
     spec: PodSpecDoc = PodSpecDoc()
     status: PodStatusDoc | None = None
 
-
-def _model(cls: type[Strict], doc: dict[str, Any]) -> Any:
-    try:
-        return cls.model_validate(doc)
-    except ValidationError as e:
-        raise Invalid(pydantic_problems(e)) from None
 
 
 def _name_and_namespace(meta: Metadata, problems: Problems, *, namespaced: bool) -> tuple[str, str]:
@@ -229,7 +215,7 @@ def label_selector(sel: LabelSelector | None, path: str, problems: Problems) -> 
 
 
 def namespace_from_doc(doc: dict[str, Any]) -> Namespace:
-    d: NamespaceDoc = _model(NamespaceDoc, doc)
+    d: NamespaceDoc = validate_model(NamespaceDoc, doc)
     problems: Problems = []
     name = d.metadata.name or ""
     if not name:
@@ -246,7 +232,7 @@ def namespace_from_doc(doc: dict[str, Any]) -> Namespace:
 
 
 def pod_from_doc(doc: dict[str, Any]) -> Pod:
-    d: PodDoc = _model(PodDoc, doc)
+    d: PodDoc = validate_model(PodDoc, doc)
     problems: Problems = []
     name, namespace = _name_and_namespace(d.metadata, problems, namespaced=True)
     if name:
@@ -308,7 +294,7 @@ def _pod_ips(d: PodDoc, problems: Problems) -> tuple[IPAddress, ...]:
 
 
 def network_policy_from_doc(doc: dict[str, Any], *, staged: bool = False, source: str = "") -> Policy:
-    d: NetworkPolicyDoc = _model(NetworkPolicyDoc, doc)
+    d: NetworkPolicyDoc = validate_model(NetworkPolicyDoc, doc)
     problems: Problems = []
     name, namespace = _name_and_namespace(d.metadata, problems, namespaced=True)
     if name:

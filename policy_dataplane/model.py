@@ -185,15 +185,10 @@ class Labels(Mapping[str, str]):
 
     def with_(self, **changes: str | None) -> Labels:
         """A copy with keys set (or removed when the value is None)."""
-        d = dict(self._dict)
-        for k, v in changes.items():
-            if v is None:
-                d.pop(k, None)
-            else:
-                d[k] = v
-        return Labels(d)
+        return self.updated(changes)
 
     def updated(self, changes: Mapping[str, str | None]) -> Labels:
+        """A copy with keys set (or removed when the value is None)."""
         d = dict(self._dict)
         for k, v in changes.items():
             if v is None:

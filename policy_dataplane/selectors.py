@@ -47,6 +47,16 @@ class Expr:
         return frozenset()
 
 
+class _OnKey(Expr):
+    """An expression about one label key."""
+
+    __slots__ = ()
+    key: str
+
+    def keys(self) -> frozenset[str]:
+        return frozenset({self.key})
+
+
 def _quote(value: str) -> str:
     if '"' not in value:
         return f'"{value}"'
@@ -79,7 +89,7 @@ class Global(Expr):
 
 
 @dataclass(frozen=True, slots=True)
-class Has(Expr):
+class Has(_OnKey):
     key: str
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -88,12 +98,9 @@ class Has(Expr):
     def canonical(self) -> str:
         return f"has({self.key})"
 
-    def keys(self) -> frozenset[str]:
-        return frozenset({self.key})
-
 
 @dataclass(frozen=True, slots=True)
-class Eq(Expr):
+class Eq(_OnKey):
     key: str
     value: str
 
@@ -103,12 +110,9 @@ class Eq(Expr):
     def canonical(self) -> str:
         return f"{self.key} == {_quote(self.value)}"
 
-    def keys(self) -> frozenset[str]:
-        return frozenset({self.key})
-
 
 @dataclass(frozen=True, slots=True)
-class Ne(Expr):
+class Ne(_OnKey):
     key: str
     value: str
 
@@ -118,12 +122,9 @@ class Ne(Expr):
     def canonical(self) -> str:
         return f"{self.key} != {_quote(self.value)}"
 
-    def keys(self) -> frozenset[str]:
-        return frozenset({self.key})
-
 
 @dataclass(frozen=True, slots=True)
-class In(Expr):
+class In(_OnKey):
     key: str
     values: frozenset[str]
 
@@ -134,12 +135,9 @@ class In(Expr):
     def canonical(self) -> str:
         return f"{self.key} in {{{', '.join(_quote(v) for v in sorted(self.values))}}}"
 
-    def keys(self) -> frozenset[str]:
-        return frozenset({self.key})
-
 
 @dataclass(frozen=True, slots=True)
-class NotIn(Expr):
+class NotIn(_OnKey):
     key: str
     values: frozenset[str]
 
@@ -150,12 +148,9 @@ class NotIn(Expr):
     def canonical(self) -> str:
         return f"{self.key} not in {{{', '.join(_quote(v) for v in sorted(self.values))}}}"
 
-    def keys(self) -> frozenset[str]:
-        return frozenset({self.key})
-
 
 @dataclass(frozen=True, slots=True)
-class StrMatch(Expr):
+class StrMatch(_OnKey):
     """`contains`, `starts with`, `ends with`: need the label to be present."""
 
     key: str
@@ -174,9 +169,6 @@ class StrMatch(Expr):
 
     def canonical(self) -> str:
         return f"{self.key} {self.op} {_quote(self.value)}"
-
-    def keys(self) -> frozenset[str]:
-        return frozenset({self.key})
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,22 @@ class Metadata(BaseModel):
     annotations: dict[str, str] | None = None
 
 
+class Document(Strict):
+    """What every API object has; each kind adds its own `spec` (and maybe `status`)."""
+
+    apiVersion: str
+    kind: str
+    metadata: Metadata
+
+
+def validate_model(cls: type[BaseModel], doc: dict[str, Any]) -> Any:
+    """The boundary model of a document, or Invalid with every schema problem."""
+    try:
+        return cls.model_validate(doc)
+    except ValidationError as e:
+        raise Invalid(pydantic_problems(e)) from None
+
+
 def field_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
