@@ -4,7 +4,7 @@
     dp.install_base("h1")                       # before any pod exists on h1: fail closed from the start
     dp.sync(world, {"h1": [(("ns", "pod"), "cali0123456789a")], ...})   # diff per host, all hosts at once
     dp.resync(world, placement)                 # after a restart: full atomic replace, flows survive
-    dp.counters() / dp.drops()                  # see counters.py / drops.py
+    dp.counters(hosts) / dp.drops(hosts, world) # see counters.py / drops.py
 
 `sync` compiles every host of the placement (pure, from the world), then sends each changed host one
 transaction; unchanged hosts cost nothing. It returns per-host results with timings.
@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from policy_dataplane.compile import PodKey, compile_host
+from policy_dataplane.counters import Counters, read_counters
+from policy_dataplane.drops import DropWatcher
 from policy_dataplane.hostprogram import HostProgram
 from policy_dataplane.program import ApplyResult, HostFilter, apply_hosts
 from policy_dataplane.world import World
@@ -85,6 +87,17 @@ class Dataplane:
 
     def netns(self, host: str) -> str:
         return self._netns(host)
+
+    def counters(self, hosts: Sequence[str]) -> Counters:
+        """Packets and bytes per policy, rule and endpoint on these hosts (read from the kernel: works from a
+        fresh process). nftables backend only."""
+        return read_counters({h: self._netns(h) for h in hosts})
+
+    def drops(self, hosts: Sequence[str], world: World | None = None) -> DropWatcher:
+        """A watcher of denied (and logged) packets on these hosts; pod names come from the world's pods.
+        Use as a context manager: `poll(timeout)` or `follow()`."""
+        by_ip = {ip: str(pod) for pod in world.pods.values() for ip in pod.ips} if world else {}
+        return DropWatcher({h: self._netns(h) for h in hosts}, by_ip.get)
 
 
 __all__ = ["Dataplane", "SyncReport", "Placement"]

@@ -10,6 +10,11 @@ import ctypes
 import ctypes.util
 import os
 import subprocess
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/run/netns"
@@ -60,3 +65,23 @@ def finish(netns: str, argv: list[str], proc: subprocess.Popen[str], stdin: str 
     if proc.returncode != 0:
         raise CommandFailed(netns, argv, err)
     return out
+
+
+def call_in_netns(netns: str, make: Callable[[], T]) -> T:
+    """Run `make()` in a thread that entered `netns` (sockets made there stay in that namespace)."""
+    path = netns_path(netns)
+    outcome: dict[str, object] = {}
+
+    def worker() -> None:
+        try:
+            _enter(path)
+            outcome["value"] = make()
+        except BaseException as error:  # handed to the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=worker, name=f"setns-{netns}", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]

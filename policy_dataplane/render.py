@@ -160,8 +160,16 @@ def render_rule(policy: PolicyProgram, index: int, rule: RuleProgram) -> list[st
     return out
 
 
+def policy_header(policy: PolicyProgram) -> str:
+    """First rule of a policy chain: counts packets the policy evaluated and names it for readers of the
+    table (nft 1.0.6 does not show chain comments in JSON)."""
+    name = policy.name[:100].replace('"', "'")
+    return f'counter comment "policy {name} {policy.direction.value}"'
+
+
 def policy_rules(policy: PolicyProgram) -> list[str]:
-    return [body for i, rule in enumerate(policy.rules) for body in render_rule(policy, i, rule)]
+    return [policy_header(policy)] + [body for i, rule in enumerate(policy.rules)
+                                      for body in render_rule(policy, i, rule)]
 
 
 def endpoint_rules(endpoint: EndpointProgram, direction: Dir) -> list[str]:
