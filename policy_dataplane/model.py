@@ -322,7 +322,7 @@ class Policy:
     ingress: tuple[Rule, ...] = ()
     egress: tuple[Rule, ...] = ()
     staged: StagedAction | None = None  # None: enforced
-    source: str = ""  # "file:doc#N" where it came from, for messages
+    source: str = field(default="", compare=False)  # "file#N" where it came from, for messages
 
     @property
     def name(self) -> str:
