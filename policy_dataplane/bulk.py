@@ -10,6 +10,7 @@ allowed[i, j] = egress of i allows j AND ingress of j allows i. The semantics ar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class _Bits:
         else:
             members = {item for item, labels in self.world.index_items().items() if selector.matches(labels)}
         for item in members:
-            kind, ns, name = item  # type: ignore[misc]
+            kind, ns, name = cast(tuple[str, str, str], item)  # see world.pod_item / world.netset_item
             if kind == "pod":
                 bits |= self.pod_bit.get((ns, name), 0)
             else:

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from policy_dataplane.selectors import Selector, index_atoms, required_pairs
 
 ItemKey = Hashable
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -257,8 +259,8 @@ def _discard(index: dict, key: object, value: object) -> None:  # type: ignore[t
 
 
 def memberships_from_scratch(
-    items: Mapping[ItemKey, Mapping[str, str]], selectors: Iterable[Selector]
-) -> dict[str, frozenset[ItemKey]]:
+    items: Mapping[K, Mapping[str, str]], selectors: Iterable[Selector]
+) -> dict[str, frozenset[K]]:
     """Every selector against every item: the reference the incremental index must always equal."""
     return {s.id: frozenset(i for i, labels in items.items() if s.matches(labels)) for s in selectors}
 

@@ -8,6 +8,7 @@ from policy_model_helpers import allowed, namespace, pod, yaml_world
 from policy_dataplane.documents import DocumentsInvalid, load_text
 from policy_dataplane.evaluate import Reason, verdict
 from policy_dataplane.model import Direction, Policy
+from policy_dataplane.world import World
 
 WORLD = (
     namespace("dev", {"team": "a"})
@@ -133,7 +134,7 @@ def test_both_selectors_in_one_peer_are_anded_and_separate_peers_ored() -> None:
 
 
 def test_match_expressions_operators() -> None:
-    def w(expr: str) -> object:
+    def w(expr: str) -> World:
         return yaml_world(WORLD + np(
             "  podSelector: {matchLabels: {app: web}}\n  ingress:\n  - from:\n"
             f"    - namespaceSelector: {{}}\n      podSelector: {{matchExpressions: [{expr}]}}"
