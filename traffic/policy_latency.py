@@ -1,0 +1,125 @@
+"""Policy latency, the pure half: what a change is, and what a probe stream around it shows.
+
+A `Change` is callbacks plus the paths it affects with their verdict before and after. The runner
+(`traffic.stream`) probes every affected path round-robin at a fixed rate, calls `apply` (the "write") while
+the stream runs, and hands the sends to `analyse`:
+- per path, latency = send time of the first probe after the write that shows the new verdict, minus the
+  time of the write (an upper bound: it is known to within one probe interval of that path);
+- flaps = probes after that first one that still show the old verdict;
+- for paths that did not exist before (`before=None`, a new pod), any delivered probe on a path that must
+  be denied is a leak; the pod's "enforced" time is when its last allowed path first delivered (it is then
+  up and filtered).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from traffic.latency import percentiles
+from traffic.model import Probe
+
+
+@dataclass(frozen=True)
+class AffectedPath:
+    probe: Probe
+    after: bool  # allowed once the change is enforced
+    before: bool | None  # allowed before the change; None: the path did not exist (new pod)
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    paths: tuple[AffectedPath, ...]
+    apply: Callable[[], None]  # the write: called on a helper thread while probes keep flowing
+    revert: Callable[[], None] = field(default=lambda: None)  # undo, so the next repetition starts clean
+    prepare: Callable[[], None] = field(default=lambda: None)  # before the stream starts (not timed)
+
+
+@dataclass(frozen=True)
+class Send:
+    path: int
+    sent_ns: int
+    delivered: bool
+
+
+@dataclass(frozen=True)
+class PathOutcome:
+    path: AffectedPath
+    latency_us: float | None  # None: never showed the new verdict within the window
+    resolution_us: float | None  # the new verdict took effect after the path's previous probe: this much earlier at most
+    flaps: int
+    leaks: int
+    baseline_wrong: int  # probes before the write that did not show `before`
+    probes: int
+
+
+@dataclass(frozen=True)
+class ChangeOutcome:
+    change: str
+    write_us: float  # how long `apply` itself took
+    paths: tuple[PathOutcome, ...]
+
+    @property
+    def all_paths_us(self) -> float | None:
+        """The change is in effect when every affected path shows its new verdict."""
+        values = [p.latency_us for p in self.paths]
+        return None if not values or None in values else max(v for v in values if v is not None)
+
+    @property
+    def enforced_us(self) -> float | None:
+        """New pods: when the last allowed path first delivered (the pod is reachable, filters in place)."""
+        allowed = [p.latency_us for p in self.paths if p.path.before is None and p.path.after]
+        return None if not allowed or None in allowed else max(v for v in allowed if v is not None)
+
+    @property
+    def leaks(self) -> int:
+        return sum(p.leaks for p in self.paths)
+
+
+def analyse(change: str, paths: Sequence[AffectedPath], sends: Sequence[Send], write_ns: int,
+            applied_ns: int) -> ChangeOutcome:
+    by_path: list[list[Send]] = [[] for _ in paths]
+    for send in sorted(sends, key=lambda s: s.sent_ns):
+        by_path[send.path].append(send)
+    outcomes = []
+    for path, path_sends in zip(paths, by_path, strict=True):
+        before = [s for s in path_sends if s.sent_ns < write_ns]
+        after = [s for s in path_sends if s.sent_ns >= write_ns]
+        first = next((i for i, s in enumerate(after) if s.delivered == path.after), None)
+        latency = None if first is None else (after[first].sent_ns - write_ns) / 1000.0
+        resolution = None
+        if first is not None:
+            previous = after[first - 1].sent_ns if first > 0 else (before[-1].sent_ns if before else write_ns)
+            resolution = (after[first].sent_ns - max(previous, write_ns)) / 1000.0
+        flaps = 0 if first is None else sum(s.delivered != path.after for s in after[first:])
+        leaks = sum(s.delivered for s in after) if path.before is None and not path.after else 0
+        baseline_wrong = 0 if path.before is None else sum(s.delivered != path.before for s in before)
+        outcomes.append(PathOutcome(path, latency, resolution, flaps, leaks, baseline_wrong, len(path_sends)))
+    return ChangeOutcome(change, (applied_ns - write_ns) / 1000.0, tuple(outcomes))
+
+
+def distribution(values: Sequence[float | None]) -> dict[str, float | int]:
+    """Sample count, missing (never converged) count, and p50/p90/p99/max of the rest (µs)."""
+    present = [v for v in values if v is not None]
+    out: dict[str, float | int] = {"samples": len(present), "missing": len(values) - len(present)}
+    out.update(percentiles(present))
+    out["max"] = max(present) if present else float("nan")
+    return out
+
+
+def summarise(outcomes: Sequence[ChangeOutcome]) -> dict[str, object]:
+    """The distributions a report prints: per path, per change (all paths), write time, leaks, flaps."""
+    per_path = [p.latency_us for o in outcomes for p in o.paths]
+    return {
+        "changes": len(outcomes),
+        "per_path_us": distribution(per_path),
+        "all_paths_us": distribution([o.all_paths_us for o in outcomes]),
+        "resolution_us": distribution([p.resolution_us for o in outcomes for p in o.paths]),
+        "write_us": distribution([o.write_us for o in outcomes]),
+        "enforced_us": distribution([o.enforced_us for o in outcomes if any(p.path.before is None
+                                                                           for p in o.paths)]),
+        "leaks": sum(o.leaks for o in outcomes),
+        "flaps": sum(p.flaps for o in outcomes for p in o.paths),
+        "baseline_wrong": sum(p.baseline_wrong for o in outcomes for p in o.paths),
+    }
