@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from policy_dataplane.compile import PodKey, compile_host
+from policy_dataplane.compile import IncrementalCompiler, PodKey
 from policy_dataplane.counters import Counters, read_counters
 from policy_dataplane.drops import DropWatcher
 from policy_dataplane.hostprogram import HostProgram
@@ -47,6 +47,7 @@ class Dataplane:
         self._netns = host_netns or (lambda host: names.host_netns(lab, host))
         self._hosts: dict[str, HostFilter] = {}
         self.programs: dict[str, HostProgram] = {}  # last compiled, per host
+        self._compiler = IncrementalCompiler()
 
     def host(self, host: str) -> HostFilter:
         if host not in self._hosts:
@@ -63,7 +64,8 @@ class Dataplane:
         return self.host(host).install_base()
 
     def compile(self, world: World, placement: Placement) -> dict[str, HostProgram]:
-        return {host: compile_host(world, dict(pods)) for host, pods in placement.items()}
+        """Programs per host; incremental: only hosts and sets a pod change can touch are recompiled."""
+        return self._compiler.compile(world, {host: dict(pods) for host, pods in placement.items()})
 
     def sync(self, world: World, placement: Placement) -> SyncReport:
         started = time.perf_counter()

@@ -50,7 +50,11 @@ NO_MARK = f"meta mark and {MARK_MASK:#x} == 0"
 
 
 def address_elements(members: Iterable[IPv4Network]) -> list[str]:
-    """Interval sets refuse overlapping elements: collapse first (a pod /32 inside a network set's CIDR)."""
+    """Interval sets refuse overlapping elements: collapse first (a pod /32 inside a network set's CIDR).
+    Distinct /32s never overlap (adjacent ones are fine), so the common case skips the collapse."""
+    members = list(members)
+    if all(n.prefixlen == 32 for n in members):
+        return [str(n.network_address) for n in sorted(members)]
     return [str(n.network_address) if n.prefixlen == 32 else str(n) for n in collapse_addresses(members)]
 
 
