@@ -9,29 +9,40 @@ How a compiler reads the normal form
   plus pseudo-labels, as Calico does it:
     - `projectcalico.org/namespace: <ns>`, `projectcalico.org/orchestrator: k8s`,
       `projectcalico.org/serviceaccount: <sa>`,
-    - every namespace label `k: v` as `pcns.k: v`.
+    - every namespace label `k: v` as `pcns.k: v` (Kubernetes gives every namespace
+      `kubernetes.io/metadata.name: <ns>`; undeclared namespaces get it too, see `implicit_namespace`),
+    - `pcns.projectcalico.org/name: <ns>` and `pcsa.projectcalico.org/name: <service account>`.
   Network sets carry their own labels plus `projectcalico.org/namespace` when namespaced (GlobalNetworkSets
-  carry none, which is what `global()` matches). Namespace scoping is therefore *already folded into every
-  selector*: a selector is matched against those labels and nothing else.
-* A `Selector` (see selectors.py) has `.canonical` and a stable `.id`. An address set for a selector holds
-  the IPs of every matching pod and the CIDRs of every matching network set (`Item`s in labelindex.py).
+  carry none, which is what `global()` matches). Namespace, service-account and "pods only" scoping is
+  therefore *already folded into every selector* (Kubernetes peers carry
+  `projectcalico.org/orchestrator == "k8s"`, so they never match network sets): a selector is matched
+  against those labels and nothing else.
+* A `Selector` (see selectors.py) has `.canonical` and a stable 16-hex-digit `.id`. The address set of a
+  selector holds the IPs of every matching pod and the CIDRs of every matching network set. The world's
+  label index (`world.index`, labelindex.py) keeps `members_view(selector.id)` current for every selector
+  used by a policy; items are `("pod", ns, name)` and `("set", ns or "", name)`.
 * `Policy` objects: `applies_to` (selector over pod labels, scoping folded), `types`, `ingress`/`egress`
-  rule tuples, `tier`, `order`. Kubernetes NetworkPolicies appear as ordinary policies in tier `default`
-  at order 1000, named `knp.default.<name>`, with Allow rules (one per peer and protocol).
-* Per endpoint and direction, `resolve.py` gives the ordered tiers, each with its ordered policies (only
-  policies whose `types` contain that direction; tiers with none of them are left out). Evaluation per
-  tier: rules in order; Allow / Deny end evaluation, Pass jumps to the next tier, Log records and goes on;
-  a policy that reaches its end falls through to the next policy of the tier; a tier whose policies all
-  fall through applies its `default_action` (Deny, or Pass). After the last tier (or with no tier at all)
-  the endpoint's profile allows. Both the source pod's egress and the destination pod's ingress must allow.
+  rule tuples (rules of a direction not in `types` are already dropped), `tier`, `order`. Kubernetes
+  NetworkPolicies appear as ordinary policies in tier `default` at order 1000 (`str(key)` reads
+  `<ns>/knp.default.<name>`), with Allow rules: one per peer and protocol.
+* Per endpoint and direction, `resolve.resolve(world, pod, direction)` gives the ordered tiers, each with
+  its ordered policies (only policies whose `types` contain that direction; tiers with none of them are
+  left out). Evaluation per tier: rules in order; Allow / Deny end evaluation, Pass jumps to the next tier,
+  Log records and goes on; a policy that reaches its end falls through to the next policy of the tier; a
+  tier whose policies all fall through applies its `default_action` (Deny, or Pass). After the last tier
+  (or with no tier at all) the endpoint's profile allows. Both the source pod's egress and the
+  destination pod's ingress must allow; replies of an allowed connection always pass (conntrack).
 * A `Rule` matches when all of its fields match (empty tuples and None mean "any"):
-    - `protocol` (IP protocol number) / `not_protocol`; `icmp` / `not_icmp` (type, optional code),
+    - `protocol` (IP protocol number) / `not_protocol`; `icmp` / `not_icmp` (type, optional code);
+      `ip_version` (4, 6 or None);
     - `source` and `destination` `EntityMatch`: the address is in one of `nets` and in none of
       `not_nets`; the address is in the set of `selector` and not in the set of `not_selector`; the port
       is in one of `ports` and in none of `not_ports` (a `PortRange` is inclusive; a `NamedPort` matches
-      the (ip, protocol, port) of that endpoint's container port of that name and the rule's protocol).
+      the (ip, protocol, port) of that endpoint's container port of that name and the rule's protocol, so
+      it resolves per pod; an address that is not a pod has no named ports).
   For ingress, `destination` describes the local endpoint; for egress, `source` does.
-* Staged policies (`Policy.staged` not None) are never enforced: the oracle reports what they would do.
+* Staged policies (`Policy.staged` not None) live in `world.staged`, never in `world.policies`: never
+  enforced; the oracle reports what they would do.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from policy_dataplane.documents import ModelObject, object_key
-from policy_dataplane.labelindex import ItemKey, LabelIndex, MembershipChange
+from policy_dataplane.labelindex import ItemKey, LabelIndex, MembershipChange, memberships_from_scratch
 from policy_dataplane.model import (
     DEFAULT_TIER,
     DEFAULT_TIER_OBJECT,
@@ -206,6 +206,11 @@ class World:
 
     def all_policies(self) -> list[Policy]:
         return list(self.policies.values()) + list(self.staged.values())
+
+    def memberships_from_scratch(self) -> dict[str, frozenset[ItemKey]]:
+        """Every registered selector's members recomputed the slow, obvious way (compare with the index)."""
+        selectors = {s.id: s for p in self.all_policies() for s in p.selectors()}
+        return memberships_from_scratch(self.index_items(), selectors.values())
 
     def index_items(self) -> dict[ItemKey, Labels]:
         """Every item with the labels it should carry, computed afresh from the objects."""

@@ -125,9 +125,7 @@ def test_world_index_equals_from_scratch(ops: list[object]) -> None:
             world.delete([op[1]])  # type: ignore[list-item]
         else:
             world.apply([op])  # type: ignore[list-item]
-    selectors = {s.id: s for p in world.all_policies() for s in p.selectors()}
-    expected = memberships_from_scratch(world.index_items(), selectors.values())
-    assert world.index.snapshot() == expected
+    assert world.index.snapshot() == world.memberships_from_scratch()
 
 
 def test_cost_follows_the_change_not_the_world() -> None:
