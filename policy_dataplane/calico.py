@@ -39,7 +39,7 @@ from policy_dataplane.model import (
     Tier,
     protocol_number,
 )
-from policy_dataplane.selectors import ALL, Global, Selector, and_, eq, in_, prefixed
+from policy_dataplane.selectors import ALL, All, And, Expr, Has, Not, Or, Selector, and_, eq, in_, or_, prefixed
 from policy_dataplane.validation import (
     Document,
     Invalid,
@@ -223,10 +223,21 @@ def _applies_to(spec: PolicySpecDoc, namespace: str | None, problems: Problems) 
 
 
 def _namespace_scope(ns: Selector) -> Selector:
-    """A namespaceSelector over namespace labels, as a selector over endpoint labels (Calico's way)."""
-    if isinstance(ns.expr, Global):
-        return ns
-    return prefixed(ns, NAMESPACE_LABEL_PREFIX)
+    """A namespaceSelector over namespace labels, as a selector over endpoint labels (Calico's way): keys
+    get the `pcns.` prefix, `all()` means "any namespaced object" and `global()` "no namespace"."""
+    return Selector(_scope_terms(prefixed(ns, NAMESPACE_LABEL_PREFIX).expr))
+
+
+def _scope_terms(expr: Expr) -> Expr:
+    if isinstance(expr, All):
+        return Has(NAMESPACE_LABEL)
+    if isinstance(expr, Not):
+        return Not(_scope_terms(expr.operand))
+    if isinstance(expr, And):
+        return and_(*(_scope_terms(o) for o in expr.operands))
+    if isinstance(expr, Or):
+        return or_(*(_scope_terms(o) for o in expr.operands))
+    return expr
 
 
 def _rule(doc: RuleDoc, path: str, namespace: str | None, problems: Problems) -> Rule:
@@ -299,10 +310,11 @@ def _entity(
     if (ports or not_ports) and protocol not in PORT_PROTOCOLS:
         problems.append((path, "ports need protocol TCP, UDP, SCTP or UDPLite"))
 
-    # Calico's folding: namespaceSelector (or, in a namespaced policy, the policy's own namespace) and
-    # serviceAccounts AND the selector; notSelector stays as written.
+    # Calico's folding: as soon as any selector field is used (notSelector included), the selector is
+    # limited to the namespaceSelector's namespaces, or in a namespaced policy to the policy's own
+    # namespace, and ANDed with serviceAccounts; notSelector itself stays as written.
     parts: list[Selector] = []
-    scoped = bool(doc.selector or doc.namespaceSelector or doc.serviceAccounts)
+    scoped = bool(doc.selector or doc.namespaceSelector or doc.serviceAccounts or doc.notSelector)
     if doc.namespaceSelector:
         ns = parse_selector(doc.namespaceSelector, f"{path}.namespaceSelector", problems)
         if ns is not None:

@@ -320,3 +320,20 @@ def test_network_set_and_tier_validation() -> None:
         load_text("apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: t}\nspec: {defaultAction: Allow}\n")
     with pytest.raises(DocumentsInvalid, match="no namespace"):
         load_text("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: s, namespace: x}\nspec: {nets: []}\n")
+
+
+def test_not_selector_alone_still_scopes_a_namespaced_rule_to_its_namespace() -> None:
+    w = yaml_world(WORLD + cnp("p", WEB + "  ingress: [{action: Allow, source: {notSelector: app == 'web'}}]"))
+    assert allowed(w, "dev/client", "dev/web")
+    assert not allowed(w, "prod/client", "dev/web")  # Calico limits the rule to dev as soon as notSelector is used
+    assert not allowed(w, "8.8.8.8", "dev/web")
+    g = yaml_world(WORLD + gnp("p", WEB + "  ingress: [{action: Allow, source: {notSelector: app == 'web'}}]"))
+    assert allowed(g, "prod/client", "dev/web") and allowed(g, "8.8.8.8", "dev/web")  # global: no scoping
+
+
+def test_all_namespaces_does_not_include_global_network_sets() -> None:
+    sets = ("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: partners, labels: {role: partner}}\n"
+            "spec: {nets: [198.51.100.0/24]}\n---\n")
+    w = yaml_world(WORLD + sets + gnp("p", WEB + "  ingress: [{action: Allow, source: {namespaceSelector: all()}}]"))
+    assert allowed(w, "prod/batch", "dev/web")
+    assert not allowed(w, "198.51.100.7", "dev/web")
