@@ -335,7 +335,7 @@ def _entity(
             sas = parse_selector(sa.selector, f"{path}.serviceAccounts.selector", problems)
             if sas is not None:
                 parts.append(prefixed(sas, SERVICE_ACCOUNT_LABEL_PREFIX))
-    selector = Selector(and_(*(p.expr for p in parts))) if scoped else None
+    selector = Selector(and_(*(p.expr for p in parts))) if scoped and parts else None
     not_selector = parse_selector(doc.notSelector, f"{path}.notSelector", problems) if doc.notSelector else None
     return EntityMatch(nets, not_nets, selector, not_selector, ports, not_ports)
 
