@@ -86,3 +86,13 @@ class ProbeResult:
     @property
     def verdict(self) -> str:
         return "allow" if self.delivered else "deny"
+
+
+def find_endpoint(endpoints: list[ProbeEndpoint], key: str) -> ProbeEndpoint:
+    """An endpoint by name (`ns/pod`, host or external name), IP address or namespace name."""
+    for endpoint in endpoints:
+        if key in (endpoint.name, str(endpoint.ip), endpoint.netns):
+            return endpoint
+    close = sorted(e.name for e in endpoints if key.split("/")[-1] in e.name)[:5]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise KeyError(f"no endpoint {key!r}{hint}")

@@ -1,0 +1,68 @@
+"""`lab policy-latency`: how long a policy change takes to show in the packets, with its distribution.
+
+The change comes from `lab.runtime.policy_latency_changes(lab)` when the lab offers one (a callable
+`i -> traffic.policy_latency.Change`, e.g. applying and removing a real policy); otherwise a plain nftables
+drop rule in one destination pod's namespace, denying some pods and leaving others as control paths.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lab.app import app
+from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json
+from traffic.model import Protocol
+
+
+@app.command(name="policy-latency")
+def policy_latency(
+    lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
+    repetitions: int = typer.Option(10, "--repetitions", "-r", min=1),
+    rate: float = typer.Option(2000.0, "--rate", help="probes per second over all affected paths"),
+    protocol: Protocol = typer.Option(Protocol.TCP, "--protocol", "-p"),
+    port: int = typer.Option(80, "--port"),
+    sources: int = typer.Option(4, "--sources", min=2, help="built-in change: pods probing the destination"),
+    as_json: bool = typer.Option(False, "--json", help="print the JSON report"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="file for the JSON report"),
+) -> None:
+    """While probes stream at a fixed rate, apply a change and time it until every path shows it."""
+    import lab.runtime as runtime
+    from traffic.changes import nft_deny_change
+    from traffic.policy_latency import summarise
+    from traffic.policy_latency_render import summary_table
+    from traffic.stream import StreamOptions, run_experiment
+    from traffic.probes import ProbeEngine
+
+    make_change = getattr(runtime, "policy_latency_changes", None)
+    if make_change is not None:
+        factory = make_change(lab)
+    else:
+        pods = sorted((e for e in runtime.probe_endpoints(lab) if e.kind == "pod"), key=lambda e: e.name)
+        if len(pods) < 3:
+            fail("the built-in change needs at least 3 pods")
+        destination, others = pods[0], pods[1 : 1 + sources]
+        denied, allowed = others[: (len(others) + 1) // 2], others[(len(others) + 1) // 2 :]
+
+        def factory(i: int):  # type: ignore[no-untyped-def]
+            return nft_deny_change(f"nft-deny-{i}", destination, denied, allowed, protocol, port)
+
+    with ProbeEngine() as engine:
+        outcomes = run_experiment(engine, factory, repetitions, StreamOptions(rate=rate))
+    summary = summarise(outcomes)
+    report = {"lab": lab, "rate": rate, "summary": summary, "changes": [
+        {"change": o.change, "write_us": o.write_us, "all_paths_us": o.all_paths_us, "leaks": o.leaks,
+         "paths": [{"src": p.path.probe.src.name, "dst": p.path.probe.dst.name, "after": p.path.after,
+                    "latency_us": p.latency_us, "resolution_us": p.resolution_us, "flaps": p.flaps,
+                    "probes": p.probes} for p in o.paths]}
+        for o in outcomes]}
+    if out:
+        out.write_text(json.dumps(report, indent=1, default=str))
+        errors.print(f"wrote {out}")
+    if as_json:
+        print_json(report)
+    else:
+        console.print(summary_table(summary, f"policy latency on {lab}: {len(outcomes)} changes at {rate:.0f} probes/s"))

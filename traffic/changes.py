@@ -1,0 +1,58 @@
+"""A ready-made change for policy-latency runs that needs no policy compiler: a plain nftables drop rule.
+
+It denies chosen sources to one destination with one `nft -f` in a namespace (the destination pod's own, on
+the input hook, by default; or its host's, on the forward hook), and deletes the table again on revert.
+Other sources to the same destination are control paths: they must stay allowed throughout.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+
+from topology.names import PREFIX
+from traffic.model import Probe, ProbeEndpoint, Protocol
+from traffic.policy_latency import AffectedPath, Change
+
+TABLE = f"{PREFIX}_latency_probe"
+
+
+def render_drop_table(sources: Sequence[ProbeEndpoint], destination: ProbeEndpoint, hook: str) -> str:
+    addresses = ", ".join(str(s.ip) for s in sources)
+    return (
+        f"table inet {TABLE} {{\n"
+        f"  chain c {{\n"
+        f"    type filter hook {hook} priority 0; policy accept;\n"
+        f"    ip saddr {{ {addresses} }} ip daddr {destination.ip} drop\n"
+        f"  }}\n"
+        f"}}\n"
+    )
+
+
+def nft_in(netns: str, script: str) -> None:
+    subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=script, text=True, check=True,
+                   capture_output=True)
+
+
+def nft_deny_change(
+    name: str,
+    destination: ProbeEndpoint,
+    denied: Sequence[ProbeEndpoint],
+    allowed: Sequence[ProbeEndpoint],
+    protocol: Protocol = Protocol.TCP,
+    port: int = 80,
+    netns: str | None = None,
+    hook: str = "input",
+) -> Change:
+    where = netns or destination.netns
+    paths = tuple(
+        [AffectedPath(Probe(s, destination, protocol, port), after=False, before=True) for s in denied]
+        + [AffectedPath(Probe(s, destination, protocol, port), after=True, before=True) for s in allowed]
+    )
+
+    def remove() -> None:
+        subprocess.run(["ip", "netns", "exec", where, "nft", "delete", "table", "inet", TABLE],
+                       capture_output=True, check=False)  # absent already is fine
+
+    return Change(name, paths, apply=lambda: nft_in(where, render_drop_table(denied, destination, hook)),
+                  revert=remove, prepare=remove)
