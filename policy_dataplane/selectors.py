@@ -17,7 +17,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 # Label key characters Calico's tokenizer accepts (Kubernetes keys: optional DNS prefix, '/', name).
 _KEY_RE = re.compile(r"[a-zA-Z0-9_./\-]+")
@@ -248,11 +248,11 @@ class Selector:
 
     expr: Expr
 
-    @property
+    @cached_property
     def canonical(self) -> str:
         return _canonical_of(self.expr)
 
-    @property
+    @cached_property
     def id(self) -> str:
         return hashlib.sha256(self.canonical.encode()).hexdigest()[:16]
 
