@@ -41,7 +41,7 @@ def node_veth(fabric: FabricPlan, node: NodePlan) -> str:
 def pod_veth(pod: PodPlan) -> str:
     return (
         f"link add {pod.host_ifname} address {HOST_VETH_MAC} netns {pod.host_netns} "
-        f"type veth peer name {POD_IFNAME} index {ETH0_INDEX} netns {pod.netns}"
+        f"type veth peer name {POD_IFNAME} address {pod.mac} index {ETH0_INDEX} netns {pod.netns}"
     )
 
 

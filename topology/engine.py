@@ -12,9 +12,10 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from topology import batch, names, netns, plumbing, rtnl, sysctl
-from topology.model import PodPlan, TopologyPlan
+from topology.model import NODE_IFNAME, POD_IFNAME, PodPlan, TopologyPlan
 from topology.responder_ctl import stop_responder
-from topology.rtnl import Request, RtnlError, RtnlSocket
+from topology.rtnl import RtnlError, RtnlSocket
+from topology.sockets import NetlinkPool
 from topology.validation import PlanError, check_new_pods, check_plan
 
 Progress = Callable[[int, int, str], None]
@@ -47,18 +48,22 @@ class _Tracker:
         self.progress(self.done, self.total, what)
 
 
-def _plumb(name: str, settings: Sequence[sysctl.Setting], requests: Sequence[Request]) -> None:
-    with netns.entered(name):
-        sysctl.write_settings(settings)
-        with RtnlSocket() as sock:
-            sock.transact(requests)
+def _pod_links(pods: Sequence[PodPlan]) -> dict[str, list[str]]:
+    """Both ends of every pod's veth, by namespace (host namespaces first: one dump covers many pods)."""
+    links: dict[str, list[str]] = defaultdict(list)
+    for pod in pods:
+        links[pod.host_netns].append(pod.host_ifname)
+    for pod in pods:
+        links[pod.netns].append(POD_IFNAME)
+    return links
 
 
 class NetnsEngine:
     """Engine for named network namespaces (`/run/netns/npl-<lab>-…`)."""
 
-    def __init__(self, chunk: int = 250) -> None:
+    def __init__(self, chunk: int = 250, static_neighbours: bool = True) -> None:
         self.chunk = chunk  # pods per `ip -batch` run; smaller chunks give a smoother progress bar
+        self.static_neighbours = static_neighbours  # see plumbing.py: ARP table limits at scale
 
     # -- reading ---------------------------------------------------------------------------------------
     def list_owned(self, lab: str) -> list[str]:
@@ -93,9 +98,13 @@ class NetnsEngine:
     def _build_fabric(self, plan: TopologyPlan, tracker: _Tracker) -> None:
         netns.run_ip_batch(batch.fabric_lines(plan.fabric, plan.nodes))
         tracker.step(1 + len(plan.nodes), "creating fabric and nodes")
-        for node in plan.nodes:
-            _plumb(node.netns, plumbing.node_settings(node), plumbing.node_requests(node, plan.fabric))
-        _plumb(plan.fabric.netns, plumbing.fabric_settings(), plumbing.fabric_requests(plan.fabric, plan.nodes))
+        fabric = plan.fabric
+        with NetlinkPool() as pool:
+            for node in plan.nodes:
+                pool.plumb(node.netns, plumbing.node_settings(node), plumbing.node_requests(node, fabric))
+            pool.plumb(fabric.netns, plumbing.fabric_settings(), plumbing.fabric_requests(fabric, plan.nodes))
+            targets = {n.netns: [NODE_IFNAME] for n in plan.nodes}
+            pool.wait_until_up({fabric.netns: [n.fabric_port for n in plan.nodes], **targets})
         tracker.step(1 + len(plan.nodes), "plumbing fabric and nodes")
 
     def add_pods(self, pods: Sequence[PodPlan], progress: Progress | None = None) -> None:
@@ -120,18 +129,20 @@ class NetnsEngine:
             chunk = pods[start : start + self.chunk]
             netns.run_ip_batch(batch.pod_lines(chunk))
             tracker.step(len(chunk), "creating pod namespaces")
-            for pod in chunk:
-                _plumb(pod.netns, sysctl.COMMON, plumbing.pod_requests(pod))
-            self._plumb_hosts(chunk)
+            with NetlinkPool() as pool:
+                for pod in chunk:
+                    pool.plumb(pod.netns, sysctl.COMMON, plumbing.pod_requests(pod, self.static_neighbours))
+                self._plumb_hosts(pool, chunk)
+                pool.wait_until_up(_pod_links(chunk))
             tracker.step(len(chunk), "plumbing pods")
 
-    def _plumb_hosts(self, pods: Sequence[PodPlan]) -> None:
+    def _plumb_hosts(self, pool: NetlinkPool, pods: Sequence[PodPlan]) -> None:
         by_host: dict[str, list[PodPlan]] = defaultdict(list)
         for pod in pods:
             by_host[pod.host_netns].append(pod)
         for host_netns, host_pods in by_host.items():
-            with netns.entered(host_netns), RtnlSocket() as sock:
-                sock.transact(plumbing.host_pod_requests(host_pods, sock.link_indexes()))
+            sock = pool.get(host_netns)
+            sock.transact(plumbing.host_pod_requests(host_pods, sock.link_indexes(), self.static_neighbours))
 
     # -- removing --------------------------------------------------------------------------------------
     def remove_pods(self, pods: Sequence[PodPlan]) -> None:

@@ -77,6 +77,18 @@ class PodPlan:
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    @property
+    def mac(self) -> str:
+        return pod_mac(self.ip)
+
+
+def pod_mac(ip: IPv4Address) -> str:
+    """The pod's eth0 MAC: `0a:58:` + its IPv4 address (locally administered, as Kubernetes' CNIs do).
+
+    Known in advance, so the host can hold a permanent neighbour entry for the pod (see plumbing.py).
+    """
+    return "0a:58:" + ":".join(f"{b:02x}" for b in ip.packed)
+
 
 @dataclass(frozen=True)
 class TopologyPlan:

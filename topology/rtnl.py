@@ -23,6 +23,7 @@ RTM_DELLINK = 17
 RTM_GETLINK = 18
 RTM_NEWADDR = 20
 RTM_NEWROUTE = 24
+RTM_NEWNEIGH = 28
 RTM_SETNEIGHTBL = 67
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
@@ -39,6 +40,8 @@ NETLINK_EXT_ACK = 11
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
 IFLA_MASTER = 10
+IFLA_OPERSTATE = 16
+IF_OPER_UP = 6
 IFLA_AF_SPEC = 26
 IFLA_INET_CONF = 1
 IFLA_INET6_ADDR_GEN_MODE = 8
@@ -58,6 +61,10 @@ RTA_DST = 1
 RTA_OIF = 4
 RTA_GATEWAY = 5
 
+NDA_DST = 1
+NDA_LLADDR = 2
+NUD_PERMANENT = 0x80
+
 IFF_UP = 0x1
 RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3  # what `ip route add` uses
@@ -70,6 +77,7 @@ _IFINFOMSG = struct.Struct("=BxHiII")
 _IFADDRMSG = struct.Struct("=BBBBI")
 _RTMSG = struct.Struct("=BBBBBBBBI")
 _RTATTR = struct.Struct("=HH")
+_NDMSG = struct.Struct("=BxxxiHBB")
 
 CREATE = NLM_F_CREATE | NLM_F_EXCL
 
@@ -173,6 +181,13 @@ def route_add(
     return Request(RTM_NEWROUTE, NLM_F_ACK | CREATE, payload, f"route {dst}{via}{dev}")
 
 
+def neigh_add_permanent(ifindex: int, ip: IPv4Address, mac: str) -> Request:
+    """A permanent ARP entry: never expires, never collected, and not counted against gc_thresh3."""
+    payload = _NDMSG.pack(socket.AF_INET, ifindex, NUD_PERMANENT, 0, 0)
+    payload += attr(NDA_DST, ip.packed) + attr(NDA_LLADDR, bytes.fromhex(mac.replace(":", "")))
+    return Request(RTM_NEWNEIGH, NLM_F_ACK | CREATE, payload, f"neighbour {ip} lladdr {mac} on ifindex {ifindex}")
+
+
 def iter_messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
     """(type, flags, seq, payload) of each netlink message in a datagram."""
     offset = 0
@@ -209,14 +224,27 @@ def parse_error(flags: int, payload: bytes) -> tuple[int, str]:
     return -error, text
 
 
-def parse_link(payload: bytes) -> tuple[int, str]:
-    """(ifindex, name) of an RTM_NEWLINK payload."""
+@dataclass(frozen=True)
+class LinkInfo:
+    index: int
+    name: str
+    operstate: int  # IF_OPER_UP (6) once the kernel's link watcher has activated the device
+
+    @property
+    def oper_up(self) -> bool:
+        return self.operstate == IF_OPER_UP
+
+
+def parse_link(payload: bytes) -> LinkInfo:
+    """Index, name and operational state of an RTM_NEWLINK payload."""
     _family, _type, index, _flags, _change = _IFINFOMSG.unpack_from(payload)
-    name = ""
+    name, operstate = "", 0
     for kind, data in iter_attrs(payload[_IFINFOMSG.size :]):
         if kind == IFLA_IFNAME:
             name = data.rstrip(b"\0").decode()
-    return index, name
+        elif kind == IFLA_OPERSTATE:
+            operstate = data[0]
+    return LinkInfo(index, name, operstate)
 
 
 class RtnlSocket:
@@ -273,10 +301,14 @@ class RtnlSocket:
 
     def link_indexes(self) -> dict[str, int]:
         """Every link of the namespace, name to ifindex (one dump)."""
+        return {name: link.index for name, link in self.links().items()}
+
+    def links(self) -> dict[str, LinkInfo]:
+        """Every link of the namespace by name (one dump)."""
         seq = self._next_seq()
         request = Request(RTM_GETLINK, NLM_F_DUMP, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0), "link dump")
         self.sock.send(encode(request, seq))
-        links: dict[str, int] = {}
+        links: dict[str, LinkInfo] = {}
         while True:
             for kind, flags, msg_seq, payload in iter_messages(self.sock.recv(1 << 20)):
                 if msg_seq != seq:
@@ -287,5 +319,5 @@ class RtnlSocket:
                     error, text = parse_error(flags, payload)
                     raise RtnlError([f"link dump: {os.strerror(error)} {text}".strip()])
                 if kind == RTM_NEWLINK:
-                    index, name = parse_link(payload)
-                    links[name] = index
+                    link = parse_link(payload)
+                    links[link.name] = link

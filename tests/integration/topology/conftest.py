@@ -14,8 +14,19 @@ from topology import names
 from topology.engine import NetnsEngine
 
 
+# Root settings the engine sets inside lab namespaces: a setns mistake would change them here.
+WATCHED_SYSCTLS = (
+    "net.ipv4.ip_forward",
+    "net.ipv4.icmp_ratelimit",
+    "net.ipv4.icmp_ratemask",
+    "net.ipv4.icmp_msgs_per_sec",
+    "net.ipv4.conf.all.rp_filter",
+    "net.ipv4.conf.all.send_redirects",
+)
+
+
 def root_namespace_state() -> dict[str, str]:
-    """Links, addresses, routes (all tables) and rules of the root namespace, as ip prints them."""
+    """Links, addresses, routes (all tables), rules and watched sysctls of the root namespace."""
     def ip(*args: str) -> str:
         return subprocess.run(["ip", *args], capture_output=True, text=True, check=True).stdout
 
@@ -24,6 +35,7 @@ def root_namespace_state() -> dict[str, str]:
         "addresses": ip("-o", "addr", "show"),
         "routes": ip("route", "show", "table", "all"),
         "rules": ip("rule", "show"),
+        "sysctls": subprocess.run(["sysctl", *WATCHED_SYSCTLS], capture_output=True, text=True, check=True).stdout,
     }
 
 

@@ -14,7 +14,7 @@ import topology_probes as probe
 from topology_plans import make_plan
 
 from topology import netns, plumbing
-from topology.engine import TopologyError
+from topology.engine import NetnsEngine, TopologyError
 from topology.model import TopologyPlan
 from topology.responder import start_responder
 from topology.responder_ctl import running_pid
@@ -51,6 +51,12 @@ def test_build_gives_calico_plumbing_and_real_reachability(lab) -> None:  # type
     assert not [a for a in addrs if a["family"] == "inet6"]  # addrgenmode none: no IPv6 chatter
     assert probe.read_sysctl(plan.fabric.netns, "net.ipv4.ip_forward") == "0"
     assert probe.read_sysctl(web.netns, "net.ipv4.icmp_ratelimit") == "0"
+    # Permanent neighbours both ways (ARP table limits at scale, see plumbing.py); the pod's MAC is known.
+    assert probe.ip_json(web.netns, "link", "show", "dev", "eth0")[0]["address"] == web.mac
+    pod_neigh = probe.ip_json(web.netns, "neigh", "show", "dev", "eth0")
+    assert [(n["dst"], n["lladdr"], n["state"]) for n in pod_neigh] == [("169.254.1.1", "ee:ee:ee:ee:ee:ee", ["PERMANENT"])]
+    host_neigh = probe.ip_json(h1.netns, "neigh", "show", "dev", web.host_ifname)
+    assert [(n["dst"], n["lladdr"], n["state"]) for n in host_neigh] == [(str(web.ip), web.mac, ["PERMANENT"])]
     host_routes = {(r["dst"], r.get("dev")) for r in probe.ip_json(h1.netns, "route")}
     assert {("10.210.0.1", web.host_ifname), ("10.210.0.2", api.host_ifname)} <= host_routes
     assert ("default", "eth0") in host_routes
@@ -78,6 +84,18 @@ def test_build_gives_calico_plumbing_and_real_reachability(lab) -> None:  # type
     assert probe.tcp(web.netns, srv.fabric_ip.ip, 443) == "refused"
 
 
+def test_without_static_neighbours_proxy_arp_answers_for_the_gateway(lab) -> None:  # type: ignore[no-untyped-def]
+    plan = make_plan(lab.name)
+    NetnsEngine(static_neighbours=False).build(plan)
+    start_responder(lab.paths, plan.pods)
+    web, api, _ = plan.pods
+    assert probe.ip_json(web.netns, "neigh", "show", "dev", "eth0") == []
+    assert probe.tcp(web.netns, api.ip, 8080) == "accepted"
+    learnt = probe.ip_json(web.netns, "neigh", "show", "dev", "eth0")
+    assert [(n["dst"], n["lladdr"]) for n in learnt] == [("169.254.1.1", "ee:ee:ee:ee:ee:ee")]
+    assert "PERMANENT" not in learnt[0]["state"]  # answered by the host's proxy ARP
+
+
 def test_remove_pods_frees_interfaces_and_a_pod_can_come_back(lab) -> None:  # type: ignore[no-untyped-def]
     plan = make_plan(lab.name)
     lab.engine.build(plan)
@@ -101,9 +119,9 @@ def test_a_failed_build_leaves_nothing(lab, monkeypatch) -> None:  # type: ignor
     plan = make_plan(lab.name)
     real = plumbing.pod_requests
 
-    def fail_on_db(pod):  # type: ignore[no-untyped-def]
-        requests = real(pod)
-        if pod.name == "db":  # a second default route: the kernel refuses it (EEXIST)
+    def fail_on_db(pod, static_neighbours=True):  # type: ignore[no-untyped-def]
+        requests = real(pod, static_neighbours)
+        if pod.name == "db":  # the last request twice: the kernel refuses it (EEXIST)
             requests.append(requests[-1])
         return requests
 

@@ -57,9 +57,9 @@ def add_route(name: str, dst: str, via: str) -> None:
 
 
 def read_sysctl(name: str, key: str) -> str:
-    with netns.entered(name):
-        with open("/proc/sys/" + key.replace(".", "/")) as f:
-            return f.read().strip()
+    """Read by a separate process inside the namespace: independent of the engine's in-process setns."""
+    argv = ["ip", "netns", "exec", name, "sysctl", "-n", key]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def alive(pid: int) -> bool:

@@ -24,7 +24,7 @@ def test_pod_lines_put_each_end_in_its_namespace_with_calico_mac(plan) -> None: 
     web = plan.pods[0]
     assert lines[3] == (
         f"link add {web.host_ifname} address ee:ee:ee:ee:ee:ee netns npl-tt1-h-h1 "
-        "type veth peer name eth0 index 2 netns npl-tt1-p-dev.web"
+        "type veth peer name eth0 address 0a:58:0a:c8:00:01 index 2 netns npl-tt1-p-dev.web"
     )
     # Every link line names a namespace for both ends, so nothing is created in the root namespace.
     for line in lines[3:]:

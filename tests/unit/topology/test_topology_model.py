@@ -18,6 +18,7 @@ def test_plan_helpers_use_the_lab_names() -> None:
     assert pod.host_netns == "npl-tt1-h-h1"
     assert pod.host_ifname.startswith("cali") and len(pod.host_ifname) == 15
     assert pod.ports == (PortPlan(80, "TCP", "http"), PortPlan(53, "UDP"))
+    assert pod.mac == "0a:58:0a:c8:00:01"  # locally administered unicast, from the address
     assert plan_node("tt1", "srv", "external", "10.99.0.10/24").netns == "npl-tt1-x-srv"
     assert plan_node("tt1", "rr1", "reflector", "10.99.0.20/24").netns == "npl-tt1-rr1"
     fabric = plan_fabric("tt1", "10.99.0.0/24")

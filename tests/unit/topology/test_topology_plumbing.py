@@ -17,7 +17,9 @@ def test_pod_gets_calico_routes_in_order(plan) -> None:  # type: ignore[no-untyp
         "address 10.200.0.1/32 on ifindex 2",
         "route 169.254.1.1/32 dev ifindex 2",  # before the default route that needs it
         "route 0.0.0.0/0 via 169.254.1.1 dev ifindex 2",
+        "neighbour 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee on ifindex 2",
     ]
+    assert len(plumbing.pod_requests(plan.pods[0], static_neighbours=False)) == 6
 
 
 def test_host_side_of_pods(plan) -> None:  # type: ignore[no-untyped-def]
@@ -28,11 +30,15 @@ def test_host_side_of_pods(plan) -> None:  # type: ignore[no-untyped-def]
         "arp proxy_delay 0 ms on ifindex 7",
         f"link {web.host_ifname} up",
         "route 10.200.0.1/32 dev ifindex 7",
+        "neighbour 10.200.0.1 lladdr 0a:58:0a:c8:00:01 on ifindex 7",
         f"link {api.host_ifname} settings forwarding=1, proxy_arp=1, rp_filter=1",
         "arp proxy_delay 0 ms on ifindex 8",
         f"link {api.host_ifname} up",
         "route 10.200.0.2/32 dev ifindex 8",
+        "neighbour 10.200.0.2 lladdr 0a:58:0a:c8:00:02 on ifindex 8",
     ]
+    without = plumbing.host_pod_requests([web], {web.host_ifname: 7}, static_neighbours=False)
+    assert not [w for w in _whats(without) if w.startswith("neighbour")]
 
 
 def test_hosts_forward_and_others_do_not(plan) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.ndtmsg import ndtmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
@@ -94,7 +95,9 @@ def test_iter_messages_splits_a_datagram_and_parse_link_reads_the_name() -> None
     data = rtnl.encode(link, 1) + rtnl.encode(rtnl.link_delete("eth0"), 2)
     messages = list(rtnl.iter_messages(data))
     assert [(m[0], m[2]) for m in messages] == [(rtnl.RTM_NEWLINK, 1), (rtnl.RTM_DELLINK, 2)]
-    assert rtnl.parse_link(messages[0][3]) == (0, "cali0123456789a")
+    assert rtnl.parse_link(messages[0][3]) == rtnl.LinkInfo(0, "cali0123456789a", 0)
+    up = messages[0][3] + rtnl.attr(rtnl.IFLA_OPERSTATE, bytes([rtnl.IF_OPER_UP]))
+    assert rtnl.parse_link(up).oper_up
 
 
 def _nested(data: bytes) -> dict[int, bytes]:
@@ -125,3 +128,16 @@ def test_arp_proxy_delay_decodes_with_pyroute2() -> None:
     assert msg.get_attr("NDTA_NAME") == "arp_cache"
     parms = msg.get_attr("NDTA_PARMS")
     assert parms.get_attr("NDTPA_IFINDEX") == 7 and parms.get_attr("NDTPA_PROXY_DELAY") == 0
+
+
+def test_permanent_neighbour_matches_pyroute2() -> None:
+    ours = rtnl.encode(rtnl.neigh_add_permanent(2, IPv4Address("169.254.1.1"), "ee:ee:ee:ee:ee:ee"), 4)
+    theirs = _pyroute2(
+        ndmsg,
+        rtnl.RTM_NEWNEIGH,
+        0x1 | 0x4 | 0x400 | 0x200,
+        4,
+        {"family": socket.AF_INET, "ifindex": 2, "state": 0x80},
+        [("NDA_DST", "169.254.1.1"), ("NDA_LLADDR", "ee:ee:ee:ee:ee:ee")],
+    )
+    assert ours == theirs
