@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from collections.abc import Mapping
 from typing import Any
 
@@ -99,18 +100,31 @@ def check_dns_subdomain(value: str, path: str, problems: Problems) -> None:
         )
 
 
-def check_label_key(key: str, path: str, problems: Problems) -> None:
+@lru_cache(maxsize=65536)
+def _label_key_problems(key: str) -> tuple[str, ...]:
+    """Cached: the same label keys recur across thousands of pods."""
+    out = []
     prefix, _, name = key.rpartition("/")
     if "/" in key and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        problems.append((path, f"label key {key!r}: prefix must be a DNS subdomain"))
+        out.append(f"label key {key!r}: prefix must be a DNS subdomain")
     if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
-        problems.append(
-            (path, f"label key {key!r}: name must be 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric")
+        out.append(
+            f"label key {key!r}: name must be 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric"
         )
+    return tuple(out)
+
+
+@lru_cache(maxsize=65536)
+def _label_value_ok(value: str) -> bool:
+    return len(value) <= 63 and _LABEL_VALUE.match(value) is not None
+
+
+def check_label_key(key: str, path: str, problems: Problems) -> None:
+    problems.extend((path, message) for message in _label_key_problems(key))
 
 
 def check_label_value(value: str, path: str, problems: Problems) -> None:
-    if len(value) > 63 or not _LABEL_VALUE.match(value):
+    if not _label_value_ok(value):
         problems.append(
             (path, f"label value {value!r} must be at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric")
         )
