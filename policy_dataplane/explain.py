@@ -18,6 +18,12 @@ from policy_dataplane.evaluate import DirectionTrace, Outcome, Reason, RuleRef, 
 _STYLE = {Outcome.ALLOW: "green", Outcome.DENY: "red", Outcome.PASS: "yellow", Outcome.NO_MATCH: "dim"}
 
 
+def _order(order: float | None) -> str:
+    if order is None:
+        return "no order"
+    return f"order {int(order)}" if float(order).is_integer() else f"order {order}"
+
+
 def _word(allowed: bool) -> Text:
     return Text("ALLOWED", style="bold green") if allowed else Text("DENIED", style="bold red")
 
@@ -32,13 +38,13 @@ def _direction_tree(trace: DirectionTrace) -> Tree:
     )
     tree = Tree(head)
     for tier in trace.tiers:
-        order = "no order" if tier.order is None else f"order {tier.order:g}"
+        order = _order(tier.order)
         default = "" if any(p.outcome is not Outcome.NO_MATCH for p in tier.policies) else " (tier default action)"
         node = tree.add(
             Text.assemble(f"tier {tier.tier} ({order}) -> ", (tier.outcome.value + default, _STYLE[tier.outcome]))
         )
         for step in tier.policies:
-            p_order = "no order" if step.order is None else f"order {step.order:g}"
+            p_order = _order(step.order)
             what = f"rule #{step.rule.index} {step.rule.action.value}" if step.rule else "no rule matched"
             line = Text.assemble(
                 f"{step.policy} ({p_order}{', staged' if step.staged else ''}): ",

@@ -36,7 +36,7 @@ def test_render_staged_and_no_policy_allowed_it() -> None:
     text = _text(render(verdict(world, "prod/web", "dev/db", "TCP", 5432)))
     assert "no policy allowed it" in text
     assert "env-isolation (order 500): no-match [no rule matched]" in text
-    assert "tier default (order 1e+06) -> deny (tier default action)" in text
+    assert "tier default (order 1000000) -> deny (tier default action)" in text
 
 
 def test_json_trace() -> None:
