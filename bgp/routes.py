@@ -114,6 +114,7 @@ class LearntRoutes:
         self._by_peer: dict[IPv4Address, dict[IPv4Network, IPv4Address]] = {}
         self._installed: dict[IPv4Network, IPv4Address] = {}
         self._local: frozenset[IPv4Network] = frozenset(local_prefixes)
+        self.refused: list[Announce] = []
 
     @property
     def installed(self) -> dict[IPv4Network, IPv4Address]:
@@ -130,6 +131,11 @@ class LearntRoutes:
 
     def apply(self, event: Event) -> list[KernelOp]:
         if isinstance(event, Announce):
+            if event.next_hop in event.prefix:
+                # A route to P via an address inside P would cut the next hop itself off (a peer
+                # leaking the fabric subnet, say): never install it.
+                self.refused.append(event)
+                return []
             self._by_peer.setdefault(event.peer, {})[event.prefix] = event.next_hop
             return self._resolve([event.prefix])
         if isinstance(event, Withdraw):

@@ -97,3 +97,13 @@ def test_announcement_commands_withdraw_first() -> None:
 
 def test_blackholes_only_for_blocks() -> None:
     assert blackholes([BLOCK, BORROWED]) == {BLOCK}
+
+
+def test_a_route_containing_its_own_next_hop_is_refused() -> None:
+    """A peer leaking the fabric subnet must not make us route the fabric through that peer."""
+    table = LearntRoutes()
+    rr = IPv4Address("10.99.0.200")
+    leak = Announce(rr, IPv4Network("10.99.0.0/24"), rr)
+    assert table.apply(leak) == []
+    assert table.refused == [leak]
+    assert table.installed == {}
