@@ -1,0 +1,166 @@
+"""Matrix, latency and policy-latency runs on the small lab, through the library and through the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from tests.integration.traffic.conftest import SmallLab, nft_rules
+from traffic.changes import nft_deny_change
+from traffic.latency import CROSS_HOST, SAME_HOST, latency_pairs
+from traffic.matrix_render import print_report
+from traffic.measure import measure_latency, measure_matrix
+from traffic.model import Protocol
+from traffic.policy_latency import summarise
+from traffic.policy_latency_render import summary_table
+from traffic.probes import ProbeEngine
+from traffic.stream import StreamOptions, run_experiment
+
+pytestmark = pytest.mark.root
+
+
+def allow_all(pairs, protocol, port):  # type: ignore[no-untyped-def]
+    return [True] * len(pairs)
+
+
+@pytest.mark.parametrize("protocol", list(Protocol))
+def test_matrix_without_policies_is_all_allowed_and_as_expected(small_lab: SmallLab, protocol: Protocol) -> None:
+    endpoints = list(small_lab.endpoints.values())
+    with ProbeEngine() as engine:
+        report = measure_matrix(engine, endpoints, allow_all, protocol, 5000)
+    n = len(endpoints)
+    assert len(report.records) == report.total_pairs == n * (n - 1)
+    assert report.mismatches == 0
+    assert {r.measured for r in report.records} == {"allow"}
+    data = json.loads(json.dumps(report.to_json()))
+    assert data["mismatches"] == 0
+    assert set(data["records"][0]) >= {"src", "dst", "protocol", "port", "expected", "measured", "rtt_us"}
+    assert all(rec["rtt_us"] is not None for rec in data["records"])
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    text = console.export_text()
+    assert "0 mismatches" in text and "ns0/p0" in text and "✓" in text
+
+
+def test_matrix_shows_a_drop_as_a_mismatch(small_lab: SmallLab) -> None:
+    endpoints = list(small_lab.endpoints.values())
+    src, dst = small_lab["ns0/p0"], small_lab["ns1/p3"]
+    with nft_rules(small_lab.host_netns("h1"), [f"ct state new ip saddr {src.ip} ip daddr {dst.ip} drop"]):
+        with ProbeEngine() as engine:
+            report = measure_matrix(engine, endpoints, allow_all, Protocol.TCP, 80)
+    [wrong] = [r for r in report.records if r.mismatch]
+    assert (wrong.src, wrong.dst, wrong.expected, wrong.measured) == ("ns0/p0", "ns1/p3", "allow", "deny")
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    assert "D!" in console.export_text()
+
+
+def test_latency_groups_same_host_and_cross_host_under_two_conditions(small_lab: SmallLab) -> None:
+    """'With policy' here is 2000 linear non-matching nft rules on h1: a real per-packet cost."""
+    pairs = latency_pairs(list(small_lab.endpoints.values()), per_class=3)
+
+    @contextmanager
+    def linear_rules():  # type: ignore[no-untyped-def]
+        rules = [f"ip saddr 192.0.2.{i % 250 + 1} tcp dport {1 + i} drop" for i in range(2000)]
+        with nft_rules(small_lab.host_netns("h1"), rules):
+            yield
+
+    with ProbeEngine() as engine:
+        run = measure_latency(engine, pairs, Protocol.ICMP, 0, 50,
+                              {"no policy": _nothing,
+                               "2000 rules": linear_rules})
+    summary = run.summary()
+    for condition in ("no policy", "2000 rules"):
+        assert set(summary[condition]) == {SAME_HOST, CROSS_HOST}
+        for row in summary[condition].values():
+            assert row["samples"] == 3 * 50 and row["dropped"] == 0
+            assert 0 < row["p50"] <= row["p90"] <= row["p99"]
+
+
+@contextmanager
+def _nothing():  # type: ignore[no-untyped-def]
+    yield
+
+
+def test_policy_latency_with_a_plain_nft_rule_prints_a_distribution(small_lab: SmallLab) -> None:
+    destination = small_lab["ns0/p2"]
+    denied = [small_lab["ns0/p0"], small_lab["ns1/p3"]]
+    allowed = [small_lab["ns1/p1"]]
+    repetitions = 4
+
+    def make(i: int):  # type: ignore[no-untyped-def]
+        return nft_deny_change(f"deny-{i}", destination, denied, allowed, Protocol.TCP, 80)
+
+    with ProbeEngine() as engine:
+        outcomes = run_experiment(engine, make, repetitions, StreamOptions(rate=3000, window=2.0))
+    summary = summarise(outcomes)
+    assert summary["per_path_us"]["samples"] == repetitions * 3
+    assert summary["per_path_us"]["missing"] == 0
+    assert summary["baseline_wrong"] == 0 and summary["flaps"] == 0
+    for outcome in outcomes:
+        for path in outcome.paths:
+            assert path.latency_us is not None
+            if not path.path.after:  # the drop cannot show before nft is even started
+                assert path.latency_us > 0
+    console = Console(record=True, width=200)
+    console.print(summary_table(summary, "nft deny"))
+    text = console.export_text()
+    assert f"{repetitions * 3}" in text and "p50 ms" in text
+    print(text)
+
+
+# --- the CLI, with lab.runtime replaced by the small lab ------------------------------------------------
+
+
+@pytest.fixture
+def cli(small_lab: SmallLab, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    import lab
+    from lab.app import app
+    import lab.commands.latency  # noqa: F401  (each module registers its command)
+    import lab.commands.matrix  # noqa: F401
+    import lab.commands.policy_latency  # noqa: F401
+    import lab.commands.probe  # noqa: F401
+
+    fake = types.ModuleType("lab.runtime")
+    fake.probe_endpoints = lambda name: list(small_lab.endpoints.values())  # type: ignore[attr-defined]
+    fake.expected_verdicts = lambda name, pairs, protocol, port: [True] * len(pairs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "lab.runtime", fake)
+    monkeypatch.setattr(lab, "runtime", fake, raising=False)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [*args, "--lab", "tr1"], catch_exceptions=False)
+
+
+def test_cli_probe(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("probe", "ns0/p0", "ns1/p3", "--protocol", "udp", "--port", "53", "--count", "5", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["verdict"], data["delivered"], data["evidence"]) == ("allow", 5, ["port-unreachable"])
+
+
+def test_cli_matrix_json_table_and_heat_map(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("matrix", "--json", "--out", str(tmp_path / "m"))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["mismatches"] == 0 and data["probed"] == 30
+    assert (tmp_path / "m.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "m.json").read_text())["mismatches"] == 0
+    table = cli("matrix", "--namespaces", "ns0,ns1", "--out", str(tmp_path / "t"))
+    assert table.exit_code == 0 and "(0 mismatches of 12 probed)" in " ".join(table.stdout.split())
+
+
+def test_cli_latency_and_policy_latency(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("latency", "--count", "20", "--pairs", "2", "--json", "--out", str(tmp_path / "l"))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["conditions"]["as-is"]["same-host"]["samples"] == 40
+    assert (tmp_path / "l.png").exists()
+    result = cli("policy-latency", "--repetitions", "3", "--rate", "2000")
+    assert result.exit_code == 0, result.output
+    assert "per affected path" in result.stdout
