@@ -15,6 +15,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections import Counter, defaultdict
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -70,6 +71,18 @@ def tcp(name: str, pod: PodPlan, port: int) -> str:
         sock.close()
 
 
+def neighbour_pairs(pods: tuple[PodPlan, ...]) -> list[tuple[PodPlan, PodPlan]]:
+    """Each pod with the next pod of its host: every pod sends once, every host routes a connection per pod."""
+    by_host: dict[str, list[PodPlan]] = defaultdict(list)
+    for pod in pods:
+        by_host[pod.host].append(pod)
+    return [(a, b) for group in by_host.values() for a, b in zip(group, group[1:] + group[:1])]
+
+
+def row(label: str, value: str) -> None:
+    print(f"  {label + ':':42s} {value}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=16)
@@ -81,31 +94,37 @@ def main() -> int:
     engine = NetnsEngine()
     engine.destroy(args.lab)
     plan = scale_plan(args.lab, args.hosts, args.pods)
-    print(f"topology scale: {args.hosts} hosts, {args.pods} pods (lab {args.lab}, {os.cpu_count()} cores)")
+    load = os.getloadavg()[0]
+    print(f"topology scale: {args.hosts} hosts, {args.pods} pods (lab {args.lab}, {os.cpu_count()} cores, load {load:.1f})")
     mem0 = used_mib()
     try:
         t0 = time.perf_counter()
         engine.build(plan)
         t_build = time.perf_counter() - t0
         mem_built = used_mib()
-        print(f"  build (namespaces, veths, plumbing):  {t_build:6.2f} s  ({t_build / max(args.pods, 1) * 1000:.2f} ms/pod)")
+        per_pod_ms = t_build / max(args.pods, 1) * 1000
+        row("build (namespaces, veths, plumbing)", f"{t_build:6.2f} s  ({per_pod_ms:.2f} ms/pod)")
         t0 = time.perf_counter()
         pid = start_responder(paths, plan.pods)
         t_resp = time.perf_counter() - t0
-        print(f"  responder up ({args.pods} sockets): {t_resp:6.2f} s  (RSS {rss_mib(pid):.0f} MiB)")
+        row(f"responder up ({args.pods} sockets)", f"{t_resp:6.2f} s  (RSS {rss_mib(pid):.0f} MiB)")
         same_host = [p for p in plan.pods if p.host == "h1"][:2]
-        print(f"  pod to pod on h1, port 80:            {tcp(same_host[0].netns, same_host[1], 80)}")
-        print(f"  pod to pod on h1, port 81:            {tcp(same_host[0].netns, same_host[1], 81)}")
-        print(f"  kernel+user memory for the lab:       {mem_built - mem0:6.0f} MiB  "
-              f"({(mem_built - mem0) / max(args.pods, 1) * 1024:.0f} KiB/pod)")
+        row("pod to pod on h1, port 80", tcp(same_host[0].netns, same_host[1], 80))
+        row("pod to pod on h1, port 81", tcp(same_host[0].netns, same_host[1], 81))
+        t0 = time.perf_counter()
+        outcomes = Counter(tcp(a.netns, b, 80) for a, b in neighbour_pairs(plan.pods))
+        t_conn = time.perf_counter() - t0
+        row("every pod to a pod on its host", f"{dict(outcomes)} in {t_conn:.2f} s")
+        per_pod = (mem_built - mem0) / max(args.pods, 1) * 1024
+        row("memory used by the lab (MemAvailable)", f"{mem_built - mem0:6.0f} MiB  ({per_pod:.0f} KiB/pod)")
         stop_responder(paths)
     finally:
         t0 = time.perf_counter()
         removed = engine.destroy(args.lab)
         t_destroy = time.perf_counter() - t0
-    print(f"  destroy ({len(removed)} namespaces): {t_destroy:6.2f} s")
+    row(f"destroy ({len(removed)} namespaces)", f"{t_destroy:6.2f} s")
     time.sleep(2)  # namespaces are freed by a kernel worker after `netns del`; memory is read after it
-    print(f"  memory still used 2 s after destroy:  {used_mib() - mem0:6.0f} MiB")
+    row("memory still used 2 s after destroy", f"{used_mib() - mem0:6.0f} MiB")
     return 0
 
 
