@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from topology import batch, names, netns, plumbing, rtnl, sysctl
 from topology.model import NODE_IFNAME, POD_IFNAME, PodPlan, TopologyPlan
@@ -56,6 +57,19 @@ def _pod_links(pods: Sequence[PodPlan]) -> dict[str, list[str]]:
     for pod in pods:
         links[pod.netns].append(POD_IFNAME)
     return links
+
+
+class Engine(Protocol):
+    """What the lab needs from a topology engine (netns here; a fake or Docker one could stand in)."""
+
+    def build(self, plan: TopologyPlan, progress: Progress | None = None) -> None: ...
+    def add_pods(self, pods: Sequence[PodPlan], progress: Progress | None = None) -> None: ...
+    def remove_pods(self, pods: Sequence[PodPlan]) -> None: ...
+    def destroy(self, lab: str) -> list[str]: ...
+    def list_owned(self, lab: str) -> list[str]: ...
+    def exec_in(
+        self, name: str, argv: Sequence[str], *, capture: bool = True, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
 
 
 class NetnsEngine:
@@ -188,4 +202,4 @@ class NetnsEngine:
         return owned
 
 
-__all__ = ["NetnsEngine", "Progress", "TopologyError", "lab_of_netns"]
+__all__ = ["Engine", "NetnsEngine", "Progress", "TopologyError", "lab_of_netns"]

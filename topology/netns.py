@@ -42,6 +42,14 @@ def exists(name: str) -> bool:
     return netns_path(name).exists()
 
 
+def identity(name: str) -> int | None:
+    """The namespace's nsfs inode: a namespace deleted and created again under one name gets a new one."""
+    try:
+        return os.stat(netns_path(name)).st_ino
+    except FileNotFoundError:
+        return None
+
+
 def _setns(fd: int) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()

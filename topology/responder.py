@@ -79,8 +79,10 @@ class Responder:
     def __init__(self, pods_file: Path, status_file: Path) -> None:
         self.pods_file, self.status_file = pods_file, status_file
         self.selector = selectors.DefaultSelector()
-        self.endpoints: dict[Endpoint, socket.socket] = {}
-        self.connections: OrderedDict[int, tuple[socket.socket, str]] = OrderedDict()
+        # Each socket with the identity (nsfs inode) of the namespace it lives in: a pod deleted and created
+        # again under the same name is a new namespace, and its old sockets must go.
+        self.endpoints: dict[Endpoint, tuple[socket.socket, int]] = {}
+        self.connections: OrderedDict[int, tuple[socket.socket, tuple[str, int]]] = OrderedDict()
         self.generation = 0
         self.reload_wanted = True
         self.running = True
@@ -102,25 +104,17 @@ class Responder:
         self.running = False
 
     def load(self) -> None:
+        """(Re)read the pods file: close what is no longer wanted, open what is missing, report."""
         failed: list[str] = []
         try:
             wanted, skipped = wanted_endpoints(read_responder_pods(self.pods_file))
         except (OSError, ValueError) as exc:
             wanted, skipped = set(self.endpoints), []
             failed.append(f"pods file {self.pods_file}: {exc}")
-        for endpoint in sorted(set(self.endpoints) - wanted):
-            sock = self.endpoints.pop(endpoint)
-            self.selector.unregister(sock)
-            sock.close()
-        for endpoint in sorted(wanted - set(self.endpoints)):
-            try:
-                sock = open_endpoint(endpoint)
-            except (OSError, netns.NetnsError) as exc:
-                failed.append(f"{endpoint.netns} {endpoint.port}/{endpoint.protocol}: {exc}")
-                continue
-            self.endpoints[endpoint] = sock
-            self.selector.register(sock, selectors.EVENT_READ, (endpoint.protocol, endpoint))
-        self._close_connections_of_gone_namespaces(wanted)
+        identity = {name: netns.identity(name) for name in {e.netns for e in wanted | set(self.endpoints)}}
+        self._close_stale(wanted, identity)
+        failed += self._open_missing(wanted, identity)
+        self._close_connections_of_gone_namespaces()
         self.generation += 1
         status = Status(
             pid=os.getpid(),
@@ -133,11 +127,33 @@ class Responder:
         for line in failed:
             print(f"responder: {line}", file=sys.stderr, flush=True)
 
-    def _close_connections_of_gone_namespaces(self, wanted: set[Endpoint]) -> None:
+    def _close_stale(self, wanted: set[Endpoint], identity: dict[str, int | None]) -> None:
+        for endpoint, (sock, inode) in list(self.endpoints.items()):
+            if endpoint not in wanted or identity[endpoint.netns] != inode:
+                del self.endpoints[endpoint]
+                self.selector.unregister(sock)
+                sock.close()
+
+    def _open_missing(self, wanted: set[Endpoint], identity: dict[str, int | None]) -> list[str]:
+        failed = []
+        for endpoint in sorted(wanted - set(self.endpoints)):
+            inode = identity[endpoint.netns]
+            try:
+                if inode is None:
+                    raise netns.NetnsError(f"network namespace {endpoint.netns!r} does not exist")
+                sock = open_endpoint(endpoint)
+            except (OSError, netns.NetnsError) as exc:
+                failed.append(f"{endpoint.netns} {endpoint.port}/{endpoint.protocol}: {exc}")
+                continue
+            self.endpoints[endpoint] = (sock, inode)
+            self.selector.register(sock, selectors.EVENT_READ, (endpoint.protocol, (endpoint.netns, inode)))
+        return failed
+
+    def _close_connections_of_gone_namespaces(self) -> None:
         # An accepted connection pins its namespace as much as a listener does.
-        alive = {e.netns for e in wanted}
-        for fd, (_conn, name) in list(self.connections.items()):
-            if name not in alive:
+        alive = {(e.netns, inode) for e, (_sock, inode) in self.endpoints.items()}
+        for fd, (_conn, where) in list(self.connections.items()):
+            if where not in alive:
                 self._close_connection(fd)
 
     def _close_connection(self, fd: int) -> None:
@@ -146,14 +162,14 @@ class Responder:
             self.selector.unregister(entry[0])
             entry[0].close()
 
-    def _accept(self, listener: socket.socket, endpoint: Endpoint) -> None:
+    def _accept(self, listener: socket.socket, where: tuple[str, int]) -> None:
         try:
             conn, _ = listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
         conn.setblocking(False)
-        self.connections[conn.fileno()] = (conn, endpoint.netns)
-        self.selector.register(conn, selectors.EVENT_READ, ("conn", endpoint))
+        self.connections[conn.fileno()] = (conn, where)
+        self.selector.register(conn, selectors.EVENT_READ, ("conn", where))
         while len(self.connections) > MAX_CONNECTIONS:
             self._close_connection(next(iter(self.connections)))
 
@@ -183,7 +199,7 @@ class Responder:
                 self.reload_wanted = False
                 self.load()
             for key, _ in self.selector.select(timeout=None):
-                kind, endpoint = key.data
+                kind, where = key.data
                 sock = key.fileobj
                 assert isinstance(sock, socket.socket)
                 if kind == "wake":
@@ -192,7 +208,7 @@ class Responder:
                     except BlockingIOError:
                         pass
                 elif kind == "TCP":
-                    self._accept(sock, endpoint)
+                    self._accept(sock, where)
                 elif kind == "UDP":
                     self._echo_datagram(sock)
                 elif sock.fileno() in self.connections:
@@ -201,7 +217,7 @@ class Responder:
     def close(self) -> None:
         for fd in list(self.connections):
             self._close_connection(fd)
-        for sock in self.endpoints.values():
+        for sock, _inode in self.endpoints.values():
             sock.close()
         self.endpoints.clear()
 

@@ -75,3 +75,19 @@ def test_stop_only_kills_our_own_process(lab) -> None:  # type: ignore[no-untype
     # With no sockets left, removing pods really frees their namespaces.
     lab.engine.remove_pods(plan.pods)
     assert not any(netns.exists(p.netns) for p in plan.pods)
+
+
+def test_a_pod_recreated_under_its_name_gets_fresh_sockets(lab) -> None:  # type: ignore[no-untyped-def]
+    """Delete and re-add a pod without changing the pods file: a reload must notice the new namespace."""
+    plan = make_plan(lab.name)
+    lab.engine.build(plan)
+    web, api, _ = plan.pods
+    start_responder(lab.paths, plan.pods)
+    before = netns.identity(api.netns)
+    lab.engine.remove_pods([api])
+    lab.engine.add_pods([api])
+    assert netns.identity(api.netns) != before
+    assert probe.tcp(web.netns, api.ip, 8080) == "refused"  # the old socket is in the old namespace
+    status = reload_responder(lab.paths)
+    assert status.listening == 4 and status.failed == ()
+    assert probe.tcp(web.netns, api.ip, 8080) == "accepted"
