@@ -69,6 +69,9 @@ def stratified_sample(strata: dict[Any, list[int]], k: int, rng: random.Random) 
     if k >= len(keys):
         for key in keys:
             take[key] = max(1, take[key])
+        while sum(take.values()) > k:  # the minimums overshot: take back from the biggest shares
+            biggest = max(keys, key=lambda key: (take[key], str(key)))
+            take[biggest] -= 1
     left = k - sum(take.values())
     for key in sorted(keys, key=lambda key: quota[key] - int(quota[key]), reverse=True):
         if left <= 0:
