@@ -1,7 +1,8 @@
 """Puts HostPrograms into host namespaces: one `nft -f` transaction per host and change.
 
 `HostFilter(netns)` remembers the program it last applied. `install_base()` writes the empty program (the
-table, the dispatch maps and the fail-closed rules) before any pod exists; `apply(new)` sends only the diff;
+table, the dispatch maps and the fail-closed rules) before any pod exists; `apply(new)` sends only the diff
+(when only set members changed, the usual label change, as one nf_tables netlink batch: no `nft` process);
 `resync(new)` replaces the whole table atomically (after a restart, when nothing is remembered): conntrack
 entries are not touched and the first rule accepts established flows, so open connections survive.
 
@@ -20,7 +21,8 @@ from typing import Any
 
 from policy_dataplane.hostprogram import EMPTY_PROGRAM, TABLE, HostProgram
 from policy_dataplane.netns_exec import CommandFailed, finish, run_in_netns, start_in_netns
-from policy_dataplane.render import render_diff, render_full
+from policy_dataplane.nftnl import ElementChange, NetlinkRefused, NftSocket
+from policy_dataplane.render import element_changes, render_diff, render_full
 
 NFT = ["nft", "-f", "-"]
 
@@ -28,49 +30,69 @@ NFT = ["nft", "-f", "-"]
 @dataclass(frozen=True)
 class ApplyResult:
     netns: str
-    mode: str  # "none" (no change), "diff", "full"
+    mode: str  # "none" (no change), "elements" (netlink), "diff", "full"
     commands: int  # lines of the transaction
     seconds: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str  # "none", "elements" (netlink set element batch), "diff" (nft -f), "full" (nft -f, replace)
+    text: str = ""  # nft script for diff / full
+    elements: tuple[ElementChange, ...] = ()
+
+    @property
+    def commands(self) -> int:
+        return len(self.elements) if self.mode == "elements" else self.text.count("\n")
 
 
 class HostFilter:
     """The lab's nftables table in one host namespace."""
 
-    def __init__(self, netns: str) -> None:
+    def __init__(self, netns: str, use_netlink: bool = True) -> None:
         self.netns = netns
         self.applied: HostProgram | None = None  # None: unknown (fresh start): the next apply is a full one
+        self.use_netlink = use_netlink
+        self._netlink: NftSocket | None = None
 
     def install_base(self) -> ApplyResult:
         return self.resync(EMPTY_PROGRAM)
 
-    def plan(self, new: HostProgram) -> tuple[str, str]:
-        """(mode, nft script) that would bring the kernel from the applied program to `new`."""
+    def plan(self, new: HostProgram) -> Plan:
+        """What would bring the kernel from the applied program to `new`."""
+        if new is self.applied:
+            return Plan("none")
         new.check()
         if self.applied is None:
-            return "full", render_full(new)
+            return Plan("full", render_full(new))
+        if self.use_netlink:
+            elements = element_changes(self.applied, new)
+            if elements is not None:
+                return Plan("elements" if elements else "none", elements=tuple(elements))
         text = render_diff(self.applied, new)
-        return ("diff", text) if text else ("none", "")
+        return Plan("diff", text) if text else Plan("none")
 
     def apply(self, new: HostProgram) -> ApplyResult:
-        mode, text = self.plan(new)
-        return self._run(new, mode, text)
+        return self.start(new).wait()
 
     def resync(self, new: HostProgram) -> ApplyResult:
         new.check()
-        return self._run(new, "full", render_full(new))
+        return self._start(new, Plan("full", render_full(new))).wait()
 
     def start(self, new: HostProgram) -> "_Pending":
-        mode, text = self.plan(new)
-        proc = start_in_netns(self.netns, NFT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) if text else None
-        return _Pending(self, new, mode, text, proc, time.perf_counter())
+        return self._start(new, self.plan(new))
 
-    def _run(self, new: HostProgram, mode: str, text: str) -> ApplyResult:
+    def _start(self, new: HostProgram, plan: Plan) -> "_Pending":
         started = time.perf_counter()
-        if text:
-            run_in_netns(self.netns, NFT, stdin=text)
-        self.applied = new
-        return ApplyResult(self.netns, mode, text.count("\n"), time.perf_counter() - started)
+        proc = None
+        if plan.mode == "elements":  # synchronous: a netlink batch takes well under a millisecond
+            if self._netlink is None:
+                self._netlink = NftSocket(self.netns)
+            self._netlink.send(plan.elements)
+        elif plan.text:
+            proc = start_in_netns(self.netns, NFT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        return _Pending(self, new, plan, proc, started)
 
     def listing(self) -> dict[str, Any]:
         return normalized_listing(self.netns)
@@ -79,36 +101,46 @@ class HostFilter:
         """Delete the table (the namespace stays); the next apply starts over."""
         run_in_netns(self.netns, ["nft", "delete", "table", "inet", TABLE], check=False)
         self.applied = None
+        self.close()
+
+    def close(self) -> None:
+        if self._netlink is not None:
+            self._netlink.close()
+            self._netlink = None
 
 
 @dataclass
 class _Pending:
     host: HostFilter
     new: HostProgram
-    mode: str
-    text: str
+    plan: Plan
     proc: subprocess.Popen[str] | None
     started: float
 
     def wait(self) -> ApplyResult:
         if self.proc is not None:
-            finish(self.host.netns, NFT, self.proc, self.text)
+            finish(self.host.netns, NFT, self.proc, self.plan.text)
         self.host.applied = self.new
-        return ApplyResult(self.host.netns, self.mode, self.text.count("\n"), time.perf_counter() - self.started)
+        return ApplyResult(self.host.netns, self.plan.mode, self.plan.commands, time.perf_counter() - self.started)
 
 
 def apply_hosts(changes: Mapping[HostFilter, HostProgram]) -> list[ApplyResult]:
     """Apply each host's program, all hosts at once. A host whose transaction fails keeps its old program;
     the others are applied; the first failure is raised after all have finished."""
-    pending = [host.start(program) for host, program in changes.items()]
-    results, failures = [], []
+    pending, failures = [], []
+    for host, program in changes.items():
+        try:
+            pending.append(host.start(program))
+        except NetlinkRefused as error:
+            failures.append(error)
+    results = []
     for p in pending:
         try:
             results.append(p.wait())
         except CommandFailed as error:
             failures.append(error)
     if failures:
-        raise failures[0]
+        raise failures[0]  # type: ignore[misc]
     return results
 
 
@@ -145,4 +177,4 @@ def normalized_listing(netns: str) -> dict[str, Any]:
     return {"objects": objects, "rules": rules}
 
 
-__all__ = ["HostFilter", "ApplyResult", "apply_hosts", "normalized_listing"]
+__all__ = ["HostFilter", "Plan", "ApplyResult", "apply_hosts", "normalized_listing"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Network, collapse_addresses
 
+from policy_dataplane.nftnl import ElementChange
 from policy_dataplane.hostprogram import (
     EMPTY_PROGRAM,
     LOG_GROUP,
@@ -49,13 +50,36 @@ NO_MARK = f"meta mark and {MARK_MASK:#x} == 0"
 # --- sets ------------------------------------------------------------------------------------------------
 
 
-def address_elements(members: Iterable[IPv4Network]) -> list[str]:
+def address_networks(members: Iterable[IPv4Network]) -> list[IPv4Network]:
     """Interval sets refuse overlapping elements: collapse first (a pod /32 inside a network set's CIDR).
     Distinct /32s never overlap (adjacent ones are fine), so the common case skips the collapse."""
     members = list(members)
     if all(n.prefixlen == 32 for n in members):
-        return [str(n.network_address) for n in sorted(members)]
-    return [str(n.network_address) if n.prefixlen == 32 else str(n) for n in collapse_addresses(members)]
+        return sorted(members)
+    return list(collapse_addresses(members))
+
+
+def address_elements(members: Iterable[IPv4Network]) -> list[str]:
+    return [str(n.network_address) if n.prefixlen == 32 else str(n) for n in address_networks(members)]
+
+
+def element_changes(old: HostProgram, new: HostProgram) -> list[ElementChange] | None:
+    """When two programs differ only in the members of existing address sets: those element changes
+    (deletions first), which netlink can apply without nft. None when anything else differs."""
+    if (old.policies != new.policies or old.endpoints != new.endpoints
+            or old.named_port_sets != new.named_port_sets or old.address_sets.keys() != new.address_sets.keys()):
+        return None
+    deletions, additions = [], []
+    for name, members in new.address_sets.items():
+        previous = old.address_sets[name]
+        if previous is members or previous == members:
+            continue
+        before, after = set(address_networks(previous)), set(address_networks(members))
+        if before - after:
+            deletions.append(ElementChange(name, False, tuple(sorted(before - after))))
+        if after - before:
+            additions.append(ElementChange(name, True, tuple(sorted(after - before))))
+    return deletions + additions
 
 
 def named_port_elements(members: Iterable[NamedPortMember]) -> list[str]:
@@ -239,6 +263,8 @@ def render_full(program: HostProgram, replace: bool = True) -> str:
 
 def render_diff(old: HostProgram, new: HostProgram) -> str:
     """Only what changed between two programs, as one transaction ('' when nothing did)."""
+    if old is new:
+        return ""
     commands = _diff_commands(old, new)
     return "\n".join(commands) + "\n" if commands else ""
 
@@ -275,6 +301,8 @@ def _diff_commands(old: HostProgram, new: HostProgram) -> list[str]:
     # endpoint chains, then their dispatch entries (a new interface becomes reachable only now)
     for ifname, endpoint in new.endpoints.items():
         previous_ep = old.endpoints.get(ifname)
+        if previous_ep == endpoint:
+            continue
         for direction in Dir:
             chain = endpoint.chain(direction)
             rules = endpoint_rules(endpoint, direction)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import replace
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 from dataplane_lab import HOSTS, LAB, DataplaneLab, assert_matches_oracle
@@ -14,7 +14,9 @@ from policy_dataplane.dataplane import Dataplane
 from policy_dataplane.hostprogram import RuleProgram, SideMatch, Verdict
 from policy_dataplane.model import Labels, Namespace, Pod
 from policy_dataplane.netns_exec import CommandFailed
+from policy_dataplane.nftnl import NetlinkRefused
 from policy_dataplane.program import normalized_listing
+from policy_dataplane.render import render_diff
 from traffic.model import Protocol
 from traffic.netns import call_in_netns
 
@@ -62,7 +64,7 @@ def test_incremental_changes_equal_a_program_from_scratch(lab: DataplaneLab) -> 
     for step in steps:
         step()
         report = lab.sync()
-        assert all(r.mode in ("diff", "none") for r in report.hosts.values())
+        assert all(r.mode in ("elements", "diff", "none") for r in report.hosts.values())
         incremental = listings()
         fresh = Dataplane(LAB)  # a restarted agent: nothing remembered, full replace
         fresh.resync(lab.world, lab.placement())
@@ -76,16 +78,41 @@ def test_a_label_change_moves_only_set_elements(lab: DataplaneLab) -> None:
     host = lab.dp.host("h1")
     before = host.applied
     assert before is not None
-    mode, text = host.plan(lab.dp.compile(lab.world, lab.placement())["h1"])
-    assert mode == "none" and text == ""
+    assert host.plan(lab.dp.compile(lab.world, lab.placement())["h1"]).mode == "none"
     lab.world.label_pod("ns0", "p0", access="true")
-    mode, text = host.plan(lab.dp.compile(lab.world, lab.placement())["h1"])
-    assert mode == "diff"
-    assert text.strip().splitlines() == [line for line in text.strip().splitlines() if line.startswith("add element")]
-    assert len(text.strip().splitlines()) == 1
+    after = lab.dp.compile(lab.world, lab.placement())["h1"]
+    plan = host.plan(after)
+    assert plan.mode == "elements" and len(plan.elements) == 1 and plan.elements[0].add
+    assert [str(n) for n in plan.elements[0].networks] == [f"{lab.endpoints['ns0/p0'].ip}/32"]
+    text = render_diff(before, after)  # what nft -f would get: one element line too
+    assert len(text.strip().splitlines()) == 1 and text.startswith("add element")
     lab.expect([("ns0/p0", "ns1/p1", TCP, 8080, False)])  # planned, not applied yet
-    lab.sync()
+    report = lab.sync()
+    assert report.hosts["h1"].mode == "elements" and report.hosts["h2"].mode == "none"  # no web pod on h2
     lab.expect([("ns0/p0", "ns1/p1", TCP, 8080, True), ("ns0/p2", "ns1/p1", TCP, 8080, False)])
+    lab.label("ns0/p0", access=None)
+    lab.expect([("ns0/p0", "ns1/p1", TCP, 8080, False)])
+    fresh = Dataplane(LAB)
+    incremental = listings()
+    fresh.resync(lab.world, lab.placement())
+    assert listings() == incremental  # netlink updates leave exactly what nft would have written
+
+
+def test_a_refused_netlink_batch_changes_nothing(lab: DataplaneLab) -> None:
+    lab.apply(POLICIES)
+    lab.label("ns1/p1", role="web")
+    host = lab.dp.host("h1")
+    good = host.applied
+    assert good is not None
+    before = normalized_listing(host.netns)
+    name = next(n for n in good.address_sets if n.startswith("s-"))
+    ghost = "s-0000000000000000"  # a set the kernel does not have: the whole batch must be rolled back
+    host.applied = replace(good, address_sets={**good.address_sets, ghost: frozenset()})
+    bad = replace(good, address_sets={**good.address_sets, ghost: frozenset({IPv4Network("10.9.9.9/32")}),
+                                      name: good.address_sets[name] | {IPv4Network("10.9.9.8/32")}})
+    with pytest.raises(NetlinkRefused):
+        host.apply(bad)
+    assert normalized_listing(host.netns) == before
 
 
 def test_a_bad_program_leaves_the_running_one_untouched(lab: DataplaneLab) -> None:
