@@ -36,6 +36,7 @@ from policy_dataplane.model import (
     Direction,
     EntityMatch,
     NamedPort,
+    Pod,
     Policy,
     PortRange,
     Rule,
@@ -212,6 +213,40 @@ def compile_hosts(world: World, placement: Mapping[str, Mapping[PodKey, str]]) -
     return {host: compile_host(world, local) for host, local in placement.items()}
 
 
+def _endpoint(world: World, pod: Pod, ifname: str, policies: Mapping[str, PolicyProgram]) -> EndpointProgram | None:
+    """The endpoint of one pod if every policy it needs is already compiled in `policies`; else None."""
+    tiers: dict[Dir, tuple[TierProgram, ...]] = {}
+    for direction in Dir:
+        programs = []
+        for tier in resolve(world, pod, DIRECTIONS[direction]):
+            chains = tuple(policy_chain(p.name, direction) for p in tier.policies)
+            if any(c not in policies for c in chains):
+                return None
+            programs.append(TierProgram(tier.tier.name, chains, tier.tier.default_action is Action.PASS))
+        tiers[direction] = tuple(programs)
+    return EndpointProgram(str(pod), ifname, tiers[Dir.INGRESS], tiers[Dir.EGRESS])
+
+
+def _patch_endpoints(world: World, previous: HostProgram, before: Mapping[PodKey, str], local: Mapping[PodKey, str],
+                     changed: set[PodKey]) -> HostProgram | None:
+    """`previous` with the endpoints of changed local pods redone, when the set of policies the host needs
+    stays the same (the usual label change); None when it does not (then the host is compiled again)."""
+    endpoints = dict(previous.endpoints)
+    for key in changed:
+        if key in before:
+            endpoints.pop(before[key], None)
+        pod = world.pods.get(key)
+        if key in local and pod is not None:
+            endpoint = _endpoint(world, pod, local[key], previous.policies)
+            if endpoint is None:
+                return None
+            endpoints[local[key]] = endpoint
+    used = {c for e in endpoints.values() for d in Dir for t in e.tiers(d) for c in t.policies}
+    if used != previous.policies.keys():
+        return None
+    return HostProgram(previous.address_sets, previous.named_port_sets, previous.policies, endpoints)
+
+
 def _identity_snapshot(world: World) -> tuple[dict[object, object], ...]:
     """Everything but pods, by object identity (world objects are frozen: a change is a new object)."""
     return (dict(world.policies), dict(world.staged), dict(world.namespaces), dict(world.netsets), dict(world.tiers))
@@ -269,9 +304,17 @@ class IncrementalCompiler:
         programs: dict[str, HostProgram] = {}
         for host, local in wanted.items():
             previous = self.programs.get(host)
-            if previous is None or local != self._placement.get(host) or any(k in local for k in changed):
+            before = self._placement.get(host, {})
+            moved = {k for k, _ in set(local.items()) ^ set(before.items())}
+            if previous is None or not moved <= changed:
                 programs[host] = self._full(world, host, local)
                 continue
+            if any(k in local or k in before for k in changed):
+                patched = _patch_endpoints(world, previous, before, local, changed)
+                if patched is None:  # the policies in use changed: compile the host again
+                    programs[host] = self._full(world, host, local)
+                    continue
+                previous = patched
             sets = previous.address_sets
             stale = [name for name in sets if name.startswith("s-") and name[2:] in sids]
             if stale:

@@ -72,7 +72,7 @@ change = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(change, min_size=1, max_size=12))
 def test_incremental_equals_from_scratch(changes: list[tuple[str, int, str | None, object]]) -> None:
     world = make_world()
