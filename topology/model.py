@@ -141,7 +141,7 @@ def plan_node(lab: str, name: str, kind: NodeKind, fabric_ip: IPv4Interface | st
 def plan_ports(ports: Iterable[tuple[int, str] | tuple[int, str, str | None] | PortPlan]) -> tuple[PortPlan, ...]:
     out = []
     for p in ports:
-        out.append(p if isinstance(p, PortPlan) else PortPlan(*p))  # type: ignore[arg-type]
+        out.append(p if isinstance(p, PortPlan) else PortPlan(*p))
     return tuple(out)
 
 

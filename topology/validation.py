@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address
+from typing import TypeVar
 
 from topology import names
 from topology.model import NODE_KINDS, POD_GATEWAY, PROTOCOLS, NodePlan, PodPlan, TopologyPlan
@@ -23,8 +24,15 @@ class PlanError(ValueError):
         super().__init__("invalid topology plan:\n  " + "\n  ".join(self.errors))
 
 
-def _duplicates(values: Iterable[object]) -> list[object]:
+T = TypeVar("T")
+
+
+def _duplicates(values: Iterable[T]) -> list[T]:
     return [v for v, n in Counter(values).items() if n > 1]
+
+
+def _repeated(values: Iterable[object], message: str) -> list[str]:
+    return [message.format(v) for v in _duplicates(values)]
 
 
 def _ifname_errors(what: str, ifname: str) -> list[str]:
@@ -68,7 +76,7 @@ def pod_errors(lab: str, pod: PodPlan) -> list[str]:
             errors.append(f"{what}: port {port.port} is outside 1-65535")
         if port.protocol not in PROTOCOLS:
             errors.append(f"{what}: protocol {port.protocol!r} is not one of {', '.join(PROTOCOLS)}")
-    for port_number, protocol in _duplicates((p.port, p.protocol) for p in pod.ports):  # type: ignore[misc]
+    for port_number, protocol in _duplicates((p.port, p.protocol) for p in pod.ports):
         errors.append(f"{what}: port {port_number}/{protocol} declared twice")
     return errors
 
@@ -83,14 +91,10 @@ def _pod_host_errors(pod: PodPlan, hosts: dict[str, NodePlan]) -> list[str]:
 
 
 def _pod_set_errors(pods: Sequence[PodPlan], taken_ips: set[IPv4Address]) -> list[str]:
-    errors = []
-    for dup in _duplicates(p.key for p in pods):
-        errors.append(f"pod {dup}: declared twice")
-    for dup in _duplicates(p.netns for p in pods):
-        errors.append(f"namespace {dup}: used by two pods")
-    for dup in _duplicates(p.ip for p in pods):
-        errors.append(f"address {dup}: given to two pods")
-    for host, ifname in _duplicates((p.host, p.host_ifname) for p in pods):  # type: ignore[misc]
+    errors = _repeated((p.key for p in pods), "pod {}: declared twice")
+    errors += _repeated((p.netns for p in pods), "namespace {}: used by two pods")
+    errors += _repeated((p.ip for p in pods), "address {}: given to two pods")
+    for host, ifname in _duplicates((p.host, p.host_ifname) for p in pods):
         errors.append(f"host {host}: interface {ifname} used by two pods")
     for pod in pods:
         if pod.ip in taken_ips:
@@ -110,14 +114,10 @@ def plan_errors(plan: TopologyPlan) -> list[str]:
         errors.append(f"fabric: gateway {plan.fabric.gateway} is not in the fabric {plan.fabric.subnet}")
     for node in plan.nodes:
         errors += node_errors(plan, node)
-    for dup in _duplicates(n.name for n in plan.nodes):
-        errors.append(f"node {dup}: declared twice")
-    for dup in _duplicates(n.netns for n in plan.nodes):
-        errors.append(f"namespace {dup}: used by two nodes")
-    for dup in _duplicates(n.fabric_ip.ip for n in plan.nodes):
-        errors.append(f"fabric address {dup}: given to two nodes")
-    for dup in _duplicates(n.fabric_port for n in plan.nodes):
-        errors.append(f"fabric port {dup}: used by two nodes")
+    errors += _repeated((n.name for n in plan.nodes), "node {}: declared twice")
+    errors += _repeated((n.netns for n in plan.nodes), "namespace {}: used by two nodes")
+    errors += _repeated((n.fabric_ip.ip for n in plan.nodes), "fabric address {}: given to two nodes")
+    errors += _repeated((n.fabric_port for n in plan.nodes), "fabric port {}: used by two nodes")
     hosts = {n.name: n for n in plan.hosts()}
     for pod in plan.pods:
         errors += pod_errors(plan.lab, pod) + _pod_host_errors(pod, hosts)
