@@ -1,12 +1,15 @@
 """The netns engine: builds a topology plan out of named network namespaces, veths and one bridge.
 
 Two phases per batch of namespaces: one `ip -batch` process creates the namespaces and their veths
-(each created directly in its namespaces), then this thread enters each namespace with setns and plumbs it
-with raw rtnetlink and /proc/sys writes. No process per pod, nothing in the root namespace.
+(each created directly in its namespaces), then this thread enters each namespace once with setns, writes
+its namespace-wide sysctls and opens a netlink socket there, and plumbs it with batched rtnetlink
+requests. It returns only once every new veth is operationally up. No process per pod, nothing in the
+root namespace.
 """
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -106,7 +109,8 @@ class NetnsEngine:
             self._build_fabric(plan, tracker)
             self._add_pods(plan.pods, tracker)
         except BaseException:
-            self.destroy(plan.lab)
+            with contextlib.suppress(Exception):  # the original error is the one to report
+                self.destroy(plan.lab)
             raise
 
     def _build_fabric(self, plan: TopologyPlan, tracker: _Tracker) -> None:
@@ -133,7 +137,8 @@ class NetnsEngine:
         try:
             self._add_pods(pods, _Tracker(2 * len(pods), progress))
         except BaseException:
-            self.remove_pods(pods)
+            with contextlib.suppress(Exception):
+                self.remove_pods(pods)
             raise
 
     def _add_pods(self, pods: Sequence[PodPlan], tracker: _Tracker) -> None:

@@ -15,7 +15,7 @@ from topology_plans import make_plan
 
 from topology import netns, plumbing
 from topology.engine import NetnsEngine, TopologyError
-from topology.model import TopologyPlan
+from topology.model import TopologyPlan, plan_pod
 from topology.responder import start_responder
 from topology.responder_ctl import running_pid
 from topology.validation import PlanError
@@ -129,6 +129,26 @@ def test_a_failed_build_leaves_nothing(lab, monkeypatch) -> None:  # type: ignor
     with pytest.raises(Exception, match="File exists"):
         lab.engine.build(plan)
     assert lab.engine.list_owned(lab.name) == []
+
+
+def test_a_failed_add_removes_only_its_own_pods(lab, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    plan = make_plan(lab.name)
+    lab.engine.build(plan)
+    before = lab.engine.list_owned(lab.name)
+    new = [plan_pod(lab.name, "dev", f"new{i}", "h1", f"10.210.0.{10 + i}") for i in range(3)]
+    real = plumbing.pod_requests
+
+    def fail_on_new2(pod, static_neighbours=True):  # type: ignore[no-untyped-def]
+        requests = real(pod, static_neighbours)
+        return requests + requests[-1:] if pod.name == "new2" else requests
+
+    monkeypatch.setattr(plumbing, "pod_requests", fail_on_new2)
+    with pytest.raises(Exception, match="File exists"):
+        lab.engine.add_pods(new)
+    assert lab.engine.list_owned(lab.name) == before
+    links = {link["ifname"] for link in probe.ip_json(plan.nodes[0].netns, "link")}
+    assert not links & {p.host_ifname for p in new}
+    assert probe.tcp(plan.pods[0].netns, plan.pods[1].ip, 8080) == "refused"  # the lab still works
 
 
 def test_bad_plan_or_existing_lab_creates_nothing(lab) -> None:  # type: ignore[no-untyped-def]
