@@ -132,9 +132,11 @@ class BirdSession:
     since: str
     imported: int
     exported: int
+    reason: str = ""
 
 
-_HEADER = re.compile(r"^(\S+)\s+BGP\s+\S+\s+(\S+)\s+(\S+(?: \S+)?)\s+(\S+)")
+# "c_h2       BGP        ---        start  09:29:08.606  Passive       Socket: Connection closed"
+_HEADER = re.compile(r"^(\S+)\s+BGP\s+\S+\s+(\S+)\s+(\S+)\s+(\S+)\s*(.*)$")
 _ROUTES = re.compile(r"Routes:\s+(\d+) imported,(?: \d+ filtered,)? (\d+) exported")
 _DESCRIPTION = re.compile(r"Description:\s+(.*)$")
 
@@ -152,9 +154,9 @@ def parse_show_protocols_all(text: str) -> list[BirdSession]:
         header = _HEADER.match(line)
         if header:
             flush()
-            protocol, _up_down, since, info = header.groups()
+            protocol, _up_down, since, info, reason = header.groups()
             current = {"protocol": protocol, "client": protocol, "state": info, "since": since,
-                       "imported": 0, "exported": 0}
+                       "imported": 0, "exported": 0, "reason": reason.strip()}
             continue
         if line and not line[0].isspace():
             flush()

@@ -96,7 +96,7 @@ def exabgp_environment(plan: SpeakerPlan) -> dict[str, str]:
         "exabgp.api.cli": "false",
         "exabgp.api.respawn": "true",
         "exabgp.log.destination": "stdout",
-        "exabgp.log.level": os.environ.get("NPL_EXABGP_LOG_LEVEL", "INFO"),
+        "exabgp.log.level": "INFO",
         "exabgp.log.statistics": "false",
         "exabgp.log.short": "true",
     }

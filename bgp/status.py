@@ -91,7 +91,7 @@ def sessions(paths: LabPaths, plan: BgpPlan) -> list[SessionStatus]:
             state = session.state.lower()
             state = state if state in ("established", "idle") else "connecting"
             out.append(SessionStatus(rr.name, client.name, str(client.address), state, session.since,
-                                     session.imported))
+                                     session.imported, session.reason))
     return out
 
 
