@@ -29,7 +29,7 @@ class ResponderError(RuntimeError):
     pass
 
 
-class _HasPorts(Protocol):
+class HasPorts(Protocol):
     """Anything with a namespace and declared ports: pods, and externals that should answer too."""
 
     @property
@@ -73,7 +73,7 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def render_pods_file(pods: Sequence[_HasPorts]) -> str:
+def render_pods_file(pods: Sequence[HasPorts]) -> str:
     targets = []
     for pod in pods:
         key = getattr(pod, "key", pod.netns)
@@ -82,7 +82,7 @@ def render_pods_file(pods: Sequence[_HasPorts]) -> str:
     return PodsFile(targets=tuple(targets)).model_dump_json(indent=1)
 
 
-def write_responder_pods(path: Path, pods: Sequence[_HasPorts]) -> None:
+def write_responder_pods(path: Path, pods: Sequence[HasPorts]) -> None:
     _atomic_write(Path(path), render_pods_file(pods))
 
 
@@ -151,7 +151,7 @@ def _log_file(paths: names.LabPaths) -> Path:
     return paths.config_file(f"{names.RESPONDER_PROCESS}.log")
 
 
-def start_responder(paths: names.LabPaths, pods: Sequence[_HasPorts]) -> int:
+def start_responder(paths: names.LabPaths, pods: Sequence[HasPorts]) -> int:
     """Start the lab's responder (or reload the running one) and return its pid once its sockets are open."""
     write_responder_pods(names.responder_pods_file(paths), pods)
     pid = running_pid(paths)
