@@ -131,7 +131,7 @@ def apply_hosts(changes: Mapping[HostFilter, HostProgram]) -> list[ApplyResult]:
     for host, program in changes.items():
         try:
             pending.append(host.start(program))
-        except NetlinkRefused as error:
+        except (NetlinkRefused, CommandFailed) as error:
             failures.append(error)
     results = []
     for p in pending:

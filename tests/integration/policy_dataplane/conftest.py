@@ -38,8 +38,17 @@ def scratch_lab() -> Iterator[tuple[ScratchLab, dict[str, ProbeEndpoint]]]:
 
 @pytest.fixture
 def lab(scratch_lab: tuple[ScratchLab, dict[str, ProbeEndpoint]]) -> Iterator[DataplaneLab]:
+    yield from _lab(scratch_lab, "nftables")
+
+
+@pytest.fixture
+def iptables_lab(scratch_lab: tuple[ScratchLab, dict[str, ProbeEndpoint]]) -> Iterator[DataplaneLab]:
+    yield from _lab(scratch_lab, "iptables")
+
+
+def _lab(scratch_lab: tuple[ScratchLab, dict[str, ProbeEndpoint]], backend: str) -> Iterator[DataplaneLab]:
     scratch, endpoints = scratch_lab
-    dp = Dataplane(LAB)
+    dp = Dataplane(LAB, backend=backend)
     pod_hosts = {(ns, pod): HOSTS[h] for h, ns, pod, _ in scratch.pods()}
     the_lab = DataplaneLab(scratch, endpoints, base_world(scratch), dp, pod_hosts)
     try:

@@ -1,0 +1,115 @@
+"""Applies HostPrograms as iptables (legacy, Calico's classic) + ipsets in a host namespace: the baseline.
+
+Same interface as program.HostFilter (install_base / plan / start / apply / resync / remove), so the
+Dataplane facade and the benchmark drive both. One change runs `ipset restore` (new sets, element changes),
+then `iptables-restore --noflush` with only the changed chains, then destroys sets no longer used: three
+steps, not one transaction (as with Felix). A full sync rewrites the whole filter table in one restore.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+
+from policy_dataplane.hostprogram import EMPTY_PROGRAM, HostProgram
+from policy_dataplane.iptables_render import (
+    removed_ipsets,
+    render_ipset_diff,
+    render_ipset_full,
+    render_iptables_diff,
+    render_iptables_full,
+)
+from policy_dataplane.netns_exec import finish, run_in_netns, start_in_netns
+from policy_dataplane.program import ApplyResult
+
+IPTABLES_RESTORE = "iptables-legacy-restore"
+IPTABLES = "iptables-legacy"
+
+
+@dataclass(frozen=True)
+class IptablesPlan:
+    mode: str  # none, diff, full
+    ipsets: str = ""
+    rules: str = ""
+    destroy: tuple[str, ...] = ()
+
+    @property
+    def commands(self) -> int:
+        return self.ipsets.count("\n") + self.rules.count("\n") + len(self.destroy)
+
+
+class IptablesHostFilter:
+    def __init__(self, netns: str) -> None:
+        self.netns = netns
+        self.applied: HostProgram | None = None
+
+    def install_base(self) -> ApplyResult:
+        return self.resync(EMPTY_PROGRAM)
+
+    def plan(self, new: HostProgram) -> IptablesPlan:
+        if new is self.applied:
+            return IptablesPlan("none")
+        new.check()
+        if self.applied is None:
+            return IptablesPlan("full", render_ipset_full(new), render_iptables_full(new), tuple(self._stale_sets(new)))
+        ipsets, rules = render_ipset_diff(self.applied, new), render_iptables_diff(self.applied, new)
+        destroy = tuple(removed_ipsets(self.applied, new))
+        return IptablesPlan("diff", ipsets, rules, destroy) if ipsets or rules or destroy else IptablesPlan("none")
+
+    def _stale_sets(self, new: HostProgram) -> list[str]:
+        """On a full sync: our ipsets that exist in the kernel but not in the program."""
+        listed = run_in_netns(self.netns, ["ipset", "list", "-n"], check=False).split()
+        wanted = set(render_ipset_full(new).split())
+        return [name for name in listed if name.startswith("npl-") and name not in wanted]
+
+    def apply(self, new: HostProgram) -> ApplyResult:
+        return self.start(new).wait()
+
+    def resync(self, new: HostProgram) -> ApplyResult:
+        self.applied = None
+        return self.apply(new)
+
+    def start(self, new: HostProgram) -> "_IptablesPending":
+        plan = self.plan(new)
+        started = time.perf_counter()
+        if plan.ipsets:
+            run_in_netns(self.netns, ["ipset", "restore"], stdin=plan.ipsets)
+        proc = None
+        if plan.rules:
+            argv = [IPTABLES_RESTORE] + (["--noflush"] if plan.mode == "diff" else [])
+            proc = start_in_netns(self.netns, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return _IptablesPending(self, new, plan, proc, started)
+
+    def remove(self) -> None:
+        self.applied = None
+        empty = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+        run_in_netns(self.netns, [IPTABLES_RESTORE], stdin=empty, check=False)
+        for name in run_in_netns(self.netns, ["ipset", "list", "-n"], check=False).split():
+            if name.startswith("npl-"):
+                run_in_netns(self.netns, ["ipset", "destroy", name], check=False)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class _IptablesPending:
+    host: IptablesHostFilter
+    new: HostProgram
+    plan: IptablesPlan
+    proc: subprocess.Popen[str] | None
+    started: float
+
+    def wait(self) -> ApplyResult:
+        if self.proc is not None:
+            argv = [IPTABLES_RESTORE] + (["--noflush"] if self.plan.mode == "diff" else [])
+            finish(self.host.netns, argv, self.proc, self.plan.rules)
+        if self.plan.destroy:
+            script = "".join(f"destroy {name}\n" for name in self.plan.destroy)
+            run_in_netns(self.host.netns, ["ipset", "restore"], stdin=script)
+        self.host.applied = self.new
+        return ApplyResult(self.host.netns, self.plan.mode, self.plan.commands, time.perf_counter() - self.started)
+
+
+__all__ = ["IptablesHostFilter", "IptablesPlan"]
