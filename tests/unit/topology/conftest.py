@@ -30,8 +30,3 @@ def small_plan(**overrides: object) -> TopologyPlan:
 @pytest.fixture
 def plan() -> TopologyPlan:
     return small_plan()
-
-
-@pytest.fixture
-def make_plan() -> object:
-    return small_plan
