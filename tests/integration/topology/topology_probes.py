@@ -9,7 +9,7 @@ from ipaddress import IPv4Address
 
 from topology import netns
 
-TIMEOUT = 1.0
+TIMEOUT = 3.0  # generous for answers under load; "silent" checks pass their own short timeout
 
 
 def _socket(name: str, kind: int) -> socket.socket:
