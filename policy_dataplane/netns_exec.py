@@ -10,9 +10,10 @@ import ctypes
 import ctypes.util
 import os
 import subprocess
-import threading
 from collections.abc import Callable
 from typing import TypeVar
+
+from topology.netns import entered
 
 T = TypeVar("T")
 
@@ -68,20 +69,6 @@ def finish(netns: str, argv: list[str], proc: subprocess.Popen[str], stdin: str 
 
 
 def call_in_netns(netns: str, make: Callable[[], T]) -> T:
-    """Run `make()` in a thread that entered `netns` (sockets made there stay in that namespace)."""
-    path = netns_path(netns)
-    outcome: dict[str, object] = {}
-
-    def worker() -> None:
-        try:
-            _enter(path)
-            outcome["value"] = make()
-        except BaseException as error:  # handed to the caller's thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=worker, name=f"setns-{netns}", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
+    """Run `make()` inside `netns` (this thread only; sockets made there stay in that namespace)."""
+    with entered(netns):
+        return make()

@@ -43,6 +43,8 @@ T = f"inet {TABLE}"
 DISPATCH = {Dir.EGRESS: "fw-dispatch", Dir.INGRESS: "tw-dispatch"}
 WORKLOAD_PREFIX = "cali"
 BASE_CHAINS = (("forward", "forward"), ("input", "input"), ("output", "output"))
+ICMPV6_LINK = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert",
+               "mld-listener-query", "mld-listener-report", "mld2-listener-report")
 CLEAR_MARKS = f"meta mark set meta mark and {0xFFFFFFFF ^ MARK_MASK:#x}"
 NO_MARK = f"meta mark and {MARK_MASK:#x} == 0"
 
@@ -238,6 +240,9 @@ def base_commands() -> list[str]:
         out.append(f"add chain {T} {chain} {{ type filter hook {hook} priority filter; policy accept; }}")
         out.append(f"add rule {T} {chain} ct state established,related accept")
         out.append(f"add rule {T} {chain} ct state invalid counter drop")
+        # IPv6 neighbour discovery and MLD on the veths (the lab's policy is IPv4; these keep links working
+        # and out of the policy counters)
+        out.append(f"add rule {T} {chain} icmpv6 type {{ {', '.join(ICMPV6_LINK)} }} accept")
         if hook != "output":  # from a workload: its egress policy
             out.append(f'add rule {T} {chain} iifname "{WORKLOAD_PREFIX}*" jump from-wl')
         if hook != "input":  # to a workload: its ingress policy
