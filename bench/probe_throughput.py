@@ -1,41 +1,47 @@
-"""Probe throughput through a real Calico-plumbed dataplane: prints probes/s for a large batch.
+"""Probe throughput through a real Calico-plumbed dataplane: prints probes/s and verification times.
 
-Builds a scratch lab (`traffic.scratch_lab`, lab name `trbench`: 2 hosts, PODS pods), sends PROBES probes
-spread over every ordered pod pair (one protocol per run, no policy: every probe should be answered), and
-prints the rate, the share delivered and the RTT percentiles. Needs root. Cleans up on exit.
+Two runs, both on a scratch lab (`traffic.scratch_lab`, 2 hosts, pods split evenly):
+- `rate` (default): PROBES probes spread over every ordered pod pair, per protocol, no policy: every probe
+  must be answered; prints probes/s, the share delivered and RTT percentiles.
+- `world`: the 1500-service verification: WORLD pods, ALLOWED random pairs expected allowed, the rest
+  expected denied, a stratified sample of DENIED of those probed. The denials are real: an nftables set of
+  (source . destination) in each host's forward hook drops their SYNs. Prints the time to verify (pair
+  enumeration + expectation + sampling + probing) and the mismatches (must be 0).
+Needs root. Lab name `trbench`. Cleans up on exit.
 
-    .venv/bin/python bench/probe_throughput.py [--pods 50] [--probes 100000] [--protocol tcp]
+    .venv/bin/python bench/probe_throughput.py [--pods 50] [--probes 100000] [--protocol all]
+    .venv/bin/python bench/probe_throughput.py --mode world [--world 1500] [--allowed 13376] [--denied 100000]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import random
+import subprocess
 import time
 
 from traffic.latency import percentiles
-from traffic.model import Probe, Protocol
-from traffic.probes import ProbeEngine
+from traffic.matrix import all_pairs, select_pairs
+from traffic.measure import measure_matrix
+from traffic.model import Probe, ProbeEndpoint, Protocol
+from traffic.probes import ProbeEngine, ProbeOptions
 from traffic.scratch_lab import ScratchLab
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pods", type=int, default=50)
-    parser.add_argument("--probes", type=int, default=100_000)
-    parser.add_argument("--protocol", default="all", choices=[*(p.value for p in Protocol), "all"])
-    parser.add_argument("--port", type=int, default=80)
-    parser.add_argument("--lab", default="trbench")
-    args = parser.parse_args()
+def up(lab: ScratchLab) -> list[ProbeEndpoint]:
+    started = time.perf_counter()
+    pods = [e for e in lab.up() if e.kind == "pod"]
+    print(f"lab: {len(pods)} pods on {len(lab.pods_per_host)} hosts up in {time.perf_counter() - started:.1f} s")
+    return pods
 
+
+def rate_run(args: argparse.Namespace) -> None:
     half = args.pods // 2
     lab = ScratchLab(args.lab, pods_per_host=(args.pods - half, half), namespaces=5)
     protocols = list(Protocol) if args.protocol == "all" else [Protocol(args.protocol)]
     try:
-        started = time.perf_counter()
-        endpoints = [e for e in lab.up() if e.kind == "pod"]
-        print(f"lab: {len(endpoints)} pods on 2 hosts up in {time.perf_counter() - started:.2f} s")
-        pairs = [(a, b) for a, b in itertools.permutations(endpoints, 2)]
+        pairs = list(itertools.permutations(up(lab), 2))
         with ProbeEngine() as engine:
             for protocol in protocols:
                 probes = [Probe(a, b, protocol, args.port) for a, b in itertools.islice(
@@ -43,18 +49,87 @@ def main() -> None:
                 engine.prepare(probes)
                 started = time.perf_counter()
                 results = engine.run(probes)
-                elapsed = time.perf_counter() - started - engine.options.reply_timeout * (
-                    not all(r.delivered for r in results))
+                elapsed = time.perf_counter() - started
+                if not all(r.delivered for r in results):
+                    elapsed -= engine.options.reply_timeout  # waited for stragglers that never came
                 delivered = sum(r.delivered for r in results)
-                rtts = [r.rtt_us for r in results if r.rtt_us is not None]
-                p = percentiles(rtts)
+                p = percentiles([r.rtt_us for r in results if r.rtt_us is not None])
                 print(
-                    f"{protocol.value:5s} {len(probes):7d} probes in {elapsed:6.2f} s = {len(probes) / elapsed:8.0f} "
-                    f"probes/s; delivered {delivered}/{len(probes)}; rtt_us p50 {p['p50']:.0f} "
-                    f"p90 {p['p90']:.0f} p99 {p['p99']:.0f}"
+                    f"{protocol.value:5s} {len(probes):7d} probes in {elapsed:6.2f} s = "
+                    f"{len(probes) / elapsed:8.0f} probes/s; delivered {delivered}/{len(probes)}; "
+                    f"rtt_us p50 {p['p50']:.0f} p90 {p['p90']:.0f} p99 {p['p99']:.0f}"
                 )
     finally:
         lab.down()
+
+
+def deny_set_script(denied: list[tuple[ProbeEndpoint, ProbeEndpoint]]) -> str:
+    """Drop only the first SYN of a denied pair: answers to allowed connections the other way still pass."""
+    elements = ",\n".join(f"{a.ip} . {b.ip}" for a, b in denied)
+    return (
+        "table inet trbench {\n"
+        "  set denied { type ipv4_addr . ipv4_addr; elements = {\n" + elements + "\n  } }\n"
+        "  chain denials { type filter hook forward priority 0; policy accept;\n"
+        "    tcp flags & (syn | ack) == syn ip saddr . ip daddr @denied drop\n  }\n}\n"
+    )
+
+
+def world_run(args: argparse.Namespace) -> None:
+    half = args.world // 2
+    lab = ScratchLab(args.lab, pods_per_host=(args.world - half, half), namespaces=50)
+    try:
+        pods = up(lab)
+        rng = random.Random(1)
+        index = {e.name: i for i, e in enumerate(pods)}
+        allowed: set[tuple[int, int]] = set()
+        while len(allowed) < args.allowed:
+            a, b = rng.randrange(len(pods)), rng.randrange(len(pods))
+            if a != b:
+                allowed.add((a, b))
+
+        def expected(pairs, protocol, port):  # type: ignore[no-untyped-def]
+            return [(index[a.name], index[b.name]) in allowed for a, b in pairs]
+
+        # The same selection measure_matrix will make (deterministic), to know which denials to enforce.
+        pairs = all_pairs(pods)
+        verdicts = expected(pairs, Protocol.TCP, 80)
+        chosen = select_pairs(pairs, verdicts, sample=args.denied)
+        denied = [pairs[i] for i in chosen if not verdicts[i]]
+        started = time.perf_counter()
+        for host in range(len(lab.pods_per_host)):
+            subprocess.run(["ip", "netns", "exec", lab.host_netns(host), "nft", "-f", "-"],
+                           input=deny_set_script(denied), text=True, check=True)
+        print(f"denials: {len(denied)} pairs loaded as nft sets in {time.perf_counter() - started:.1f} s")
+        del pairs, verdicts
+
+        with ProbeEngine(ProbeOptions(reply_timeout=1.0)) as engine:
+            started = time.perf_counter()
+            engine.prepare(Probe(p, p, Protocol.TCP, 80) for p in pods)
+            opened = time.perf_counter() - started
+            started = time.perf_counter()
+            report = measure_matrix(engine, pods, expected, Protocol.TCP, 80, sample=args.denied)
+            elapsed = time.perf_counter() - started
+        print(f"sockets for {len(pods)} namespaces opened in {opened:.1f} s")
+        print(f"world: {report.total_pairs} pairs, {len(report.records)} probed "
+              f"({sum(r.expected == 'allow' for r in report.records)} expected allowed) in {elapsed:.1f} s "
+              f"(incl. {engine.options.reply_timeout:.1f} s waiting for the dropped); mismatches {report.mismatches}")
+    finally:
+        lab.down()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["rate", "world"], default="rate")
+    parser.add_argument("--pods", type=int, default=50)
+    parser.add_argument("--probes", type=int, default=100_000)
+    parser.add_argument("--protocol", default="all", choices=[*(p.value for p in Protocol), "all"])
+    parser.add_argument("--port", type=int, default=80)
+    parser.add_argument("--world", type=int, default=1500)
+    parser.add_argument("--allowed", type=int, default=13_376)
+    parser.add_argument("--denied", type=int, default=100_000)
+    parser.add_argument("--lab", default="trbench")
+    args = parser.parse_args()
+    (world_run if args.mode == "world" else rate_run)(args)
 
 
 if __name__ == "__main__":

@@ -82,9 +82,7 @@ def _raw_receiver(protocol: int) -> socket.socket:
     return sock
 
 
-def open_sender(netns: str) -> socket.socket:
-    return call_in_netns(netns, _raw_sender)
-
-
-def open_receivers(netns: str, protocols: tuple[int, ...]) -> list[socket.socket]:
-    return call_in_netns(netns, lambda: [_raw_receiver(p) for p in protocols])
+def open_sockets(netns: str, sender: bool, protocols: tuple[int, ...]
+                 ) -> tuple[socket.socket | None, list[socket.socket]]:
+    """A sender (if asked) and one receiver per protocol, all made in one visit to the namespace."""
+    return call_in_netns(netns, lambda: (_raw_sender() if sender else None, [_raw_receiver(p) for p in protocols]))

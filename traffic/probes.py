@@ -11,6 +11,7 @@ per-probe round trip. Nothing is inferred: a probe is delivered only if a packet
 from __future__ import annotations
 
 import errno
+from collections import defaultdict
 import random
 import select
 import socket
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 from traffic.answers import CAPTURED, is_delivery, parse_answer
 from traffic.model import Probe, ProbeEndpoint, ProbeResult, Protocol
-from traffic.netns import SO_TIMESTAMPNS, open_receivers, open_sender
+from traffic.netns import SO_TIMESTAMPNS, open_sockets
 from traffic.packets import SOURCE_PORT_BASE, SOURCE_PORT_COUNT, builder
 
 IPPROTO = {Protocol.TCP: socket.IPPROTO_TCP, Protocol.UDP: socket.IPPROTO_UDP,
@@ -103,28 +104,39 @@ class ProbeEngine:
     def sender(self, netns: str) -> socket.socket:
         sock = self._senders.get(netns)
         if sock is None:
-            sock = self._senders[netns] = open_sender(netns)
+            self._open(netns, True, ())
+            sock = self._senders[netns]
         return sock
 
-    def ensure_receiver(self, netns: str, protocol: Protocol) -> None:
-        if (netns, protocol) in self._receivers:
+    def _open(self, netns: str, sender: bool, protocols: Iterable[Protocol]) -> None:
+        wanted = [p for p in protocols if (netns, p) not in self._receivers]
+        sender = sender and netns not in self._senders
+        if not sender and not wanted:
             return
-        (sock,) = open_receivers(netns, (IPPROTO[protocol],))
-        _attach_filters(sock, protocol)
-        self._receivers[(netns, protocol)] = sock
-        self._by_fd[sock.fileno()] = sock
-        self._epoll.register(sock.fileno(), select.EPOLLIN)
+        made_sender, receivers = open_sockets(netns, sender, tuple(IPPROTO[p] for p in wanted))
+        if made_sender is not None:
+            self._senders[netns] = made_sender
+        for protocol, sock in zip(wanted, receivers, strict=True):
+            _attach_filters(sock, protocol)
+            self._receivers[(netns, protocol)] = sock
+            self._by_fd[sock.fileno()] = sock
+            self._epoll.register(sock.fileno(), select.EPOLLIN)
 
     def prepare(self, probes: Iterable[Probe]) -> None:
-        """Open every socket the probes need (once per namespace), before any timing starts."""
-        for key in {(p.src.netns, p.dst.netns, p.protocol) for p in probes}:
-            src_ns, dst_ns, protocol = key
-            self.sender(src_ns)
-            self.ensure_receiver(src_ns, Protocol.ICMP)  # rejections, echo replies, port-unreachables
+        """Open every socket the probes need (once per namespace, one visit each), before timing starts:
+        a sender in each source; where answers arrive, a capture socket per protocol (ICMP always, for
+        echo replies, port-unreachables and rejections; SCTP at the destination, nothing answers it)."""
+        senders: set[str] = set()
+        receivers: dict[str, set[Protocol]] = defaultdict(set)
+        for src_ns, dst_ns, protocol in {(p.src.netns, p.dst.netns, p.protocol) for p in probes}:
+            senders.add(src_ns)
+            receivers[src_ns].add(Protocol.ICMP)
             if protocol is Protocol.SCTP:
-                self.ensure_receiver(dst_ns, Protocol.SCTP)
+                receivers[dst_ns].add(Protocol.SCTP)
             elif protocol is not Protocol.ICMP:
-                self.ensure_receiver(src_ns, protocol)
+                receivers[src_ns].add(protocol)
+        for netns in sorted(senders | set(receivers)):
+            self._open(netns, netns in senders, sorted(receivers.get(netns, ())))
 
     def session(self) -> "ProbeSession":
         return ProbeSession(self)
@@ -156,14 +168,16 @@ class ProbeSession:
         self._answers: dict[int, tuple[str, int]] = {}  # index -> (evidence, answer time ns)
         self._failures: dict[int, str] = {}  # index -> why it could not even be sent
         self._pending: dict[int, tuple[int, bytes, bytes]] = {}  # token -> (index, src ip, dst ip)
-        self._endpoint_cache: dict[int, tuple[bytes, str]] = {}
+        self._endpoint_cache: dict[int, tuple[ProbeEndpoint, bytes, str]] = {}
         self._build = {p: builder(p) for p in Protocol}
 
     def _addr(self, endpoint: ProbeEndpoint) -> tuple[bytes, str]:
+        """Packed and text address, cached by object identity (hashing a dataclass per probe is slow); the
+        cache holds the endpoint itself so its id cannot be reused by another object."""
         cached = self._endpoint_cache.get(id(endpoint))
-        if cached is None or cached[1] != str(endpoint.ip):
-            cached = self._endpoint_cache[id(endpoint)] = (endpoint.ip.packed, str(endpoint.ip))
-        return cached
+        if cached is None or cached[0] is not endpoint:
+            cached = self._endpoint_cache[id(endpoint)] = (endpoint, endpoint.ip.packed, str(endpoint.ip))
+        return cached[1], cached[2]
 
     @property
     def outstanding(self) -> int:

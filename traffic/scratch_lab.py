@@ -16,10 +16,12 @@ from ipaddress import IPv4Address, IPv4Network
 
 from topology import names
 from traffic.model import ProbeEndpoint
+from traffic.netns import call_in_netns
 
 GATEWAY = "169.254.1.1"
 CALICO_MAC = "ee:ee:ee:ee:ee:ee"
-POD_POOL = IPv4Network("10.65.0.0/16")
+POD_POOL = IPv4Network("10.64.0.0/12")
+HOST_BLOCK_PREFIX = 20  # one block per host, up to 4094 pods (no IPAM here: the benchmark needs 750 a host)
 UPLINK_POOL = IPv4Network("10.99.0.0/24")
 NO_ICMP_LIMITS = ("net.ipv4.icmp_ratelimit=0", "net.ipv4.icmp_ratemask=0", "net.ipv4.icmp_msgs_per_sec=0")
 
@@ -40,7 +42,8 @@ class ScratchLab:
         return names.host_netns(self.lab, self.host_name(index))
 
     def block(self, index: int) -> IPv4Network:
-        return list(POD_POOL.subnets(new_prefix=26))[index]
+        size = 1 << (32 - HOST_BLOCK_PREFIX)
+        return IPv4Network((int(POD_POOL.network_address) + index * size, HOST_BLOCK_PREFIX))
 
     def host_ip(self, index: int) -> IPv4Address:
         """h1 holds .1 on its loopback; host i>0 sits on its own /30 toward h1 (a star): 4i+1 on h1, 4i+2 on it."""
@@ -52,6 +55,8 @@ class ScratchLab:
         counter = 0
         for host, count in enumerate(self.pods_per_host):
             block = self.block(host)
+            if count > block.num_addresses - 3:
+                raise ValueError(f"{count} pods do not fit in host block {block}")
             for k in range(count):
                 out.append((host, f"ns{counter % self.namespaces}", f"p{counter}", block.network_address + 2 + k))
                 counter += 1
@@ -132,7 +137,7 @@ class ScratchLab:
         for netns, commands in _runs(self.plan_links()):
             _ip_batch(commands, netns=netns)
         for ns, settings in self.plan_sysctls():
-            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *settings], check=True)
+            call_in_netns(ns, lambda settings=settings: _write_sysctls(settings))
         self.endpoints[:] = self.probe_endpoints()
         return list(self.endpoints)
 
@@ -143,6 +148,14 @@ class ScratchLab:
         mine = [line.split()[0] for line in listed.splitlines() if line.startswith(prefix)]
         if mine:
             _ip_batch([f"netns del {ns}" for ns in mine], check=False)
+
+
+def _write_sysctls(settings: list[str]) -> None:
+    """`key=value` sysctls written through /proc/sys, which shows the calling thread's namespace."""
+    for setting in settings:
+        key, value = setting.split("=", 1)
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(value)
 
 
 def _runs(lines: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:

@@ -29,9 +29,9 @@ def test_pods_are_plumbed_like_calico() -> None:
 
 
 def test_endpoints_are_unique_and_pods_sit_in_their_hosts_block() -> None:
-    lab = ScratchLab("tr9", pods_per_host=(40, 30), namespaces=3)
+    lab = ScratchLab("tr9", pods_per_host=(750, 750), namespaces=3)
     endpoints = lab.probe_endpoints()
-    assert len({e.ip for e in endpoints}) == len(endpoints) == 72
+    assert len({e.ip for e in endpoints}) == len(endpoints) == 1502
     for host, _, _, ip in lab.pods():
         assert ip in lab.block(host)
     assert {e.group for e in endpoints if e.kind == "pod"} == {"ns0", "ns1", "ns2"}
