@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from bgp.routes import Install, KernelOp, Remove
+from bgp.routes import Install, KernelOp
 
 RTPROT_BGP = 186
 RTN_UNICAST = 1
