@@ -4,6 +4,7 @@
     dp.install_base("h1")                       # before any pod exists on h1: fail closed from the start
     dp.sync(world, {"h1": [(("ns", "pod"), "cali0123456789a")], ...})   # diff per host, all hosts at once
     dp.resync(world, placement)                 # after a restart: full atomic replace, flows survive
+    dp.save_state(path) / dp.load_state(path)   # a CLI run per command: diff against what was applied
     dp.counters(hosts) / dp.drops(hosts, world) # see counters.py / drops.py
 
 `sync` compiles every host of the placement (pure, from the world), then sends each changed host one
@@ -12,9 +13,11 @@ transaction; unchanged hosts cost nothing. It returns per-host results with timi
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from policy_dataplane.compile import IncrementalCompiler, PodKey
 from policy_dataplane.counters import Counters, read_counters
@@ -76,6 +79,30 @@ class Dataplane:
         by_netns = {r.netns: r for r in results}
         return SyncReport(compiled - started, time.perf_counter() - compiled,
                           {h: by_netns[self.host(h).netns] for h in programs})
+
+    def save_state(self, path: Path) -> None:
+        """Remember what every host has applied, for the next process (a CLI that runs once per command):
+        its first sync then sends a diff instead of replacing whole tables (which also resets counters)."""
+        applied = {h: f.applied for h, f in self._hosts.items() if f.applied is not None}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps({"backend": self.backend, "applied": applied}))
+        tmp.replace(path)
+
+    def load_state(self, path: Path) -> bool:
+        """Take over what a previous process applied (see save_state). If the kernel no longer matches it
+        (a host restarted), the first diff fails atomically and that host falls back to a full replace."""
+        try:
+            state = pickle.loads(path.read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError):
+            return False
+        if state.get("backend") != self.backend:
+            return False
+        for host, program in state["applied"].items():
+            f = self.host(host)
+            f.applied = program
+            f.fallback_full = True
+        return True
 
     def resync(self, world: World, placement: Placement) -> SyncReport:
         """Forget what was applied and replace every host's table in one transaction each."""

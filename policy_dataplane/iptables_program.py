@@ -43,6 +43,7 @@ class IptablesHostFilter:
     def __init__(self, netns: str) -> None:
         self.netns = netns
         self.applied: HostProgram | None = None
+        self.fallback_full = False  # accepted for the facade's load_state; a failed iptables diff raises
 
     def install_base(self) -> ApplyResult:
         return self.resync(EMPTY_PROGRAM)

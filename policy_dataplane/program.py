@@ -54,6 +54,9 @@ class HostFilter:
         self.applied: HostProgram | None = None  # None: unknown (fresh start): the next apply is a full one
         self.use_netlink = use_netlink
         self._netlink: NftSocket | None = None
+        # True when `applied` came from elsewhere (a saved state): a failed diff then falls back to a full
+        # replace instead of failing (the kernel may have been reset since)
+        self.fallback_full = False
 
     def install_base(self) -> ApplyResult:
         return self.resync(EMPTY_PROGRAM)
@@ -80,7 +83,13 @@ class HostFilter:
         return self._start(new, Plan("full", render_full(new))).wait()
 
     def start(self, new: HostProgram) -> "_Pending":
-        return self._start(new, self.plan(new))
+        plan = self.plan(new)
+        try:
+            return self._start(new, plan)
+        except NetlinkRefused:
+            if not self.fallback_full:
+                raise
+            return self._start(new, Plan("full", render_full(new)))
 
     def _start(self, new: HostProgram, plan: Plan) -> "_Pending":
         started = time.perf_counter()
@@ -119,8 +128,15 @@ class _Pending:
 
     def wait(self) -> ApplyResult:
         if self.proc is not None:
-            finish(self.host.netns, NFT, self.proc, self.plan.text)
+            try:
+                finish(self.host.netns, NFT, self.proc, self.plan.text)
+            except CommandFailed:
+                if not (self.host.fallback_full and self.plan.mode == "diff"):
+                    raise
+                self.plan = Plan("full", render_full(self.new))
+                run_in_netns(self.host.netns, NFT, stdin=self.plan.text)
         self.host.applied = self.new
+        self.host.fallback_full = False
         return ApplyResult(self.host.netns, self.plan.mode, self.plan.commands, time.perf_counter() - self.started)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import pytest
 from dataplane_lab import HOSTS, LAB, DataplaneLab, assert_matches_oracle
@@ -186,3 +187,27 @@ def test_a_pod_added_later_has_no_network_until_its_filter_is_in(lab: DataplaneL
     report = lab.sync()
     assert report.changed_hosts == ["h2"]
     lab.expect([("ns1/p3", "ns0/p4", TCP, 8080, True), ("ns0/p4", "ns1/p3", TCP, 8080, True)])
+
+
+def test_saved_state_lets_a_new_process_send_diffs_and_survive_a_reset(lab: DataplaneLab, tmp_path: Path) -> None:
+    lab.apply(POLICIES)
+    lab.label("ns1/p1", role="web")
+    lab.expect([("ns0/p0", "ns1/p1", TCP, 8080, False)])  # counted by the tier-end drop
+    state = tmp_path / "dataplane.state"
+    lab.dp.save_state(state)
+    later = Dataplane(LAB)  # the next CLI command
+    assert later.load_state(state)
+    lab.world.label_pod("ns0", "p0", access="true")
+    report = later.sync(lab.world, lab.placement())
+    assert report.hosts["h1"].mode == "elements"
+    counters = later.counters(HOSTS)
+    assert counters.default_denied()["ns1/p1 ingress"] == 1  # not reset: no table was replaced
+    lab.expect([("ns0/p0", "ns1/p1", TCP, 8080, True)])
+    later.save_state(state)
+    lab.dp.remove("h1")  # the host lost its table (a restart) since the state was saved
+    again = Dataplane(LAB)
+    assert again.load_state(state)
+    lab.world.label_pod("ns0", "p2", access="true")
+    report = again.sync(lab.world, lab.placement())
+    assert report.hosts["h1"].mode == "full"  # the diff failed atomically, then the whole table was written
+    lab.expect([("ns0/p2", "ns1/p1", TCP, 8080, True), ("ns1/p3", "ns1/p1", TCP, 8080, False)])
