@@ -6,6 +6,8 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bgp.routes import (
     Announce,
@@ -107,3 +109,49 @@ def test_a_route_containing_its_own_next_hop_is_refused() -> None:
     assert table.apply(leak) == []
     assert table.refused == [leak]
     assert table.installed == {}
+
+
+# ---- property: the operations always keep a kernel equal to a from-scratch answer ---------------------
+
+PEERS = [IPv4Address(f"10.99.0.{i}") for i in (1, 2, 3)]
+PREFIXES = [IPv4Network(p) for p in ("10.1.0.0/26", "10.1.0.64/26", "10.1.0.5/32", "10.1.1.0/26")]
+events = st.lists(
+    st.one_of(
+        st.builds(Announce, st.sampled_from(PEERS), st.sampled_from(PREFIXES), st.sampled_from(PEERS)),
+        st.builds(Withdraw, st.sampled_from(PEERS), st.sampled_from(PREFIXES)),
+        st.builds(PeerState, st.sampled_from(PEERS), st.sampled_from(["up", "down", "connected"])),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events, st.sets(st.sampled_from(PREFIXES), max_size=2))
+def test_kernel_follows_the_rib_whatever_the_order(history, local) -> None:  # type: ignore[no-untyped-def]
+    table = LearntRoutes(local_prefixes=local)
+    kernel: dict[IPv4Network, IPv4Address] = {}
+    rib: dict[IPv4Address, dict[IPv4Network, IPv4Address]] = {}
+    for event in history:
+        for op in table.apply(event):
+            if isinstance(op, Install):
+                kernel[op.prefix] = op.next_hop
+            else:
+                assert op.prefix in kernel, "removing a route that is not installed"
+                del kernel[op.prefix]
+        # The model: what each peer currently announces.
+        if isinstance(event, Announce) and event.next_hop not in event.prefix:
+            rib.setdefault(event.peer, {})[event.prefix] = event.next_hop
+        elif isinstance(event, Withdraw):
+            rib.get(event.peer, {}).pop(event.prefix, None)
+        elif isinstance(event, PeerState) and event.state == "down":
+            rib.pop(event.peer, None)
+    expected = {}
+    for prefix in PREFIXES:
+        offers = sorted((peer, routes[prefix]) for peer, routes in rib.items() if prefix in routes)
+        if offers and prefix not in local:
+            expected[prefix] = offers[0][1]
+    assert kernel == expected == table.installed
+    for op in table.clear():
+        assert isinstance(op, Remove)
+        del kernel[op.prefix]
+    assert kernel == {}
