@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+from collections import Counter
 import subprocess
 import time
 
@@ -79,6 +80,7 @@ def world_run(args: argparse.Namespace) -> None:
     lab = ScratchLab(args.lab, pods_per_host=(args.world - half, half), namespaces=50)
     try:
         pods = up(lab)
+        lab_hosts = {p.name: p.host for p in pods}
         rng = random.Random(1)
         index = {e.name: i for i, e in enumerate(pods)}
         allowed: set[tuple[int, int]] = set()
@@ -113,6 +115,11 @@ def world_run(args: argparse.Namespace) -> None:
         print(f"world: {report.total_pairs} pairs, {len(report.records)} probed "
               f"({sum(r.expected == 'allow' for r in report.records)} expected allowed) in {elapsed:.1f} s "
               f"(incl. {engine.options.reply_timeout:.1f} s waiting for the dropped); mismatches {report.mismatches}")
+        kinds = Counter((r.expected, r.measured, r.evidence, lab_hosts[r.src] == lab_hosts[r.dst])
+                        for r in report.records if r.mismatch)
+        for (exp, meas, evidence, same_host), n in kinds.most_common(10):
+            print(f"  mismatch: expected {exp}, measured {meas} ({evidence}), "
+                  f"{'same' if same_host else 'cross'}-host: {n}")
     finally:
         lab.down()
 

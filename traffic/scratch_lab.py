@@ -26,6 +26,11 @@ UPLINK_POOL = IPv4Network("10.99.0.0/24")
 NO_ICMP_LIMITS = ("net.ipv4.icmp_ratelimit=0", "net.ipv4.icmp_ratemask=0", "net.ipv4.icmp_msgs_per_sec=0")
 
 
+def pod_mac_for(ip: IPv4Address) -> str:
+    """A locally administered MAC made from the pod's address (unique within the lab)."""
+    return "02:" + ":".join(f"{b:02x}" for b in ip.packed) + ":01"
+
+
 @dataclass(frozen=True)
 class ScratchLab:
     """`pods_per_host[i]` pods on host `h{i+1}`; pods named `ns{j % namespaces}/p{k}`."""
@@ -105,21 +110,52 @@ class ScratchLab:
         lines += far_ends
         pod_lines: list[tuple[str, str]] = []
         for host, ns_name, pod, ip in sorted(self.pods()):
-            hns, pns = self.host_netns(host), names.pod_netns(self.lab, ns_name, pod)
-            cali = names.pod_host_ifname(ns_name, pod)
-            lines += [
-                (hns, f"link add {cali} type veth peer name eth0 netns {pns}"),
-                (hns, f"link set {cali} address {CALICO_MAC} up"),
-                (hns, f"route add {ip}/32 dev {cali} scope link"),
-            ]
-            pod_lines += [
-                (pns, "link set lo up"),
-                (pns, f"addr add {ip}/32 dev eth0"),
-                (pns, "link set eth0 up"),
-                (pns, f"route add {GATEWAY} dev eth0 scope link"),
-                (pns, f"route add default via {GATEWAY} dev eth0"),
-            ]
+            host_side, pod_side = self.plan_pod(host, ns_name, pod, ip)
+            lines += host_side
+            pod_lines += pod_side
         return lines + pod_lines
+
+    def plan_pod(self, host: int, ns_name: str, pod: str, ip: IPv4Address
+                 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """(host-side, pod-side) commands plumbing one pod the Calico way."""
+        hns, pns = self.host_netns(host), names.pod_netns(self.lab, ns_name, pod)
+        cali = names.pod_host_ifname(ns_name, pod)
+        pod_mac = pod_mac_for(ip)
+        # Permanent neighbour entries on both sides (Felix programs the host side the same way): the kernel's
+        # ARP cache is one table for all namespaces, capped at gc_thresh3 (1024) dynamic entries, which a few
+        # hundred pods exhaust; permanent entries are exempt. Proxy ARP stays on for anything else.
+        host_side = [
+            (hns, f"link add {cali} type veth peer name eth0 address {pod_mac} netns {pns}"),
+            (hns, f"link set {cali} address {CALICO_MAC} up"),
+            (hns, f"route add {ip}/32 dev {cali} scope link"),
+            (hns, f"neigh replace {ip} lladdr {pod_mac} dev {cali} nud permanent"),
+        ]
+        pod_side = [
+            (pns, "link set lo up"),
+            (pns, f"addr add {ip}/32 dev eth0"),
+            (pns, "link set eth0 up"),
+            (pns, f"route add {GATEWAY} dev eth0 scope link"),
+            (pns, f"route add default via {GATEWAY} dev eth0"),
+            (pns, f"neigh replace {GATEWAY} lladdr {CALICO_MAC} dev eth0 nud permanent"),
+        ]
+        return host_side, pod_side
+
+    def add_pod(self, host: int, ns_name: str, pod: str, ip: IPv4Address) -> ProbeEndpoint:
+        """Create one more pod on a running scratch lab (e.g. the "new pod" of a policy-latency run)."""
+        pns = names.pod_netns(self.lab, ns_name, pod)
+        cali = names.pod_host_ifname(ns_name, pod)
+        _ip_batch([f"netns add {pns}"])
+        host_side, pod_side = self.plan_pod(host, ns_name, pod, ip)
+        for netns, commands in _runs(host_side + pod_side):
+            _ip_batch(commands, netns=netns)
+        call_in_netns(self.host_netns(host), lambda: _write_sysctls(
+            [f"net.ipv4.conf.{cali}.proxy_arp=1", f"net.ipv4.neigh.{cali}.proxy_delay=0"]))
+        call_in_netns(pns, lambda: _write_sysctls(list(NO_ICMP_LIMITS)))
+        return ProbeEndpoint(f"{ns_name}/{pod}", pns, ip, "pod", ns_name, self.host_name(host))
+
+    def remove_pod(self, ns_name: str, pod: str) -> None:
+        """Delete a pod's namespace; its veth, and with it the host's /32 route, go too."""
+        _ip_batch([f"netns del {names.pod_netns(self.lab, ns_name, pod)}"], check=False)
 
     def plan_sysctls(self) -> list[tuple[str, list[str]]]:
         """(netns, sysctl assignments) pairs."""

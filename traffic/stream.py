@@ -77,14 +77,20 @@ def run_change(engine: ProbeEngine, change: Change, options: StreamOptions | Non
 
 class _Convergence:
     """Walks the sends made after the write, in order, as their fate becomes known (answered, or silent
-    for longer than the reply timeout), and tells when every path has shown its new verdict."""
+    for longer than the reply timeout), and tells when every path has shown its new verdict.
+
+    Paths to a new pod that must stay denied are dropped trivially while the pod does not exist yet, so
+    for them only drops seen once the pod is up (all its allowed new paths delivered) count."""
 
     def __init__(self, change: Change, session: ProbeSession, timeout_ns: int) -> None:
         self._after = [p.after for p in change.paths]
+        self._new_denied = [p.before is None and not p.after for p in change.paths]
+        self._new_allowed = {i for i, p in enumerate(change.paths) if p.before is None and p.after}
         self._turned = [False] * len(change.paths)
         self._session = session
         self._timeout_ns = timeout_ns
         self._cursor = 0
+        self._up_ns: int | None = None if self._new_allowed else 0
 
     def done(self, sent: Sequence[tuple[int, int]], write_ns: int) -> bool:
         now = time.time_ns()
@@ -96,8 +102,11 @@ class _Convergence:
                 delivered = session.answered(index) and session.result(index).delivered
                 if not delivered and now - sent_ns < self._timeout_ns:
                     break  # fate unknown yet
-                if delivered == self._after[path]:
+                counts = not self._new_denied[path] or (self._up_ns is not None and sent_ns >= self._up_ns)
+                if delivered == self._after[path] and counts:
                     self._turned[path] = True
+                    if self._up_ns is None and all(self._turned[i] for i in self._new_allowed):
+                        self._up_ns = sent_ns
             self._cursor += 1
         return all(self._turned)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import time
 import types
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,13 +14,14 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tests.integration.traffic.conftest import SmallLab, nft_rules
+from tests.integration.traffic.conftest import SmallLab, nft, nft_rules
+from topology import names
 from traffic.changes import nft_deny_change
 from traffic.latency import CROSS_HOST, SAME_HOST, latency_pairs
 from traffic.matrix_render import print_report
 from traffic.measure import measure_latency, measure_matrix
-from traffic.model import Protocol
-from traffic.policy_latency import summarise
+from traffic.model import Probe, ProbeEndpoint, Protocol
+from traffic.policy_latency import AffectedPath, Change, summarise
 from traffic.policy_latency_render import summary_table
 from traffic.probes import ProbeEngine
 from traffic.stream import StreamOptions, run_experiment
@@ -164,3 +167,54 @@ def test_cli_latency_and_policy_latency(cli, tmp_path: Path) -> None:  # type: i
     result = cli("policy-latency", "--repetitions", "3", "--rate", "2000")
     assert result.exit_code == 0, result.output
     assert "per affected path" in result.stdout
+
+
+def new_pod_change(small_lab: SmallLab, name: str, rule_first: bool, late: float = 0.3):  # type: ignore[no-untyped-def]
+    """A pod created while probes stream to it: ns0/p0 must be denied (a plain nft rule on h1), ns0/p2 and
+    ns1/p3 allowed. With `rule_first` the rule is in place before the pod exists; otherwise it comes
+    `late` seconds after the pod, and the stream must see the leak."""
+    scratch = small_lab.scratch
+    ip = scratch.block(0).network_address + 200
+    pod = ProbeEndpoint("ns0/new", names.pod_netns(scratch.lab, "ns0", "new"), ip, "pod", "ns0", "h1")
+    denied, allowed = small_lab["ns0/p0"], [small_lab["ns0/p2"], small_lab["ns1/p3"]]
+    h1 = small_lab.host_netns("h1")
+    rule = f"table inet trnew {{\n chain c {{\n  type filter hook forward priority 0;\n" \
+           f"  ip saddr {denied.ip} ip daddr {ip} drop\n }}\n}}\n"
+
+    def prepare() -> None:
+        if rule_first:
+            nft(h1, rule)
+
+    def apply() -> None:
+        scratch.add_pod(0, "ns0", "new", ip)
+        if not rule_first:
+            time.sleep(late)
+            nft(h1, rule)
+
+    def revert() -> None:
+        scratch.remove_pod("ns0", "new")
+        subprocess.run(["ip", "netns", "exec", h1, "nft", "delete", "table", "inet", "trnew"],
+                       capture_output=True, check=False)
+
+    paths = (AffectedPath(Probe(denied, pod, Protocol.TCP, 80), after=False, before=None),
+             *(AffectedPath(Probe(src, pod, Protocol.TCP, 80), after=True, before=None) for src in allowed))
+    return Change(name, paths, apply=apply, revert=revert, prepare=prepare)
+
+
+def test_new_pod_enforced_from_its_first_packet_has_no_leak(small_lab: SmallLab) -> None:
+    with ProbeEngine() as engine:
+        outcomes = run_experiment(engine, lambda i: new_pod_change(small_lab, f"new-{i}", True), 2,
+                                  StreamOptions(rate=3000, window=3.0))
+    for outcome in outcomes:
+        assert outcome.leaks == 0
+        assert outcome.enforced_us is not None and outcome.enforced_us > 0
+    assert summarise(outcomes)["enforced_us"]["samples"] == 2
+
+
+def test_new_pod_whose_rule_comes_late_leaks(small_lab: SmallLab) -> None:
+    with ProbeEngine() as engine:
+        [outcome] = run_experiment(engine, lambda i: new_pod_change(small_lab, "late", False), 1,
+                                   StreamOptions(rate=3000, window=3.0))
+    assert outcome.leaks > 0
+    [denied_path] = [p for p in outcome.paths if not p.path.after]
+    assert denied_path.flaps == 0 or denied_path.leaks >= denied_path.flaps
