@@ -26,7 +26,7 @@ class SessionStatus:
     peer: str
     peer_address: str
     state: str
-    since: str | None  # ISO 8601 (speakers) or BIRD's own time stamp (reflectors)
+    since: str | None  # ISO 8601, UTC
     received: int  # prefixes received from that peer
     reason: str = ""
 
@@ -62,6 +62,16 @@ def _iso(epoch: Any) -> str | None:
     return datetime.fromtimestamp(float(epoch), tz=timezone.utc).isoformat(timespec="seconds")
 
 
+def _bird_time(stamp: str) -> str:
+    """BIRD prints today's times as HH:MM:SS.fff (local time): make them ISO 8601 like the speakers'."""
+    try:
+        clock = datetime.strptime(stamp.split(".")[0], "%H:%M:%S").time()
+    except ValueError:
+        return stamp  # an older date: BIRD prints it in full already
+    local = datetime.combine(datetime.now().date(), clock).astimezone()
+    return local.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
 def _agent_status(paths: LabPaths, name: str) -> dict[str, Any] | None:
     data = read_json(SpeakerFiles.of(paths, name).status)
     return data if isinstance(data, dict) else None
@@ -90,7 +100,7 @@ def sessions(paths: LabPaths, plan: BgpPlan) -> list[SessionStatus]:
                 continue
             state = session.state.lower()
             state = state if state in ("established", "idle") else "connecting"
-            out.append(SessionStatus(rr.name, client.name, str(client.address), state, session.since,
+            out.append(SessionStatus(rr.name, client.name, str(client.address), state, _bird_time(session.since),
                                      session.imported, session.reason))
     return out
 

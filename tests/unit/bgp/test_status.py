@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
+import time
 from pathlib import Path
+
+import pytest
 
 from bgp import status
 from bgp.files import SpeakerFiles, write_json
@@ -34,3 +37,14 @@ def test_routes_reads_the_agent_status_file(tmp_path: Path) -> None:
     assert table.routes == {IPv4Network("10.1.0.64/26"): "10.99.0.2"}
     assert table.as_dict()["blackholes"] == ["10.1.0.0/26"]
     assert table.updated == "2026-11-23T09:10:29+00:00"
+
+
+def test_bird_times_become_iso(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Europe/Paris")  # BIRD prints local time; we report UTC
+    time.tzset()
+    try:
+        assert status._bird_time("09:29:08.606")[11:] in ("08:29:08+00:00", "07:29:08+00:00")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert status._bird_time("2026-11-20") == "2026-11-20"
