@@ -82,11 +82,16 @@ def analyse(change: str, paths: Sequence[AffectedPath], sends: Sequence[Send], w
     by_path: list[list[Send]] = [[] for _ in paths]
     for send in sorted(sends, key=lambda s: s.sent_ns):
         by_path[send.path].append(send)
+    up_ns = _new_pod_up_ns(paths, by_path, write_ns)
     outcomes = []
     for path, path_sends in zip(paths, by_path, strict=True):
         before = [s for s in path_sends if s.sent_ns < write_ns]
         after = [s for s in path_sends if s.sent_ns >= write_ns]
-        first = next((i for i, s in enumerate(after) if s.delivered == path.after), None)
+        # A denied path to a new pod is "dropped" trivially until the pod exists: only drops once it is up
+        # (its allowed paths deliver) show enforcement.
+        counts_from = up_ns if path.before is None and not path.after and up_ns is not None else write_ns
+        first = next((i for i, s in enumerate(after) if s.delivered == path.after and s.sent_ns >= counts_from),
+                     None)
         latency = None if first is None else (after[first].sent_ns - write_ns) / 1000.0
         resolution = None
         if first is not None:
@@ -97,6 +102,19 @@ def analyse(change: str, paths: Sequence[AffectedPath], sends: Sequence[Send], w
         baseline_wrong = 0 if path.before is None else sum(s.delivered != path.before for s in before)
         outcomes.append(PathOutcome(path, latency, resolution, flaps, leaks, baseline_wrong, len(path_sends)))
     return ChangeOutcome(change, (applied_ns - write_ns) / 1000.0, tuple(outcomes))
+
+
+def _new_pod_up_ns(paths: Sequence[AffectedPath], by_path: Sequence[Sequence[Send]], write_ns: int
+                   ) -> int | None:
+    """When every allowed path to or from a new pod had delivered once (None: no such path, or never)."""
+    firsts = []
+    for path, sends in zip(paths, by_path, strict=True):
+        if path.before is None and path.after:
+            first = next((s.sent_ns for s in sends if s.sent_ns >= write_ns and s.delivered), None)
+            if first is None:
+                return None
+            firsts.append(first)
+    return max(firsts) if firsts else None
 
 
 def distribution(values: Sequence[float | None]) -> dict[str, float | int]:

@@ -51,6 +51,9 @@ def test_new_pod_leaks_and_enforcement() -> None:
     outcome = analyse("new pod", [denied, allowed], sends, WRITE, WRITE)
     assert outcome.leaks == 1  # the denied path delivered once: the pod was up before its filter
     assert outcome.enforced_us == 3.0
+    denied_outcome = outcome.paths[0]
+    assert denied_outcome.latency_us == 3.0  # the first drop once the pod is up, not the trivial early ones
+    assert denied_outcome.flaps == 0
     summary = summarise([outcome])
     assert summary["leaks"] == 1 and summary["enforced_us"]["samples"] == 1
     assert summary["per_path_us"]["samples"] == 2
