@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
+from string import Template
 
 from policy_dataplane.dataplane import Dataplane, SyncReport
 from policy_dataplane.documents import load_text
@@ -57,6 +58,21 @@ class DataplaneLab:
 
     def netns(self, host: str) -> str:
         return names.host_netns(LAB, host)
+
+    def addresses(self) -> dict[str, str]:
+        """The lab's addressing as the scratch lab lays it out (tests write policies against these, never
+        against fixed numbers): each host's pod block, a pool covering both, the hosts' and pods' IPs."""
+        blocks = [self.scratch.block(i) for i in range(len(HOSTS))]
+        pool = blocks[0]
+        while not all(b.subnet_of(pool) for b in blocks):
+            pool = pool.supernet()
+        out = {f"{h}_block": str(b) for h, b in zip(HOSTS, blocks)}
+        out |= {"pool": str(pool), "uplinks": str(IPv4Network(f"{self.endpoints['h1'].ip}/24", strict=False))}
+        out |= {name.replace("/", "_"): str(e.ip) for name, e in self.endpoints.items()}
+        return out
+
+    def fill(self, template: str) -> str:
+        return Template(template).substitute(self.addresses())
 
     def probe(self, cases: Sequence[tuple[str, str, Protocol, int]]) -> list[bool]:
         """Delivered or not, per (source, destination, protocol, port)."""

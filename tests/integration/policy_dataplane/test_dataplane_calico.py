@@ -94,11 +94,11 @@ def test_tiers_pass_order_deny_log_ports_icmp(lab: DataplaneLab) -> None:
     ])
 
 
-NETS = """
+NETS = """  # a template: lab.fill() puts in the lab's addresses
 apiVersion: projectcalico.org/v3
 kind: GlobalNetworkSet
 metadata: {name: uplinks, labels: {kind: uplink}}
-spec: {nets: [10.99.0.0/24]}
+spec: {nets: [$uplinks]}
 ---
 apiVersion: projectcalico.org/v3
 kind: NetworkPolicy
@@ -107,8 +107,8 @@ spec:
   selector: app == "p0"
   types: [Egress]
   egress:
-  - {action: Allow, destination: {selector: kind == "uplink", namespaceSelector: global(), notNets: [10.99.0.6/32]}}
-  - {action: Allow, protocol: UDP, destination: {nets: [10.65.0.0/16], notNets: [10.65.0.64/26]}}
+  - {action: Allow, destination: {selector: kind == "uplink", namespaceSelector: global(), notNets: [$h2/32]}}
+  - {action: Allow, protocol: UDP, destination: {nets: [$pool], notNets: [$h2_block]}}
 ---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -117,13 +117,13 @@ spec:
   podSelector: {matchLabels: {app: p4}}
   policyTypes: [Egress]
   egress:
-  - to: [{ipBlock: {cidr: 10.65.0.0/24, except: [10.65.0.2/32]}}]
+  - to: [{ipBlock: {cidr: $h1_block, except: [$ns0_p0/32]}}]
     ports: [{protocol: TCP, port: 8080, endPort: 8090}, {protocol: SCTP, port: 3868}]
 """
 
 
 def test_network_sets_nets_not_nets_ip_block_except(lab: DataplaneLab) -> None:
-    lab.apply(NETS)
+    lab.apply(lab.fill(NETS))
     assert_matches_oracle(lab, SERVICES)
     lab.expect([
         ("ns0/p0", "h1", TCP, 22, True), ("ns0/p0", "h2", TCP, 22, False),  # network set minus notNets

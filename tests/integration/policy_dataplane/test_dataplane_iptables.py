@@ -26,7 +26,7 @@ def test_iptables_tiers_and_ports(iptables_lab: DataplaneLab) -> None:
 
 def test_iptables_nets_and_incremental_changes(iptables_lab: DataplaneLab) -> None:
     iptables_lab.sync()
-    iptables_lab.apply(NETS)
+    iptables_lab.apply(iptables_lab.fill(NETS))
     assert_matches_oracle(iptables_lab, SERVICES)
     report = iptables_lab.label("ns0/p0", app="other")  # p0 leaves its egress policy: chains change
     assert report.hosts["h1"].mode == "diff"
