@@ -232,7 +232,7 @@ class Ipam:
         raise AssertionError("block has no room")  # callers check _has_room first
 
     def _offset(self, ip: IPv4Address) -> int:
-        return int(ip) - int(self.config.block_of(ip).network_address)
+        return int(ip) & (self.config.block_size - 1)
 
     def _record(self, allocation: Allocation, block: _Block) -> None:
         block.used[self._offset(allocation.ip)] = allocation.handle
@@ -314,15 +314,18 @@ class Ipam:
     @classmethod
     def _rebuild(cls, config: IpamConfig, parsed: _Records) -> Ipam:
         ipam = cls(config)
+        claimed: dict[str, IPv4Network] = {}  # parsing networks dominates the cost: once per block
         for block in parsed.blocks:
             cidr = IPv4Network(block.cidr)
+            claimed[block.cidr] = cidr
             if cidr.prefixlen != config.block_prefix or not cidr.subnet_of(config.pool):
                 raise InvalidRecords(f"stored block {cidr} is not a /{config.block_prefix} block of {config.pool}")
             if cidr in ipam._blocks:
                 raise InvalidRecords(f"stored block {cidr} appears twice")
             ipam._claim(cidr, block.host)
         for address in parsed.addresses:
-            ip, cidr = IPv4Address(address.ip), IPv4Network(address.block)
+            ip = IPv4Address(address.ip)
+            cidr = claimed.get(address.block) or IPv4Network(address.block)
             if cidr not in ipam._blocks or ip not in cidr:
                 raise InvalidRecords(f"stored address {ip} of {address.handle} is not in a claimed block {cidr}")
             if ip in ipam._by_ip or address.handle in ipam._by_handle:
