@@ -5,7 +5,8 @@ A `Change` is callbacks plus the paths it affects with their verdict before and 
 the stream runs, and hands the sends to `analyse`:
 - per path, latency = send time of the first probe after the write that shows the new verdict, minus the
   time of the write (an upper bound: it is known to within one probe interval of that path);
-- flaps = probes after that first one that still show the old verdict;
+- flaps = probes after that first one that still show the old verdict; paths whose verdict does not change
+  (controls) are not timed: every probe of theirs after the write with another verdict is a flap;
 - for paths that did not exist before (`before=None`, a new pod), any delivered probe on a path that must
   be denied is a leak; the pod's "enforced" time is when its last allowed path first delivered (it is then
   up and filtered).
@@ -48,7 +49,7 @@ class PathOutcome:
     path: AffectedPath
     latency_us: float | None  # None: never showed the new verdict within the window
     resolution_us: float | None  # the new verdict took effect after the path's previous probe: this much earlier at most
-    flaps: int
+    flaps: int  # after the new verdict first showed, probes showing another (controls: any, after the write)
     leaks: int
     baseline_wrong: int  # probes before the write that did not show `before`
     probes: int
@@ -61,9 +62,14 @@ class ChangeOutcome:
     paths: tuple[PathOutcome, ...]
 
     @property
+    def timed(self) -> tuple[PathOutcome, ...]:
+        """The paths whose verdict changes (control paths, same verdict before and after, are not timed)."""
+        return tuple(p for p in self.paths if p.path.before != p.path.after)
+
+    @property
     def all_paths_us(self) -> float | None:
         """The change is in effect when every affected path shows its new verdict."""
-        values = [p.latency_us for p in self.paths]
+        values = [p.latency_us for p in self.timed]
         return None if not values or None in values else max(v for v in values if v is not None)
 
     @property
@@ -90,6 +96,11 @@ def analyse(change: str, paths: Sequence[AffectedPath], sends: Sequence[Send], w
         # A denied path to a new pod is "dropped" trivially until the pod exists: only drops once it is up
         # (its allowed paths deliver) show enforcement.
         counts_from = up_ns if path.before is None and not path.after and up_ns is not None else write_ns
+        if path.before == path.after:  # a control path: nothing to time, any other verdict is a disruption
+            flaps = sum(s.delivered != path.after for s in after)
+            baseline_wrong = sum(s.delivered != path.before for s in before)
+            outcomes.append(PathOutcome(path, None, None, flaps, 0, baseline_wrong, len(path_sends)))
+            continue
         first = next((i for i, s in enumerate(after) if s.delivered == path.after and s.sent_ns >= counts_from),
                      None)
         latency = None if first is None else (after[first].sent_ns - write_ns) / 1000.0
@@ -128,12 +139,12 @@ def distribution(values: Sequence[float | None]) -> dict[str, float | int]:
 
 def summarise(outcomes: Sequence[ChangeOutcome]) -> dict[str, object]:
     """The distributions a report prints: per path, per change (all paths), write time, leaks, flaps."""
-    per_path = [p.latency_us for o in outcomes for p in o.paths]
+    per_path = [p.latency_us for o in outcomes for p in o.timed]
     return {
         "changes": len(outcomes),
         "per_path_us": distribution(per_path),
         "all_paths_us": distribution([o.all_paths_us for o in outcomes]),
-        "resolution_us": distribution([p.resolution_us for o in outcomes for p in o.paths]),
+        "resolution_us": distribution([p.resolution_us for o in outcomes for p in o.timed]),
         "write_us": distribution([o.write_us for o in outcomes]),
         "enforced_us": distribution([o.enforced_us for o in outcomes if any(p.path.before is None
                                                                            for p in o.paths)]),

@@ -3,6 +3,7 @@ written on a helper thread while the stream runs (so the write never pauses the 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,8 +22,21 @@ class StreamOptions:
     reply_timeout: float = 0.1  # a probe unanswered this long counts as dropped
 
 
+SWITCH_INTERVAL = 0.0002
+"""The GIL hand-over interval while a stream runs (Python's default is 5 ms): the write runs Python code on
+another thread, and with the default the probe loop could stall for whole switch intervals."""
+
+
 def run_change(engine: ProbeEngine, change: Change, options: StreamOptions | None = None) -> ChangeOutcome:
-    opts = options or StreamOptions()
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    try:
+        return _run_change(engine, change, options or StreamOptions())
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _run_change(engine: ProbeEngine, change: Change, opts: StreamOptions) -> ChangeOutcome:
     probes = [p.probe for p in change.paths]
     engine.prepare(probes)
     change.prepare()

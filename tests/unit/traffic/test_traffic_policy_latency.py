@@ -57,3 +57,14 @@ def test_new_pod_leaks_and_enforcement() -> None:
     summary = summarise([outcome])
     assert summary["leaks"] == 1 and summary["enforced_us"]["samples"] == 1
     assert summary["per_path_us"]["samples"] == 2
+
+
+def test_control_paths_are_not_timed_but_their_disruptions_count() -> None:
+    control = path(after=True, before=True)
+    outcome = analyse("deny", [path(after=False), control],
+                      stream("111000") + [Send(1, s.sent_ns, s.delivered) for s in stream("111101")], WRITE, WRITE)
+    changing, steady = outcome.paths
+    assert steady.latency_us is None and steady.flaps == 1
+    assert outcome.timed == (changing,)
+    assert outcome.all_paths_us == changing.latency_us == 0.0
+    assert summarise([outcome])["per_path_us"]["samples"] == 1
