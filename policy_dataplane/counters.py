@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from policy_dataplane.hostprogram import MARK_ALLOW, MARK_PASS, TABLE
+from policy_dataplane.hostprogram import MARK_ALLOW, MARK_PASS, TABLE, Dir, HostProgram
 from policy_dataplane.netns_exec import run_in_netns
 
 
@@ -178,6 +178,22 @@ def _endpoint_counters(info: TableInfo, chain: str, rules: list[dict[str, Any]])
     info.endpoints.append(EndpointCounter(info.host, endpoint, direction, seen[0], seen[1], denied[0], denied[1]))
 
 
+def describe_program(host: str, program: HostProgram) -> TableInfo:
+    """The names part of a TableInfo straight from a HostProgram (no counters): for the iptables backend,
+    whose rules nft cannot list, and for callers that hold the program anyway."""
+    info = TableInfo(host)
+    for chain, policy in program.policies.items():
+        info.policy_of_chain[chain] = (policy.name, policy.direction.value)
+    for endpoint in program.endpoints.values():
+        for direction in Dir:
+            chain = endpoint.chain(direction)
+            info.endpoint_of_chain[chain] = (endpoint.key, direction.value)
+            for index, tier in enumerate(endpoint.tiers(direction)):
+                names = tuple(program.policies[c].name for c in tier.policies if c in program.policies)
+                info.tier_ends[(chain, index)] = TierEnd(endpoint.key, direction.value, tier.name, names)
+    return info
+
+
 def read_table(netns: str) -> dict[str, Any]:
     out = run_in_netns(netns, ["nft", "-j", "list", "table", "inet", TABLE], check=False)
     return json.loads(out) if out.strip() else {"nftables": []}
@@ -237,4 +253,4 @@ def read_counters(host_netns: Mapping[str, str]) -> Counters:
 
 
 __all__ = ["Counters", "RuleCounter", "PolicyCounter", "EndpointCounter", "TableInfo", "TierEnd",
-           "describe_table", "read_counters", "read_table"]
+           "describe_table", "describe_program", "read_counters", "read_table"]

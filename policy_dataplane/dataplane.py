@@ -124,9 +124,11 @@ class Dataplane:
 
     def drops(self, hosts: Sequence[str], world: World | None = None) -> DropWatcher:
         """A watcher of denied (and logged) packets on these hosts; pod names come from the world's pods.
-        Use as a context manager: `poll(timeout)` or `follow()`."""
+        Use as a context manager: `poll(timeout)` or `follow()`. With the iptables backend, policy names come
+        from the programs this Dataplane last synced."""
         by_ip = {ip: str(pod) for pod in world.pods.values() for ip in pod.ips} if world else {}
-        return DropWatcher({h: self._netns(h) for h in hosts}, by_ip.get)
+        programs = {h: self.programs[h] for h in hosts if h in self.programs} if self.backend == "iptables" else None
+        return DropWatcher({h: self._netns(h) for h in hosts}, by_ip.get, programs=programs)
 
 
 __all__ = ["Dataplane", "SyncReport", "Placement"]

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, replace
 from ipaddress import IPv4Address
 from typing import Any
 
-from policy_dataplane.counters import TableInfo, describe_table, read_table
-from policy_dataplane.hostprogram import LOG_GROUP
+from policy_dataplane.counters import TableInfo, describe_program, describe_table, read_table
+from policy_dataplane.hostprogram import LOG_GROUP, HostProgram
 from policy_dataplane.netns_exec import call_in_netns
 
 NETLINK_NETFILTER = 12
@@ -214,10 +214,13 @@ class DropWatcher:
     """Listens on every host: `poll(timeout)` returns the events that arrived; `follow()` yields forever."""
 
     def __init__(self, host_netns: Mapping[str, str], names: Callable[[IPv4Address], str | None] | None = None,
-                 group: int = LOG_GROUP) -> None:
+                 group: int = LOG_GROUP, programs: Mapping[str, HostProgram] | None = None) -> None:
+        """`programs`: name chains from these HostPrograms instead of reading nft tables (the iptables
+        backend, whose rules nft cannot list, logs with the same prefixes)."""
         self.names = names or (lambda ip: None)
         self.host_netns = dict(host_netns)
-        self.tables = {host: describe_table(host, read_table(netns)) for host, netns in host_netns.items()}
+        self.programs = dict(programs or {})
+        self.tables = {host: self._describe(host) for host in host_netns}
         self.sockets: dict[socket.socket, str] = {}
         try:
             for host, netns in host_netns.items():
@@ -225,6 +228,11 @@ class DropWatcher:
         except BaseException:
             self.close()
             raise
+
+    def _describe(self, host: str) -> TableInfo:
+        if host in self.programs:
+            return describe_program(host, self.programs[host])
+        return describe_table(host, read_table(self.host_netns[host]))
 
     def __enter__(self) -> DropWatcher:
         return self
@@ -251,7 +259,7 @@ class DropWatcher:
                 if packet is None:
                     continue
                 if not knows(self.tables[host], prefix):  # the program changed since we read it
-                    self.tables[host] = describe_table(host, read_table(self.host_netns[host]))
+                    self.tables[host] = self._describe(host)
                 event = event_from(host, prefix, packet, self.tables[host], self.names, now)
                 if event is not None:
                     out.append(event)

@@ -8,7 +8,7 @@ labelled `team`) and a Dataplane with the empty program on both hosts; tables ar
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from string import Template

@@ -33,3 +33,17 @@ def test_iptables_nets_and_incremental_changes(iptables_lab: DataplaneLab) -> No
     iptables_lab.world.delete([("Pod", ("ns0", "p4"))])
     iptables_lab.sync()
     assert_matches_oracle(iptables_lab, SERVICES)
+
+
+def test_iptables_drops_name_the_policy(iptables_lab: DataplaneLab) -> None:
+    iptables_lab.apply(TIERS)
+    iptables_lab.label("ns0/p2", quarantine="true")
+    with iptables_lab.dp.drops(["h1", "h2"], iptables_lab.world) as watcher:
+        iptables_lab.probe([("ns0/p2", "ns0/p0", TCP, 8080), ("ns0/p4", "ns1/p1", TCP, 9005)])
+        events = watcher.poll(2.0)
+        events += watcher.poll(0.3)
+    kinds = {(e.kind, e.src_name, e.dst_name, e.policy) for e in events}
+    assert ("deny", "ns0/p2", "ns0/p0", "security.quarantine") in kinds
+    assert ("log", "ns0/p2", "ns0/p0", "security.quarantine") in kinds
+    default = [e for e in events if e.kind == "default-deny" and e.src_name == "ns0/p4"]
+    assert default and default[0].isolating_policies == ("ns1/p1-server",) and default[0].tier == "default"
