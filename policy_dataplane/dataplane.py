@@ -117,6 +117,11 @@ class Dataplane:
     def netns(self, host: str) -> str:
         return self._netns(host)
 
+    def close(self) -> None:
+        """Close the netlink sockets kept per host (the kernel state stays as applied)."""
+        for f in self._hosts.values():
+            f.close()
+
     def counters(self, hosts: Sequence[str]) -> Counters:
         """Packets and bytes per policy, rule and endpoint on these hosts (read from the kernel: works from a
         fresh process). nftables backend only."""
