@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 import pytest
 
 from tests.integration.traffic.conftest import TCP_PORT, UDP_PORT, SmallLab
-from traffic.model import Probe, Protocol
+from traffic.model import Probe, ProbeEndpoint, Protocol
 from traffic.probes import ProbeOptions, run_probes
 
 pytestmark = pytest.mark.root
@@ -81,3 +83,13 @@ def test_many_probes_each_get_their_own_verdict(small_lab: SmallLab, drop_rule) 
     with drop_rule("h1", f"ip daddr {blocked.ip} tcp dport 1000-1499 drop"):
         results = run_probes(probes, FAST)
     assert [r.delivered for r in results] == [r.probe.dst is dst for r in results]
+
+
+def test_unroutable_destination_is_not_delivered(small_lab: SmallLab) -> None:
+    """An address of the lab's pod range that nobody holds: the host has no route for it (it answers the pod
+    with a net-unreachable, a rejection), and a probe from the host itself cannot even leave."""
+    ghost = ProbeEndpoint("ghost", "none", IPv4Address("10.64.0.250"), "pod")
+    from_pod, from_host = run_probes([Probe(small_lab["ns0/p0"], ghost, Protocol.TCP, 80),
+                                      Probe(small_lab["h1"], ghost, Protocol.TCP, 80)], FAST)
+    assert not from_pod.delivered and from_pod.evidence.startswith("rejected icmp 3/")
+    assert not from_host.delivered and from_host.evidence.startswith("not sent: ")
