@@ -27,6 +27,17 @@ LAB = "dt1"
 HOSTS = ("h1", "h2")
 POD_PORTS = (ContainerPort("http", 8080, 6), ContainerPort("dns", 53, 17), ContainerPort("sig", 3868, 132))
 TEAMS = {"ns0": "a", "ns1": "b"}
+# DESIGN.md's quarantine: labelling a pod quarantine=true cuts it off, logging what it tried
+QUARANTINE = """
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: quarantine}
+spec:
+  order: 200
+  selector: quarantine == "true"
+  ingress: [{action: Log}, {action: Deny}]
+  egress: [{action: Log}, {action: Deny}]
+"""
 
 
 @dataclass

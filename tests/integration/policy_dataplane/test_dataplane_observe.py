@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dataplane_lab import HOSTS, DataplaneLab
+from dataplane_lab import HOSTS, QUARANTINE, DataplaneLab
 
 from policy_dataplane.drops import DropEvent
 from traffic.model import Protocol
@@ -11,16 +11,7 @@ from traffic.model import Protocol
 pytestmark = pytest.mark.root
 TCP, UDP, ICMP = Protocol.TCP, Protocol.UDP, Protocol.ICMP
 
-POLICIES = """
-apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata: {name: quarantine}
-spec:
-  order: 200
-  selector: quarantine == "true"
-  ingress: [{action: Log}, {action: Deny}]
-  egress: [{action: Log}, {action: Deny}]
----
+POLICIES = QUARANTINE + """---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: p1-http, namespace: ns1}

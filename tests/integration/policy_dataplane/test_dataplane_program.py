@@ -9,14 +9,14 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
-from dataplane_lab import HOSTS, LAB, DataplaneLab, assert_matches_oracle
+from dataplane_lab import HOSTS, LAB, QUARANTINE, DataplaneLab, assert_matches_oracle
 
 from policy_dataplane.dataplane import Dataplane
-from policy_dataplane.hostprogram import RuleProgram, SideMatch, Verdict
+from policy_dataplane.hostprogram import HostProgram, RuleProgram, SideMatch, Verdict
 from policy_dataplane.model import Labels, Namespace, Pod
 from policy_dataplane.netns_exec import CommandFailed
 from policy_dataplane.nftnl import NetlinkRefused
-from policy_dataplane.program import normalized_listing
+from policy_dataplane.program import HostFilter, normalized_listing
 from policy_dataplane.render import render_diff
 from traffic.model import Protocol
 from traffic.netns import call_in_netns
@@ -34,15 +34,16 @@ spec:
   - from: [{podSelector: {matchLabels: {access: "true"}}, namespaceSelector: {}}]
     ports: [{port: 8080}]
 ---
-apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata: {name: quarantine}
-spec:
-  order: 200
-  selector: quarantine == "true"
-  ingress: [{action: Log}, {action: Deny}]
-  egress: [{action: Log}, {action: Deny}]
-"""
+""" + QUARANTINE
+
+
+def isolate_p1(lab: DataplaneLab) -> tuple[HostFilter, HostProgram, dict[str, object]]:
+    """POLICIES applied and ns1/p1 made a `web` pod: (h1's filter, its applied program, its table)."""
+    lab.apply(POLICIES)
+    lab.label("ns1/p1", role="web")
+    host = lab.dp.host("h1")
+    assert host.applied is not None
+    return host, host.applied, normalized_listing(host.netns)
 
 
 def listings() -> dict[str, object]:
@@ -100,12 +101,7 @@ def test_a_label_change_moves_only_set_elements(lab: DataplaneLab) -> None:
 
 
 def test_a_refused_netlink_batch_changes_nothing(lab: DataplaneLab) -> None:
-    lab.apply(POLICIES)
-    lab.label("ns1/p1", role="web")
-    host = lab.dp.host("h1")
-    good = host.applied
-    assert good is not None
-    before = normalized_listing(host.netns)
+    host, good, before = isolate_p1(lab)
     name = next(n for n in good.address_sets if n.startswith("s-"))
     ghost = "s-0000000000000000"  # a set the kernel does not have: the whole batch must be rolled back
     host.applied = replace(good, address_sets={**good.address_sets, ghost: frozenset()})
@@ -117,12 +113,7 @@ def test_a_refused_netlink_batch_changes_nothing(lab: DataplaneLab) -> None:
 
 
 def test_a_bad_program_leaves_the_running_one_untouched(lab: DataplaneLab) -> None:
-    lab.apply(POLICIES)
-    lab.label("ns1/p1", role="web")
-    host = lab.dp.host("h1")
-    good = host.applied
-    assert good is not None
-    before = normalized_listing(host.netns)
+    host, good, before = isolate_p1(lab)
     chain, policy = next(iter(good.policies.items()))
     broken_rule = RuleProgram(Verdict.ALLOW, protocol=6, destination=SideMatch(ports=((70000, 70000),)))
     bad = replace(good, policies={**good.policies, chain: replace(policy, rules=(broken_rule,))},
