@@ -18,7 +18,9 @@ def latency_table(summary: dict[str, dict[str, dict[str, float | int]]], title: 
     return table
 
 
-def save_histogram(samples: dict[str, dict[str, list[float]]], path: Path, title: str) -> Path:
+def save_histogram(samples: dict[str, dict[str, list[float]]], path: Path, title: str,
+                   xlabel: str = "round-trip time (µs, kernel timestamps)") -> Path:
+    """Step histograms on a log axis, one per (condition, class), with their sample counts in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,7 +38,7 @@ def save_histogram(samples: dict[str, dict[str, list[float]]], path: Path, title
                             label=f"{condition}, {klass} (n={len(values)})")
         ax.set_xscale("log")
         ax.legend(fontsize=8)
-    ax.set_xlabel("round-trip time (µs, kernel timestamps)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("probes")
     ax.set_title(title)
     fig.tight_layout()

@@ -27,7 +27,7 @@ def policy_latency(
     port: int = typer.Option(80, "--port"),
     sources: int = typer.Option(4, "--sources", min=2, help="built-in change: pods probing the destination"),
     as_json: bool = typer.Option(False, "--json", help="print the JSON report"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="file for the JSON report"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="JSON report file (a histogram PNG goes next to it)"),
 ) -> None:
     """While probes stream at a fixed rate, apply a change and time it until every path shows it."""
     import lab.runtime as runtime
@@ -60,8 +60,15 @@ def policy_latency(
                     "probes": p.probes} for p in o.paths]}
         for o in outcomes]}
     if out:
+        from traffic.latency_render import save_histogram
+
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1, default=str))
-        errors.print(f"wrote {out}")
+        per_path = {"allow": [p.latency_us for o in outcomes for p in o.timed if p.path.after and p.latency_us],
+                    "deny": [p.latency_us for o in outcomes for p in o.timed if not p.path.after and p.latency_us]}
+        png = save_histogram({"to": {k: v for k, v in per_path.items() if v}}, out.with_suffix(".png"),
+                             f"policy latency on {lab}", "write → first packet with the new verdict (µs)")
+        errors.print(f"wrote {out} and {png}")
     if as_json:
         print_json(report)
     else:

@@ -164,9 +164,12 @@ def test_cli_latency_and_policy_latency(cli, tmp_path: Path) -> None:  # type: i
     data = json.loads(result.stdout)
     assert data["conditions"]["as-is"]["same-host"]["samples"] == 40
     assert (tmp_path / "l.png").exists()
-    result = cli("policy-latency", "--repetitions", "3", "--rate", "2000")
+    result = cli("policy-latency", "--repetitions", "3", "--rate", "2000", "--out", str(tmp_path / "pl.json"))
     assert result.exit_code == 0, result.output
     assert "per affected path" in result.stdout
+    report = json.loads((tmp_path / "pl.json").read_text())
+    assert report["summary"]["per_path_us"]["samples"] == 3 * 2  # built-in change: 2 of 4 sources denied
+    assert (tmp_path / "pl.png").exists()
 
 
 def new_pod_change(small_lab: SmallLab, name: str, rule_first: bool, late: float = 0.3):  # type: ignore[no-untyped-def]
