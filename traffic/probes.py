@@ -10,13 +10,14 @@ per-probe round trip. Nothing is inferred: a probe is delivered only if a packet
 
 from __future__ import annotations
 
+import ctypes
 import errno
-from collections import defaultdict
 import random
 import select
 import socket
 import struct
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -28,8 +29,8 @@ from traffic.packets import SOURCE_PORT_BASE, SOURCE_PORT_COUNT, builder
 IPPROTO = {Protocol.TCP: socket.IPPROTO_TCP, Protocol.UDP: socket.IPPROTO_UDP,
            Protocol.ICMP: socket.IPPROTO_ICMP, Protocol.SCTP: 132}
 ICMP_FILTER = 1  # SOL_RAW option: a bit mask of ICMP types the socket will NOT receive
-SOL_RAW = 255
-SO_ATTACH_FILTER = 26
+SOL_RAW = 255  # not exported by Python's socket module
+SO_ATTACH_FILTER = 26  # idem
 _ANC_SIZE = socket.CMSG_SPACE(16)
 
 
@@ -61,8 +62,6 @@ _BPF = _port_range_filter()
 
 def _attach_filters(sock: socket.socket, protocol: Protocol) -> None:
     if protocol in (Protocol.TCP, Protocol.UDP):
-        import ctypes
-
         buf = ctypes.create_string_buffer(_BPF)
         prog = struct.pack("HL", len(_BPF) // 8, ctypes.addressof(buf))
         sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
