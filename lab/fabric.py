@@ -84,8 +84,7 @@ class Fabric:
         announcements = self.announcements()
         for sp in plans.speakers:
             speaker.set_announcements(self.paths, sp.name, announcements.get(sp.name, frozenset()), notify=False)
-        for sp in plans.speakers:
-            speaker.start_speaker(self.paths, sp)
+        speaker.start_speakers(self.paths, plans.speakers)
 
     def update_announcements(self, hosts: set[str] | None = None) -> None:
         from bgp import speaker

@@ -66,6 +66,7 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
         timer.run("bgp", lambda: runtime.fabric().start_bgp())
         timer.run("responders", lambda: runtime.fabric().start_responder(runtime.pod_plans()))
         timer.run("policies", lambda: runtime.apply_policy_files(spec.policy_files()))
+        timer.run("filters synced", runtime.sync_policy)
         if wait:
             timer.run("converged", lambda: runtime.fabric().wait_converged(timeout, progress))
         runtime.store.set_meta("status", "up")
@@ -99,8 +100,9 @@ def _allocate(runtime: LabRuntime) -> None:
     pods = runtime.pod_documents()
     ordered = sorted(pods, key=lambda item: runtime.fixed_ip_of(item[1]) is None)
     with runtime.store.transaction():
-        for key, doc in ordered:
-            runtime.assign_address(key.namespace, key.name, doc["spec"]["nodeName"], runtime.fixed_ip_of(doc))
+        runtime.assign_addresses([
+            (key.namespace, key.name, doc["spec"]["nodeName"], runtime.fixed_ip_of(doc)) for key, doc in ordered
+        ])
 
 
 def down(lab: str, force: bool = False) -> list[str]:

@@ -19,6 +19,7 @@ from topology.model import PodPlan, plan_pod
 
 if TYPE_CHECKING:
     from bgp.ipam import Ipam
+    from policy_dataplane.dataplane import Dataplane, SyncReport
     from lab.fabric import Fabric
 
 
@@ -75,11 +76,19 @@ class LabRuntime:
 
     def assign_address(self, namespace: str, name: str, host: str, fixed: IPv4Address | None) -> IPv4Address:
         """Allocates and records a pod's address; call inside a store transaction."""
+        return self.assign_addresses([(namespace, name, host, fixed)])[0]
+
+    def assign_addresses(self, pods: list[tuple[str, str, str, IPv4Address | None]]) -> list[IPv4Address]:
+        """Allocates and records addresses for (namespace, name, host, fixed) pods with one IPAM load and
+        one store write; call inside a store transaction (a failure then leaves no trace)."""
         ipam = self.ipam()
-        ip = ipam.allocate(f"{namespace}/{name}", host, fixed)
+        ips = []
+        for namespace, name, host, fixed in pods:
+            ip = ipam.allocate(f"{namespace}/{name}", host, fixed)
+            self.store.put_placement(Placement(namespace, name, host, str(ip)))
+            ips.append(ip)
         self.store.set_ipam_records(ipam.to_records())
-        self.store.put_placement(Placement(namespace, name, host, str(ip)))
-        return ip
+        return ips
 
     def release_address(self, namespace: str, name: str) -> None:
         ipam = self.ipam()
@@ -104,9 +113,35 @@ class LabRuntime:
 
         return Fabric(self)
 
-    # policy (wired in by the dataplane) ----------------------------------------------------------
+    # policy -------------------------------------------------------------------------------------
+    @property
+    def dataplane_state(self) -> Path:
+        return self.paths.config_file("dataplane.state")
+
+    def dataplane(self) -> "Dataplane":
+        """The hosts' filters, taking over what earlier commands applied (so changes go as diffs)."""
+        from policy_dataplane.dataplane import Dataplane
+
+        dp = Dataplane(self.lab, backend=self.spec.dataplane)
+        dp.load_state(self.dataplane_state)
+        return dp
+
+    def placement(self) -> dict[str, list[tuple[tuple[str, str], str]]]:
+        """host -> [((namespace, pod), host-side interface)] of every running pod."""
+        out: dict[str, list[tuple[tuple[str, str], str]]] = {h: [] for h in self.host_names()}
+        for plan in self.pod_plans():
+            out[plan.host].append(((plan.namespace, plan.name), plan.host_ifname))
+        return out
+
     def dataplane_install_base(self) -> None:
-        """Fail-closed filters on every host before any pod exists (no-op until the dataplane lands)."""
+        """Fail-closed filters on every host before any pod exists: an unknown pod interface is dropped."""
+        dp = self.dataplane()
+        try:
+            for host in self.host_names():
+                dp.install_base(host)
+            dp.save_state(self.dataplane_state)
+        finally:
+            dp.close()
 
     def apply_policy_files(self, files: list[Path]) -> None:
         if files:
@@ -114,5 +149,14 @@ class LabRuntime:
 
             apply_files(self, files)
 
-    def sync_policy(self) -> None:
-        """Brings every host's filters in line with the store (wired to the dataplane when it lands)."""
+    def sync_policy(self) -> "SyncReport":
+        """Brings every host's filters in line with the store: one transaction per changed host."""
+        from lab.world import world_of
+
+        dp = self.dataplane()
+        try:
+            report = dp.sync(world_of(self), self.placement())
+            dp.save_state(self.dataplane_state)
+        finally:
+            dp.close()
+        return report
