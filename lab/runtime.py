@@ -20,6 +20,7 @@ from topology.model import PodPlan, plan_pod
 if TYPE_CHECKING:
     from bgp.ipam import Ipam
     from policy_dataplane.dataplane import Dataplane, SyncReport
+    from traffic.model import ProbeEndpoint
     from lab.fabric import Fabric
 
 
@@ -160,3 +161,51 @@ class LabRuntime:
         finally:
             dp.close()
         return report
+
+
+# What the traffic commands ask of a running lab -------------------------------------------------------
+def probe_endpoints(lab: str) -> list["ProbeEndpoint"]:
+    """Every pod and external host of a running lab, as the probes address them."""
+    from lab.plan import plan_node_addresses_from_model
+    from topology.model import node_netns
+    from traffic.model import ProbeEndpoint
+
+    runtime = LabRuntime.open(lab)
+    try:
+        endpoints = [
+            ProbeEndpoint(name=p.key, netns=p.netns, ip=p.ip, kind="pod", namespace=p.namespace, host=p.host)
+            for p in runtime.pod_plans()
+        ]
+        for node in plan_node_addresses_from_model(lab, runtime.spec):
+            if node.kind == "external":
+                endpoints.append(ProbeEndpoint(name=node.name, netns=node_netns(lab, node.name, "external"),
+                                               ip=node.ip.ip, kind="external", namespace="(external)",
+                                               host=node.name))
+    finally:
+        runtime.close()
+    return endpoints
+
+
+def expected_verdicts(
+    lab: str, pairs: list[tuple["ProbeEndpoint", "ProbeEndpoint"]], protocol: str, port: int | None
+) -> list[bool]:
+    """The oracle's verdict for each (source, destination) pair, from one bulk matrix of the lab's world."""
+    from lab.world import world_of
+    from policy_dataplane.bulk import matrix
+
+    runtime = LabRuntime.open(lab)
+    try:
+        world = world_of(runtime)
+    finally:
+        runtime.close()
+
+    def ref(ep: "ProbeEndpoint") -> str:
+        return ep.name if ep.kind == "pod" else str(ep.ip)
+
+    refs = sorted({ref(e) for pair in pairs for e in pair})
+    if not refs:
+        return []
+    proto = str(protocol.value if hasattr(protocol, "value") else protocol)
+    m = matrix(world, proto, None if proto.lower() == "icmp" else port, refs)
+    index = {r: i for i, r in enumerate(refs)}
+    return [bool(m.allowed[index[ref(s)], index[ref(d)]]) for s, d in pairs]
