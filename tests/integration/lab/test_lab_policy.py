@@ -1,0 +1,136 @@
+"""A running lab end to end: pods added and deleted at run time, policy applied with `lab apply`,
+labels changed, and real probes that must agree with the oracle on every pair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab.apply import ApplyError, apply_sources, delete_keys, key_for, label
+from lab.fabric import kernel_routes
+from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
+from policy_dataplane.documents import DocumentsInvalid
+from tests.integration.lab.reach import tcp_reach
+from topology import names
+from traffic.measure import measure_matrix
+from traffic.model import Protocol
+from traffic.probes import ProbeEngine
+
+pytestmark = pytest.mark.root
+
+SCENARIOS = Path(__file__).parents[3] / "lab" / "scenarios"
+
+
+def small_lab(name: str) -> dict:
+    return {
+        "name": name,
+        "hosts": 3,
+        "bgp": {"holdTime": 3},
+        "namespaces": [{"name": "dev", "labels": {"env": "dev"}}, {"name": "prod", "labels": {"env": "prod"}}],
+        "pods": [
+            {"name": "web", "namespace": "dev", "replicas": 2, "labels": {"app": "web"},
+             "ports": [{"name": "http", "containerPort": 80}]},
+            {"name": "db", "namespace": "dev", "labels": {"app": "db"}, "ports": [{"containerPort": 80}]},
+            {"name": "web", "namespace": "prod", "replicas": 2, "labels": {"app": "web"},
+             "ports": [{"name": "http", "containerPort": 80}]},
+        ],
+        "externals": [{"name": "ext"}],
+    }
+
+
+POD_YAML = """
+apiVersion: v1
+kind: Pod
+metadata: {name: late, namespace: prod, labels: {app: late}}
+spec:
+  nodeName: node3
+  containers: [{name: main, ports: [{containerPort: 80}]}]
+"""
+
+
+def measured_equals_oracle(lab: str) -> None:
+    endpoints = probe_endpoints(lab)
+    with ProbeEngine() as engine:
+        report = measure_matrix(engine, endpoints, lambda pairs, proto, port: expected_verdicts(lab, pairs, proto, port),
+                                Protocol("tcp"), 80, full=True)
+    bad = [r for r in report.records if r.expected != r.measured]
+    assert report.mismatches == 0, bad[:10]
+    return report
+
+
+def test_pods_added_and_deleted_at_run_time(make_lab):
+    make_lab(small_lab("it4"))
+    runtime = LabRuntime.open("it4")
+    try:
+        apply_sources(runtime, [("late.yaml", POD_YAML)])
+        late = next(p for p in runtime.pod_plans() if p.key == "prod/late")
+        assert runtime.ipam().allocation("prod/late").ip == late.ip
+        runtime.fabric().wait_converged(timeout=30)
+        web = next(p for p in runtime.pod_plans() if p.key == "dev/web-0")
+        assert tcp_reach(web.netns, [(str(late.ip), 80)]) == {(str(late.ip), 80): True}
+        delete_keys(runtime, [key_for("pod", "prod/late")])
+        assert runtime.ipam().allocation("prod/late") is None
+        assert "prod/late" not in {p.key for p in runtime.pod_plans()}
+        assert not any(n.endswith("p-prod.late") for n in runtime.fabric().engine.list_owned("it4"))
+        # the host-side /32 is gone from node3
+        assert late.ip not in {r.network_address for r in kernel_routes(names.host_netns("it4", "node3"))
+                               if r.prefixlen == 32}
+    finally:
+        runtime.close()
+
+
+def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab):
+    make_lab(small_lab("it5"))
+    runtime = LabRuntime.open("it5")
+    try:
+        measured_equals_oracle("it5")  # no policy: everything allowed, measured
+        files = [(str(p), p.read_text()) for p in (SCENARIOS / "dev-prod-isolation.yaml", SCENARIOS / "quarantine.yaml")]
+        apply_sources(runtime, files)
+        report = measured_equals_oracle("it5")
+        denied = {(r.src, r.dst) for r in report.records if r.measured == "deny"}
+        assert ("prod/web-0", "dev/db") in denied and ("dev/web-0", "dev/db") not in denied
+        label(runtime, key_for("pod", "dev/db"), {"quarantine": "true"})
+        report = measured_equals_oracle("it5")
+        assert all(r.measured == "deny" for r in report.records if "dev/db" in (r.src, r.dst))
+        label(runtime, key_for("pod", "dev/db"), {"quarantine": None})
+        measured_equals_oracle("it5")
+    finally:
+        runtime.close()
+
+
+def test_a_bad_apply_changes_nothing(make_lab):
+    make_lab(small_lab("it6"))
+    runtime = LabRuntime.open("it6")
+    try:
+        before_revision = runtime.store.revision
+        before = runtime.dataplane_state.read_bytes()
+        good = (SCENARIOS / "quarantine.yaml").read_text()
+        bad = good.replace("order: 200", "order: 200\n  bogusField: 1")
+        with pytest.raises(DocumentsInvalid) as info:
+            apply_sources(runtime, [("q.yaml", bad), ("late.yaml", POD_YAML)])
+        assert "q.yaml" in str(info.value) and "bogusField" in str(info.value)
+        with pytest.raises(ApplyError):
+            apply_sources(runtime, [("late.yaml", POD_YAML.replace("namespace: prod", "namespace: nowhere"))])
+        assert runtime.store.revision == before_revision
+        assert runtime.dataplane_state.read_bytes() == before
+        assert "prod/late" not in {p.key for p in runtime.pod_plans()}
+    finally:
+        runtime.close()
+
+
+def test_a_failed_up_leaves_nothing(lab_dirs):
+    from lab import pipeline
+    from lab.labfile import parse_lab
+
+    bad_policy = lab_dirs / "bad.yaml"
+    bad_policy.write_text("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x, namespace: dev}\n"
+                          "spec: {podSelector: {}, policyTypes: [Sideways]}\n")
+    data = {**small_lab("it7"), "apply": ["bad.yaml"]}
+    spec = parse_lab(data, "<test>", lab_dirs)
+    with pytest.raises(DocumentsInvalid):
+        pipeline.up(spec)
+    from topology.engine import NetnsEngine
+
+    assert NetnsEngine().list_owned("it7") == []
+    assert not names.LabPaths.for_lab("it7").database.exists()
