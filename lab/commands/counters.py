@@ -10,7 +10,7 @@ from rich.table import Table
 
 from lab.app import app
 from lab.commands.inspect import open_lab
-from lab.console import LAB_OPTION_HELP, console, fail, print_json
+from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json
 
 
 @app.command()
@@ -77,7 +77,11 @@ def drops(
     finally:
         runtime.close()
 
+    shown = 0
+
     def show(event) -> None:  # type: ignore[no-untyped-def]
+        nonlocal shown
+        shown += 1
         typer.echo(json.dumps(event.to_json(), sort_keys=True) if as_json else event.describe())
 
     try:
@@ -90,6 +94,8 @@ def drops(
                 while (left := deadline - time.monotonic()) > 0:
                     for event in watcher.poll(min(left, 0.5)):
                         show(event)
+                if not shown:
+                    errors.print(f"no denied or logged packets in {seconds:g}s (use --follow to keep listening)")
     except KeyboardInterrupt:
         pass
     finally:
