@@ -72,8 +72,8 @@ def main() -> None:
         used = before - mem_available_kib()
         print(f"lab of {args.hosts} hosts, {args.pods} pods, BGP {args.layout}")
         for stage, seconds in timings.items():
-            print(f"  {stage:<12} {seconds:8.2f} s")
-        print(f"  {'total':<12} {total:8.2f} s   (up and converged: every host has every route)")
+            print(f"  {stage:<14} {seconds:8.2f} s")
+        print(f"  {'total':<14} {total:8.2f} s   (up and converged: every host has every route)")
         print(f"  processes: {len(pids)}, RSS {rss_kib(pids) / 1024:.0f} MiB")
         print(f"  memory used on the machine (MemAvailable drop, kernel + processes): {used / 1024:.0f} MiB")
         runtime.close()
