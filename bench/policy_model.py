@@ -14,7 +14,14 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from policy_dataplane.bankgen import OPT_IN_LABEL, BankSpec, bank_documents, bank_objects, bank_yaml, egress_label
+from policy_dataplane.bankgen import (
+    OPT_IN_LABEL,
+    BankSpec,
+    bank_documents,
+    bank_objects,
+    bank_yaml,
+    egress_label,
+)
 from policy_dataplane.bulk import matrix
 from policy_dataplane.documents import load_text
 from policy_dataplane.evaluate import verdict

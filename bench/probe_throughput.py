@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
-from collections import Counter
 import subprocess
 import time
+from collections import Counter
 
 from traffic.latency import percentiles
 from traffic.matrix import all_pairs, select_pairs

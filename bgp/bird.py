@@ -13,9 +13,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from bgp import process
 from bgp.files import ReflectorFiles, write_atomic
 from bgp.sessions import ReflectorPlan
+from topology import processes
 from topology.names import LabPaths
 
 START_TIMEOUT = 10.0
@@ -72,7 +72,7 @@ def render_bird_config(plan: ReflectorPlan) -> str:
 
 def reflector_pid(paths: LabPaths, name: str) -> int | None:
     files = ReflectorFiles.of(paths, name)
-    return process.our_pid(files.pid, str(files.config))
+    return processes.our_pid(files.pid, str(files.config))
 
 
 def start_reflector(paths: LabPaths, plan: ReflectorPlan, *, wait: bool = True) -> int:
@@ -99,7 +99,7 @@ def start_reflector(paths: LabPaths, plan: ReflectorPlan, *, wait: bool = True) 
     if wait:
         deadline = time.monotonic() + START_TIMEOUT
         while birdc(paths, plan.name, "show status") is None:
-            if not process.running(proc.pid) or time.monotonic() > deadline:
+            if not processes.running(proc.pid) or time.monotonic() > deadline:
                 stop_reflector(paths, plan.name)
                 raise ReflectorError(f"route reflector {plan.name} did not start: see {files.log}")
             time.sleep(0.05)
@@ -108,7 +108,7 @@ def start_reflector(paths: LabPaths, plan: ReflectorPlan, *, wait: bool = True) 
 
 def stop_reflector(paths: LabPaths, name: str) -> bool:
     files = ReflectorFiles.of(paths, name)
-    stopped = process.stop_ours(files.pid, str(files.config))
+    stopped = processes.stop_ours(files.pid, str(files.config))
     files.socket.unlink(missing_ok=True)
     return stopped
 

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from bgp import process
 from bgp.files import SpeakerFiles, write_atomic, write_json
 from bgp.sessions import SpeakerPlan
+from topology import processes
 from topology.names import LabPaths
 
 AGENT_PROCESS = "agent"
@@ -117,12 +117,12 @@ def exabgp_binary() -> str:
 
 def speaker_pid(paths: LabPaths, name: str) -> int | None:
     files = SpeakerFiles.of(paths, name)
-    return process.our_pid(files.pid, str(files.config))
+    return processes.our_pid(files.pid, str(files.config))
 
 
 def agent_pid(paths: LabPaths, name: str) -> int | None:
     files = SpeakerFiles.of(paths, name)
-    return process.our_pid(files.agent_pid, _agent_marker(files))
+    return processes.our_pid(files.agent_pid, _agent_marker(files))
 
 
 def launch_speaker(paths: LabPaths, plan: SpeakerPlan) -> int:
@@ -157,8 +157,8 @@ def wait_speakers(paths: LabPaths, pids: dict[str, int], timeout: float = START_
     waiting = dict(pids)
     while waiting:
         for name, pid in list(waiting.items()):
-            if not process.running(pid):
-                process.wait_gone(pid, 0)
+            if not processes.running(pid):
+                processes.wait_gone(pid, 0)
                 raise SpeakerError(f"the BGP speaker of {name} exited at start: {_log_tail(paths, name)}")
             if agent_pid(paths, name) is not None:
                 del waiting[name]
@@ -200,9 +200,9 @@ def stop_speaker(paths: LabPaths, name: str) -> bool:
     ExaBGP tells its peers (a BGP notification), so they drop our routes at once."""
     files = SpeakerFiles.of(paths, name)
     agent = agent_pid(paths, name)
-    stopped = process.stop_ours(files.pid, str(files.config), grace=5.0)
-    if agent is not None and not process.wait_gone(agent, 3.0):
-        process.stop_ours(files.agent_pid, _agent_marker(files))
+    stopped = processes.stop_ours(files.pid, str(files.config), grace=5.0)
+    if agent is not None and not processes.wait_gone(agent, 3.0):
+        processes.stop_ours(files.agent_pid, _agent_marker(files))
     return stopped
 
 
@@ -215,7 +215,7 @@ def set_announcements(
     write_json(files.announcements, {"prefixes": [str(p) for p in sorted(IPv4Network(p) for p in prefixes)]})
     if not notify:
         return False
-    return process.signal_ours(files.agent_pid, _agent_marker(files), signal.SIGHUP)
+    return processes.signal_ours(files.agent_pid, _agent_marker(files), signal.SIGHUP)
 
 
 def _log_tail(paths: LabPaths, name: str, lines: int = 8) -> str:

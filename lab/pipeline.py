@@ -13,13 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lab import processes
 from lab.labfile import LabSpec, NamespaceSpec
 from lab.objects import namespace_document, pod_document
 from lab.plan import place_pods
 from lab.runtime import LabRuntime
 from lab.store import ObjectKey, Store
-from topology import names
+from topology import names, processes
 from topology.names import LabPaths
 
 Progress = Callable[[int, int, str], None]

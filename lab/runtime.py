@@ -19,9 +19,9 @@ from topology.model import PodPlan, plan_pod
 
 if TYPE_CHECKING:
     from bgp.ipam import Ipam
+    from lab.fabric import Fabric
     from policy_dataplane.dataplane import Dataplane, SyncReport
     from traffic.model import ProbeEndpoint
-    from lab.fabric import Fabric
 
 
 class LabNotUp(RuntimeError):

@@ -14,7 +14,7 @@ from typing import cast
 
 import numpy as np
 
-from policy_dataplane.evaluate import Endpoint, entity_matches, Side, endpoint
+from policy_dataplane.evaluate import Endpoint, Side, endpoint, entity_matches
 from policy_dataplane.model import (
     Action,
     Direction,

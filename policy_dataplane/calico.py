@@ -39,7 +39,21 @@ from policy_dataplane.model import (
     Tier,
     protocol_number,
 )
-from policy_dataplane.selectors import ALL, All, And, Expr, Has, Not, Or, Selector, and_, eq, in_, or_, prefixed
+from policy_dataplane.selectors import (
+    ALL,
+    All,
+    And,
+    Expr,
+    Has,
+    Not,
+    Or,
+    Selector,
+    and_,
+    eq,
+    in_,
+    or_,
+    prefixed,
+)
 from policy_dataplane.validation import (
     Document,
     Invalid,

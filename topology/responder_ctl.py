@@ -6,7 +6,6 @@ for that file to change instead of sleeping, so "started" and "reloaded" mean th
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from topology import names
+from topology import names, processes
 
 MODULE = "topology.responder"
 READY_TIMEOUT = 60.0  # generous: a safety net for a stuck responder, not a speed goal
@@ -101,36 +100,18 @@ def read_status(paths: names.LabPaths) -> Status | None:
         return None
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
-
-
 def is_our_responder(pid: int, lab: str) -> bool:
     """Pids get reused: only a live process running our module for this lab counts."""
-    argv = _cmdline(pid)
+    argv = processes.argv(pid)
     if MODULE not in argv or "--lab" not in argv:
         return False
     i = argv.index("--lab")
-    return i + 1 < len(argv) and argv[i + 1] == lab and _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(") ", 1)[1][:1] not in ("Z", "X")
+    return i + 1 < len(argv) and argv[i + 1] == lab and processes.running(pid)
 
 
 def running_pid(paths: names.LabPaths) -> int | None:
-    try:
-        pid = int(names.responder_pid_file(paths).read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if is_our_responder(pid, paths.lab) else None
+    pid = processes.read_pid(names.responder_pid_file(paths))
+    return pid if pid is not None and is_our_responder(pid, paths.lab) else None
 
 
 def _wait_for_generation(paths: names.LabPaths, pid: int, above: int, proc: subprocess.Popen[bytes] | None) -> Status:
@@ -141,7 +122,7 @@ def _wait_for_generation(paths: names.LabPaths, pid: int, above: int, proc: subp
             return status
         if proc is not None and proc.poll() is not None:
             raise ResponderError(f"responder exited with {proc.returncode}; see {_log_file(paths)}")
-        if proc is None and not _alive(pid):
+        if proc is None and not processes.running(pid):
             raise ResponderError(f"responder {pid} died; see {_log_file(paths)}")
         time.sleep(0.02)
     raise ResponderError(f"responder {pid} did not load its pods within {READY_TIMEOUT:.0f} s")
@@ -185,15 +166,8 @@ def reload_responder(paths: names.LabPaths) -> Status:
 def stop_responder(paths: names.LabPaths) -> bool:
     """Stop the lab's responder if the pid file names our process; True if one was stopped."""
     pid = running_pid(paths)
-    stopped = False
     if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        stopped = True
+        processes.terminate([pid], STOP_GRACE)
     for path in (names.responder_pid_file(paths), names.responder_status_file(paths)):
         path.unlink(missing_ok=True)
-    return stopped
+    return pid is not None

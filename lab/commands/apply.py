@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, fail
 from lab.commands.inspect import open_lab
+from lab.console import LAB_OPTION_HELP, console, fail
 
 
 def _run(action):  # type: ignore[no-untyped-def]

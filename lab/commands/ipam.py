@@ -6,8 +6,8 @@ import typer
 from rich.table import Table
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, print_json
 from lab.commands.inspect import open_lab
+from lab.console import LAB_OPTION_HELP, console, print_json
 
 
 @app.command()

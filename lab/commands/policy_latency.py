@@ -34,8 +34,8 @@ def policy_latency(
     from traffic.changes import nft_deny_change
     from traffic.policy_latency import summarise
     from traffic.policy_latency_render import summary_table
-    from traffic.stream import StreamOptions, run_experiment
     from traffic.probes import ProbeEngine
+    from traffic.stream import StreamOptions, run_experiment
 
     make_change = getattr(runtime, "policy_latency_changes", None)
     if make_change is not None:

@@ -8,11 +8,10 @@ import time
 from ipaddress import IPv4Network
 
 import pytest
+from bgp_lab import BgpLab, converged, wait_converged, wait_for
 
 from bgp import speaker, status
 from bgp.files import SpeakerFiles
-
-from bgp_lab import BgpLab, converged, wait_converged, wait_for
 
 pytestmark = pytest.mark.root
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from dataplane_lab import DataplaneLab
 
 from traffic.model import Protocol
-
-from dataplane_lab import DataplaneLab
 
 pytestmark = pytest.mark.root
 TCP, UDP, SCTP, ICMP = Protocol.TCP, Protocol.UDP, Protocol.SCTP, Protocol.ICMP

@@ -13,7 +13,6 @@ import pytest
 from topology import names
 from topology.engine import NetnsEngine
 
-
 # Root settings the engine sets inside lab namespaces: a setns mistake would change them here.
 WATCHED_SYSCTLS = (
     "net.ipv4.ip_forward",

@@ -125,11 +125,11 @@ def test_policy_latency_with_a_plain_nft_rule_prints_a_distribution(small_lab: S
 @pytest.fixture
 def cli(small_lab: SmallLab, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     import lab
-    from lab.app import app
     import lab.commands.latency  # noqa: F401  (each module registers its command)
     import lab.commands.matrix  # noqa: F401
     import lab.commands.policy_latency  # noqa: F401
     import lab.commands.probe  # noqa: F401
+    from lab.app import app
 
     fake = types.ModuleType("lab.runtime")
     fake.probe_endpoints = lambda name: list(small_lab.endpoints.values())  # type: ignore[attr-defined]

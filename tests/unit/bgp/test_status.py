@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network
 import time
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest

@@ -7,7 +7,15 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from traffic.latency import CROSS_HOST, SAME_HOST, latency_pairs, path_class, percentile, percentiles, summarise_rtts
+from traffic.latency import (
+    CROSS_HOST,
+    SAME_HOST,
+    latency_pairs,
+    path_class,
+    percentile,
+    percentiles,
+    summarise_rtts,
+)
 from traffic.model import ProbeEndpoint, find_endpoint
 
 

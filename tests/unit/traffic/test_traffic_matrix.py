@@ -10,7 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from traffic.matrix import (
-    all_pairs, build_report, filter_groups, group_summary, select_pairs, stratified_sample,
+    all_pairs,
+    build_report,
+    filter_groups,
+    group_summary,
+    select_pairs,
+    stratified_sample,
 )
 from traffic.matrix_render import HEAT_CODES, heat_codes
 from traffic.model import Probe, ProbeEndpoint, ProbeResult, Protocol

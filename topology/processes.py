@@ -1,22 +1,28 @@
-"""Processes the BGP package starts, known by pid files and ended by pid, only when provably ours.
+"""The lab's processes: found by pid files or by network namespace, ended by pid, only when provably ours.
 
 A pid is ours when its command line still contains a marker we chose (a config path in the lab's run
-directory): pids are reused, so a stale pid file never gets a stranger killed.
+directory, the lab's name): pids are reused, so a stale pid file never gets a stranger killed. A process
+living in one of the lab's network namespaces is ours too: only the lab starts processes there.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 
-def cmdline(pid: int) -> str:
+def argv(pid: int) -> list[str]:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").rstrip("\0").split("\0")
     except OSError:
-        return ""
+        return []
+
+
+def cmdline(pid: int) -> str:
+    return " ".join(argv(pid))
 
 
 def running(pid: int) -> bool:
@@ -41,6 +47,16 @@ def our_pid(pid_file: Path, marker: str) -> int | None:
     if pid is not None and running(pid) and marker in cmdline(pid):
         return pid
     return None
+
+
+def pids_from_files(run_dir: Path, marker: str) -> list[int]:
+    """Pids named by `*.pid` files in run_dir whose process runs with `marker` in its command line."""
+    return [pid for pid_file in sorted(run_dir.glob("*.pid")) if (pid := our_pid(pid_file, marker)) is not None]
+
+
+def pids_in_netns(netns: str) -> list[int]:
+    out = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split() if p.isdigit()]
 
 
 def signal_ours(pid_file: Path, marker: str, signum: int) -> bool:
@@ -72,18 +88,30 @@ def wait_gone(pid: int, timeout: float) -> bool:
     return True
 
 
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def terminate(pids: list[int], grace: float = 3.0) -> None:
+    """SIGTERM all, then SIGKILL what is still there after `grace` seconds."""
+    for pid in pids:
+        _kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for pid in pids:
+        if not wait_gone(pid, max(0.0, deadline - time.monotonic())):
+            _kill(pid, signal.SIGKILL)
+            wait_gone(pid, 2.0)
+        _reap(pid)
+
+
 def stop_ours(pid_file: Path, marker: str, grace: float = 3.0) -> bool:
     """SIGTERM the process named by pid_file (if ours), SIGKILL after `grace` s; remove the pid file.
     True when a process was stopped."""
     pid = our_pid(pid_file, marker)
     if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        if not wait_gone(pid, grace):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            wait_gone(pid, 2.0)
-        _reap(pid)
+        terminate([pid], grace)
     pid_file.unlink(missing_ok=True)
     return pid is not None
