@@ -1,60 +1,24 @@
-"""Open sockets inside a network namespace without moving the process.
+"""Open probe sockets inside a network namespace without moving the process.
 
-A socket stays bound to the namespace it was created in, so a short-lived thread enters the namespace
-(setns applies to the calling thread only), creates the sockets and hands them back. The process and every
-other thread stay where they were.
+A socket stays bound to the namespace it was created in, so the calling thread enters the namespace
+(setns applies to that thread only), creates the sockets and comes back with them.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import os
 import socket
-import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-CLONE_NEWNET = 0x40000000
-NETNS_RUN_DIR = "/run/netns"
+from topology import netns
 
 T = TypeVar("T")
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
-
-def netns_path(netns: str) -> str:
-    return netns if netns.startswith("/") else os.path.join(NETNS_RUN_DIR, netns)
-
-
-def _setns(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({path}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
-
-
-def call_in_netns(netns: str, make: Callable[[], T]) -> T:
-    """Run `make()` in a thread that has entered `netns` (a name under /run/netns or a path)."""
-    path = netns_path(netns)
-    outcome: dict[str, object] = {}
-
-    def worker() -> None:
-        try:
-            _setns(path)
-            outcome["value"] = make()
-        except BaseException as error:  # handed to the caller's thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=worker, name=f"setns-{netns}", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
+def call_in_netns(netns_name: str, make: Callable[[], T]) -> T:
+    """Run `make()` inside `netns_name` (this thread only, then back): what it opens stays bound there."""
+    with netns.entered(netns_name):
+        return make()
 
 
 RCVBUF_BYTES = 16 * 1024 * 1024

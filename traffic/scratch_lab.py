@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from topology import names
+from topology import names, sysctl
 from traffic.model import ProbeEndpoint
 from traffic.netns import call_in_netns
 
@@ -23,7 +23,6 @@ CALICO_MAC = "ee:ee:ee:ee:ee:ee"
 POD_POOL = IPv4Network("10.64.0.0/12")
 HOST_BLOCK_PREFIX = 20  # one block per host, up to 4094 pods (no IPAM here: the benchmark needs 750 a host)
 UPLINK_POOL = IPv4Network("10.99.0.0/24")
-NO_ICMP_LIMITS = ("net.ipv4.icmp_ratelimit=0", "net.ipv4.icmp_ratemask=0", "net.ipv4.icmp_msgs_per_sec=0")
 
 
 def pod_mac_for(ip: IPv4Address) -> str:
@@ -148,23 +147,21 @@ class ScratchLab:
         host_side, pod_side = self.plan_pod(host, ns_name, pod, ip)
         for netns, commands in _runs(host_side + pod_side):
             _ip_batch(commands, netns=netns)
-        call_in_netns(self.host_netns(host), lambda: _write_sysctls(
-            [f"net.ipv4.conf.{cali}.proxy_arp=1", f"net.ipv4.neigh.{cali}.proxy_delay=0"]))
-        call_in_netns(pns, lambda: _write_sysctls(list(NO_ICMP_LIMITS)))
+        call_in_netns(self.host_netns(host), lambda: sysctl.write_settings(_workload_settings(cali)))
+        call_in_netns(pns, lambda: sysctl.write_settings(sysctl.COMMON))
         return ProbeEndpoint(f"{ns_name}/{pod}", pns, ip, "pod", ns_name, self.host_name(host))
 
     def remove_pod(self, ns_name: str, pod: str) -> None:
         """Delete a pod's namespace; its veth, and with it the host's /32 route, go too."""
         _ip_batch([f"netns del {names.pod_netns(self.lab, ns_name, pod)}"], check=False)
 
-    def plan_sysctls(self) -> list[tuple[str, list[str]]]:
-        """(netns, sysctl assignments) pairs."""
-        out = [(ns, list(NO_ICMP_LIMITS)) for ns in self.all_netns()]
+    def plan_sysctls(self) -> list[tuple[str, list[sysctl.Setting]]]:
+        """(netns, settings) pairs: no ICMP rate limits anywhere; hosts forward and proxy-ARP for their pods."""
+        out = [(ns, list(sysctl.COMMON)) for ns in self.all_netns()]
         for i in range(len(self.pods_per_host)):
-            settings = ["net.ipv4.ip_forward=1"]
+            settings = [("net.ipv4.ip_forward", "1")]
             for _, ns_name, pod, _ in (p for p in self.pods() if p[0] == i):
-                cali = names.pod_host_ifname(ns_name, pod)
-                settings += [f"net.ipv4.conf.{cali}.proxy_arp=1", f"net.ipv4.neigh.{cali}.proxy_delay=0"]
+                settings += _workload_settings(names.pod_host_ifname(ns_name, pod))
             out.append((self.host_netns(i), settings))
         return out
 
@@ -173,7 +170,7 @@ class ScratchLab:
         for netns, commands in _runs(self.plan_links()):
             _ip_batch(commands, netns=netns)
         for ns, settings in self.plan_sysctls():
-            call_in_netns(ns, lambda settings=settings: _write_sysctls(settings))
+            call_in_netns(ns, lambda settings=settings: sysctl.write_settings(settings))
         self.endpoints[:] = self.probe_endpoints()
         return list(self.endpoints)
 
@@ -186,12 +183,8 @@ class ScratchLab:
             _ip_batch([f"netns del {ns}" for ns in mine], check=False)
 
 
-def _write_sysctls(settings: list[str]) -> None:
-    """`key=value` sysctls written through /proc/sys, which shows the calling thread's namespace."""
-    for setting in settings:
-        key, value = setting.split("=", 1)
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-            f.write(value)
+def _workload_settings(cali: str) -> list[sysctl.Setting]:
+    return [(f"net.ipv4.conf.{cali}.proxy_arp", "1"), (f"net.ipv4.neigh.{cali}.proxy_delay", "0")]
 
 
 def _runs(lines: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:

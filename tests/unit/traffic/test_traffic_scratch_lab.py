@@ -25,7 +25,7 @@ def test_pods_are_plumbed_like_calico() -> None:
     assert (lab.host_netns(0), f"link set {cali} address {CALICO_MAC} up") in plan
     assert (lab.host_netns(0), f"route add {ip}/32 dev {cali} scope link") in plan
     sysctls = dict(lab.plan_sysctls()[-1:])[lab.host_netns(0)]
-    assert f"net.ipv4.conf.{cali}.proxy_arp=1" in sysctls
+    assert (f"net.ipv4.conf.{cali}.proxy_arp", "1") in sysctls
 
 
 def test_endpoints_are_unique_and_pods_sit_in_their_hosts_block() -> None:
