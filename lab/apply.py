@@ -144,7 +144,7 @@ def _plumb_new_pods(runtime: LabRuntime, keys: list[ObjectKey]) -> None:
     plans = runtime.pod_plans(only=wanted)
     fabric.add_pods(plans)
     fabric.update_announcements({p.host for p in plans})
-    fabric.reload_responder(runtime.pod_plans())
+    fabric.reload_responder(runtime.responder_targets())
 
 
 def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
@@ -164,7 +164,7 @@ def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
         fabric = runtime.fabric()
         fabric.remove_pods(plans)
         fabric.update_announcements({p.host for p in plans})
-        fabric.reload_responder(runtime.pod_plans())
+        fabric.reload_responder(runtime.responder_targets())
     runtime.sync_policy()
     return report
 

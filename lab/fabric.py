@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from lab.plan import plan_node_addresses_from_model
 from topology.engine import NetnsEngine
-from topology.model import NodePlan, PodPlan, TopologyPlan, plan_fabric, plan_node
+from topology.model import NodePlan, PodPlan, ServerPlan, TopologyPlan, plan_fabric, plan_node
 
 if TYPE_CHECKING:
     from lab.runtime import LabRuntime
@@ -123,13 +123,13 @@ class Fabric:
             time.sleep(0.1)
 
     # responders -----------------------------------------------------------------------------------
-    def start_responder(self, pods: Sequence[PodPlan]) -> None:
+    def start_responder(self, targets: Sequence[PodPlan | ServerPlan]) -> None:
         from topology import responder_ctl
 
-        responder_ctl.start_responder(self.paths, pods)
+        responder_ctl.start_responder(self.paths, targets)
 
-    def reload_responder(self, pods: Sequence[PodPlan]) -> None:
+    def reload_responder(self, targets: Sequence[PodPlan | ServerPlan]) -> None:
         from topology import names, responder_ctl
 
-        responder_ctl.write_responder_pods(names.responder_pods_file(self.paths), pods)
+        responder_ctl.write_responder_pods(names.responder_pods_file(self.paths), targets)
         responder_ctl.reload_responder(self.paths)

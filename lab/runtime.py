@@ -15,7 +15,7 @@ from lab.labfile import LabSpecModel
 from lab.objects import fixed_ip, pod_ports
 from lab.store import ObjectKey, Placement, Store
 from topology import names
-from topology.model import PodPlan, plan_pod
+from topology.model import PodPlan, PortPlan, ServerPlan, plan_pod
 
 if TYPE_CHECKING:
     from bgp.ipam import Ipam
@@ -108,6 +108,15 @@ class LabRuntime:
                 continue
             plans.append(plan_pod(self.lab, p.namespace, p.name, p.host, p.ip, pod_ports(docs[key])))
         return plans
+
+    def responder_targets(self) -> list[PodPlan | ServerPlan]:
+        """Everything that answers on its declared ports: the placed pods and the external servers."""
+        servers = [
+            ServerPlan(ext.name, names.external_netns(self.lab, ext.name),
+                       tuple(PortPlan(p.containerPort, p.protocol, p.name) for p in ext.ports))
+            for ext in self.spec.externals if ext.ports
+        ]  # fmt: skip
+        return [*self.pod_plans(), *servers]
 
     def fabric(self) -> "Fabric":
         from lab.fabric import Fabric

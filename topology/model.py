@@ -63,6 +63,15 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
+class ServerPlan:
+    """An external server's declared ports, answered by the responder like a pod's."""
+
+    key: str
+    netns: str
+    ports: tuple[PortPlan, ...] = ()
+
+
+@dataclass(frozen=True)
 class PodPlan:
     namespace: str
     name: str

@@ -3,7 +3,8 @@
     python -m topology.responder --lab LAB --pods-file FILE --pid-file FILE [--status-file FILE]
 
 One process per lab. For every pod and declared TCP port a listening socket is opened inside the pod's
-namespace (connections are accepted and echoed until the peer closes); for every UDP port an echo socket.
+namespace (connections are accepted and echoed until the peer closes; an HTTP request gets a short HTTP
+answer naming the pod, so `curl` works in demos); for every UDP port an echo socket.
 SCTP is skipped (this kernel has no SCTP sockets). SIGHUP re-reads the pods file: new pods get sockets,
 removed pods lose them (which also lets their namespaces go). SIGTERM ends it. After every load the
 status file says how many sockets are open, so callers wait for it, not for time.
@@ -59,6 +60,20 @@ def wanted_endpoints(pods: PodsFile) -> tuple[set[Endpoint], list[str]]:
     return wanted, skipped
 
 
+HTTP_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"PATCH ", b"OPTIONS ")
+
+
+def http_reply(request: bytes, who: str) -> bytes | None:
+    """A `200 OK` naming `who` when `request` starts an HTTP/1.x request; None for anything else (echoed)."""
+    first_line = request.split(b"\r\n", 1)[0]
+    if not first_line.startswith(HTTP_METHODS) or b" HTTP/1." not in first_line:
+        return None
+    content = f"{who}\n".encode()
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(content)}\r\n"
+    body = b"" if first_line.startswith(b"HEAD ") else content
+    return head.encode() + b"Connection: close\r\n\r\n" + body
+
+
 def open_endpoint(endpoint: Endpoint) -> socket.socket:
     """A socket bound inside the endpoint's namespace (it stays there after we come back)."""
     kind = socket.SOCK_STREAM if endpoint.protocol == "TCP" else socket.SOCK_DGRAM
@@ -83,6 +98,7 @@ class Responder:
         # again under the same name is a new namespace, and its old sockets must go.
         self.endpoints: dict[Endpoint, tuple[socket.socket, int]] = {}
         self.connections: OrderedDict[int, tuple[socket.socket, tuple[str, int]]] = OrderedDict()
+        self.names: dict[str, str] = {}  # namespace -> the pod's (or server's) key, for HTTP answers
         self.generation = 0
         self.reload_wanted = True
         self.running = True
@@ -107,7 +123,9 @@ class Responder:
         """(Re)read the pods file: close what is no longer wanted, open what is missing, report."""
         failed: list[str] = []
         try:
-            wanted, skipped = wanted_endpoints(read_responder_pods(self.pods_file))
+            pods = read_responder_pods(self.pods_file)
+            wanted, skipped = wanted_endpoints(pods)
+            self.names = {target.netns: target.key for target in pods.targets}
         except (OSError, ValueError) as exc:
             wanted, skipped = set(self.endpoints), []
             failed.append(f"pods file {self.pods_file}: {exc}")
@@ -173,10 +191,13 @@ class Responder:
         while len(self.connections) > MAX_CONNECTIONS:
             self._close_connection(next(iter(self.connections)))
 
-    def _echo(self, conn: socket.socket) -> None:
+    def _echo(self, conn: socket.socket, where: tuple[str, int]) -> None:
         try:
             data = conn.recv(65536)
-            if data:
+            reply = http_reply(data, self.names.get(where[0], where[0])) if data else None
+            if reply is not None:
+                conn.send(reply)  # then close: the reply says `Connection: close`
+            elif data:
                 conn.send(data)
                 return
         except (BlockingIOError, InterruptedError):
@@ -212,7 +233,7 @@ class Responder:
                 elif kind == "UDP":
                     self._echo_datagram(sock)
                 elif sock.fileno() in self.connections:
-                    self._echo(sock)
+                    self._echo(sock, where)
 
     def close(self) -> None:
         for fd in list(self.connections):

@@ -13,6 +13,12 @@ from topology import netns
 
 def tcp_reach(src_netns: str, targets: Sequence[tuple[str, int]], timeout: float = 3.0) -> dict[tuple[str, int], bool]:
     """Connects to every target at once from `src_netns`; True where the SYN got an answer (SYN-ACK or RST)."""
+    outcomes = tcp_outcomes(src_netns, targets, timeout)
+    return {t: outcome in ("accepted", "refused") for t, outcome in outcomes.items()}
+
+
+def tcp_outcomes(src_netns: str, targets: Sequence[tuple[str, int]], timeout: float = 3.0) -> dict[tuple[str, int], str]:
+    """Connects to every target at once from `src_netns`: "accepted", "refused" or "no answer" for each."""
     socks: dict[socket.socket, tuple[str, int]] = {}
     with netns.entered(src_netns):
         for target in targets:
@@ -21,7 +27,7 @@ def tcp_reach(src_netns: str, targets: Sequence[tuple[str, int]], timeout: float
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             s.connect_ex(target)
             socks[s] = target
-    result = {t: False for t in targets}
+    result = {t: "no answer" for t in targets}
     sel = selectors.DefaultSelector()
     for s in socks:
         sel.register(s, selectors.EVENT_WRITE)
@@ -31,7 +37,8 @@ def tcp_reach(src_netns: str, targets: Sequence[tuple[str, int]], timeout: float
         for key, _ in sel.select(timeout=max(0.0, deadline - time.monotonic())):
             s = key.fileobj
             err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
-            result[socks[s]] = err in (0, errno.ECONNREFUSED)  # type: ignore[index]
+            outcome = {0: "accepted", errno.ECONNREFUSED: "refused"}.get(err, "no answer")
+            result[socks[s]] = outcome  # type: ignore[index]
             sel.unregister(s)
             pending -= 1
     for s in socks:

@@ -11,7 +11,7 @@ from lab.apply import ApplyError, apply_sources, delete_keys, key_for, label
 from lab.fabric import kernel_routes
 from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
 from policy_dataplane.documents import DocumentsInvalid
-from tests.integration.lab.reach import tcp_reach
+from tests.integration.lab.reach import tcp_outcomes, tcp_reach
 from topology import names
 from traffic.measure import measure_matrix
 from traffic.model import Protocol
@@ -35,7 +35,7 @@ def small_lab(name: str) -> dict:
             {"name": "web", "namespace": "prod", "replicas": 2, "labels": {"app": "web"},
              "ports": [{"name": "http", "containerPort": 80}]},
         ],
-        "externals": [{"name": "ext"}],
+        "externals": [{"name": "ext", "ports": [{"name": "https", "containerPort": 443}]}],
     }
 
 
@@ -69,6 +69,12 @@ def test_pods_added_and_deleted_at_run_time(make_lab):
         runtime.fabric().wait_converged(timeout=30)
         web = next(p for p in runtime.pod_plans() if p.key == "dev/web-0")
         assert tcp_reach(web.netns, [(str(late.ip), 80)]) == {(str(late.ip), 80): True}
+        # the external server answers on its declared port, and refuses the others like any host
+        ext_ip = next(e.ip for e in probe_endpoints("it4") if e.kind == "external")
+        assert tcp_outcomes(web.netns, [(str(ext_ip), 443), (str(ext_ip), 444)]) == {
+            (str(ext_ip), 443): "accepted", (str(ext_ip), 444): "refused"}
+        assert tcp_outcomes(late.netns, [(str(web.ip), 80), (str(web.ip), 81)]) == {
+            (str(web.ip), 80): "accepted", (str(web.ip), 81): "refused"}
         delete_keys(runtime, [key_for("pod", "prod/late")])
         assert runtime.ipam().allocation("prod/late") is None
         assert "prod/late" not in {p.key for p in runtime.pod_plans()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
 
@@ -39,6 +40,23 @@ def test_reload_follows_pods_added_and_removed(lab) -> None:  # type: ignore[no-
     status = reload_responder(lab.paths)
     assert status.listening == 5
     assert probe.tcp(web.netns, api.ip, 8080) == "refused"
+
+
+def test_http_gets_an_answer_naming_the_pod(lab) -> None:  # type: ignore[no-untyped-def]
+    plan = make_plan(lab.name)
+    lab.engine.build(plan)
+    web, api, _db = plan.pods
+    start_responder(lab.paths, plan.pods)
+    with netns.entered(web.netns):
+        conn = http.client.HTTPConnection(str(api.ip), 8080, timeout=3)
+        try:
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            status, body = response.status, response.read()
+        finally:
+            conn.close()
+    assert (status, body) == (200, b"dev/api\n")
+    assert probe.tcp(web.netns, api.ip, 8080) == "accepted"  # other bytes are still echoed
 
 
 def test_a_missing_namespace_is_reported_not_fatal(lab) -> None:  # type: ignore[no-untyped-def]
