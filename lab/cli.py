@@ -9,11 +9,11 @@ import lab.commands
 from lab.app import app
 
 
-def _register_commands() -> None:
+def register_commands() -> None:
     for module in pkgutil.iter_modules(lab.commands.__path__):
         importlib.import_module(f"lab.commands.{module.name}")
 
 
 def main() -> None:
-    _register_commands()
+    register_commands()
     app()

@@ -28,6 +28,14 @@ class LabNotUp(RuntimeError):
     pass
 
 
+class PodAddressError(ValueError):
+    """The IPAM refused the `index`-th pod of a batch; `cause` is its own message."""
+
+    def __init__(self, index: int, namespace: str, name: str, cause: Exception):
+        super().__init__(f"pod {namespace}/{name}: {cause}")
+        self.index, self.cause = index, cause
+
+
 class LabRuntime:
     def __init__(self, lab: str, store: Store | None = None):
         self.lab = names.check_lab_name(lab)
@@ -75,27 +83,32 @@ class LabRuntime:
         records = self.store.get_ipam_records()
         return Ipam.from_records(config, records) if records else Ipam(config)
 
-    def assign_address(self, namespace: str, name: str, host: str, fixed: IPv4Address | None) -> IPv4Address:
-        """Allocates and records a pod's address; call inside a store transaction."""
-        return self.assign_addresses([(namespace, name, host, fixed)])[0]
-
     def assign_addresses(self, pods: list[tuple[str, str, str, IPv4Address | None]]) -> list[IPv4Address]:
         """Allocates and records addresses for (namespace, name, host, fixed) pods with one IPAM load and
         one store write; call inside a store transaction (a failure then leaves no trace)."""
+        from bgp.ipam import IpamError
+
         ipam = self.ipam()
         ips = []
-        for namespace, name, host, fixed in pods:
-            ip = ipam.allocate(f"{namespace}/{name}", host, fixed)
+        for index, (namespace, name, host, fixed) in enumerate(pods):
+            try:
+                ip = ipam.allocate(f"{namespace}/{name}", host, fixed)
+            except IpamError as exc:
+                raise PodAddressError(index, namespace, name, exc) from None
             self.store.put_placement(Placement(namespace, name, host, str(ip)))
             ips.append(ip)
         self.store.set_ipam_records(ipam.to_records())
         return ips
 
-    def release_address(self, namespace: str, name: str) -> None:
+    def release_addresses(self, pods: list[tuple[str, str]]) -> None:
+        """Gives the (namespace, name) pods' addresses back with one IPAM load and one store write."""
+        if not pods:
+            return
         ipam = self.ipam()
-        ipam.release(f"{namespace}/{name}")
+        for namespace, name in pods:
+            ipam.release(f"{namespace}/{name}")
+            self.store.delete_placement(namespace, name)
         self.store.set_ipam_records(ipam.to_records())
-        self.store.delete_placement(namespace, name)
 
     # plans ----------------------------------------------------------------------------------------
     def pod_plans(self, only: set[str] | None = None) -> list[PodPlan]:

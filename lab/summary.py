@@ -38,9 +38,13 @@ def print_summary(lab: str, timings: dict[str, float]) -> None:
 
     runtime = LabRuntime.open(lab)
     try:
-        render_status(lab_status(runtime))
+        status = lab_status(runtime)
     finally:
         runtime.close()
+    render_status(status)
     steps = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in timings.items())
     console.print(f"up in {sum(timings.values()):.1f}s ({steps})")
-    console.print(f"next: `lab exec dev/web -- ip addr`, `lab bgp`, `lab down {lab}`")
+    lab_option = "" if lab == "demo" else f" --lab {lab}"
+    where = f"{status['pods'][0]['namespace']}/{status['pods'][0]['name']}" if status["pods"] else status["nodes"][0]["name"]
+    console.print(f"next: `lab exec {where}{lab_option} -- ip addr`, `lab bgp{lab_option}`, `lab down {lab}`",
+                  markup=False)

@@ -38,6 +38,7 @@ class BankSpec:
     dry_run: bool = False  # add the order-9001 Log+Allow policy
     port: int = 8080
     pod_cidr: str = "10.48.0.0/16"
+    fixed_ips: bool = True  # pods carry Calico's ipAddrs annotation; off: a lab's IPAM chooses
     seed: int = 1
 
 
@@ -82,16 +83,12 @@ def bank_documents(spec: BankSpec) -> list[dict[str, Any]]:
             labels[OPT_IN_LABEL] = "true"
         for target in edges[name]:
             labels[egress_label(target)] = "true"
+        annotations = {"cni.projectcalico.org/ipAddrs": json.dumps([str(pool[i + 1])])} if spec.fixed_ips else {}
         docs.append(
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {
-                    "name": name,
-                    "namespace": ns,
-                    "labels": labels,
-                    "annotations": {"cni.projectcalico.org/ipAddrs": json.dumps([str(pool[i + 1])])},
-                },
+                "metadata": {"name": name, "namespace": ns, "labels": labels, "annotations": annotations},
                 "spec": {"containers": [{"name": "app", "ports": [{"name": "http", "containerPort": spec.port}]}]},
             }
         )

@@ -118,6 +118,14 @@ def test_a_bad_apply_changes_nothing(make_lab):
         assert "q.yaml" in str(info.value) and "bogusField" in str(info.value)
         with pytest.raises(ApplyError):
             apply_sources(runtime, [("late.yaml", POD_YAML.replace("namespace: prod", "namespace: nowhere"))])
+        # an address the IPAM refuses (taken by dev/db): the good pod in the same apply is not created either
+        taken = next(p.ip for p in runtime.pod_plans() if p.key == "dev/db")
+        fixed = POD_YAML.replace("name: late,", "name: fixed,").replace(
+            "labels: {app: late}", f"labels: {{app: late}}, annotations: {{cni.projectcalico.org/ipAddrs: '[\"{taken}\"]'}}")
+        with pytest.raises(ApplyError) as refused:
+            apply_sources(runtime, [("late.yaml", POD_YAML), ("fixed.yaml", fixed)])
+        message = str(refused.value)
+        assert "fixed.yaml" in message and "Pod prod/fixed" in message and "ipAddrs" in message and "dev/db" in message
         assert runtime.store.revision == before_revision
         assert runtime.dataplane_state.read_bytes() == before
         assert "prod/late" not in {p.key for p in runtime.pod_plans()}

@@ -9,7 +9,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from lab.app import app
-from lab.cli import _register_commands
+from lab.cli import register_commands
 from policy_dataplane.evaluate import verdict
 from policy_dataplane.explain import render, to_json
 
@@ -53,7 +53,7 @@ def test_json_trace() -> None:
 
 
 def test_lab_explain_from_files_alone() -> None:
-    _register_commands()
+    register_commands()
     runner = CliRunner()
     files = ["-f", str(FIXTURES / "microseg-base.yaml"), "-f", str(FIXTURES / "microseg-6-only-crm-works.yaml")]
     ok = runner.invoke(app, ["explain", "crm/crm", "dev/client", "--protocol", "TCP", "--port", "9000", "--json", *files])
@@ -80,7 +80,7 @@ def test_lab_explain_with_explicit_ips_for_pods_without_addresses(tmp_path: obje
         "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: dev}\n"
         "spec: {podSelector: {matchLabels: {app: b}}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/24}}]}]}\n"
     )
-    _register_commands()
+    register_commands()
     runner = CliRunner()
     args = ["explain", "dev/a", "dev/b", "--port", "80", "--json", "-f", str(path)]
     without = json.loads(runner.invoke(app, args).output)
