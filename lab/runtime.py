@@ -6,6 +6,8 @@ fabric (`lab.fabric`) and dataplane facades.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cached_property
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -231,3 +233,39 @@ def expected_verdicts(
     m = matrix(world, proto, None if proto.lower() == "icmp" else port, refs)
     index = {r: i for i, r in enumerate(refs)}
     return [bool(m.allowed[index[ref(s)], index[ref(d)]]) for s, d in pairs]
+
+
+def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManager[None]]]:
+    """The conditions `lab latency` compares: the lab as it is ("with policy") and the same endpoints with
+    every policy lifted ("policy lifted": filters still dispatch per endpoint, no policy is evaluated).
+    The lifted state lasts only for the measurement: the store's policies are programmed back afterwards,
+    even when the run fails. A lab without policies has one condition."""
+    from lab.world import model_objects
+    from policy_dataplane.model import Policy
+    from policy_dataplane.world import World
+
+    runtime = LabRuntime.open(lab)
+    try:
+        objects = model_objects(runtime)
+    finally:
+        runtime.close()
+    without = [o for o in objects if not isinstance(o, Policy)]
+    if len(without) == len(objects):
+        return {"no policy": nullcontext}
+
+    @contextmanager
+    def policy_lifted() -> Iterator[None]:
+        runtime = LabRuntime.open(lab)
+        try:
+            dp = runtime.dataplane()
+            try:
+                dp.sync(World.from_objects(without), runtime.placement())
+                dp.save_state(runtime.dataplane_state)
+            finally:
+                dp.close()
+            yield
+        finally:
+            runtime.sync_policy()
+            runtime.close()
+
+    return {"with policy": nullcontext, "policy lifted": policy_lifted}

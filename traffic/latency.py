@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from traffic.model import ProbeEndpoint
 
@@ -49,9 +49,11 @@ def summarise_rtts(samples: dict[str, dict[str, list[float]]], dropped: dict[str
     return out
 
 
-def latency_pairs(endpoints: Sequence[ProbeEndpoint], per_class: int, seed: int = 0
+def latency_pairs(endpoints: Sequence[ProbeEndpoint], per_class: int, seed: int = 0,
+                  keep: Callable[[list[tuple[ProbeEndpoint, ProbeEndpoint]]], list[bool]] | None = None,
                   ) -> list[tuple[ProbeEndpoint, ProbeEndpoint]]:
-    """Up to `per_class` pod pairs of each path class, spread over sources (deterministic for a seed)."""
+    """Up to `per_class` pod pairs of each path class, spread over sources (deterministic for a seed);
+    with `keep` (e.g. the oracle's verdicts), only pairs it keeps."""
     pods = sorted((e for e in endpoints if e.kind == "pod"), key=lambda e: e.name)
     rng = random.Random(seed)
     by_class: dict[str, list[tuple[ProbeEndpoint, ProbeEndpoint]]] = {}
@@ -62,5 +64,7 @@ def latency_pairs(endpoints: Sequence[ProbeEndpoint], per_class: int, seed: int 
     chosen = []
     for klass in sorted(by_class):
         candidates = by_class[klass]
+        if keep is not None:
+            candidates = [pair for pair, kept in zip(candidates, keep(candidates), strict=True) if kept]
         chosen += rng.sample(candidates, min(per_class, len(candidates)))
     return chosen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from rich.table import Table
@@ -14,7 +15,7 @@ def latency_table(summary: dict[str, dict[str, dict[str, float | int]]], title: 
     for condition, classes in summary.items():
         for klass, row in classes.items():
             table.add_row(condition, klass, str(row["samples"]), str(row["dropped"]),
-                          *(f"{row[k]:.1f}" for k in ("p50", "p90", "p99", "mean")))
+                          *("–" if math.isnan(row[k]) else f"{row[k]:.1f}" for k in ("p50", "p90", "p99", "mean")))
     return table
 
 

@@ -1,5 +1,4 @@
-"""`lab latency`: RTT distributions, same-host and cross-host, under the lab's conditions (e.g. with and
-without policy, when `lab.runtime.latency_conditions` offers them)."""
+"""`lab latency`: RTT distributions, same-host and cross-host, with the lab's policies and with them lifted."""
 
 from __future__ import annotations
 
@@ -24,7 +23,8 @@ def latency(
     as_json: bool = typer.Option(False, "--json", help="print the JSON report"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="file prefix for the .json and .png"),
 ) -> None:
-    """Round-trip times (p50/p90/p99) through the dataplane, with a histogram PNG."""
+    """Round-trip times (p50/p90/p99) through the dataplane between pods the policy lets talk, with the
+    lab's policies and with them lifted for the run; a histogram PNG."""
     import lab.runtime as runtime
     from traffic.latency import latency_pairs
     from traffic.latency_render import latency_table, save_histogram
@@ -32,9 +32,10 @@ def latency(
     from traffic.probes import ProbeEngine
 
     endpoints = runtime.probe_endpoints(lab)
-    chosen = latency_pairs(endpoints, per_class=pairs)
-    conditions_of = getattr(runtime, "latency_conditions", None)  # e.g. {"no policy": ..., "policy": ...}
-    conditions = conditions_of(lab) if conditions_of else None
+    # Pairs the lab's policy allows: what policy costs is measured on traffic it lets through.
+    chosen = latency_pairs(endpoints, per_class=pairs,
+                           keep=lambda candidates: runtime.expected_verdicts(lab, candidates, protocol, port))
+    conditions = runtime.latency_conditions(lab)
     with ProbeEngine() as engine:
         run = measure_latency(engine, chosen, protocol, port, count, conditions)
     prefix = out or Path(f"latency-{lab}-{protocol.value}")

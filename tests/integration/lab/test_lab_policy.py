@@ -9,7 +9,7 @@ import pytest
 
 from lab.apply import ApplyError, apply_sources, delete_keys, key_for, label
 from lab.fabric import kernel_routes
-from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
+from lab.runtime import LabRuntime, expected_verdicts, latency_conditions, probe_endpoints
 from policy_dataplane.documents import DocumentsInvalid
 from tests.integration.lab.reach import tcp_outcomes, tcp_reach
 from topology import names
@@ -96,6 +96,15 @@ def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab):
         report = measured_equals_oracle("it5")
         denied = {(r.src, r.dst) for r in report.records if r.measured == "deny"}
         assert ("prod/web-0", "dev/db") in denied and ("dev/web-0", "dev/db") not in denied
+        # `lab latency` lifts the policies for its "policy lifted" run only, then programs them back
+        conditions = latency_conditions("it5")
+        assert list(conditions) == ["with policy", "policy lifted"]
+        plans = {p.key: p for p in runtime.pod_plans()}
+        prod_web, dev_db = plans["prod/web-0"], plans["dev/db"]
+        target = (str(dev_db.ip), 80)
+        with conditions["policy lifted"]():
+            assert tcp_outcomes(prod_web.netns, [target], timeout=1) == {target: "accepted"}
+        assert tcp_outcomes(prod_web.netns, [target], timeout=1) == {target: "no answer"}
         label(runtime, key_for("pod", "dev/db"), {"quarantine": "true"})
         report = measured_equals_oracle("it5")
         assert all(r.measured == "deny" for r in report.records if "dev/db" in (r.src, r.dst))
