@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import types
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -134,6 +134,7 @@ def cli(small_lab: SmallLab, monkeypatch: pytest.MonkeyPatch):  # type: ignore[n
     fake = types.ModuleType("lab.runtime")
     fake.probe_endpoints = lambda name: list(small_lab.endpoints.values())  # type: ignore[attr-defined]
     fake.expected_verdicts = lambda name, pairs, protocol, port: [True] * len(pairs)  # type: ignore[attr-defined]
+    fake.latency_conditions = lambda name: {"as-is": nullcontext}  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "lab.runtime", fake)
     monkeypatch.setattr(lab, "runtime", fake, raising=False)
     runner = CliRunner()
