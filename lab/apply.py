@@ -17,6 +17,7 @@ import yaml
 
 from lab.runtime import LabRuntime, PodAddressError
 from lab.store import ObjectKey
+from topology.engine import Progress
 
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
 CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy"}
@@ -32,6 +33,10 @@ class ApplyReport:
     configured: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+
+    def counts(self) -> str:
+        return (f"{len(self.created)} created, {len(self.configured)} configured, {len(self.unchanged)} unchanged, "
+                f"{len(self.deleted)} deleted")
 
     def lines(self) -> list[str]:
         return ([f"{k} created" for k in self.created] + [f"{k} configured" for k in self.configured]
@@ -82,11 +87,12 @@ def validate(sources: list[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]
     return sourced_documents(sources)
 
 
-def apply_files(runtime: LabRuntime, files: Iterable[Path]) -> ApplyReport:
-    return apply_sources(runtime, read_sources(files))
+def apply_files(runtime: LabRuntime, files: Iterable[Path], progress: Progress | None = None) -> ApplyReport:
+    return apply_sources(runtime, read_sources(files), progress)
 
 
-def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]]) -> ApplyReport:
+def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress: Progress | None = None
+                  ) -> ApplyReport:
     sourced = validate(sources)
     docs = [doc for _, doc in sourced]
     report = ApplyReport()
@@ -108,7 +114,7 @@ def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]]) -> ApplyR
             (report.created if old is None else report.configured).append(str(key))
         _assign_addresses(runtime, new_pods)
     if new_pods:
-        _plumb_new_pods(runtime, [key for _, key, _ in new_pods])
+        _plumb_new_pods(runtime, [key for _, key, _ in new_pods], progress)
     runtime.sync_policy()
     return report
 
@@ -163,11 +169,11 @@ def _assign_addresses(runtime: LabRuntime, pods: list[tuple[str, ObjectKey, dict
         raise ApplyError(f"nothing applied: {exc}") from None
 
 
-def _plumb_new_pods(runtime: LabRuntime, keys: list[ObjectKey]) -> None:
+def _plumb_new_pods(runtime: LabRuntime, keys: list[ObjectKey], progress: Progress | None) -> None:
     fabric = runtime.fabric()
     wanted = {f"{k.namespace}/{k.name}" for k in keys}
     plans = runtime.pod_plans(only=wanted)
-    fabric.add_pods(plans)
+    fabric.add_pods(plans, progress)
     fabric.update_announcements({p.host for p in plans})
     fabric.reload_responder(runtime.responder_targets())
 

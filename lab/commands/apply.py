@@ -9,19 +9,33 @@ import typer
 
 from lab.app import app
 from lab.commands.inspect import open_lab
-from lab.console import LAB_OPTION_HELP, console, fail
+from lab.console import LAB_OPTION_HELP, console, fail, progress_bar
 
 
 def _run(action):  # type: ignore[no-untyped-def]
+    _print(_attempt(action))
+
+
+def _attempt(action):  # type: ignore[no-untyped-def]
     from lab.apply import ApplyError
     from policy_dataplane.documents import DocumentsInvalid
 
     try:
-        report = action()
+        return action()
     except (ApplyError, DocumentsInvalid) as exc:
         fail(str(exc))
-    for line in report.lines():
+
+
+def _print(report) -> None:  # type: ignore[no-untyped-def]
+    lines = report.lines()
+    for line in lines:
         console.print(line, highlight=False)
+    if len(lines) > SUMMARY_AFTER:
+        console.print(report.counts(), highlight=False)
+
+
+SUMMARY_AFTER = 20  # lines of output after which a count follows
+BAR_FROM = 50  # new pods from which plumbing shows a progress bar
 
 
 @app.command()
@@ -34,9 +48,15 @@ def apply(
 
     runtime = open_lab(lab)
     try:
-        _run(lambda: apply_files(runtime, files))
+        with progress_bar() as bar:
+            def progress(done: int, total: int, what: str) -> None:
+                if total >= BAR_FROM:
+                    bar(done, total, what)
+
+            report = _attempt(lambda: apply_files(runtime, files, progress))
     finally:
         runtime.close()
+    _print(report)
 
 
 @app.command()
