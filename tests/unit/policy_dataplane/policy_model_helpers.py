@@ -9,10 +9,12 @@ from policy_dataplane.evaluate import verdict
 from policy_dataplane.world import World
 
 FIXTURES = Path(__file__).parent / "fixtures"
+MICROSEG = Path(__file__).parents[3] / "lab" / "scenarios" / "microseg"  # the demo's six cases
 
 
 def fixture_world(*names: str) -> World:
-    return World.from_objects(load_files([FIXTURES / n for n in names]))
+    """A world from fixture files, or from the micro-segmentation scenario's case files."""
+    return World.from_objects(load_files([FIXTURES / n if (FIXTURES / n).exists() else MICROSEG / n for n in names]))
 
 
 def yaml_world(text: str) -> World:

@@ -44,8 +44,8 @@ def _assert_matches_oracle(world: World, protocol: str, port: int | None, endpoi
 
 
 def test_scenarios_agree_with_oracle() -> None:
-    for files in (["quarantine.yaml"], ["microseg-base.yaml", "microseg-6-only-crm-works.yaml"],
-                  ["microseg-base.yaml", "microseg-2-egress-to-task.yaml"], ["bank.yaml", "bank-dry-run.yaml"]):
+    for files in (["quarantine.yaml"], ["microseg-base.yaml", "case-6-only-crm-works.yaml"],
+                  ["microseg-base.yaml", "case-2-egress-to-task.yaml"], ["bank.yaml", "bank-dry-run.yaml"]):
         world = fixture_world(*files)
         eps = [*sorted(world.pods), "203.0.113.10", "8.8.8.8"]
         endpoints = [world.pods[e] if isinstance(e, tuple) else e for e in eps]

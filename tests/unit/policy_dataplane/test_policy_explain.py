@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from policy_model_helpers import FIXTURES, fixture_world
+from policy_model_helpers import FIXTURES, MICROSEG, fixture_world
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -55,7 +55,7 @@ def test_json_trace() -> None:
 def test_lab_explain_from_files_alone() -> None:
     register_commands()
     runner = CliRunner()
-    files = ["-f", str(FIXTURES / "microseg-base.yaml"), "-f", str(FIXTURES / "microseg-6-only-crm-works.yaml")]
+    files = ["-f", str(FIXTURES / "microseg-base.yaml"), "-f", str(MICROSEG / "case-6-only-crm-works.yaml")]
     ok = runner.invoke(app, ["explain", "crm/crm", "dev/client", "--protocol", "TCP", "--port", "9000", "--json", *files])
     assert ok.exit_code == 0, ok.output
     data = json.loads(ok.output)

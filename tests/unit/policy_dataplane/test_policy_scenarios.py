@@ -51,7 +51,7 @@ def test_base_world_is_open() -> None:
 
 
 def test_case_1_deny_all_egress() -> None:
-    world = fixture_world(BASE, "microseg-1-deny-egress.yaml")
+    world = fixture_world(BASE, "case-1-deny-egress.yaml")
     v = verdict(world, "dev/client", TASK_SERVER, "TCP", 443)
     assert not v.allowed and v.egress.reason is Reason.NOTHING_ALLOWED
     assert not allowed(world, "dev/webui", "dev/client", port=9000)  # even inside the namespace
@@ -60,7 +60,7 @@ def test_case_1_deny_all_egress() -> None:
 
 
 def test_case_2_deny_egress_except_client_to_outside_server() -> None:
-    world = fixture_world(BASE, "microseg-2-egress-to-task.yaml")
+    world = fixture_world(BASE, "case-2-egress-to-task.yaml")
     v = verdict(world, "dev/client", TASK_SERVER, "TCP", 443)
     assert v.allowed and v.egress.decided_by and v.egress.decided_by.policy == "dev/knp.default.client-to-task-server"
     assert not allowed(world, "dev/client", TASK_SERVER, port=80)
@@ -69,7 +69,7 @@ def test_case_2_deny_egress_except_client_to_outside_server() -> None:
 
 
 def test_case_3_deny_all_ingress_in_two_namespaces() -> None:
-    world = fixture_world(BASE, "microseg-3-deny-ingress.yaml")
+    world = fixture_world(BASE, "case-3-deny-ingress.yaml")
     assert not allowed(world, "crm/crm", "dev/client", port=9000)
     assert not allowed(world, "dev/webui", "dev/client", port=9000)
     assert not allowed(world, "dev/client", "billing/billing", port=9000)
@@ -78,7 +78,7 @@ def test_case_3_deny_all_ingress_in_two_namespaces() -> None:
 
 
 def test_case_4_billing_only_from_first_namespace() -> None:
-    world = fixture_world(BASE, "microseg-3-deny-ingress.yaml", "microseg-4-billing-from-dev.yaml")
+    world = fixture_world(BASE, "case-3-deny-ingress.yaml", "case-4-billing-from-dev.yaml")
     assert allowed(world, "dev/client", "billing/billing", port=9000)
     assert allowed(world, "dev/webui", "billing/billing", port=9000)
     assert not allowed(world, "dev/client", "billing/billing", port=9001)  # named port api = 9000 only
@@ -88,7 +88,7 @@ def test_case_4_billing_only_from_first_namespace() -> None:
 
 
 def test_case_5_client_only_from_crm() -> None:
-    world = fixture_world(BASE, "microseg-5-client-from-crm.yaml")
+    world = fixture_world(BASE, "case-5-client-from-crm.yaml")
     assert allowed(world, "crm/crm", "dev/client", port=9000)
     assert not allowed(world, "dev/webui", "dev/client", port=9000)
     assert not allowed(world, "prod/webui", "dev/client", port=9000)
@@ -96,7 +96,7 @@ def test_case_5_client_only_from_crm() -> None:
 
 
 def test_case_6_only_the_crm_workflow_works() -> None:
-    world = fixture_world(BASE, "microseg-6-only-crm-works.yaml")
+    world = fixture_world(BASE, "case-6-only-crm-works.yaml")
     assert allowed(world, "crm/crm", "dev/client", port=9000)
     assert allowed(world, "dev/client", "billing/billing", port=9000)
     assert allowed(world, "dev/client", TASK_SERVER, port=443)

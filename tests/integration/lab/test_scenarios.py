@@ -1,0 +1,72 @@
+"""Scripted scenarios end to end: every documented verdict is confirmed by the oracle and by real packets,
+and a wrong one makes the run fail. The built-in micro-segmentation scenario runs on a renamed copy of its
+lab, so a lab of the same name that someone has up is never touched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from lab import pipeline
+from lab.cli import app, register_commands
+from lab.scenario import SCENARIOS_DIR
+
+pytestmark = pytest.mark.root
+register_commands()
+LAB = "itms"
+
+
+def private_copy(tmp_path: Path, scenario: str, tamper=None) -> Path:  # type: ignore[no-untyped-def]
+    """The scenario and its lab file under tmp_path, the lab renamed, every file reference made absolute."""
+    lab = yaml.safe_load((SCENARIOS_DIR / "microseg" / "lab.yaml").read_text())
+    lab["name"] = LAB
+    lab["apply"] = [str(SCENARIOS_DIR / "microseg" / f) for f in lab["apply"]]
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
+    data = yaml.safe_load((SCENARIOS_DIR / f"{scenario}.scenario.yaml").read_text())
+    data["lab"] = str(tmp_path / "lab.yaml")
+    for step in data["steps"]:
+        step["apply"] = [str(SCENARIOS_DIR / f) for f in step.get("apply", [])]
+    if tamper:
+        tamper(data)
+    path = tmp_path / f"{scenario}.scenario.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def scenario_lab(lab_dirs: Path):  # type: ignore[no-untyped-def]
+    yield lab_dirs
+    pipeline.down(LAB, force=True)
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, ["scenario", "run", *args, "--json"], catch_exceptions=False)
+
+
+def test_microseg_scenario_every_check_as_documented(scenario_lab: Path) -> None:
+    result = run(str(private_copy(scenario_lab, "microseg")))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["failures"] == 0 and report["checks"] == 35 and len(report["steps"]) == 7
+    checks = [c for step in report["steps"] for c in step["checks"]]
+    assert {c["measured"] for c in checks} == {"allow", "deny"}  # both verdicts really seen on the wire
+    assert all(c["expect"] == c["oracle"] == c["measured"] for c in checks)
+
+
+def test_a_wrong_documented_verdict_fails_the_run(scenario_lab: Path) -> None:
+    def claim_case_1_still_lets_the_client_out(data: dict) -> None:  # type: ignore[type-arg]
+        data["steps"] = data["steps"][:2]
+        data["steps"][1]["check"][0]["expect"] = "allow"  # dev/client -> tasks:443, denied by case 1
+
+    path = private_copy(scenario_lab, "microseg", claim_case_1_still_lets_the_client_out)
+    result = run(str(path), "--down")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    wrong = [c for step in report["steps"] for c in step["checks"] if not c["ok"]]
+    assert wrong == [{"check": "dev/client -> tasks tcp/443", "expect": "allow", "oracle": "deny",
+                      "measured": "deny", "ok": False}]
+    assert not pipeline.is_up(LAB)  # --down took it away
