@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -37,4 +38,33 @@ def world_of(runtime: LabRuntime) -> World:
     return World.from_objects(model_objects(runtime))
 
 
-__all__ = ["world_of", "model_objects", "key_of"]
+@dataclass(frozen=True)
+class PlannedWorld:
+    world: World
+    unplaced: tuple[str, ...]  # new pods in the files: no address yet, so not part of a dry run
+
+
+def planned_world(runtime: LabRuntime, sources: list[tuple[str, str]], delete: bool = False) -> PlannedWorld:
+    """The lab's world as it would be with the files applied (or deleted), changing nothing. Raises the
+    model's DocumentsInvalid for bad files, as apply would. Existing pods keep their address and host."""
+    from policy_dataplane.documents import load_sources, object_key
+
+    current = {object_key(obj): obj for obj in model_objects(runtime)}
+    unplaced = []
+    for obj in load_sources(sources):
+        key = object_key(obj)
+        if delete:
+            current.pop(key, None)
+        elif isinstance(obj, Pod):
+            old = current.get(key)
+            if old is None:
+                unplaced.append(f"{obj.namespace}/{obj.name}")
+                continue
+            assert isinstance(old, Pod)
+            current[key] = dataclasses.replace(obj, ips=old.ips, node=old.node)
+        else:
+            current[key] = obj
+    return PlannedWorld(World.from_objects(current.values()), tuple(unplaced))
+
+
+__all__ = ["world_of", "model_objects", "key_of", "planned_world", "PlannedWorld"]

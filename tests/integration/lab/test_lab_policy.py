@@ -3,6 +3,7 @@ labels changed, and real probes that must agree with the oracle on every pair.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,32 @@ def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab):
         assert all(r.measured == "deny" for r in report.records if "dev/db" in (r.src, r.dst))
         label(runtime, key_for("pod", "dev/db"), {"quarantine": None})
         measured_equals_oracle("it5")
+    finally:
+        runtime.close()
+
+
+def test_diff_is_a_dry_run_that_predicts_what_apply_then_does(make_lab):
+    from typer.testing import CliRunner
+
+    from lab.cli import app, register_commands
+
+    register_commands()
+    make_lab(small_lab("it8"))
+    runtime = LabRuntime.open("it8")
+    try:
+        revision = runtime.store.revision
+        isolation = SCENARIOS / "dev-prod-isolation.yaml"
+        result = CliRunner().invoke(app, ["diff", "-f", str(isolation), "--lab", "it8", "--json"])
+        assert result.exit_code == 0, result.output
+        changes = {(c["src"], c["dst"], c["port"]): c["after"] for c in json.loads(result.stdout)["changes"]}
+        assert changes[("prod/web-0", "dev/db", 80)] == "deny" and ("dev/web-0", "dev/db", 80) not in changes
+        assert all(after == "deny" for after in changes.values())
+        assert runtime.store.revision == revision  # nothing applied
+        # what the diff predicted is what packets show once applied
+        apply_sources(runtime, [(str(isolation), isolation.read_text())])
+        report = measured_equals_oracle("it8")
+        denied_now = {(r.src, r.dst) for r in report.records if r.measured == "deny"}
+        assert denied_now == {(src, dst) for (src, dst, port) in changes if port == 80}
     finally:
         runtime.close()
 
