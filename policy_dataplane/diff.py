@@ -43,8 +43,10 @@ def verdict_changes(before: World, after: World, refs: Sequence[str],
         new = matrix(after, protocol, port, list(refs)).allowed
         differ = old != new
         np.fill_diagonal(differ, False)
-        for i, j in zip(*np.nonzero(differ), strict=True):
-            changes.append(FlowChange(refs[i], refs[j], protocol, port, bool(old[i, j]), bool(new[i, j])))
+        rows, cols = np.nonzero(differ)
+        was = old[rows, cols].tolist()  # one conversion per array: millions of changes stay fast
+        changes += [FlowChange(refs[i], refs[j], protocol, port, w, not w)
+                    for i, j, w in zip(rows.tolist(), cols.tolist(), was, strict=True)]
     return changes
 
 

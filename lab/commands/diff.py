@@ -56,7 +56,9 @@ def diff(
                   if before.pods[(ns, name)].ip is not None) + sorted(externals)
     changes = [c for c in verdict_changes(before, planned.world, refs, flows)
                if port is not None or protocol is not None or (c.protocol, c.port) in serves.get(c.dst, set())]
-    changes = [dataclasses.replace(c, src=names.get(c.src, c.src), dst=names.get(c.dst, c.dst)) for c in changes]
+    if names:
+        changes = [c if c.src not in names and c.dst not in names else
+                   dataclasses.replace(c, src=names.get(c.src, c.src), dst=names.get(c.dst, c.dst)) for c in changes]
     if as_json:
         print_json({"lab": lab, "flows": [f"{p}/{n}" for p, n in flows], "endpoints": len(refs),
                     "changes": [c.as_dict() for c in changes], "unplaced_pods": list(planned.unplaced)})
