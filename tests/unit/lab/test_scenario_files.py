@@ -17,8 +17,8 @@ def test_builtin_scenarios_load_with_their_lab_files(name: str) -> None:
     load_lab_file(loaded.lab_file())
 
 
-def test_the_three_demos_are_built_in() -> None:
-    assert {"dev-prod-isolation", "quarantine", "microseg"} <= set(available())
+def test_the_demos_are_built_in() -> None:
+    assert {"dev-prod-isolation", "quarantine", "microseg", "recipes"} <= set(available())
 
 
 def write(tmp_path: Path, text: str) -> str:
