@@ -1,6 +1,6 @@
 """Scripted scenarios end to end: every documented verdict is confirmed by the oracle and by real packets,
-and a wrong one makes the run fail. The built-in micro-segmentation scenario runs on a renamed copy of its
-lab, so a lab of the same name that someone has up is never touched."""
+and a wrong one makes the run fail. Every built-in scenario runs on a renamed copy of its lab, so a lab of
+the same name that someone has up is never touched."""
 
 from __future__ import annotations
 
@@ -13,20 +13,23 @@ from typer.testing import CliRunner
 
 from lab import pipeline
 from lab.cli import app, register_commands
-from lab.scenario import SCENARIOS_DIR
+from lab.scenario import SCENARIOS_DIR, available
 
 pytestmark = pytest.mark.root
 register_commands()
 LAB = "itms"
+DEMO = SCENARIOS_DIR.parent / "labs" / "demo.yaml"
 
 
 def private_copy(tmp_path: Path, scenario: str, tamper=None) -> Path:  # type: ignore[no-untyped-def]
     """The scenario and its lab file under tmp_path, the lab renamed, every file reference made absolute."""
-    lab = yaml.safe_load((SCENARIOS_DIR / "microseg" / "lab.yaml").read_text())
+    source = SCENARIOS_DIR / f"{scenario}.scenario.yaml"
+    data = yaml.safe_load(source.read_text())
+    lab_file = (DEMO if data["lab"] == "demo" else SCENARIOS_DIR / data["lab"]).resolve()
+    lab = yaml.safe_load(lab_file.read_text())
     lab["name"] = LAB
-    lab["apply"] = [str(SCENARIOS_DIR / "microseg" / f) for f in lab["apply"]]
+    lab["apply"] = [str(lab_file.parent / f) for f in lab.get("apply", [])]
     (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
-    data = yaml.safe_load((SCENARIOS_DIR / f"{scenario}.scenario.yaml").read_text())
     data["lab"] = str(tmp_path / "lab.yaml")
     for step in data["steps"]:
         step["apply"] = [str(SCENARIOS_DIR / f) for f in step.get("apply", [])]
@@ -55,6 +58,14 @@ def test_microseg_scenario_every_check_as_documented(scenario_lab: Path) -> None
     checks = [c for step in report["steps"] for c in step["checks"]]
     assert {c["measured"] for c in checks} == {"allow", "deny"}  # both verdicts really seen on the wire
     assert all(c["expect"] == c["oracle"] == c["measured"] for c in checks)
+
+
+@pytest.mark.parametrize("name", sorted(set(available()) - {"microseg"}))
+def test_every_builtin_scenario_plays_as_documented(scenario_lab: Path, name: str) -> None:
+    result = run(str(private_copy(scenario_lab, name)), "--down")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["failures"] == 0 and report["checks"] >= 5
 
 
 def test_a_wrong_documented_verdict_fails_the_run(scenario_lab: Path) -> None:
