@@ -54,7 +54,7 @@ def key_of(doc: dict[str, Any]) -> ObjectKey:
 
 def sourced_documents(sources: Iterable[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
     """(source, document) for every YAML document, `kind: List` unpacked (validation comes from the model)."""
-    docs = []
+    docs: list[tuple[str, dict[str, Any]]] = []
     for source, text in sources:
         for doc in yaml.load_all(text, Loader=YAML_LOADER):
             if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):

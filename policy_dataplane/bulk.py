@@ -9,6 +9,7 @@ allowed[i, j] = egress of i allows j AND ingress of j allows i. The semantics ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -201,7 +202,7 @@ def matrix(
     world: World,
     protocol: str | int,
     port: int | None = None,
-    endpoints: list[Endpoint | str] | None = None,
+    endpoints: Sequence[Endpoint | str] | None = None,
     *,
     icmp_type: int | None = None,
     icmp_code: int | None = None,

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
+from typing import Any, cast
 
 from policy_dataplane.hostprogram import (
     Dir,
@@ -156,16 +157,16 @@ def selector_members(world: World, selector: Selector) -> frozenset[IPv4Network]
         items = world.index.members_view(selector.id)
     else:  # not registered (cannot happen for policy selectors): evaluate directly
         items = {i for i, labels in world.index.items().items() if selector.matches(labels)}
-    return frozenset(net for item in items for net in _item_networks(world, item))
+    return frozenset(net for item in items for net in _item_networks(world, cast(tuple[str, str, str], item)))
 
 
 def named_port_members(world: World, ref: NamedPortRef, local_pods: set[PodKey]) -> frozenset[NamedPortMember]:
     if ref.selector == ALL:
         pods = [world.pods[k] for k in local_pods if k in world.pods] if ref.local else list(world.pods.values())
     else:
-        pods = [world.pods[(i[1], i[2])] for i in world.index.members_view(ref.selector.id)
-                if i[0] == "pod" and (i[1], i[2]) in world.pods]
-    out = set()
+        members = [cast(tuple[str, str, str], i) for i in world.index.members_view(ref.selector.id)]
+        pods = [world.pods[(i[1], i[2])] for i in members if i[0] == "pod" and (i[1], i[2]) in world.pods]
+    out: set[NamedPortMember] = set()
     for pod in pods:
         for port in pod.ports:
             if port.name in ref.names and (ref.protocol is None or port.protocol == ref.protocol):
@@ -247,12 +248,12 @@ def _patch_endpoints(world: World, previous: HostProgram, before: Mapping[PodKey
     return HostProgram(previous.address_sets, previous.named_port_sets, previous.policies, endpoints)
 
 
-def _identity_snapshot(world: World) -> tuple[dict[object, object], ...]:
+def _identity_snapshot(world: World) -> tuple[dict[Any, object], ...]:
     """Everything but pods, by object identity (world objects are frozen: a change is a new object)."""
     return (dict(world.policies), dict(world.staged), dict(world.namespaces), dict(world.netsets), dict(world.tiers))
 
 
-def _same_objects(a: tuple[dict[object, object], ...], b: tuple[dict[object, object], ...]) -> bool:
+def _same_objects(a: tuple[dict[Any, object], ...], b: tuple[dict[Any, object], ...]) -> bool:
     return len(a) == len(b) and all(
         len(x) == len(y) and all(y.get(k) is v for k, v in x.items()) for x, y in zip(a, b))
 
@@ -304,13 +305,13 @@ class IncrementalCompiler:
         programs: dict[str, HostProgram] = {}
         for host, local in wanted.items():
             previous = self.programs.get(host)
-            before = self._placement.get(host, {})
-            moved = {k for k, _ in set(local.items()) ^ set(before.items())}
+            placed_before = self._placement.get(host, {})
+            moved = {k for k, _ in set(local.items()) ^ set(placed_before.items())}
             if previous is None or not moved <= changed:
                 programs[host] = self._full(world, host, local)
                 continue
-            if any(k in local or k in before for k in changed):
-                patched = _patch_endpoints(world, previous, before, local, changed)
+            if any(k in local or k in placed_before for k in changed):
+                patched = _patch_endpoints(world, previous, placed_before, local, changed)
                 if patched is None:  # the policies in use changed: compile the host again
                     programs[host] = self._full(world, host, local)
                     continue

@@ -247,7 +247,7 @@ class DropWatcher:
 
     def _events(self, sock: socket.socket) -> list[DropEvent]:
         host = self.sockets[sock]
-        out = []
+        out: list[DropEvent] = []
         while True:
             try:
                 data = sock.recv(65536)

@@ -88,7 +88,9 @@ def removed_ipsets(old: HostProgram, new: HostProgram) -> list[str]:
 
 def _port_lists(spans: tuple[tuple[int, int], ...]) -> list[str]:
     """multiport arguments, split so that each holds at most 15 entries."""
-    out, current, used = [], [], 0
+    out: list[str] = []
+    current: list[str] = []
+    used = 0
     for a, b in sorted(spans):
         cost = 1 if a == b else 2
         if used + cost > MULTIPORT_MAX:

@@ -35,7 +35,7 @@ def save_histogram(samples: dict[str, dict[str, list[float]]], path: Path, title
         for condition, classes in samples.items():
             for klass, values in sorted(classes.items()):
                 if values:
-                    ax.hist(values, bins=bins, histtype="step", linewidth=1.5,
+                    ax.hist(values, bins=bins.tolist(), histtype="step", linewidth=1.5,
                             label=f"{condition}, {klass} (n={len(values)})")
         ax.set_xscale("log")
         ax.legend(fontsize=8)

@@ -39,9 +39,10 @@ def template(protocol: Protocol) -> bytes:
     """The Scapy-built packet every probe of `protocol` starts from (addresses, ports, token zeroed)."""
     from scapy.layers.inet import ICMP, IP, TCP, UDP
     from scapy.layers.sctp import SCTP, SCTPChunkInit
-    from scapy.packet import Raw
+    from scapy.packet import Packet, Raw
 
     ip = IP(src="0.0.0.0", dst="0.0.0.0", ttl=64, flags="DF", id=0)
+    l4: Packet
     if protocol is Protocol.TCP:
         l4 = TCP(sport=0, dport=0, seq=0, flags="S", window=64240, chksum=0)
     elif protocol is Protocol.UDP:

@@ -10,6 +10,7 @@ in every namespace so port-unreachables keep coming at probe rates. Names come f
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
@@ -170,7 +171,7 @@ class ScratchLab:
         for netns, commands in _runs(self.plan_links()):
             _ip_batch(commands, netns=netns)
         for ns, settings in self.plan_sysctls():
-            call_in_netns(ns, lambda settings=settings: sysctl.write_settings(settings))
+            call_in_netns(ns, functools.partial(sysctl.write_settings, settings))
         self.endpoints[:] = self.probe_endpoints()
         return list(self.endpoints)
 

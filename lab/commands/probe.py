@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from lab.app import app
@@ -33,7 +35,7 @@ def probe(
     results = run_probes([Probe(source, target, protocol, port)] * count)
     rtts = [r.rtt_us for r in results if r.rtt_us is not None]
     delivered = sum(r.delivered for r in results)
-    summary = {
+    summary: dict[str, Any] = {
         "src": source.name, "dst": target.name, "protocol": protocol.value, "port": port, "count": count,
         "delivered": delivered, "replied": sum(r.replied for r in results),
         "verdict": "allow" if delivered == count else "deny" if delivered == 0 else "mixed",

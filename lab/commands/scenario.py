@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -64,7 +65,8 @@ def run(
             fail(str(exc))
         say(f"brought lab {spec.name} up in {time.perf_counter() - started:.1f}s")
 
-    report, failures = [], 0
+    report: list[dict[str, Any]] = []
+    failures = 0
     try:
         for number, step in enumerate(loaded.scenario.steps, start=1):
             say(f"\n[bold cyan]{number}/{len(loaded.scenario.steps)}[/] {step.say}")
