@@ -44,7 +44,7 @@ def matrix(
     json_path, png_path = prefix.with_suffix(".json"), prefix.with_suffix(".png")
     data = report.to_json()
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(data, indent=1))
+    json_path.write_text(json.dumps(data, indent=None if len(report.records) > 10_000 else 1))
     save_heat_map(report, png_path)
     if as_json:
         print_json(data)
