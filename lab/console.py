@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -21,6 +22,12 @@ LAB_OPTION_HELP = "the lab's name (as in its lab file)"
 def fail(message: str, code: int = 1) -> NoReturn:
     errors.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
+
+
+def require_root(what: str) -> None:
+    """Network namespaces, nftables and the lab's state need root: say so before anything half-happens."""
+    if os.geteuid() != 0:
+        fail(f"{what} needs root (network namespaces, nftables, BGP speakers): run it with sudo")
 
 
 def print_json(data: Any) -> None:

@@ -7,12 +7,13 @@ import subprocess
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, fail, print_json
+from lab.console import LAB_OPTION_HELP, fail, print_json, require_root
 
 
 def open_lab(lab: str):  # type: ignore[no-untyped-def]
     from lab.runtime import LabNotUp, LabRuntime
 
+    require_root(f"lab {lab!r}")
     try:
         return LabRuntime.open(lab)
     except LabNotUp as exc:

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, errors, print_json
+from lab.console import LAB_OPTION_HELP, console, errors, print_json, require_root
 from traffic.model import Protocol
 
 
@@ -25,6 +25,7 @@ def latency(
 ) -> None:
     """Round-trip times (p50/p90/p99) through the dataplane between pods the policy lets talk, with the
     lab's policies and with them lifted for the run; a histogram PNG."""
+    require_root("lab latency")  # raw sockets in the lab's namespaces
     import lab.runtime as runtime
     from traffic.latency import latency_pairs
     from traffic.latency_render import latency_table, save_histogram

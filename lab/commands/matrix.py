@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json
+from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json, require_root
 from traffic.model import Protocol
 
 
@@ -26,6 +26,7 @@ def matrix(
                                        help="file prefix for the .json and .png (default matrix-LAB-PROTO-PORT)"),
 ) -> None:
     """Probe pairs with real packets and compare with what the policies should allow."""
+    require_root("lab matrix")  # raw sockets in the lab's namespaces
     from lab.runtime import expected_verdicts, probe_endpoints
     from traffic.matrix_render import print_report, save_heat_map
     from traffic.measure import measure_matrix

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json
+from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json, require_root
 from traffic.model import Protocol
 
 
@@ -30,6 +30,7 @@ def policy_latency(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="JSON report file (a histogram PNG goes next to it)"),
 ) -> None:
     """While probes stream at a fixed rate, apply a change and time it until every path shows it."""
+    require_root("lab policy-latency")  # raw sockets in the lab's namespaces
     import lab.runtime as runtime
     from traffic.changes import nft_deny_change
     from traffic.policy_latency import summarise

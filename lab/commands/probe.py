@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, fail, print_json
+from lab.console import LAB_OPTION_HELP, console, fail, print_json, require_root
 from traffic.model import Protocol
 
 
@@ -22,6 +22,7 @@ def probe(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Probe SRC -> DST with real packets: delivered or dropped, whether a reply came back, RTTs."""
+    require_root("lab probe")  # raw sockets in the lab's namespaces
     from lab.runtime import probe_endpoints
     from traffic.latency import percentiles
     from traffic.model import Probe, find_endpoint

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from lab.app import app
-from lab.console import console, fail, print_json, progress_bar
+from lab.console import console, fail, print_json, progress_bar, require_root
 
 scenario_app = typer.Typer(help="Scripted demos: dev/prod isolation, quarantine, micro-segmentation.",
                            no_args_is_help=True)
@@ -52,6 +52,7 @@ def run(
         spec = load_lab_file(loaded.lab_file())
     except (ScenarioError, LabFileError) as exc:
         fail(str(exc))
+    require_root("lab scenario run")
     say = (lambda *a, **k: None) if as_json else console.print
     say(f"[bold]{loaded.scenario.title}[/] (lab {spec.name})")
     if pipeline.is_up(spec.name):

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, fail, progress_bar
+from lab.console import LAB_OPTION_HELP, console, fail, progress_bar, require_root
 
 DEMO_LAB = Path(__file__).parents[1] / "labs" / "demo.yaml"
 
@@ -28,6 +28,7 @@ def up(
         spec = load_lab_file(file or DEMO_LAB)
     except LabFileError as exc:
         fail(str(exc))
+    require_root("lab up")
     try:
         with progress_bar(not quiet) as progress:
             timings = pipeline.up(spec, progress=progress, wait=wait)
@@ -44,6 +45,7 @@ def down(
     """Remove every namespace, interface, process and file the lab made."""
     from lab import pipeline
 
+    require_root("lab down")
     try:
         removed = pipeline.down(lab, force=force)
     except pipeline.LabError as exc:
