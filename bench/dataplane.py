@@ -59,11 +59,11 @@ def run_backend(backend: str, spec: BankSpec, hosts: list[str], changes: int) ->
     report = dp.sync(world, placement)  # compile again + program every host, from the empty base
     print(f"[{backend}] world: {len(world.pods)} pods, {len(world.policies)} policies, {rules} rules, {len(hosts)} hosts")
     print(f"[{backend}] full compile (all hosts): {ms(compile_s)}")
-    programs = dp.programs.values()
-    print(f"[{backend}] per host (mean): {statistics.mean(len(p.endpoints) for p in programs):.0f} endpoints, "
-          f"{statistics.mean(len(p.policies) for p in programs):.0f} policy chains, "
-          f"{statistics.mean(len(p.address_sets) for p in programs):.0f} sets holding "
-          f"{statistics.mean(sum(len(m) for m in p.address_sets.values()) for p in programs):.0f} addresses")
+    compiled = dp.programs.values()
+    print(f"[{backend}] per host (mean): {statistics.mean(len(p.endpoints) for p in compiled):.0f} endpoints, "
+          f"{statistics.mean(len(p.policies) for p in compiled):.0f} policy chains, "
+          f"{statistics.mean(len(p.address_sets) for p in compiled):.0f} sets holding "
+          f"{statistics.mean(sum(len(m) for m in p.address_sets.values()) for p in compiled):.0f} addresses")
     print(f"[{backend}] full program (all hosts, parallel): {ms(report.program_seconds)} "
           f"(compile+program {ms(report.compile_seconds + report.program_seconds)}; "
           f"{sum(r.commands for r in report.hosts.values())} commands)")
@@ -71,7 +71,10 @@ def run_backend(backend: str, spec: BankSpec, hosts: list[str], changes: int) ->
     rng = random.Random(7)
     pods = sorted(world.pods)
     services = [p.labels["app"] for p in world.pods.values()]
-    totals, compiles, programs, touched = [], [], [], []
+    totals: list[float] = []
+    compiles: list[float] = []
+    programs: list[float] = []
+    touched: list[int] = []
     for _ in range(changes):
         ns, name = rng.choice(pods)
         label = egress_label(rng.choice(services))

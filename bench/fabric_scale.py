@@ -45,10 +45,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="npl-bench-"))
     os.environ["NETPOL_LAB_STATE"] = str(tmp / "state")
     os.environ["NETPOL_LAB_RUN"] = str(tmp / "run")
-    from lab import pipeline, processes
+    from lab import pipeline
     from lab.labfile import parse_lab
     from lab.runtime import LabRuntime
-    from topology import names
+    from topology import names, processes
 
     data = {
         "name": args.name,
