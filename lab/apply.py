@@ -100,6 +100,7 @@ def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress:
     new_pods: list[tuple[str, ObjectKey, dict[str, Any]]] = []
     with runtime.store.transaction():
         load = Counter(p.host for p in runtime.store.placements())
+        hosts = runtime.host_names()
         for source, doc in sourced:
             key = key_of(doc)
             old = runtime.store.get_object(key)
@@ -107,7 +108,7 @@ def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress:
                 report.unchanged.append(str(key))
                 continue
             if key.kind == "Pod":
-                doc = _with_node(runtime, doc, old, load)
+                doc = _with_node(doc, old, hosts, load)
                 if old is None:
                     new_pods.append((source, key, doc))
             runtime.store.put_object(key, doc)
@@ -135,7 +136,7 @@ def _check_references(runtime: LabRuntime, docs: list[dict[str, Any]]) -> None:
         raise ApplyError(f"{len(problems)} problem(s), nothing applied:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def _with_node(runtime: LabRuntime, doc: dict[str, Any], old: dict[str, Any] | None,
+def _with_node(doc: dict[str, Any], old: dict[str, Any] | None, hosts: list[str],
                load: Counter[str]) -> dict[str, Any]:
     """A new pod gets a host (its nodeName, or the least loaded); an existing one keeps its host."""
     from lab.plan import place_pods_by_load
@@ -143,10 +144,8 @@ def _with_node(runtime: LabRuntime, doc: dict[str, Any], old: dict[str, Any] | N
     spec = dict(doc.get("spec") or {})
     if old is not None:
         spec["nodeName"] = old["spec"]["nodeName"]
-    elif not spec.get("nodeName"):
-        spec["nodeName"] = place_pods_by_load(runtime.host_names(), load)
-        load[spec["nodeName"]] += 1
     else:
+        spec["nodeName"] = spec.get("nodeName") or place_pods_by_load(hosts, load)
         load[spec["nodeName"]] += 1
     return {**doc, "spec": spec}
 
