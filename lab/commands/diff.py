@@ -83,7 +83,6 @@ def diff(
         errors.print(f"new pods not in the diff (no address until applied): {', '.join(planned.unplaced)}")
 
 
-
 def _externals(runtime) -> dict[str, tuple[str, set[tuple[str, int]]]]:  # type: ignore[no-untyped-def]
     """The lab's external servers by fabric address (as the probes and the oracle see them): name, ports."""
     from lab.plan import plan_node_addresses_from_model
