@@ -8,10 +8,15 @@ import pkgutil
 import lab.commands
 from lab.app import app
 
+# `lab --help` lists commands in the order their modules register them: the everyday ones first.
+FIRST = ("updown", "inspect", "graph", "bgp", "ipam", "apply", "label", "diff", "explain", "counters", "probe",
+         "matrix", "latency", "policy_latency", "scenario", "bank")
+
 
 def register_commands() -> None:
-    for module in pkgutil.iter_modules(lab.commands.__path__):
-        importlib.import_module(f"lab.commands.{module.name}")
+    found = {module.name for module in pkgutil.iter_modules(lab.commands.__path__)}
+    for name in [*[m for m in FIRST if m in found], *sorted(found - set(FIRST))]:
+        importlib.import_module(f"lab.commands.{name}")
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ SUMMARY_AFTER = 20  # lines of output after which a count follows
 BAR_FROM = 50  # new pods from which plumbing shows a progress bar
 
 
-@app.command()
+@app.command(rich_help_panel="Policy")
 def apply(
     files: list[Path] = typer.Option(..., "-f", "--filename", help="YAML files (multi-document, kubectl style)"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
@@ -59,7 +59,7 @@ def apply(
     _print(report)
 
 
-@app.command()
+@app.command(rich_help_panel="Policy")
 def delete(
     kind: Optional[str] = typer.Argument(None, help="kind, e.g. pod, networkpolicy, globalnetworkpolicy"),
     name: Optional[str] = typer.Argument(None, help="NAME or NS/NAME"),

@@ -11,7 +11,7 @@ from lab.app import app
 from lab.console import errors
 
 
-@app.command()
+@app.command(rich_help_panel="Demos")
 def bank(
     services: int = typer.Option(1500, "--services", "-n", min=2, help="how many microservices"),
     namespaces: int = typer.Option(15, "--namespaces", min=1, help="spread over this many namespaces"),

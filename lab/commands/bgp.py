@@ -10,7 +10,7 @@ from lab.commands.inspect import open_lab
 from lab.console import LAB_OPTION_HELP, console, fail, print_json
 
 
-@app.command()
+@app.command(rich_help_panel="Lab")
 def bgp(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -40,7 +40,7 @@ def bgp(
     console.print(f"{up} of {len(states)} session ends established")
 
 
-@app.command()
+@app.command(rich_help_panel="Lab")
 def routes(
     host: str = typer.Argument(..., help="a host or external node"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),

@@ -13,7 +13,7 @@ from lab.commands.inspect import open_lab
 from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json
 
 
-@app.command()
+@app.command(rich_help_panel="Policy")
 def counters(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -57,7 +57,7 @@ def counters(
     console.print(denied)
 
 
-@app.command()
+@app.command(rich_help_panel="Policy")
 def drops(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     follow: bool = typer.Option(False, "--follow", "-f", help="keep printing until interrupted"),

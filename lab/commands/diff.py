@@ -17,7 +17,7 @@ from traffic.model import Protocol
 SHOWN = 200  # rows of the table; --json lists every change
 
 
-@app.command()
+@app.command(rich_help_panel="Policy")
 def diff(
     files: list[Path] = typer.Option(..., "-f", "--filename", help="YAML files, as for `lab apply`"),
     delete: bool = typer.Option(False, "--delete", help="what deleting the files' objects would change"),
@@ -26,8 +26,8 @@ def diff(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Flows between the lab's endpoints whose verdict the files would change, for every port a pod
-    declares (or the one given). Nothing is applied: the lab and its filters stay as they are."""
+    """Dry run: the flows whose verdict the files would change, on every port something listens on (or the
+    one given). Nothing is applied: the lab and its filters stay as they are."""
     from lab.apply import ApplyError, read_sources
     from lab.world import planned_world, world_of
     from policy_dataplane.diff import PROTOCOL_NAMES, verdict_changes

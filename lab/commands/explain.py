@@ -41,7 +41,7 @@ def world_from_files(files: list[Path]) -> World:
     return World.from_objects(load_files(files))
 
 
-@app.command()
+@app.command(rich_help_panel="Policy")
 def explain(
     src: str = typer.Argument(..., help="source: NS/POD or an IP address"),
     dst: str = typer.Argument(..., help="destination: NS/POD or an IP address"),

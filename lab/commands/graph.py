@@ -12,7 +12,7 @@ from lab.commands.inspect import open_lab
 from lab.console import LAB_OPTION_HELP, errors
 
 
-@app.command()
+@app.command(rich_help_panel="Lab")
 def graph(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     output_format: str = typer.Option("png", "--format", help="png (a file), mermaid or dot (printed)"),

@@ -20,7 +20,7 @@ def open_lab(lab: str):  # type: ignore[no-untyped-def]
         fail(str(exc))
 
 
-@app.command()
+@app.command(rich_help_panel="Lab")
 def status(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -37,7 +37,7 @@ def status(
     print_json(data) if as_json else render_status(data)
 
 
-@app.command(name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, rich_help_panel="Lab")
 def exec_(
     ctx: typer.Context,
     target: str = typer.Argument(..., help="NS/POD, or a node name (host, external, reflector)"),

@@ -10,7 +10,7 @@ from lab.commands.inspect import open_lab
 from lab.console import LAB_OPTION_HELP, console, print_json
 
 
-@app.command()
+@app.command(rich_help_panel="Lab")
 def ipam(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),

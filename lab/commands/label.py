@@ -19,7 +19,7 @@ GET_KINDS = {
 }
 
 
-@app.command(name="label")
+@app.command(name="label", rich_help_panel="Policy")
 def label_(
     kind: str = typer.Argument(..., help="pod or ns"),
     name: str = typer.Argument(..., help="NS/POD for pods, NAME for namespaces"),
@@ -38,7 +38,7 @@ def label_(
         runtime.close()
 
 
-@app.command()
+@app.command(rich_help_panel="Policy")
 def get(
     what: str = typer.Argument(..., help="pods, namespaces, policies or networksets"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),

@@ -13,7 +13,7 @@ from lab.console import LAB_OPTION_HELP, console, errors, print_json, require_ro
 from traffic.model import Protocol
 
 
-@app.command()
+@app.command(rich_help_panel="Traffic")
 def latency(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     protocol: Protocol = typer.Option(Protocol.ICMP, "--protocol", "-p"),

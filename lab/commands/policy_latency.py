@@ -18,7 +18,7 @@ from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json, requ
 from traffic.model import Protocol
 
 
-@app.command(name="policy-latency")
+@app.command(name="policy-latency", rich_help_panel="Traffic")
 def policy_latency(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     repetitions: int = typer.Option(10, "--repetitions", "-r", min=1),

@@ -11,7 +11,7 @@ from lab.console import LAB_OPTION_HELP, console, fail, print_json, require_root
 from traffic.model import Protocol
 
 
-@app.command()
+@app.command(rich_help_panel="Traffic")
 def probe(
     src: str = typer.Argument(..., help="source: ns/pod, host or external name, or IP"),
     dst: str = typer.Argument(..., help="destination: ns/pod, host or external name, or IP"),

@@ -11,9 +11,9 @@ from rich.table import Table
 from lab.app import app
 from lab.console import console, fail, print_json, progress_bar, require_root
 
-scenario_app = typer.Typer(help="Scripted demos: dev/prod isolation, quarantine, micro-segmentation.",
+scenario_app = typer.Typer(help="Scripted demos: dev/prod isolation, quarantine, micro-segmentation, recipes.",
                            no_args_is_help=True)
-app.add_typer(scenario_app, name="scenario")
+app.add_typer(scenario_app, name="scenario", rich_help_panel="Demos")
 
 MARKS = {True: "[green]✓[/]", False: "[bold red]✗[/]"}
 

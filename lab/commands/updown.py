@@ -13,7 +13,7 @@ from lab.console import LAB_OPTION_HELP, console, fail, progress_bar, require_ro
 DEMO_LAB = Path(__file__).parents[1] / "labs" / "demo.yaml"
 
 
-@app.command()
+@app.command(rich_help_panel="Lab")
 def up(
     file: Optional[Path] = typer.Option(None, "-f", "--file", help="lab file (YAML); the built-in demo if omitted"),
     wait: bool = typer.Option(True, help="wait until every host has every route"),
@@ -37,7 +37,7 @@ def up(
     print_summary(spec.name, timings)
 
 
-@app.command()
+@app.command(rich_help_panel="Lab")
 def down(
     lab: str = typer.Argument("demo", help=LAB_OPTION_HELP),
     force: bool = typer.Option(False, "--force", help="clean up after a crash even when the lab's state is gone"),
