@@ -132,8 +132,10 @@ def save_png(g: nx.Graph, path: Path) -> Path:
     up = [(a, b) for a, b, d in g.edges(data=True) if d["kind"] == "bgp" and d["established"]]
     down = [(a, b) for a, b, d in g.edges(data=True) if d["kind"] == "bgp" and not d["established"]]
     nx.draw_networkx_edges(g, pos, edgelist=plain, ax=ax, edge_color="#999999")
-    nx.draw_networkx_edges(g, pos, edgelist=up, ax=ax, style="dashed", edge_color="darkgreen", alpha=0.6)
-    nx.draw_networkx_edges(g, pos, edgelist=down, ax=ax, style="dashed", edge_color="red", width=2)
+    # Sessions bend away from the straight fabric links they would otherwise hide.
+    curved = {"arrows": True, "arrowstyle": "-", "connectionstyle": "arc3,rad=0.25", "node_size": 2600}
+    nx.draw_networkx_edges(g, pos, edgelist=up, ax=ax, style="dashed", edge_color="darkgreen", alpha=0.6, **curved)
+    nx.draw_networkx_edges(g, pos, edgelist=down, ax=ax, style="dashed", edge_color="red", width=2, **curved)
     for kind, colour in colours.items():
         members = [n for n, d in g.nodes(data=True) if d["kind"] == kind]
         nx.draw_networkx_nodes(g, pos, nodelist=members, ax=ax, node_color=colour,
