@@ -187,6 +187,19 @@ def parse_lab(data: Any, source: str, base_dir: Path) -> LabSpec:
     return spec
 
 
+def with_overrides(spec: LabSpec, dataplane: str | None = None, layout: str | None = None,
+                   name: str | None = None) -> LabSpec:
+    """The lab with command-line choices in place of the file's, validated again as a whole."""
+    data = spec.model.model_dump(mode="json")
+    if dataplane:
+        data["dataplane"] = dataplane
+    if layout:
+        data["bgp"]["layout"] = layout
+    if name:
+        data["name"] = name
+    return parse_lab(data, f"{spec.source} (with command-line options)", spec.base_dir)
+
+
 def load_lab_file(path: str | Path) -> LabSpec:
     path = Path(path)
     try:

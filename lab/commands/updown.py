@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -13,19 +14,34 @@ from lab.console import LAB_OPTION_HELP, console, fail, progress_bar, require_ro
 DEMO_LAB = Path(__file__).parents[1] / "labs" / "demo.yaml"
 
 
+class Backend(str, Enum):
+    NFTABLES = "nftables"
+    IPTABLES = "iptables"
+
+
+class Layout(str, Enum):
+    MESH = "mesh"
+    ROUTE_REFLECTOR = "route-reflector"
+
+
 @app.command(rich_help_panel="Lab")
 def up(
     file: Optional[Path] = typer.Option(None, "-f", "--file", help="lab file (YAML); the built-in demo if omitted"),
     wait: bool = typer.Option(True, help="wait until every host has every route"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bars"),
+    dataplane: Optional[Backend] = typer.Option(None, "--dataplane", help="override the lab file's filters backend"),
+    layout: Optional[Layout] = typer.Option(None, "--layout", help="override the lab file's BGP layout"),
+    name: Optional[str] = typer.Option(None, "--name", help="override the lab's name (e.g. a second demo)"),
 ) -> None:
     """Bring a lab up: hosts, pods, BGP, filters. With no file, the built-in demo world."""
     from lab import pipeline
-    from lab.labfile import LabFileError, load_lab_file
+    from lab.labfile import LabFileError, load_lab_file, with_overrides
     from lab.summary import print_summary
 
     try:
         spec = load_lab_file(file or DEMO_LAB)
+        if dataplane or layout or name:
+            spec = with_overrides(spec, dataplane and dataplane.value, layout and layout.value, name)
     except LabFileError as exc:
         fail(str(exc))
     require_root("lab up")

@@ -87,3 +87,13 @@ def test_round_trip_through_yaml_dump():
     spec = parse_lab(data, "demo", DEMO.parent)
     again = parse_lab(spec.model.model_dump(mode="json"), "demo", DEMO.parent)
     assert again.model == spec.model
+
+
+def test_command_line_overrides_are_validated_like_the_file() -> None:
+    from lab.labfile import with_overrides
+
+    spec = with_overrides(load_lab_file(DEMO), dataplane="iptables", layout="route-reflector", name="demo2")
+    assert (spec.name, spec.model.dataplane, spec.model.bgp.layout) == ("demo2", "iptables", "route-reflector")
+    assert spec.model.pods == load_lab_file(DEMO).model.pods
+    with pytest.raises(LabFileError, match="field name"):
+        with_overrides(load_lab_file(DEMO), name="Not_Valid")
