@@ -1,7 +1,8 @@
 """`lab explain SRC DST --protocol P --port N [--json] [-f FILE ...]`: which policy decides a flow, and why.
 
 With `-f` files it works from the files alone (no lab needed); otherwise from the running lab's state.
-SRC and DST are `NS/POD` or an IP address (an IP of a pod means that pod; any other is an outside host).
+SRC and DST are `NS/POD`, a node of the running lab (an external server such as `tasks`, a host) or an IP
+address (an IP of a pod means that pod; any other is an outside host).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ class NoLabState(RuntimeError):
     """The lab's current state is not available (the lab is not up)."""
 
 
-def current_world(lab: str) -> World:
-    """The policy world of a running lab (its stored objects, pods with the addresses the lab gave them)."""
+def current_world(lab: str) -> tuple[World, dict[str, str]]:
+    """The policy world of a running lab (its stored objects, pods with the addresses the lab gave them),
+    and the fabric address of each node by name (so `tasks` means the external server)."""
+    from lab.plan import plan_node_addresses_from_model
     from lab.runtime import LabNotUp, LabRuntime
     from lab.world import world_of
 
@@ -30,7 +33,8 @@ def current_world(lab: str) -> World:
     except LabNotUp as exc:
         raise NoLabState(f"{exc} (or explain from files alone: lab explain SRC DST -f FILE ...)") from None
     try:
-        return world_of(runtime)
+        nodes = {n.name: str(n.ip.ip) for n in plan_node_addresses_from_model(lab, runtime.spec)}
+        return world_of(runtime), nodes
     finally:
         runtime.close()
 
@@ -43,8 +47,8 @@ def world_from_files(files: list[Path]) -> World:
 
 @app.command(rich_help_panel="Policy")
 def explain(
-    src: str = typer.Argument(..., help="source: NS/POD or an IP address"),
-    dst: str = typer.Argument(..., help="destination: NS/POD or an IP address"),
+    src: str = typer.Argument(..., help="source: NS/POD, a node of the lab (e.g. an external) or an IP address"),
+    dst: str = typer.Argument(..., help="destination: NS/POD, a node of the lab or an IP address"),
     protocol: str = typer.Option("TCP", "--protocol", "-p", help="TCP, UDP, SCTP, ICMP, ICMPv6 or a number"),
     port: Optional[int] = typer.Option(None, "--port", help="destination port"),
     icmp_type: Optional[int] = typer.Option(None, "--icmp-type"),
@@ -61,9 +65,10 @@ def explain(
     from policy_dataplane.explain import render, to_json
 
     try:
-        world = world_from_files(files) if files else current_world(lab)
+        world, nodes = (world_from_files(files), {}) if files else current_world(lab)
     except (DocumentsInvalid, NoLabState) as exc:
         fail(str(exc))
+    src, dst = nodes.get(src, src), nodes.get(dst, dst)
     try:
         result = verdict(
             world, src, dst, protocol, port, icmp_type, icmp_code, src_ip=src_ip, dst_ip=dst_ip

@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from lab.apply import ApplyError, apply_sources, delete_keys, key_for, label
+from lab.cli import app, register_commands
 from lab.fabric import kernel_routes
 from lab.runtime import LabRuntime, expected_verdicts, latency_conditions, probe_endpoints
 from policy_dataplane.documents import DocumentsInvalid
@@ -19,6 +21,7 @@ from traffic.model import Protocol
 from traffic.probes import ProbeEngine
 
 pytestmark = pytest.mark.root
+register_commands()
 
 SCENARIOS = Path(__file__).parents[3] / "lab" / "scenarios"
 
@@ -109,6 +112,11 @@ def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab):
         label(runtime, key_for("pod", "dev/db"), {"quarantine": "true"})
         report = measured_equals_oracle("it5")
         assert all(r.measured == "deny" for r in report.records if "dev/db" in (r.src, r.dst))
+        # `lab explain` knows the lab's nodes by name: the external server is `ext`
+        explained = CliRunner().invoke(app, ["explain", "dev/db", "ext", "--port", "443", "--lab", "it5", "--json"])
+        assert explained.exit_code == 0, explained.output
+        trace = json.loads(explained.stdout)
+        assert trace["allowed"] is False and trace["egress"]["decided_by"]["policy"] == "quarantine"
         label(runtime, key_for("pod", "dev/db"), {"quarantine": None})
         measured_equals_oracle("it5")
     finally:
@@ -116,11 +124,6 @@ def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab):
 
 
 def test_diff_is_a_dry_run_that_predicts_what_apply_then_does(make_lab):
-    from typer.testing import CliRunner
-
-    from lab.cli import app, register_commands
-
-    register_commands()
     make_lab(small_lab("it8"))
     runtime = LabRuntime.open("it8")
     try:
