@@ -71,6 +71,7 @@ RTPROT_BOOT = 3  # what `ip route add` uses
 RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_LINK = 253
 RTN_UNICAST = 1
+RTN_BLACKHOLE = 6
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _IFINFOMSG = struct.Struct("=BxHiII")
@@ -164,19 +165,22 @@ def addr_add(index: int, address: IPv4Interface) -> Request:
 
 
 def route_add(
-    dst: IPv4Network, *, oif: int | None = None, gateway: IPv4Address | None = None, scope: int | None = None
+    dst: IPv4Network, *, oif: int | None = None, gateway: IPv4Address | None = None, scope: int | None = None,
+    blackhole: bool = False,
 ) -> Request:
-    """A main-table unicast route; scope defaults to link for device routes, universe via a gateway."""
+    """A main-table unicast route (scope link for device routes, universe via a gateway), or a blackhole:
+    what it matches is dropped without an answer, as Calico does for the unused part of a host's block."""
     if scope is None:
-        scope = RT_SCOPE_UNIVERSE if gateway is not None else RT_SCOPE_LINK
-    payload = _RTMSG.pack(socket.AF_INET, dst.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, scope, RTN_UNICAST, 0)
+        scope = RT_SCOPE_UNIVERSE if gateway is not None or blackhole else RT_SCOPE_LINK
+    kind = RTN_BLACKHOLE if blackhole else RTN_UNICAST
+    payload = _RTMSG.pack(socket.AF_INET, dst.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, scope, kind, 0)
     if dst.prefixlen:
         payload += attr(RTA_DST, dst.network_address.packed)
     if gateway is not None:
         payload += attr(RTA_GATEWAY, gateway.packed)
     if oif is not None:
         payload += attr(RTA_OIF, struct.pack("=I", oif))
-    via = f" via {gateway}" if gateway is not None else ""
+    via = f" via {gateway}" if gateway is not None else " blackhole" if blackhole else ""
     dev = f" dev ifindex {oif}" if oif is not None else ""
     return Request(RTM_NEWROUTE, NLM_F_ACK | CREATE, payload, f"route {dst}{via}{dev}")
 

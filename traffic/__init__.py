@@ -9,7 +9,7 @@ Modules, one job each:
 - matrix (pure), matrix_render (rich, PNG), measure: expected vs measured matrices, latency runs
 - latency (pure), latency_render: RTT percentiles by path class, histogram PNG
 - policy_latency (pure), stream, changes, policy_latency_render: time from a write to enforcement
-- scratch_lab: a throwaway Calico-plumbed lab for traffic's own tests and benchmark
+- scratch_lab: a throwaway lab built by the topology engine, static routes instead of BGP (tests, benchmarks)
 """
 
 from traffic.measure import measure_latency, measure_matrix

@@ -196,7 +196,7 @@ def new_pod_change(small_lab: SmallLab, name: str, rule_first: bool, late: float
             nft(h1, rule)
 
     def revert() -> None:
-        scratch.remove_pod("ns0", "new")
+        scratch.remove_pod(0, "ns0", "new")
         subprocess.run(["ip", "netns", "exec", h1, "nft", "delete", "table", "inet", "trnew"],
                        capture_output=True, check=False)
 

@@ -68,6 +68,19 @@ def test_device_route_has_link_scope() -> None:
     assert ours == theirs
 
 
+def test_blackhole_route_matches_pyroute2() -> None:
+    ours = rtnl.encode(rtnl.route_add(IPv4Network("10.64.0.0/20"), blackhole=True), 5)
+    theirs = _pyroute2(
+        rtmsg,
+        rtnl.RTM_NEWROUTE,
+        0x1 | 0x4 | 0x400 | 0x200,
+        5,
+        {"family": socket.AF_INET, "dst_len": 20, "table": 254, "proto": 3, "scope": 0, "type": 6},
+        [("RTA_DST", "10.64.0.0")],
+    )
+    assert ours == theirs
+
+
 def test_link_up_by_name_with_master_matches_pyroute2() -> None:
     ours = rtnl.encode(rtnl.link_set("nplh123", master=2), 5)
     theirs = _pyroute2(

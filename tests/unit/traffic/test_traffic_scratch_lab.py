@@ -1,31 +1,28 @@
-"""The scratch lab's plan: Calico-style plumbing, names from topology.names, nothing outside its namespaces."""
+"""The scratch lab's plan: a topology-engine plan (Calico plumbing by the engine) plus static block routes."""
 
 from __future__ import annotations
 
 from topology import names
-from traffic.scratch_lab import CALICO_MAC, GATEWAY, ScratchLab
+from topology.validation import check_plan
+from traffic.scratch_lab import ScratchLab
 
 
-def test_every_command_targets_one_of_the_labs_namespaces() -> None:
-    lab = ScratchLab("tr9", pods_per_host=(3, 2, 1))
-    owned = set(lab.all_netns())
-    assert all(ns.startswith(names.lab_netns_prefix("tr9")) for ns in owned)
-    assert {ns for ns, _ in lab.plan_links()} <= owned
-    assert {ns for ns, _ in lab.plan_sysctls()} <= owned
+def test_plan_is_a_valid_topology_with_every_name_from_the_lab() -> None:
+    lab = ScratchLab("tr9", pods_per_host=(3, 2), namespaces=2)
+    plan = lab.plan()
+    check_plan(plan)
+    prefix = names.lab_netns_prefix("tr9")
+    assert all(n.netns.startswith(prefix) for n in plan.nodes) and all(p.netns.startswith(prefix) for p in plan.pods)
+    assert [n.name for n in plan.nodes] == ["h1", "h2"] and len(plan.pods) == 5
+    assert {p.host for p in plan.pods} == {"h1", "h2"}
 
 
-def test_pods_are_plumbed_like_calico() -> None:
-    lab = ScratchLab("tr9", pods_per_host=(1,))
-    (host, ns, pod, ip), = lab.pods()
-    cali = names.pod_host_ifname(ns, pod)
-    plan = lab.plan_links()
-    pod_ns = names.pod_netns("tr9", ns, pod)
-    assert (pod_ns, f"addr add {ip}/32 dev eth0") in plan
-    assert (pod_ns, f"route add default via {GATEWAY} dev eth0") in plan
-    assert (lab.host_netns(0), f"link set {cali} address {CALICO_MAC} up") in plan
-    assert (lab.host_netns(0), f"route add {ip}/32 dev {cali} scope link") in plan
-    sysctls = dict(lab.plan_sysctls()[-1:])[lab.host_netns(0)]
-    assert (f"net.ipv4.conf.{cali}.proxy_arp", "1") in sysctls
+def test_each_host_routes_every_other_hosts_block_via_its_fabric_address() -> None:
+    lab = ScratchLab("tr9", pods_per_host=(1, 1, 1))
+    routes = lab.static_routes()
+    assert routes[0] == [(lab.block(1), lab.host_ip(1)), (lab.block(2), lab.host_ip(2))]
+    assert all(len(r) == 2 for r in routes.values())
+    assert len({lab.host_ip(i) for i in range(3)}) == 3
 
 
 def test_endpoints_are_unique_and_pods_sit_in_their_hosts_block() -> None:
