@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from lab.runtime import LabRuntime, PodAddressError
+from lab.runtime import LabRuntime, PodAddressError, one_change_at_a_time
 from lab.store import ObjectKey
 from topology.engine import Progress
 
@@ -91,6 +91,7 @@ def apply_files(runtime: LabRuntime, files: Iterable[Path], progress: Progress |
     return apply_sources(runtime, read_sources(files), progress)
 
 
+@one_change_at_a_time
 def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress: Progress | None = None
                   ) -> ApplyReport:
     sourced = validate(sources)
@@ -177,6 +178,7 @@ def _plumb_new_pods(runtime: LabRuntime, keys: list[ObjectKey], progress: Progre
     fabric.reload_responder(runtime.responder_targets())
 
 
+@one_change_at_a_time
 def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
     report = ApplyReport()
     missing = [str(k) for k in keys if runtime.store.get_object(k) is None]
@@ -237,6 +239,7 @@ def parse_label_changes(changes: list[str]) -> dict[str, str | None]:
     return out
 
 
+@one_change_at_a_time
 def label(runtime: LabRuntime, key: ObjectKey, changes: dict[str, str | None]) -> ApplyReport:
     """Sets/removes labels on a stored Pod or Namespace, validated by the model like any apply."""
     import copy

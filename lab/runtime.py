@@ -6,12 +6,14 @@ fabric (`lab.fabric`) and dataplane facades.
 
 from __future__ import annotations
 
+import fcntl
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cached_property
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from lab.labfile import LabSpecModel
 from lab.objects import fixed_ip, pod_ports
@@ -28,6 +30,21 @@ if TYPE_CHECKING:
 
 class LabNotUp(RuntimeError):
     pass
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def one_change_at_a_time(change: Callable[Concatenate["LabRuntime", P], R]) -> Callable[Concatenate["LabRuntime", P], R]:
+    """Runs a change of a running lab under `LabRuntime.exclusive()`."""
+
+    @functools.wraps(change)
+    def locked(runtime: "LabRuntime", *args: P.args, **kwargs: P.kwargs) -> R:
+        with runtime.exclusive():
+            return change(runtime, *args, **kwargs)
+
+    return locked
 
 
 class PodAddressError(ValueError):
@@ -51,6 +68,16 @@ class LabRuntime:
     @classmethod
     def open(cls, lab: str) -> "LabRuntime":
         return cls(lab)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One change at a time per lab: another command changing it waits here, so the store, the kernel
+        and the saved dataplane state move together (a lock file in the run directory, released on exit
+        even if the process dies)."""
+        self.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.paths.config_file("changes.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def close(self) -> None:
         self.store.close()
@@ -256,16 +283,17 @@ def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManage
     @contextmanager
     def policy_lifted() -> Iterator[None]:
         runtime = LabRuntime.open(lab)
-        try:
-            dp = runtime.dataplane()
+        with runtime.exclusive():  # no other change while the policies are lifted
             try:
-                dp.sync(World.from_objects(without), runtime.placement())
-                dp.save_state(runtime.dataplane_state)
+                dp = runtime.dataplane()
+                try:
+                    dp.sync(World.from_objects(without), runtime.placement())
+                    dp.save_state(runtime.dataplane_state)
+                finally:
+                    dp.close()
+                yield
             finally:
-                dp.close()
-            yield
-        finally:
-            runtime.sync_policy()
-            runtime.close()
+                runtime.sync_policy()
+                runtime.close()
 
     return {"with policy": nullcontext, "policy lifted": policy_lifted}

@@ -90,6 +90,40 @@ def test_pods_added_and_deleted_at_run_time(make_lab):
         runtime.close()
 
 
+def test_concurrent_changes_leave_a_consistent_lab(make_lab):
+    import threading
+
+    make_lab(small_lab("it9"))
+    files = [("late.yaml", POD_YAML.replace("name: late,", f"name: late{i},")) for i in range(3)]
+    files.append((str(SCENARIOS / "dev-prod-isolation.yaml"), (SCENARIOS / "dev-prod-isolation.yaml").read_text()))
+    errors: list[BaseException] = []
+
+    def apply_one(source: tuple[str, str]) -> None:
+        runtime = LabRuntime.open("it9")  # one store connection per command, as separate processes have
+        try:
+            apply_sources(runtime, [source])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            runtime.close()
+
+    threads = [threading.Thread(target=apply_one, args=(f,)) for f in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    runtime = LabRuntime.open("it9")
+    try:
+        plans = {p.key: p for p in runtime.pod_plans()}
+        assert {"prod/late0", "prod/late1", "prod/late2"} <= set(plans)
+        assert len({p.ip for p in plans.values()}) == len(plans)  # no address handed out twice
+        runtime.fabric().wait_converged(timeout=30)
+    finally:
+        runtime.close()
+    measured_equals_oracle("it9")  # every pod plumbed, every filter as the store says
+
+
 def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab):
     make_lab(small_lab("it5"))
     runtime = LabRuntime.open("it5")
