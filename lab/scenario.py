@@ -16,7 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lab.apply import ApplyReport, apply_files, delete_keys, key_for, label
+from lab.apply import ApplyReport, apply_files, delete_files, delete_keys, key_for, label
 from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
 from lab.store import ObjectKey
 
@@ -68,6 +68,7 @@ class Step(_Strict):
     say: str
     reset: bool = False
     apply: list[str] = Field(default_factory=list)
+    delete: list[str] = Field(default_factory=list, description="files whose objects are deleted")
     label: list[LabelChange] = Field(default_factory=list)
     check: list[Check] = Field(default_factory=list)
 
@@ -114,7 +115,7 @@ def load_scenario(name_or_path: str) -> LoadedScenario:
         problems = [f"  - field {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()]
         raise ScenarioError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(problems)) from None
     loaded = LoadedScenario(path.name.removesuffix(SUFFIX), path, scenario)
-    missing = [f for step in scenario.steps for f in step.apply if not loaded.file(f).is_file()]
+    missing = [f for step in scenario.steps for f in [*step.apply, *step.delete] if not loaded.file(f).is_file()]
     if not loaded.lab_file().is_file():
         missing.insert(0, scenario.lab)
     if missing:
@@ -137,7 +138,7 @@ class CheckOutcome:
 
 
 def perform(runtime: LabRuntime, loaded: LoadedScenario, step: Step) -> list[str]:
-    """The step's changes, in order: reset, apply, label. Returns what was done, for people."""
+    """The step's changes, in order: reset, apply, delete, label. Returns what was done, for people."""
     done: list[str] = []
     if step.reset:
         keys = [key for key, _ in runtime.store.objects(kinds=POLICY_KINDS)]
@@ -147,6 +148,9 @@ def perform(runtime: LabRuntime, loaded: LoadedScenario, step: Step) -> list[str
     if step.apply:
         report = apply_files(runtime, [loaded.file(f) for f in step.apply])
         done.append(f"applied {', '.join(step.apply)}: {_changes(report)}")
+    if step.delete:
+        report = delete_files(runtime, [loaded.file(f) for f in step.delete])
+        done.append(f"deleted {', '.join(step.delete)}: {len(report.deleted)} objects")
     for change in step.label:
         label(runtime, change.key(), change.set)
         edits = " ".join(f"{k}-" if v is None else f"{k}={v}" for k, v in change.set.items())

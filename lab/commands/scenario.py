@@ -11,7 +11,7 @@ from rich.table import Table
 from lab.app import app
 from lab.console import console, fail, print_json, progress_bar, require_root
 
-scenario_app = typer.Typer(help="Scripted demos: dev/prod isolation, quarantine, micro-segmentation, recipes.",
+scenario_app = typer.Typer(help="Scripted demos: dev/prod isolation, quarantine, micro-segmentation, recipes, bank rollout.",
                            no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario", rich_help_panel="Demos")
 

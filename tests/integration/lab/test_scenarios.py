@@ -32,7 +32,8 @@ def private_copy(tmp_path: Path, scenario: str, tamper=None) -> Path:  # type: i
     (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
     data["lab"] = str(tmp_path / "lab.yaml")
     for step in data["steps"]:
-        step["apply"] = [str(SCENARIOS_DIR / f) for f in step.get("apply", [])]
+        for files in ("apply", "delete"):
+            step[files] = [str(SCENARIOS_DIR / f) for f in step.get(files, [])]
     if tamper:
         tamper(data)
     path = tmp_path / f"{scenario}.scenario.yaml"

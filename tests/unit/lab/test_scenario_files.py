@@ -18,7 +18,7 @@ def test_builtin_scenarios_load_with_their_lab_files(name: str) -> None:
 
 
 def test_the_demos_are_built_in() -> None:
-    assert {"dev-prod-isolation", "quarantine", "microseg", "recipes"} <= set(available())
+    assert {"dev-prod-isolation", "quarantine", "microseg", "recipes", "bank-rollout"} <= set(available())
 
 
 def write(tmp_path: Path, text: str) -> str:
