@@ -46,15 +46,20 @@ def lab_of_netns(name: str) -> str:
     return parts[1]
 
 
-class _Tracker:
-    """Counts namespaces created and plumbed for the caller's progress bar."""
+NODES_CREATED, NODES_PLUMBED = "creating fabric and nodes", "plumbing fabric and nodes"
+PODS_CREATED, PODS_PLUMBED = "creating pod namespaces", "plumbing pods"
 
-    def __init__(self, total: int, progress: Progress | None) -> None:
-        self.total, self.done, self.progress = total, 0, progress or _no_progress
+
+class _Tracker:
+    """Counts namespaces created and plumbed, phase by phase, for the caller's progress bars."""
+
+    def __init__(self, totals: dict[str, int], progress: Progress | None) -> None:
+        self.totals, self.progress = totals, progress or _no_progress
+        self.done = dict.fromkeys(totals, 0)
 
     def step(self, count: int, what: str) -> None:
-        self.done += count
-        self.progress(self.done, self.total, what)
+        self.done[what] += count
+        self.progress(self.done[what], self.totals[what], what)
 
 
 def _pod_links(pods: Sequence[PodPlan]) -> dict[str, list[str]]:
@@ -109,7 +114,9 @@ class NetnsEngine:
         existing = self.list_owned(plan.lab)
         if existing:
             raise TopologyError(f"lab {plan.lab!r} already has namespaces ({existing[0]}, ...): bring it down first")
-        tracker = _Tracker(2 * (1 + len(plan.nodes) + len(plan.pods)), progress)
+        nodes, pods = 1 + len(plan.nodes), len(plan.pods)
+        tracker = _Tracker({NODES_CREATED: nodes, NODES_PLUMBED: nodes, PODS_CREATED: pods, PODS_PLUMBED: pods},
+                           progress)
         try:
             self._build_fabric(plan, tracker)
             self._add_pods(plan.pods, tracker)
@@ -120,7 +127,7 @@ class NetnsEngine:
 
     def _build_fabric(self, plan: TopologyPlan, tracker: _Tracker) -> None:
         netns.run_ip_batch(batch.fabric_lines(plan.fabric, plan.nodes))
-        tracker.step(1 + len(plan.nodes), "creating fabric and nodes")
+        tracker.step(1 + len(plan.nodes), NODES_CREATED)
         fabric = plan.fabric
         with NetlinkPool() as pool:
             for node in plan.nodes:
@@ -128,7 +135,7 @@ class NetnsEngine:
             pool.plumb(fabric.netns, plumbing.fabric_settings(), plumbing.fabric_requests(fabric, plan.nodes))
             targets = {n.netns: [NODE_IFNAME] for n in plan.nodes}
             pool.wait_until_up({fabric.netns: [n.fabric_port for n in plan.nodes], **targets})
-        tracker.step(1 + len(plan.nodes), "plumbing fabric and nodes")
+        tracker.step(1 + len(plan.nodes), NODES_PLUMBED)
 
     def add_pods(self, pods: Sequence[PodPlan], progress: Progress | None = None) -> None:
         """Add pods to a running lab; on failure the pods of this call are removed again."""
@@ -140,7 +147,7 @@ class NetnsEngine:
         (lab,) = labs
         check_new_pods(lab, pods, self.list_owned(lab))
         try:
-            self._add_pods(pods, _Tracker(2 * len(pods), progress))
+            self._add_pods(pods, _Tracker({PODS_CREATED: len(pods), PODS_PLUMBED: len(pods)}, progress))
         except BaseException:
             with contextlib.suppress(Exception):
                 self.remove_pods(pods)
@@ -152,13 +159,13 @@ class NetnsEngine:
         for start in range(0, len(pods), self.chunk):
             chunk = pods[start : start + self.chunk]
             netns.run_ip_batch(batch.pod_lines(chunk))
-            tracker.step(len(chunk), "creating pod namespaces")
+            tracker.step(len(chunk), PODS_CREATED)
             with NetlinkPool() as pool:
                 for pod in chunk:
                     pool.plumb(pod.netns, sysctl.COMMON, plumbing.pod_requests(pod, self.static_neighbours))
                 self._plumb_hosts(pool, chunk)
                 pool.wait_until_up(_pod_links(chunk))
-            tracker.step(len(chunk), "plumbing pods")
+            tracker.step(len(chunk), PODS_PLUMBED)
 
     def _plumb_hosts(self, pool: NetlinkPool, pods: Sequence[PodPlan]) -> None:
         by_host: dict[str, list[PodPlan]] = defaultdict(list)

@@ -27,7 +27,9 @@ def test_build_gives_calico_plumbing_and_real_reachability(lab) -> None:  # type
     plan = make_plan(lab.name)
     seen: list[tuple[int, int, str]] = []
     lab.engine.build(plan, progress=lambda done, total, what: seen.append((done, total, what)))
-    assert seen[-1][0] == seen[-1][1] == 2 * (1 + 3 + 3)
+    last = {what: (done, total) for done, total, what in seen}  # each phase ends complete
+    assert last == {"creating fabric and nodes": (4, 4), "plumbing fabric and nodes": (4, 4),
+                    "creating pod namespaces": (3, 3), "plumbing pods": (3, 3)}
     assert lab.engine.list_owned(lab.name) == sorted(
         [plan.fabric.netns] + [n.netns for n in plan.nodes] + [p.netns for p in plan.pods]
     )
