@@ -1,13 +1,16 @@
 """`lab policy-latency`: how long a policy change takes to show in the packets, with its distribution.
 
-The change comes from `lab.runtime.policy_latency_changes(lab)` when the lab offers one (a callable
-`i -> traffic.policy_latency.Change`, e.g. applying and removing a real policy); otherwise a plain nftables
-drop rule in one destination pod's namespace, denying some pods and leaving others as control paths.
+The change goes through the lab as a user's would (`lab.latency_changes`): `deny` applies a NetworkPolicy
+that isolates one pod and admits half of the probing pods, `label` quarantines the pod with a label. `nft`
+is the baseline without the lab: a plain nftables drop rule in the destination pod's namespace.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Optional
 
@@ -16,6 +19,7 @@ import typer
 from lab.app import app
 from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json, require_root
 from traffic.model import Protocol
+from traffic.policy_latency import Change
 
 
 @app.command(name="policy-latency", rich_help_panel="Traffic")
@@ -25,7 +29,8 @@ def policy_latency(
     rate: float = typer.Option(2000.0, "--rate", help="probes per second over all affected paths"),
     protocol: Protocol = typer.Option(Protocol.TCP, "--protocol", "-p"),
     port: int = typer.Option(80, "--port"),
-    sources: int = typer.Option(4, "--sources", min=2, help="built-in change: pods probing the destination"),
+    sources: int = typer.Option(4, "--sources", min=2, help="pods probing the destination"),
+    change: str = typer.Option("deny", "--change", help="deny (apply a policy), label (quarantine) or nft"),
     as_json: bool = typer.Option(False, "--json", help="print the JSON report"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="JSON report file (a histogram PNG goes next to it)"),
 ) -> None:
@@ -38,21 +43,30 @@ def policy_latency(
     from traffic.probes import ProbeEngine
     from traffic.stream import StreamOptions, run_experiment
 
-    make_change = getattr(runtime, "policy_latency_changes", None)
-    if make_change is not None:
-        factory = make_change(lab)
-    else:
-        pods = sorted((e for e in runtime.probe_endpoints(lab) if e.kind == "pod"), key=lambda e: e.name)
-        if len(pods) < 3:
-            fail("the built-in change needs at least 3 pods")
-        destination, others = pods[0], pods[1 : 1 + sources]
-        denied, allowed = others[: (len(others) + 1) // 2], others[(len(others) + 1) // 2 :]
+    if change not in ("deny", "label", "nft"):
+        raise typer.BadParameter("deny, label or nft", param_hint="--change")
+    pods = sorted((e for e in runtime.probe_endpoints(lab) if e.kind == "pod"), key=lambda e: e.name)
+    if len(pods) < 3:
+        fail("a policy-latency run needs at least 3 pods")
+    destination, others = pods[0], pods[1 : 1 + sources]
+    if change == "nft":
+        # only pods that reach the destination now: the rule's drop is the only change on their paths
+        verdicts = runtime.expected_verdicts(lab, [(s, destination) for s in others], protocol.value, port)
+        reaching = [s for s, allowed in zip(others, verdicts, strict=True) if allowed]
+        denied, allowed = reaching[: (len(reaching) + 1) // 2], reaching[(len(reaching) + 1) // 2 :]
 
         def factory(i: int):  # type: ignore[no-untyped-def]
             return nft_deny_change(f"nft-deny-{i}", destination, denied, allowed, protocol, port)
 
-    with ProbeEngine() as engine:
-        outcomes = run_experiment(engine, factory, repetitions, StreamOptions(rate=rate))
+        changes: AbstractContextManager[Callable[[int], Change]] = contextlib.nullcontext(factory)
+    else:
+        from lab.latency_changes import lab_changes
+
+        changes = lab_changes(lab, change, destination, others, protocol, port)
+    with changes as make, ProbeEngine() as engine:
+        if not make(0).paths or all(p.before == p.after for p in make(0).paths):
+            fail(f"the {change} change would not alter any path from {len(others)} pods to {destination.name}")
+        outcomes = run_experiment(engine, make, repetitions, StreamOptions(rate=rate))
     summary = summarise(outcomes)
     report = {"lab": lab, "rate": rate, "summary": summary, "changes": [
         {"change": o.change, "write_us": o.write_us, "all_paths_us": o.all_paths_us, "leaks": o.leaks,

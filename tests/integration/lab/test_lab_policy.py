@@ -178,6 +178,32 @@ def test_diff_is_a_dry_run_that_predicts_what_apply_then_does(make_lab):
         runtime.close()
 
 
+@pytest.mark.parametrize("change", ["deny", "label"])
+def test_policy_latency_through_the_lab_leaves_it_as_it_was(make_lab, change):
+    make_lab(small_lab("it10"))
+    files = [(str(SCENARIOS / "dev-prod-isolation.yaml"), (SCENARIOS / "dev-prod-isolation.yaml").read_text())]
+    runtime = LabRuntime.open("it10")
+    try:
+        apply_sources(runtime, files)
+        objects_before = sorted(str(k) for k, _ in runtime.store.objects())
+        labels_before = {str(k): d["metadata"].get("labels") for k, d in runtime.store.objects(kinds=["Pod"])}
+    finally:
+        runtime.close()
+    result = CliRunner().invoke(app, ["policy-latency", "--lab", "it10", "--change", change, "--repetitions", "3",
+                                      "--sources", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["per_path_us"]["samples"] >= 3 and summary["per_path_us"]["missing"] == 0
+    assert summary["baseline_wrong"] == 0 and summary["flaps"] == 0
+    runtime = LabRuntime.open("it10")
+    try:  # markers and the change's policies are gone again
+        assert sorted(str(k) for k, _ in runtime.store.objects()) == objects_before
+        assert {str(k): d["metadata"].get("labels") for k, d in runtime.store.objects(kinds=["Pod"])} == labels_before
+    finally:
+        runtime.close()
+    measured_equals_oracle("it10")
+
+
 def test_a_bad_apply_changes_nothing(make_lab):
     make_lab(small_lab("it6"))
     runtime = LabRuntime.open("it6")

@@ -165,7 +165,8 @@ def test_cli_latency_and_policy_latency(cli, tmp_path: Path) -> None:  # type: i
     data = json.loads(result.stdout)
     assert data["conditions"]["as-is"]["same-host"]["samples"] == 40
     assert (tmp_path / "l.png").exists()
-    result = cli("policy-latency", "--repetitions", "3", "--rate", "2000", "--out", str(tmp_path / "pl.json"))
+    result = cli("policy-latency", "--change", "nft", "--repetitions", "3", "--rate", "2000",
+                 "--out", str(tmp_path / "pl.json"))
     assert result.exit_code == 0, result.output
     assert "per affected path" in result.stdout
     report = json.loads((tmp_path / "pl.json").read_text())

@@ -1,0 +1,124 @@
+"""Policy changes for `lab policy-latency`, written the way a user writes them: through the lab.
+
+- `deny`: a Calico policy cuts one destination pod off from half of the pods that reach it now (the others
+  are controls); the write is `lab apply` (store, compile, program every host), the revert `lab delete`.
+- `label`: a Calico policy (order 200) denies pods labelled for quarantine; the write is `lab label`.
+
+Which paths change, and to what, is the oracle's answer before and after (so pods the lab's own policies
+already deny are controls, not timed paths). Marker labels are set once before the runs and removed after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import yaml
+
+from lab.apply import apply_sources, delete_keys, key_for, key_of, label
+from lab.runtime import LabRuntime, expected_verdicts
+from lab.world import planned_world
+from policy_dataplane.bulk import matrix
+from traffic.model import Probe, ProbeEndpoint, Protocol
+from traffic.policy_latency import AffectedPath, Change
+
+TARGET = "netpol-lab/latency-target"
+ADMITTED = "netpol-lab/latency-admitted"
+QUARANTINED = "netpol-lab/latency-quarantine"
+KINDS = ("deny", "label")
+
+
+def _runtime_call(lab: str, action: Callable[[LabRuntime], Any]) -> None:
+    """Each write opens the lab afresh: the probe stream calls it from another thread."""
+    runtime = LabRuntime.open(lab)
+    try:
+        action(runtime)
+    finally:
+        runtime.close()
+
+
+# Before every Kubernetes policy (order 1000): Kubernetes policies only ever add allows, so a deny that must
+# win over them is a Calico policy. Admitted sources match no rule and go on to the policies after it.
+DENY_POLICY: dict[str, Any] = {
+    "apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy", "metadata": {"name": "latency-deny"},
+    "spec": {"order": 100, "selector": f'{TARGET} == "true"', "types": ["Ingress"],
+             "ingress": [{"action": "Deny", "source": {"selector": f"!has({ADMITTED})"}}]},
+}  # fmt: skip
+
+
+QUARANTINE_POLICY: dict[str, Any] = {
+    "apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy", "metadata": {"name": "latency-quarantine"},
+    "spec": {"order": 200, "selector": f'{QUARANTINED} == "true"', "types": ["Ingress"],
+             "ingress": [{"action": "Deny"}]},
+}  # fmt: skip
+
+
+def _source(doc: dict[str, Any], name: str) -> tuple[str, str]:
+    return (name, yaml.safe_dump(doc))
+
+
+@contextmanager
+def lab_changes(lab: str, kind: str, destination: ProbeEndpoint, sources: Sequence[ProbeEndpoint],
+                protocol: Protocol, port: int) -> Iterator[Callable[[int], Change]]:
+    """Yields `i -> Change` for `traffic.stream.run_experiment`; sets up before, cleans up after."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown change {kind!r} (one of {', '.join(KINDS)})")
+    pairs = [(s, destination) for s in sources]
+    before = expected_verdicts(lab, pairs, protocol.value, port)
+    # Of the sources that get through now, `deny` keeps half (controls) and cuts the others off.
+    reaching = [s for s, allowed in zip(sources, before, strict=True) if allowed]
+    admitted = reaching[: len(reaching) // 2]
+    marks: list[tuple[ProbeEndpoint, dict[str, str | None]]] = [(destination, {TARGET: "true"})]
+    marks += [(s, {ADMITTED: "true"}) for s in admitted]
+    setup = [_source(QUARANTINE_POLICY, "latency-quarantine")] if kind == "label" else []
+
+    runtime = LabRuntime.open(lab)
+    try:
+        for endpoint, labels in marks:
+            label(runtime, key_for("pod", endpoint.name), labels)
+        if setup:
+            apply_sources(runtime, setup)
+        if kind == "deny":
+            write = [_source(DENY_POLICY, "latency-deny")]
+        else:
+            pod = runtime.store.get_object(key_for("pod", destination.name))
+            assert pod is not None
+            relabelled = {**pod, "metadata": {**pod["metadata"],
+                                               "labels": {**pod["metadata"].get("labels", {}), QUARANTINED: "true"}}}
+            write = [_source(relabelled, "latency-label")]
+        after_world = planned_world(runtime, write).world
+    finally:
+        runtime.close()
+
+    refs = [s.name if s.kind == "pod" else str(s.ip) for s in sources] + [destination.name]
+    m = matrix(after_world, protocol.value, None if protocol is Protocol.ICMP else port, refs)
+    after = [bool(m.allowed[i, len(sources)]) for i in range(len(sources))]
+    paths = tuple(AffectedPath(Probe(s, destination, protocol, port), after=a, before=b)
+                  for s, b, a in zip(sources, before, after, strict=True))
+
+    def apply() -> None:
+        if kind == "deny":
+            _runtime_call(lab, lambda r: apply_sources(r, write))
+        else:
+            _runtime_call(lab, lambda r: label(r, key_for("pod", destination.name), {QUARANTINED: "true"}))
+
+    def revert() -> None:
+        if kind == "deny":
+            _runtime_call(lab, lambda r: delete_keys(r, [key_of(yaml.safe_load(write[0][1]))]))
+        else:
+            _runtime_call(lab, lambda r: label(r, key_for("pod", destination.name), {QUARANTINED: None}))
+
+    try:
+        yield lambda i: Change(f"{kind}-{i}", paths, apply=apply, revert=revert)
+    finally:
+        def cleanup(runtime: LabRuntime) -> None:
+            for endpoint, labels in marks:
+                label(runtime, key_for("pod", endpoint.name), dict.fromkeys(labels))
+            if setup:
+                delete_keys(runtime, [key_of(yaml.safe_load(text)) for _, text in setup])
+
+        _runtime_call(lab, cleanup)
+
+
+__all__ = ["KINDS", "lab_changes", "DENY_POLICY", "QUARANTINE_POLICY"]
