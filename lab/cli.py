@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from rich.markup import escape
+
 import lab.commands
 from lab.app import app
 
@@ -20,5 +22,12 @@ def register_commands() -> None:
 
 
 def main() -> None:
+    from lab.console import errors
+    from lab.runtime import LabNotUp
+
     register_commands()
-    app()
+    try:
+        app()
+    except LabNotUp as exc:  # any command pointed at a lab that is not up: a message, not a traceback
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise SystemExit(1) from None

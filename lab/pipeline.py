@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lab import warm
 from lab.labfile import LabSpec, NamespaceSpec
 from lab.objects import namespace_document, pod_document
 from lab.plan import place_pods
@@ -54,6 +55,7 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
     lab = spec.name
     if is_up(lab):
         raise LabError(f"{spec.source}: lab: field name: a lab named {lab!r} is already up (run `lab down` first)")
+    warm.forget(lab)  # what this process kept of an earlier lab of that name
     paths = LabPaths.for_lab(lab)
     timer = StageTimer()
     try:
@@ -109,6 +111,7 @@ def down(lab: str, force: bool = False) -> list[str]:
     from topology.engine import NetnsEngine
 
     names.check_lab_name(lab)
+    warm.forget(lab)
     paths = LabPaths.for_lab(lab)
     engine = NetnsEngine()
     owned = engine.list_owned(lab)

@@ -181,8 +181,8 @@ class LabRuntime:
     def placement(self) -> dict[str, list[tuple[tuple[str, str], str]]]:
         """host -> [((namespace, pod), host-side interface)] of every running pod."""
         out: dict[str, list[tuple[tuple[str, str], str]]] = {h: [] for h in self.host_names()}
-        for plan in self.pod_plans():
-            out[plan.host].append(((plan.namespace, plan.name), plan.host_ifname))
+        for p in self.store.placements():  # placements and pod documents are written together
+            out[p.host].append(((p.namespace, p.name), names.pod_host_ifname(p.namespace, p.name)))
         return out
 
     def dataplane_install_base(self) -> None:
@@ -202,16 +202,11 @@ class LabRuntime:
             apply_files(self, files)
 
     def sync_policy(self) -> "SyncReport":
-        """Brings every host's filters in line with the store: one transaction per changed host."""
-        from lab.world import world_of
+        """Brings every host's filters in line with the store: one transaction per changed host (from this
+        process's warm world and filters when it has them, see `lab.warm`)."""
+        from lab import warm
 
-        dp = self.dataplane()
-        try:
-            report = dp.sync(world_of(self), self.placement())
-            dp.save_state(self.dataplane_state)
-        finally:
-            dp.close()
-        return report
+        return warm.sync(self)
 
 
 # What the traffic commands ask of a running lab -------------------------------------------------------
@@ -267,6 +262,7 @@ def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManage
     every policy lifted ("policy lifted": filters still dispatch per endpoint, no policy is evaluated).
     The lifted state lasts only for the measurement: the store's policies are programmed back afterwards,
     even when the run fails. A lab without policies has one condition."""
+    from lab import warm
     from lab.world import model_objects
     from policy_dataplane.model import Policy
     from policy_dataplane.world import World
@@ -285,6 +281,7 @@ def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManage
         runtime = LabRuntime.open(lab)
         with runtime.exclusive():  # no other change while the policies are lifted
             try:
+                warm.forget(lab)  # the filters change behind the warm state's back
                 dp = runtime.dataplane()
                 try:
                     dp.sync(World.from_objects(without), runtime.placement())

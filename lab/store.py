@@ -127,6 +127,14 @@ class Store:
             (ObjectKey(k, ns, n), json.loads(doc)) for k, ns, n, doc in rows if wanted is None or k in wanted
         ]
 
+    def objects_since(self, revision: int) -> list[tuple[ObjectKey, dict[str, Any]]]:
+        """Objects written by a transaction after `revision` (deletions show as keys that are gone)."""
+        rows = self._db.execute("SELECT kind, namespace, name, doc FROM objects WHERE revision > ?", (revision,))
+        return [(ObjectKey(k, ns, n), json.loads(doc)) for k, ns, n, doc in rows]
+
+    def object_keys(self) -> set[ObjectKey]:
+        return {ObjectKey(*row) for row in self._db.execute("SELECT kind, namespace, name FROM objects")}
+
     # placements -----------------------------------------------------------------------------------
     def put_placement(self, placement: Placement) -> None:
         self._db.execute(

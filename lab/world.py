@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
 from lab.apply import key_of
 from lab.runtime import LabRuntime
+from lab.store import ObjectKey, Placement
 from policy_dataplane.documents import CONVERTERS, ModelObject
 from policy_dataplane.model import Pod
 from policy_dataplane.world import World
@@ -17,16 +19,20 @@ from policy_dataplane.world import World
 def model_objects(runtime: LabRuntime) -> list[ModelObject]:
     """Every stored document as a model object; pods carry the address and host the lab gave them."""
     placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
-    objects: list[ModelObject] = []
-    for key, doc in runtime.store.objects():
-        obj = _convert(doc, str(key))
-        if isinstance(obj, Pod):
-            placed = placements.get(obj.key)
-            if placed is None:
-                continue  # not running (yet): no address, no endpoint
-            obj = dataclasses.replace(obj, ips=(IPv4Address(placed.ip),), node=placed.host)
-        objects.append(obj)
-    return objects
+    objects = [model_object(key, doc, placements) for key, doc in runtime.store.objects()]
+    return [obj for obj in objects if obj is not None]
+
+
+def model_object(key: ObjectKey, doc: dict[str, Any], placements: Mapping[tuple[str, str], Placement]
+                 ) -> ModelObject | None:
+    """One stored document as a model object; None for a pod that is not running (yet): no address."""
+    obj = _convert(doc, str(key))
+    if isinstance(obj, Pod):
+        placed = placements.get(obj.key)
+        if placed is None:
+            return None
+        obj = dataclasses.replace(obj, ips=(IPv4Address(placed.ip),), node=placed.host)
+    return obj
 
 
 def _convert(doc: dict[str, Any], where: str) -> ModelObject:

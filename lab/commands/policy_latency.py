@@ -48,11 +48,14 @@ def policy_latency(
     pods = sorted((e for e in runtime.probe_endpoints(lab) if e.kind == "pod"), key=lambda e: e.name)
     if len(pods) < 3:
         fail("a policy-latency run needs at least 3 pods")
-    destination, others = pods[0], pods[1 : 1 + sources]
+    # The probing pods: those that reach the destination now first (a change can only cut what flows).
+    destination, candidates = pods[0], pods[1:]
+    verdicts = runtime.expected_verdicts(lab, [(s, destination) for s in candidates], protocol.value, port)
+    reaching = [s for s, allowed in zip(candidates, verdicts, strict=True) if allowed]
+    others = [*reaching, *(s for s in candidates if s not in reaching)][:sources]
     if change == "nft":
         # only pods that reach the destination now: the rule's drop is the only change on their paths
-        verdicts = runtime.expected_verdicts(lab, [(s, destination) for s in others], protocol.value, port)
-        reaching = [s for s, allowed in zip(others, verdicts, strict=True) if allowed]
+        reaching = [s for s in others if s in reaching]
         denied, allowed = reaching[: (len(reaching) + 1) // 2], reaching[(len(reaching) + 1) // 2 :]
 
         def factory(i: int):  # type: ignore[no-untyped-def]

@@ -204,6 +204,40 @@ def test_policy_latency_through_the_lab_leaves_it_as_it_was(make_lab, change):
     measured_equals_oracle("it10")
 
 
+def test_a_warm_process_ends_where_a_fresh_one_starts(make_lab):
+    """Many changes in one process (the warm world and filters follow the store incrementally) leave the same
+    world and the same compiled programs as a fresh process building everything from the store."""
+    from lab import warm
+    from lab.world import world_of
+    from policy_dataplane.dataplane import Dataplane
+
+    make_lab(small_lab("it11"))
+    runtime = LabRuntime.open("it11")
+    try:
+        quarantine = SCENARIOS / "quarantine.yaml"
+        isolation = SCENARIOS / "dev-prod-isolation.yaml"
+        apply_sources(runtime, [(str(isolation), isolation.read_text())])
+        apply_sources(runtime, [(str(quarantine), quarantine.read_text()), ("late.yaml", POD_YAML)])
+        label(runtime, key_for("pod", "dev/db"), {"quarantine": "true"})
+        label(runtime, key_for("namespace", "prod"), {"env": "production"})
+        delete_keys(runtime, [key_for("pod", "dev/web-1")])
+        label(runtime, key_for("pod", "prod/late"), {"quarantine": "true"})
+        kept = warm._WARM["it11"]
+        assert kept.revision == runtime.store.revision  # it followed every change without starting again
+        fresh = world_of(runtime)
+        assert kept.world.pods == fresh.pods and kept.world.policies == fresh.policies
+        assert kept.world.namespaces == fresh.namespaces
+        assert kept.world.memberships_from_scratch() == fresh.memberships_from_scratch()
+        dp = Dataplane("it11")
+        try:
+            assert dp.compile(fresh, runtime.placement()) == kept.dataplane.programs
+        finally:
+            dp.close()
+    finally:
+        runtime.close()
+    measured_equals_oracle("it11")
+
+
 def test_a_bad_apply_changes_nothing(make_lab):
     make_lab(small_lab("it6"))
     runtime = LabRuntime.open("it6")

@@ -1,0 +1,116 @@
+"""A warm policy controller per process: the lab's world and compiled filters, kept between syncs.
+
+Every command is a fresh process that rebuilds the world from the store and compiles every host (about a
+second at 1500 services). A process that changes the lab again and again (`lab policy-latency`, scenarios,
+benchmarks) keeps what it built, as Felix keeps its in-memory state: the next sync converts only the
+objects the store wrote since, updates the world's label index incrementally and lets the dataplane patch
+only what they touch. When anything else may have changed the lab in between (a revision it did not
+follow), it starts again from the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lab.store import ObjectKey, Placement
+
+if TYPE_CHECKING:
+    from lab.runtime import LabRuntime
+    from policy_dataplane.dataplane import Dataplane, SyncReport
+    from policy_dataplane.world import World
+
+
+@dataclass
+class WarmPolicy:
+    revision: int  # the store revision the world and the filters reflect
+    database: Path
+    world: World
+    dataplane: Dataplane
+    model_keys: dict[ObjectKey, tuple[str, Any]] = field(default_factory=dict)  # store key -> world key
+    placements: dict[tuple[str, str], Placement] = field(default_factory=dict)
+
+
+_WARM: dict[str, WarmPolicy] = {}
+
+
+def forget(lab: str) -> None:
+    """Drop what this process keeps for the lab (its filters are about to be changed another way)."""
+    warm = _WARM.pop(lab, None)
+    if warm is not None:
+        warm.dataplane.close()
+
+
+def sync(runtime: LabRuntime) -> SyncReport:
+    """Brings every host's filters in line with the store, from the warm state when it can follow."""
+    warm = _WARM.pop(runtime.lab, None)
+    if warm is not None and warm.database != runtime.paths.database:  # another lab of that name
+        warm.dataplane.close()
+        warm = None
+    try:
+        if warm is None or not _catch_up(runtime, warm):
+            if warm is not None:
+                warm.dataplane.close()
+            warm = _from_scratch(runtime)
+        report = warm.dataplane.sync(warm.world, runtime.placement())
+        warm.dataplane.save_state(runtime.dataplane_state)
+        warm.revision = runtime.store.revision
+    except BaseException:
+        if warm is not None:
+            warm.dataplane.close()
+        raise
+    _WARM[runtime.lab] = warm
+    return report
+
+
+def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
+    from lab.world import model_object
+    from policy_dataplane.documents import object_key
+    from policy_dataplane.world import World
+
+    placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
+    keys, objects = {}, []
+    for key, doc in runtime.store.objects():
+        obj = model_object(key, doc, placements)
+        if obj is not None:
+            keys[key] = object_key(obj)
+            objects.append(obj)
+    return WarmPolicy(runtime.store.revision, runtime.paths.database, World.from_objects(objects),
+                      runtime.dataplane(), keys, placements)
+
+
+def _catch_up(runtime: LabRuntime, warm: WarmPolicy) -> bool:
+    """Apply what the store wrote since the warm revision; False when that cannot be followed safely."""
+    from lab.world import model_object
+    from policy_dataplane.documents import object_key
+
+    revision = runtime.store.revision
+    if revision == warm.revision:
+        return True
+    if revision != warm.revision + 1:  # someone else changed the lab too: their kernel state is unknown here
+        return False
+    placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
+    docs = dict(runtime.store.objects_since(warm.revision))
+    moved = {k for k in placements.keys() | warm.placements.keys() if placements.get(k) != warm.placements.get(k)}
+    for namespace, name in moved:  # a pod placed or removed without its document changing
+        key = ObjectKey("Pod", namespace, name)
+        if key not in docs and (doc := runtime.store.get_object(key)) is not None:
+            docs[key] = doc
+    present = runtime.store.object_keys()
+    gone = [k for k in warm.model_keys if k not in present]
+    changed = []
+    for key, doc in docs.items():
+        obj = model_object(key, doc, placements)
+        if obj is None:  # a pod without an address any more
+            gone.append(key)
+            continue
+        warm.model_keys[key] = object_key(obj)
+        changed.append(obj)
+    warm.world.delete([warm.model_keys.pop(k) for k in gone if k in warm.model_keys])
+    warm.world.apply(changed)
+    warm.placements = placements
+    return True
+
+
+__all__ = ["WarmPolicy", "sync", "forget"]
