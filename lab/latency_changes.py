@@ -58,6 +58,13 @@ def _source(doc: dict[str, Any], name: str) -> tuple[str, str]:
     return (name, yaml.safe_dump(doc))
 
 
+def _delete_if_there(runtime: LabRuntime, sources: Sequence[tuple[str, str]]) -> None:
+    keys = [key_of(yaml.safe_load(text)) for _, text in sources]
+    there = [k for k in keys if runtime.store.get_object(k) is not None]
+    if there:
+        delete_keys(runtime, there)
+
+
 @contextmanager
 def lab_changes(lab: str, kind: str, destination: ProbeEndpoint, sources: Sequence[ProbeEndpoint],
                 protocol: Protocol, port: int) -> Iterator[Callable[[int], Change]]:
@@ -73,52 +80,49 @@ def lab_changes(lab: str, kind: str, destination: ProbeEndpoint, sources: Sequen
     marks += [(s, {ADMITTED: "true"}) for s in admitted]
     setup = [_source(QUARANTINE_POLICY, "latency-quarantine")] if kind == "label" else []
 
-    runtime = LabRuntime.open(lab)
-    try:
+    def cleanup(runtime: LabRuntime) -> None:  # idempotent: also after a set-up that failed halfway
         for endpoint, labels in marks:
-            label(runtime, key_for("pod", endpoint.name), labels)
-        if setup:
-            apply_sources(runtime, setup)
-        if kind == "deny":
-            write = [_source(DENY_POLICY, "latency-deny")]
-        else:
-            pod = runtime.store.get_object(key_for("pod", destination.name))
-            assert pod is not None
-            relabelled = {**pod, "metadata": {**pod["metadata"],
-                                               "labels": {**pod["metadata"].get("labels", {}), QUARANTINED: "true"}}}
-            write = [_source(relabelled, "latency-label")]
-        after_world = planned_world(runtime, write).world
-    finally:
-        runtime.close()
-
-    refs = [s.name if s.kind == "pod" else str(s.ip) for s in sources] + [destination.name]
-    m = matrix(after_world, protocol.value, None if protocol is Protocol.ICMP else port, refs)
-    after = [bool(m.allowed[i, len(sources)]) for i in range(len(sources))]
-    paths = tuple(AffectedPath(Probe(s, destination, protocol, port), after=a, before=b)
-                  for s, b, a in zip(sources, before, after, strict=True))
-
-    def apply() -> None:
-        if kind == "deny":
-            _runtime_call(lab, lambda r: apply_sources(r, write))
-        else:
-            _runtime_call(lab, lambda r: label(r, key_for("pod", destination.name), {QUARANTINED: "true"}))
-
-    def revert() -> None:
-        if kind == "deny":
-            _runtime_call(lab, lambda r: delete_keys(r, [key_of(yaml.safe_load(write[0][1]))]))
-        else:
-            _runtime_call(lab, lambda r: label(r, key_for("pod", destination.name), {QUARANTINED: None}))
+            label(runtime, key_for("pod", endpoint.name), dict.fromkeys(labels))
+        _delete_if_there(runtime, [*setup, _source(DENY_POLICY, "latency-deny")])
 
     try:
+        runtime = LabRuntime.open(lab)
+        try:
+            for endpoint, labels in marks:
+                label(runtime, key_for("pod", endpoint.name), labels)
+            if setup:
+                apply_sources(runtime, setup)
+            if kind == "deny":
+                write = [_source(DENY_POLICY, "latency-deny")]
+            else:
+                pod = runtime.store.get_object(key_for("pod", destination.name))
+                assert pod is not None
+                labels_after = {**pod["metadata"].get("labels", {}), QUARANTINED: "true"}
+                write = [_source({**pod, "metadata": {**pod["metadata"], "labels": labels_after}}, "latency-label")]
+            after_world = planned_world(runtime, write).world
+        finally:
+            runtime.close()
+
+        refs = [s.name if s.kind == "pod" else str(s.ip) for s in sources] + [destination.name]
+        m = matrix(after_world, protocol.value, None if protocol is Protocol.ICMP else port, refs)
+        after = [bool(m.allowed[i, len(sources)]) for i in range(len(sources))]
+        paths = tuple(AffectedPath(Probe(s, destination, protocol, port), after=a, before=b)
+                      for s, b, a in zip(sources, before, after, strict=True))
+
+        def apply() -> None:
+            if kind == "deny":
+                _runtime_call(lab, lambda r: apply_sources(r, write))
+            else:
+                _runtime_call(lab, lambda r: label(r, key_for("pod", destination.name), {QUARANTINED: "true"}))
+
+        def revert() -> None:
+            if kind == "deny":  # (gone already when the write itself failed)
+                _runtime_call(lab, lambda r: _delete_if_there(r, write))
+            else:
+                _runtime_call(lab, lambda r: label(r, key_for("pod", destination.name), {QUARANTINED: None}))
+
         yield lambda i: Change(f"{kind}-{i}", paths, apply=apply, revert=revert)
     finally:
-        def cleanup(runtime: LabRuntime) -> None:
-            for endpoint, labels in marks:
-                label(runtime, key_for("pod", endpoint.name), dict.fromkeys(labels))
-            if setup:
-                delete_keys(runtime, [key_of(yaml.safe_load(text)) for _, text in setup])
-
         _runtime_call(lab, cleanup)
-
 
 __all__ = ["KINDS", "lab_changes", "DENY_POLICY", "QUARANTINE_POLICY"]
