@@ -67,12 +67,14 @@ def _delete_if_there(runtime: LabRuntime, sources: Sequence[tuple[str, str]]) ->
 
 @contextmanager
 def lab_changes(lab: str, kind: str, destination: ProbeEndpoint, sources: Sequence[ProbeEndpoint],
-                protocol: Protocol, port: int) -> Iterator[Callable[[int], Change]]:
-    """Yields `i -> Change` for `traffic.stream.run_experiment`; sets up before, cleans up after."""
+                protocol: Protocol, port: int, before: Sequence[bool] | None = None,
+                ) -> Iterator[Callable[[int], Change]]:
+    """Yields `i -> Change` for `traffic.stream.run_experiment`; sets up before, cleans up after. `before`:
+    the oracle's verdict from each source now, when the caller has it already."""
     if kind not in KINDS:
         raise ValueError(f"unknown change {kind!r} (one of {', '.join(KINDS)})")
-    pairs = [(s, destination) for s in sources]
-    before = expected_verdicts(lab, pairs, protocol.value, port)
+    if before is None:
+        before = expected_verdicts(lab, [(s, destination) for s in sources], protocol.value, port)
     # Of the sources that get through now, `deny` keeps half (controls) and cuts the others off.
     reaching = [s for s, allowed in zip(sources, before, strict=True) if allowed]
     admitted = reaching[: len(reaching) // 2]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cached_property
 from ipaddress import IPv4Address
@@ -178,10 +178,14 @@ class LabRuntime:
         dp.load_state(self.dataplane_state)
         return dp
 
-    def placement(self) -> dict[str, list[tuple[tuple[str, str], str]]]:
-        """host -> [((namespace, pod), host-side interface)] of every running pod."""
+    def placement(
+        self, placements: Iterable[Placement] | None = None
+    ) -> dict[str, list[tuple[tuple[str, str], str]]]:
+        """host -> [((namespace, pod), host-side interface)] of every running pod (from `placements` when the
+        caller has read them already)."""
         out: dict[str, list[tuple[tuple[str, str], str]]] = {h: [] for h in self.host_names()}
-        for p in self.store.placements():  # placements and pod documents are written together
+        for p in self.store.placements() if placements is None else placements:
+            # placements and pod documents are written together
             out[p.host].append(((p.namespace, p.name), names.pod_host_ifname(p.namespace, p.name)))
         return out
 

@@ -7,6 +7,12 @@ from lab.runtime import LabRuntime
 from topology.model import node_netns
 
 
+def node_addresses(runtime: LabRuntime, kind: str | None = None) -> dict[str, str]:
+    """Fabric address of every node (or every node of one kind) by name: `tasks` -> `10.99.0.4`."""
+    return {n.name: str(n.ip.ip) for n in plan_node_addresses_from_model(runtime.lab, runtime.spec)
+            if kind is None or n.kind == kind}
+
+
 def resolve_netns(runtime: LabRuntime, target: str) -> str:
     if "/" in target:
         for plan in runtime.pod_plans():

@@ -53,7 +53,7 @@ def sync(runtime: LabRuntime) -> SyncReport:
             if warm is not None:
                 warm.dataplane.close()
             warm = _from_scratch(runtime)
-        report = warm.dataplane.sync(warm.world, runtime.placement())
+        report = warm.dataplane.sync(warm.world, runtime.placement(warm.placements.values()))
         warm.dataplane.save_state(runtime.dataplane_state)
         warm.revision = runtime.store.revision
     except BaseException:

@@ -85,9 +85,8 @@ def diff(
 
 def _externals(runtime) -> dict[str, tuple[str, set[tuple[str, int]]]]:  # type: ignore[no-untyped-def]
     """The lab's external servers by fabric address (as the probes and the oracle see them): name, ports."""
-    from lab.plan import plan_node_addresses_from_model
+    from lab.targets import node_addresses
 
-    spec = runtime.spec
-    address = {n.name: str(n.ip.ip) for n in plan_node_addresses_from_model(runtime.lab, spec) if n.kind == "external"}
+    address = node_addresses(runtime, "external")
     return {address[ext.name]: (ext.name, {(p.protocol.lower(), p.containerPort) for p in ext.ports})
-            for ext in spec.externals}
+            for ext in runtime.spec.externals}

@@ -24,8 +24,8 @@ class NoLabState(RuntimeError):
 def current_world(lab: str) -> tuple[World, dict[str, str]]:
     """The policy world of a running lab (its stored objects, pods with the addresses the lab gave them),
     and the fabric address of each node by name (so `tasks` means the external server)."""
-    from lab.plan import plan_node_addresses_from_model
     from lab.runtime import LabNotUp, LabRuntime
+    from lab.targets import node_addresses
     from lab.world import world_of
 
     try:
@@ -33,8 +33,7 @@ def current_world(lab: str) -> tuple[World, dict[str, str]]:
     except LabNotUp as exc:
         raise NoLabState(f"{exc} (or explain from files alone: lab explain SRC DST -f FILE ...)") from None
     try:
-        nodes = {n.name: str(n.ip.ip) for n in plan_node_addresses_from_model(lab, runtime.spec)}
-        return world_of(runtime), nodes
+        return world_of(runtime), node_addresses(runtime)
     finally:
         runtime.close()
 

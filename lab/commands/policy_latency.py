@@ -65,7 +65,9 @@ def policy_latency(
     else:
         from lab.latency_changes import lab_changes
 
-        changes = lab_changes(lab, change, destination, others, protocol, port)
+        reaches = dict(zip((s.name for s in candidates), verdicts, strict=True))
+        changes = lab_changes(lab, change, destination, others, protocol, port,
+                              before=[reaches[s.name] for s in others])
     with changes as make, ProbeEngine() as engine:
         if not make(0).paths or all(p.before == p.after for p in make(0).paths):
             fail(f"the {change} change would not alter any path from {len(others)} pods to {destination.name}")
