@@ -12,7 +12,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-PREFIX = "npl"
+# The prefix of every kernel name and file the lab makes. NETPOL_LAB_PREFIX changes it, so that two test
+# runs (or two developers) on one machine never share a namespace name; 2-5 lower-case letters.
+PREFIX_ENV = "NETPOL_LAB_PREFIX"
+DEFAULT_PREFIX = "npl"
+
+
+def _prefix_from_environment() -> str:
+    prefix = os.environ.get(PREFIX_ENV, DEFAULT_PREFIX)
+    if not re.fullmatch(r"[a-z]{2,5}", prefix):
+        raise ValueError(f"{PREFIX_ENV}={prefix!r} must be 2-5 lower-case letters")
+    return prefix
+
+
+PREFIX = _prefix_from_environment()
 MAX_LAB_NAME = 12
 LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 IFNAME_MAX = 15
