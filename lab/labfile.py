@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from policy_dataplane.dataplane.backend import backend_names
 from topology.names import LAB_NAME_RE, MAX_LAB_NAME
 
 DNS_LABEL_MAX = 63
@@ -102,7 +103,7 @@ class LabSpecModel(_Strict):
     fabric: IPv4Network = IPv4Network("10.99.0.0/24")
     ipam: IpamSpec = Field(default_factory=IpamSpec)
     bgp: BgpSpec = Field(default_factory=BgpSpec)
-    dataplane: Literal["nftables", "iptables"] = "nftables"
+    dataplane: str = "nftables"  # a registered backend (policy_dataplane.dataplane.backends)
     namespaces: list[NamespaceSpec] = Field(default_factory=list)
     pods: list[PodSpec] = Field(default_factory=list)
     externals: list[ExternalSpec] = Field(default_factory=list)
@@ -112,6 +113,14 @@ class LabSpecModel(_Strict):
     @classmethod
     def _strict_fabric(cls, value: Any) -> Any:
         return _parse_network(value)
+
+    @field_validator("dataplane")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        known = backend_names(for_labs=True)
+        if value not in known:
+            raise ValueError(f"unknown dataplane backend {value!r} (one of: {', '.join(known)})")
+        return value
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ Every Deny rule, Log rule, tier-end default deny and unknown-interface drop of t
 group `LOG_GROUP` with a prefix `<kind> <chain> <index>` (see nft/render.py). A `DropWatcher` opens one
 nfnetlink_log socket per host namespace (our own netlink, no daemon), binds the group with packet copy,
 and turns each message into a `DropEvent`: addresses, protocol and ports from the copied header, and the
-policy, rule or isolating policies from the host's table (`counters.describe_table`, re-read when a chain
-it does not know shows up). Parsing (`parse_nflog`, `event_from`) is pure; only the watcher touches sockets.
+policy, rule or isolating policies from the names the backend gives for the host's chains (its `describe`,
+asked again when a chain it does not know shows up). Parsing (`parse_nflog`, `event_from`) is pure; only the watcher touches sockets.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, replace
 from ipaddress import IPv4Address
 from typing import Any
 
-from policy_dataplane.dataplane.counters import TableInfo, describe_program, describe_table, read_table
-from policy_dataplane.dataplane.hostprogram import LOG_GROUP, HostProgram
+from policy_dataplane.dataplane.counters import TableInfo
+from policy_dataplane.dataplane.hostprogram import LOG_GROUP
 from policy_dataplane.dataplane.netns_exec import call_in_netns
 
 NETLINK_NETFILTER = 12
@@ -213,14 +213,14 @@ def open_nflog(netns: str, group: int = LOG_GROUP) -> socket.socket:
 class DropWatcher:
     """Listens on every host: `poll(timeout)` returns the events that arrived; `follow()` yields forever."""
 
-    def __init__(self, host_netns: Mapping[str, str], names: Callable[[IPv4Address], str | None] | None = None,
-                 group: int = LOG_GROUP, programs: Mapping[str, HostProgram] | None = None) -> None:
-        """`programs`: name chains from these HostPrograms instead of reading nft tables (the iptables
-        backend, whose rules nft cannot list, logs with the same prefixes)."""
+    def __init__(self, host_netns: Mapping[str, str], describe: Callable[[str], TableInfo],
+                 names: Callable[[IPv4Address], str | None] | None = None, group: int = LOG_GROUP) -> None:
+        """`describe(host)`: the names behind that host's chains, from its backend (every backend logs with
+        the same prefixes)."""
         self.names = names or (lambda ip: None)
         self.host_netns = dict(host_netns)
-        self.programs = dict(programs or {})
-        self.tables = {host: self._describe(host) for host in host_netns}
+        self._describe = describe
+        self.tables = {host: describe(host) for host in host_netns}
         self.sockets: dict[socket.socket, str] = {}
         try:
             for host, netns in host_netns.items():
@@ -228,11 +228,6 @@ class DropWatcher:
         except BaseException:
             self.close()
             raise
-
-    def _describe(self, host: str) -> TableInfo:
-        if host in self.programs:
-            return describe_program(host, self.programs[host])
-        return describe_table(host, read_table(self.host_netns[host]))
 
     def __enter__(self) -> DropWatcher:
         return self

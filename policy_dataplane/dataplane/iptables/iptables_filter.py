@@ -1,6 +1,6 @@
 """Applies HostPrograms as iptables (legacy, Calico's classic) + ipsets in a host namespace: the baseline.
 
-Same interface as program.HostFilter (install_base / plan / start / apply / resync / remove), so the
+A `backend.HostFilter` like the nftables one (install_base / plan / start / apply / resync / remove), so the
 Dataplane facade and the benchmark drive both. One change runs `ipset restore` (new sets, element changes),
 then `iptables-restore --noflush` with only the changed chains, then destroys sets no longer used: three
 steps, not one transaction (as with Felix). A full sync rewrites the whole filter table in one restore.
@@ -12,6 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from policy_dataplane.dataplane.backend import ApplyResult
 from policy_dataplane.dataplane.hostprogram import EMPTY_PROGRAM, HostProgram
 from policy_dataplane.dataplane.iptables.render import (
     removed_ipsets,
@@ -21,7 +22,6 @@ from policy_dataplane.dataplane.iptables.render import (
     render_iptables_full,
 )
 from policy_dataplane.dataplane.netns_exec import finish, run_in_netns, start_in_netns
-from policy_dataplane.dataplane.nft.nft_filter import ApplyResult
 
 IPTABLES_RESTORE = "iptables-legacy-restore"
 IPTABLES = "iptables-legacy"

@@ -1,13 +1,12 @@
 """Puts HostPrograms into host namespaces: one `nft -f` transaction per host and change.
 
-`HostFilter(netns)` remembers the program it last applied. `install_base()` writes the empty program (the
-table, the dispatch maps and the fail-closed rules) before any pod exists; `apply(new)` sends only the diff
+`NftablesHostFilter(netns)` remembers the program it last applied. `install_base()` writes the empty program
+(the table, the dispatch maps and the fail-closed rules) before any pod exists; `apply(new)` sends only the diff
 (when only set members changed, the usual label change, as one nf_tables netlink batch: no `nft` process);
 `resync(new)` replaces the whole table atomically (after a restart, when nothing is remembered): conntrack
 entries are not touched and the first rule accepts established flows, so open connections survive.
 
 nft applies a script as one transaction: if any line fails, nothing changes, and `applied` stays as it was.
-`apply_hosts` starts one `nft` per changed host at once and then waits for all (hosts are independent).
 """
 
 from __future__ import annotations
@@ -15,24 +14,16 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from policy_dataplane.dataplane.backend import ApplyResult
 from policy_dataplane.dataplane.hostprogram import EMPTY_PROGRAM, TABLE, HostProgram
 from policy_dataplane.dataplane.netns_exec import CommandFailed, finish, run_in_netns, start_in_netns
 from policy_dataplane.dataplane.nft.nftnl import ElementChange, NetlinkRefused, NftSocket
 from policy_dataplane.dataplane.nft.render import element_changes, render_diff, render_full
 
 NFT = ["nft", "-f", "-"]
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    netns: str
-    mode: str  # "none" (no change), "elements" (netlink), "diff", "full"
-    commands: int  # lines of the transaction
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -46,8 +37,8 @@ class Plan:
         return len(self.elements) if self.mode == "elements" else self.text.count("\n")
 
 
-class HostFilter:
-    """The lab's nftables table in one host namespace."""
+class NftablesHostFilter:
+    """The lab's nftables table in one host namespace (a `backend.HostFilter`)."""
 
     def __init__(self, netns: str, use_netlink: bool = True) -> None:
         self.netns = netns
@@ -120,7 +111,7 @@ class HostFilter:
 
 @dataclass
 class _Pending:
-    host: HostFilter
+    host: NftablesHostFilter
     new: HostProgram
     plan: Plan
     proc: subprocess.Popen[str] | None
@@ -138,26 +129,6 @@ class _Pending:
         self.host.applied = self.new
         self.host.fallback_full = False
         return ApplyResult(self.host.netns, self.plan.mode, self.plan.commands, time.perf_counter() - self.started)
-
-
-def apply_hosts(changes: Mapping[HostFilter, HostProgram]) -> list[ApplyResult]:
-    """Apply each host's program, all hosts at once. A host whose transaction fails keeps its old program;
-    the others are applied; the first failure is raised after all have finished."""
-    pending, failures = [], []
-    for host, program in changes.items():
-        try:
-            pending.append(host.start(program))
-        except (NetlinkRefused, CommandFailed) as error:
-            failures.append(error)
-    results = []
-    for p in pending:
-        try:
-            results.append(p.wait())
-        except CommandFailed as error:
-            failures.append(error)
-    if failures:
-        raise failures[0]  # type: ignore[misc]
-    return results
 
 
 # --- reading back -----------------------------------------------------------------------------------------
@@ -193,4 +164,4 @@ def normalized_listing(netns: str) -> dict[str, Any]:
     return {"objects": objects, "rules": rules}
 
 
-__all__ = ["HostFilter", "Plan", "ApplyResult", "apply_hosts", "normalized_listing"]
+__all__ = ["NftablesHostFilter", "Plan", "normalized_listing"]

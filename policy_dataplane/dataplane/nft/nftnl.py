@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
+from policy_dataplane.dataplane.backend import ApplyRefused
 from policy_dataplane.dataplane.hostprogram import TABLE
 from policy_dataplane.dataplane.netns_exec import call_in_netns
 
@@ -91,7 +92,7 @@ def encode_batch(changes: Sequence[ElementChange], first_seq: int = 1) -> tuple[
     return b"".join(out), acked
 
 
-class NetlinkRefused(RuntimeError):
+class NetlinkRefused(ApplyRefused):
     def __init__(self, netns: str, errno_: int) -> None:
         super().__init__(f"nf_tables refused the element batch in {netns}: {os.strerror(errno_)}")
         self.errno = errno_

@@ -14,7 +14,7 @@ from dataplane_lab import HOSTS, LAB, QUARANTINE, DataplaneLab, assert_matches_o
 from policy_dataplane.dataplane.hostprogram import HostProgram, RuleProgram, SideMatch, Verdict
 from policy_dataplane.dataplane.lab_dataplane import Dataplane
 from policy_dataplane.dataplane.netns_exec import CommandFailed
-from policy_dataplane.dataplane.nft.nft_filter import HostFilter, normalized_listing
+from policy_dataplane.dataplane.nft.nft_filter import NftablesHostFilter, normalized_listing
 from policy_dataplane.dataplane.nft.nftnl import NetlinkRefused
 from policy_dataplane.dataplane.nft.render import render_diff
 from policy_dataplane.policy.documents import load_text
@@ -39,7 +39,7 @@ spec:
 """ + QUARANTINE
 
 
-def isolate_p1(lab: DataplaneLab) -> tuple[HostFilter, HostProgram, dict[str, object]]:
+def isolate_p1(lab: DataplaneLab) -> tuple[NftablesHostFilter, HostProgram, dict[str, object]]:
     """POLICIES applied and ns1/p1 made a `web` pod: (h1's filter, its applied program, its table)."""
     lab.apply(POLICIES)
     lab.label("ns1/p1", role="web")
