@@ -16,7 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from policy_dataplane.dataplane.backend import backend_names
+from policy_dataplane.dataplane.backends import backend_names
+from topology.engines import DEFAULT_ENGINE, engine_names
 from topology.names import LAB_NAME_RE, MAX_LAB_NAME
 
 DNS_LABEL_MAX = 63
@@ -104,6 +105,7 @@ class LabSpecModel(_Strict):
     ipam: IpamSpec = Field(default_factory=IpamSpec)
     bgp: BgpSpec = Field(default_factory=BgpSpec)
     dataplane: str = "nftables"  # a registered backend (policy_dataplane.dataplane.backends)
+    engine: str = DEFAULT_ENGINE  # a registered topology engine (topology.engines)
     namespaces: list[NamespaceSpec] = Field(default_factory=list)
     pods: list[PodSpec] = Field(default_factory=list)
     externals: list[ExternalSpec] = Field(default_factory=list)
@@ -113,6 +115,17 @@ class LabSpecModel(_Strict):
     @classmethod
     def _strict_fabric(cls, value: Any) -> Any:
         return _parse_network(value)
+
+    def host_names(self) -> list[str]:
+        hosts = self.hosts
+        return [f"node{i}" for i in range(1, hosts + 1)] if isinstance(hosts, int) else [h.name for h in hosts]
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value not in engine_names():
+            raise ValueError(f"unknown topology engine {value!r} (one of: {', '.join(engine_names())})")
+        return value
 
     @field_validator("dataplane")
     @classmethod
@@ -136,9 +149,7 @@ class LabSpec:
         return self.model.name
 
     def host_names(self) -> list[str]:
-        from lab.plan import host_names
-
-        return host_names(self.model)
+        return self.model.host_names()
 
     def pod_instances(self) -> list[tuple[PodSpec, str]]:
         """Every pod the lab runs, with its instance name (`web`, or `web-0`.. with replicas)."""

@@ -1,24 +1,24 @@
-"""The dataplane seam: what a backend must do, and the registry that finds one by name.
+"""The dataplane seam: what a backend must do (the registry that finds one by name is `backends.py`).
 
 A backend puts `HostProgram`s into one host namespace each (`HostFilter`), reads its counters back and
 names what its log prefixes point at (for drops). The lab's `Dataplane` facade, the CLI and the benchmarks
 only ever see these protocols, so a new backend is one folder (its filter, its counters, its describe)
 plus one `register_backend` line in `dataplane/backends.py`; no caller changes.
 
-    backend = get_backend("nftables")
+    backend = backends.get_backend("nftables")
     f = backend.host_filter("nla-demo-h-node1")
     f.install_base(); f.apply(program); f.resync(program); f.remove()
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from policy_dataplane.dataplane.counters import Counters, TableInfo
 from policy_dataplane.dataplane.hostprogram import HostProgram
-from policy_dataplane.dataplane.netns_exec import CommandFailed
+from topology.netns import CommandFailed
 
 
 @dataclass(frozen=True)
@@ -109,35 +109,4 @@ def apply_hosts(changes: Mapping[HostFilter, HostProgram]) -> list[ApplyResult]:
     return results
 
 
-@dataclass(frozen=True)
-class Registration:
-    factory: Callable[[], Backend]
-    for_labs: bool  # False: lives in one process only (the fake), so a lab file cannot ask for it
-
-
-_BACKENDS: dict[str, Registration] = {}
-
-
-def register_backend(name: str, factory: Callable[[], Backend], for_labs: bool = True) -> None:
-    _BACKENDS[name] = Registration(factory, for_labs)
-
-
-def get_backend(name: str) -> Backend:
-    _load_builtin()
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown dataplane backend {name!r} ({' or '.join(sorted(_BACKENDS))})")
-    return _BACKENDS[name].factory()
-
-
-def backend_names(for_labs: bool = False) -> list[str]:
-    """Every registered backend (only those a lab file may name, with `for_labs`)."""
-    _load_builtin()
-    return sorted(n for n, r in _BACKENDS.items() if r.for_labs or not for_labs)
-
-
-def _load_builtin() -> None:
-    import policy_dataplane.dataplane.backends  # noqa: F401  (its import registers the built-in backends)
-
-
-__all__ = ["REFUSED", "ApplyRefused", "ApplyResult", "Backend", "apply_hosts", "HostFilter", "PendingApply", "backend_names", "get_backend",
-           "register_backend"]
+__all__ = ["REFUSED", "ApplyRefused", "ApplyResult", "Backend", "HostFilter", "PendingApply", "apply_hosts"]

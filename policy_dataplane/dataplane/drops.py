@@ -21,7 +21,8 @@ from typing import Any
 
 from policy_dataplane.dataplane.counters import TableInfo
 from policy_dataplane.dataplane.hostprogram import LOG_GROUP
-from policy_dataplane.dataplane.netns_exec import call_in_netns
+from topology.engine import Engine
+from topology.engines import get_engine
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_ULOG = 4
@@ -188,7 +189,7 @@ def _expect_ack(sock: socket.socket) -> None:
             raise OSError(-error, f"nfnetlink_log config refused: {error}")
 
 
-def open_nflog(netns: str, group: int = LOG_GROUP) -> socket.socket:
+def open_nflog(netns: str, group: int = LOG_GROUP, engine: Engine | None = None) -> socket.socket:
     """A netlink socket in `netns` bound to NFLOG `group` with packet copy (only one listener per group)."""
     def make() -> socket.socket:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
@@ -196,7 +197,7 @@ def open_nflog(netns: str, group: int = LOG_GROUP) -> socket.socket:
         sock.bind((0, 0))
         return sock
 
-    sock = call_in_netns(netns, make)
+    sock = (engine or get_engine()).call_in(netns, make)
     try:
         sock.send(_config_message(group, _attr(NFULA_CFG_CMD, bytes([NFULNL_CFG_CMD_BIND])), 1))
         _expect_ack(sock)
@@ -214,7 +215,8 @@ class DropWatcher:
     """Listens on every host: `poll(timeout)` returns the events that arrived; `follow()` yields forever."""
 
     def __init__(self, host_netns: Mapping[str, str], describe: Callable[[str], TableInfo],
-                 names: Callable[[IPv4Address], str | None] | None = None, group: int = LOG_GROUP) -> None:
+                 names: Callable[[IPv4Address], str | None] | None = None, group: int = LOG_GROUP,
+                 engine: Engine | None = None) -> None:
         """`describe(host)`: the names behind that host's chains, from its backend (every backend logs with
         the same prefixes)."""
         self.names = names or (lambda ip: None)
@@ -224,7 +226,7 @@ class DropWatcher:
         self.sockets: dict[socket.socket, str] = {}
         try:
             for host, netns in host_netns.items():
-                self.sockets[open_nflog(netns, group)] = host
+                self.sockets[open_nflog(netns, group, engine)] = host
         except BaseException:
             self.close()
             raise

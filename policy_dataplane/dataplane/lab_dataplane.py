@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from policy_dataplane.dataplane.backend import ApplyResult, Backend, HostFilter, apply_hosts, get_backend
+from policy_dataplane.dataplane.backend import ApplyResult, Backend, HostFilter, apply_hosts
+from policy_dataplane.dataplane.backends import get_backend
 from policy_dataplane.dataplane.compile import IncrementalCompiler, PodKey
 from policy_dataplane.dataplane.counters import Counters, TableInfo
 from policy_dataplane.dataplane.drops import DropWatcher
@@ -27,7 +28,7 @@ from policy_dataplane.dataplane.hostprogram import HostProgram
 from policy_dataplane.policy.world import World
 from topology import names
 
-Placement = Mapping[str, Sequence[tuple[PodKey, str]]]  # host -> [(pod key, host-side ifname)]
+PodsByHost = Mapping[str, Sequence[tuple[PodKey, str]]]  # host -> [(pod key, host-side ifname)]
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,11 @@ class Dataplane:
     def install_base(self, host: str) -> ApplyResult:
         return self.host(host).install_base()
 
-    def compile(self, world: World, placement: Placement) -> dict[str, HostProgram]:
+    def compile(self, world: World, placement: PodsByHost) -> dict[str, HostProgram]:
         """Programs per host; incremental: only hosts and sets a pod change can touch are recompiled."""
         return self._compiler.compile(world, {host: dict(pods) for host, pods in placement.items()})
 
-    def sync(self, world: World, placement: Placement) -> SyncReport:
+    def sync(self, world: World, placement: PodsByHost) -> SyncReport:
         started = time.perf_counter()
         programs = self.compile(world, placement)
         compiled = time.perf_counter()
@@ -99,7 +100,7 @@ class Dataplane:
             f.fallback_full = True
         return True
 
-    def resync(self, world: World, placement: Placement) -> SyncReport:
+    def resync(self, world: World, placement: PodsByHost) -> SyncReport:
         """Forget what was applied and replace every host's table in one transaction each."""
         for host in placement:
             self.host(host).applied = None
@@ -134,4 +135,4 @@ class Dataplane:
         return DropWatcher({h: self._netns(h) for h in hosts}, describe, by_ip.get)
 
 
-__all__ = ["Dataplane", "SyncReport", "Placement"]
+__all__ = ["Dataplane", "PodsByHost", "SyncReport"]

@@ -23,7 +23,8 @@ from policy_dataplane.dataplane.counters import (
     counters_from,
 )
 from policy_dataplane.dataplane.hostprogram import MARK_ALLOW, MARK_PASS, TABLE
-from policy_dataplane.dataplane.netns_exec import run_in_netns
+from topology.engine import Engine
+from topology.engines import get_engine
 
 
 def _counter(expr: list[dict[str, Any]]) -> tuple[int, int] | None:
@@ -128,13 +129,13 @@ def _endpoint_counters(info: TableInfo, chain: str, rules: list[dict[str, Any]])
             tier_policies = []  # marks cleared: a new tier starts
     info.endpoints.append(EndpointCounter(info.host, endpoint, direction, seen[0], seen[1], denied[0], denied[1]))
 
-def read_table(netns: str) -> dict[str, Any]:
-    out = run_in_netns(netns, ["nft", "-j", "list", "table", "inet", TABLE], check=False)
+def read_table(netns: str, engine: Engine | None = None) -> dict[str, Any]:
+    out = (engine or get_engine()).run_in(netns, ["nft", "-j", "list", "table", "inet", TABLE], check=False)
     return json.loads(out) if out.strip() else {"nftables": []}
 
-def read_counters(host_netns: Mapping[str, str]) -> Counters:
+def read_counters(host_netns: Mapping[str, str], engine: Engine | None = None) -> Counters:
     """host -> its namespace; reads every host's table."""
-    return counters_from(describe_table(host, read_table(netns)) for host, netns in host_netns.items())
+    return counters_from(describe_table(host, read_table(netns, engine)) for host, netns in host_netns.items())
 
 
 __all__ = ["describe_table", "read_counters", "read_table"]

@@ -19,9 +19,11 @@ from typing import Any
 
 from policy_dataplane.dataplane.backend import ApplyResult
 from policy_dataplane.dataplane.hostprogram import EMPTY_PROGRAM, TABLE, HostProgram
-from policy_dataplane.dataplane.netns_exec import CommandFailed, finish, run_in_netns, start_in_netns
 from policy_dataplane.dataplane.nft.nftnl import ElementChange, NetlinkRefused, NftSocket
 from policy_dataplane.dataplane.nft.render import element_changes, render_diff, render_full
+from topology.engine import Engine
+from topology.engines import get_engine
+from topology.netns import CommandFailed, finish
 
 NFT = ["nft", "-f", "-"]
 
@@ -40,8 +42,9 @@ class Plan:
 class NftablesHostFilter:
     """The lab's nftables table in one host namespace (a `backend.HostFilter`)."""
 
-    def __init__(self, netns: str, use_netlink: bool = True) -> None:
+    def __init__(self, netns: str, use_netlink: bool = True, engine: Engine | None = None) -> None:
         self.netns = netns
+        self.engine = engine or get_engine()
         self.applied: HostProgram | None = None  # None: unknown (fresh start): the next apply is a full one
         self.use_netlink = use_netlink
         self._netlink: NftSocket | None = None
@@ -87,19 +90,19 @@ class NftablesHostFilter:
         proc = None
         if plan.mode == "elements":  # synchronous: a netlink batch takes well under a millisecond
             if self._netlink is None:
-                self._netlink = NftSocket(self.netns)
+                self._netlink = NftSocket(self.netns, self.engine)
             self._netlink.send(plan.elements)
         elif plan.text:
-            proc = start_in_netns(self.netns, NFT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE)
+            proc = self.engine.start_in(self.netns, NFT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
         return _Pending(self, new, plan, proc, started)
 
     def listing(self) -> dict[str, Any]:
-        return normalized_listing(self.netns)
+        return normalized_listing(self.netns, self.engine)
 
     def remove(self) -> None:
         """Delete the table (the namespace stays); the next apply starts over."""
-        run_in_netns(self.netns, ["nft", "delete", "table", "inet", TABLE], check=False)
+        self.engine.run_in(self.netns, ["nft", "delete", "table", "inet", TABLE], check=False)
         self.applied = None
         self.close()
 
@@ -125,7 +128,7 @@ class _Pending:
                 if not (self.host.fallback_full and self.plan.mode == "diff"):
                     raise
                 self.plan = Plan("full", render_full(self.new))
-                run_in_netns(self.host.netns, NFT, stdin=self.plan.text)
+                self.host.engine.run_in(self.host.netns, NFT, stdin=self.plan.text)
         self.host.applied = self.new
         self.host.fallback_full = False
         return ApplyResult(self.host.netns, self.plan.mode, self.plan.commands, time.perf_counter() - self.started)
@@ -148,9 +151,9 @@ def _strip(obj: Any) -> Any:
     return obj
 
 
-def normalized_listing(netns: str) -> dict[str, Any]:
+def normalized_listing(netns: str, engine: Engine | None = None) -> dict[str, Any]:
     """The table as the kernel holds it, comparable across loads: objects by (kind, name), rules by chain."""
-    raw = json.loads(run_in_netns(netns, ["nft", "-j", "list", "table", "inet", TABLE]))
+    raw = json.loads((engine or get_engine()).run_in(netns, ["nft", "-j", "list", "table", "inet", TABLE]))
     objects: dict[str, Any] = {}
     rules: dict[str, list[Any]] = {}
     for entry in raw.get("nftables", []):

@@ -5,6 +5,7 @@ Cross-host and external reachability use static routes the TEST adds (in the rea
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,9 +14,10 @@ import pytest
 import topology_probes as probe
 from topology_plans import make_plan
 
-from topology import netns, plumbing
+from topology import names, netns, plumbing
 from topology.engine import NetnsEngine, TopologyError
 from topology.model import TopologyPlan, plan_pod
+from topology.netns import CommandFailed
 from topology.responder import start_responder
 from topology.responder_ctl import running_pid
 from topology.validation import PlanError
@@ -195,7 +197,7 @@ def test_destroy_cleans_up_after_a_crashed_process(lab2) -> None:  # type: ignor
     assert running_pid(lab2.paths) is None and not probe.alive(responder)
     assert len(removed) == 7
     assert lab2.engine.list_owned(lab2.name) == []
-    assert not [ns for ns in netns.list_netns() if ns.startswith("npl-tt2-")]
+    assert not [ns for ns in netns.list_netns() if ns.startswith(names.lab_netns_prefix("tt2"))]
 
 
 def test_exec_in_runs_inside_the_namespace(lab) -> None:  # type: ignore[no-untyped-def]
@@ -204,4 +206,24 @@ def test_exec_in_runs_inside_the_namespace(lab) -> None:  # type: ignore[no-unty
     out = lab.engine.exec_in(plan.pods[0].netns, ["ip", "-o", "-4", "addr", "show", "dev", "eth0"])
     assert out.returncode == 0 and "10.210.0.1/32" in out.stdout
     with pytest.raises(TopologyError):
-        lab.engine.exec_in("npl-tt1-p-nope.nope", ["true"])
+        lab.engine.exec_in(f"{names.PREFIX}-tt1-p-nope.nope", ["true"])
+
+
+def test_every_way_into_a_namespace_enters_that_one_and_only_there(lab) -> None:  # type: ignore[no-untyped-def]
+    """run_in, start_in (setns before exec), call_in (this thread) and exec_in (`ip netns exec`) all land in
+    the pod's namespace, and the calling thread is back home afterwards."""
+    plan = make_plan(lab.name)
+    lab.engine.build(plan)
+    target = plan.pods[0].netns
+    inside = f"net:[{netns.identity(target)}]"
+    home = os.readlink("/proc/thread-self/ns/net")
+    assert home != inside
+    readlink = ["readlink", "/proc/self/ns/net"]
+    assert lab.engine.run_in(target, readlink).strip() == inside
+    proc = lab.engine.start_in(target, readlink, stdout=subprocess.PIPE)
+    assert proc.communicate()[0].strip() == inside
+    assert lab.engine.call_in(target, lambda: os.readlink("/proc/thread-self/ns/net")) == inside
+    assert lab.engine.exec_in(target, readlink).stdout.strip() == inside
+    assert os.readlink("/proc/thread-self/ns/net") == home
+    with pytest.raises(CommandFailed, match="false"):
+        lab.engine.run_in(target, ["false"])

@@ -18,9 +18,9 @@ from lab.apply import apply_sources, delete_keys, label
 from lab.labfile import parse_lab
 from lab.runtime import LabRuntime
 from lab.store import ObjectKey, Placement
-from lab.world import world_of
-from policy_dataplane.dataplane import backend as backend_registry
-from policy_dataplane.dataplane.backend import backend_names, register_backend
+from lab.stored_world import world_of
+from policy_dataplane.dataplane import backends as backend_registry
+from policy_dataplane.dataplane.backends import register_backend
 from policy_dataplane.dataplane.compile import compile_hosts
 from policy_dataplane.dataplane.fake.backend import FakeBackend, FakeKernel
 from policy_dataplane.dataplane.hostprogram import HostProgram
@@ -84,7 +84,6 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLab]:
     monkeypatch.setenv(names.STATE_ROOT_ENV, str(tmp_path / "state"))
     monkeypatch.setenv(names.RUN_ROOT_ENV, str(tmp_path / "run"))
     kernel, calls = FakeKernel(), []
-    backend_names()  # the built-in ones first, then a copy the test may add to
     monkeypatch.setattr(backend_registry, "_BACKENDS", dict(backend_registry._BACKENDS))
     register_backend("memory", lambda: FakeBackend(kernel))  # the one line a new backend needs
     monkeypatch.setattr(LabRuntime, "fabric", lambda self: RecordingFabric(calls))

@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from policy_dataplane.dataplane import backend as backend_registry
-from policy_dataplane.dataplane.backend import (
-    ApplyRefused,
-    apply_hosts,
-    backend_names,
-    get_backend,
-    register_backend,
-)
+from policy_dataplane.dataplane import backends as backend_registry
+from policy_dataplane.dataplane.backend import ApplyRefused, apply_hosts
+from policy_dataplane.dataplane.backends import backend_names, get_backend, register_backend
 from policy_dataplane.dataplane.compile import compile_hosts
 from policy_dataplane.dataplane.fake.backend import FakeBackend, FakeKernel
 from policy_dataplane.dataplane.lab_dataplane import Dataplane
