@@ -29,6 +29,7 @@ from policy_dataplane.hostprogram import (
     Verdict,
 )
 from policy_dataplane.render import address_elements, log_prefix, rule_comment
+from topology.kernel_text import quoted
 
 P = "npl-"
 PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 132: "sctp"}
@@ -148,7 +149,7 @@ def rule_bodies(policy: PolicyProgram, index: int, rule: RuleProgram) -> list[st
         if icmp is not None:
             what = str(icmp[0]) if icmp[1] is None else f"{icmp[0]}/{icmp[1]}"
             head.append(f"-m icmp {'! ' if negate else ''}--icmp-type {what}")
-    comment = f'-m comment --comment "{rule_comment(policy, index)}"'
+    comment = f"-m comment --comment {quoted(rule_comment(policy, index))}"
     chain = chain_name(policy.chain)
     out = []
     for src_alt in _alternatives(rule.source):
