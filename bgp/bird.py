@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from bgp.files import ReflectorFiles, write_atomic
 from bgp.sessions import ReflectorPlan
 from topology import processes
-from topology.names import LabPaths
 from topology.kernel_text import quoted
+from topology.names import LabPaths
 
 START_TIMEOUT = 10.0
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from bgp.files import SpeakerFiles, write_atomic, write_json
 from bgp.sessions import SpeakerPlan
 from topology import processes
-from topology.names import LabPaths
 from topology.kernel_text import token
+from topology.names import LabPaths
 
 AGENT_PROCESS = "agent"
 START_TIMEOUT = 20.0

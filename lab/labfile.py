@@ -16,9 +16,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from policy_dataplane.validation import Problems, check_dns_label, check_dns_subdomain, check_labels
 from lab.limits import LIMITS_ENV, Limits, LimitsError, default_limits
 from policy_dataplane.safeyaml import InputError, load_all, read_text
+from policy_dataplane.validation import Problems, check_dns_label, check_dns_subdomain, check_labels
 from topology.names import LAB_NAME_RE, MAX_LAB_NAME
 
 DNS_LABEL_MAX = 63
