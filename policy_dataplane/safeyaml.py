@@ -36,13 +36,16 @@ def read_text(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"{path}: not a regular file: only regular files are read")
         if info.st_size > max_bytes:
             raise InputError(f"{path}: {info.st_size} bytes is more than the limit of {max_bytes} (fileBytes)")
-        data = f.read(max_bytes + 1)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(max_bytes + 1)
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise InputError(f"{path}: more than the limit of {max_bytes} bytes (fileBytes)")
     try:
@@ -63,12 +66,43 @@ class BoundedLoader(_BASE):  # type: ignore[misc, valid-type]
 
 def check_node_graph(root: Node, max_nodes: int) -> int:
     """The document's size with every alias expanded; YAMLError when it is too big, too deep, recursive or
-    has a duplicate key. One pass: each node object is sized once, however many aliases point at it."""
+    has a duplicate key. Documents without aliases (nearly all) take one quick pass; with aliases each node
+    object is sized once however many aliases point at it, so a billion laughs costs microseconds."""
+    count, shared = _quick_pass(root, max_nodes)
+    return _expanded_size(root, max_nodes) if shared else count
+
+
+def _quick_pass(root: Node, max_nodes: int) -> tuple[int, bool]:
+    """(distinct nodes, whether any node is reached twice); checks depth and duplicate keys on the way."""
+    seen: set[int] = set()
+    stack: list[tuple[Node, int]] = [(root, 1)]
+    shared = False
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen:
+            shared = True
+            continue
+        seen.add(id(node))
+        if len(seen) > max_nodes:
+            raise _problem(node, f"has more than {max_nodes} YAML nodes (yamlNodes)")
+        if depth > MAX_DEPTH:
+            raise _problem(node, f"nested deeper than {MAX_DEPTH} levels")
+        value = node.value
+        if type(value) is list:  # a sequence or a mapping (a scalar's value is its text)
+            if isinstance(node, MappingNode):
+                _check_unique_keys(node)
+                stack.extend((part, depth + 1) for pair in value for part in pair)
+            else:
+                stack.extend((child, depth + 1) for child in value)
+    return len(seen), shared
+
+
+def _expanded_size(root: Node, max_nodes: int) -> int:
     size: dict[int, int] = {}
     on_path: set[int] = set()
-    stack: list[tuple[Node, int, bool]] = [(root, 1, False)]
+    stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
-        node, depth, children_done = stack.pop()
+        node, children_done = stack.pop()
         key = id(node)
         if children_done:
             on_path.discard(key)
@@ -80,13 +114,9 @@ def check_node_graph(root: Node, max_nodes: int) -> int:
             continue
         if key in on_path:
             raise _problem(node, "a recursive alias (a node that contains itself)")
-        if depth > MAX_DEPTH:
-            raise _problem(node, f"nested deeper than {MAX_DEPTH} levels")
-        if isinstance(node, MappingNode):
-            _check_unique_keys(node)
         on_path.add(key)
-        stack.append((node, depth, True))
-        stack.extend((child, depth + 1, False) for child in _children(node) if id(child) not in size)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in size)
     return size[id(root)]
 
 
