@@ -79,12 +79,19 @@ def read_sources(files: Iterable[Path], limits: Limits | None = None) -> list[tu
     return sources
 
 
-def validate(sources: list[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
+def validate(sources: list[tuple[str, str]], backend: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     """Raises the model's DocumentsInvalid (every problem, naming file, object and field) or returns
-    (source, document) pairs."""
+    (source, document) pairs. With a backend, every policy is also compiled and rendered for it: what a
+    host could not be given is refused here, before the store changes."""
     from policy_dataplane.documents import load_sources
+    from policy_dataplane.model import Policy
+    from policy_dataplane.preflight import unprogrammable
 
-    load_sources(sources)
+    objects = load_sources(sources)
+    if backend is not None:
+        problems = unprogrammable((o for o in objects if isinstance(o, Policy)), backend)
+        if problems:
+            raise ApplyError(f"{len(problems)} problem(s), nothing applied:\n" + "\n".join(f"  - {p}" for p in problems))
     return sourced_documents(sources)
 
 
@@ -95,12 +102,13 @@ def apply_files(runtime: LabRuntime, files: Iterable[Path], progress: Progress |
 @one_change_at_a_time
 def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress: Progress | None = None
                   ) -> ApplyReport:
-    sourced = validate(sources)
+    sourced = validate(sources, runtime.spec.dataplane)
     docs = [doc for _, doc in sourced]
     report = ApplyReport()
     _check_references(runtime, docs)
     _check_limits(runtime, docs)
     new_pods: list[tuple[str, ObjectKey, dict[str, Any]]] = []
+    before = {key_of(doc): runtime.store.get_object(key_of(doc)) for doc in docs}
     with runtime.store.transaction():
         load = Counter(p.host for p in runtime.store.placements())
         hosts = runtime.host_names()
@@ -117,10 +125,43 @@ def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress:
             runtime.store.put_object(key, doc)
             (report.created if old is None else report.configured).append(str(key))
         _assign_addresses(runtime, new_pods)
-    if new_pods:
-        _plumb_new_pods(runtime, [key for _, key, _ in new_pods], progress)
-    runtime.sync_policy()
+    try:
+        if new_pods:
+            _plumb_new_pods(runtime, [key for _, key, _ in new_pods], progress)
+        runtime.sync_policy()
+    except Exception as exc:
+        raise ApplyError(f"nothing applied: {roll_back(runtime, before, exc)}") from None
     return report
+
+
+def roll_back(runtime: LabRuntime, before: dict[ObjectKey, dict[str, Any] | None], cause: Exception) -> str:
+    """After a change reached the store but could not be carried out (a host refused its program, a pod could
+    not be plumbed): the objects go back to what they were, pods that came with the change are removed again
+    and every host is brought back in line with the restored store. Hosts whose transaction failed kept their
+    last good program (nft and iptables-restore apply all or nothing). Returns what happened, for the error."""
+    from lab import warm
+
+    warm.forget(runtime.lab)
+    added_pods = [k for k, old in before.items() if k.kind == "Pod" and old is None]
+    plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in added_pods})
+    with runtime.store.transaction():
+        for key, old in before.items():
+            if old is None:
+                runtime.store.delete_object(key)
+            else:
+                runtime.store.put_object(key, old)
+        runtime.release_addresses([(p.namespace, p.name) for p in plans])
+    message = f"the change failed ({cause}); the store was rolled back"
+    try:
+        if plans:
+            fabric = runtime.fabric()
+            fabric.reload_responder(runtime.responder_targets())
+            fabric.remove_pods(plans)
+            fabric.update_announcements({p.host for p in plans})
+        runtime.sync_policy()
+    except Exception as again:  # the kernel keeps its last good program; the store says what it should be
+        message += f", but the hosts could not be brought back in line ({again}): run `lab apply` again"
+    return message
 
 
 def _check_references(runtime: LabRuntime, docs: list[dict[str, Any]]) -> None:
@@ -214,12 +255,23 @@ def _plumb_new_pods(runtime: LabRuntime, keys: list[ObjectKey], progress: Progre
     fabric.reload_responder(runtime.responder_targets())
 
 
+def with_namespace_contents(runtime: LabRuntime, keys: list[ObjectKey]) -> list[ObjectKey]:
+    """The keys plus, for each Namespace among them, every object stored in it (Pods, policies, NetworkSets),
+    as Kubernetes deletes a namespace's contents with it; contents first, each key once."""
+    namespaces = {k.name for k in keys if k.kind == "Namespace"}
+    if not namespaces:
+        return keys
+    contents = sorted((k for k in runtime.store.object_keys() if k.namespace in namespaces and k not in keys), key=str)
+    return contents + keys
+
+
 @one_change_at_a_time
 def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
     report = ApplyReport()
     missing = [str(k) for k in keys if runtime.store.get_object(k) is None]
     if missing:
         raise ApplyError("nothing deleted: not found: " + ", ".join(missing))
+    keys = with_namespace_contents(runtime, keys)
     pods = [k for k in keys if k.kind == "Pod"]
     plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in pods})
     with runtime.store.transaction():
