@@ -145,12 +145,11 @@ def test_iptables_programs_slash_zero_and_rolls_back_what_it_cannot_program(make
         def host_refuses(*args: object) -> None:
             raise RuntimeError("iptables-restore: line 3 failed")
 
-        monkeypatch.setattr(warm, "sync", host_refuses)  # the first sync fails; the roll-back's too
-        with pytest.raises(ApplyError, match="the store was rolled back"):
+        with monkeypatch.context() as patch, pytest.raises(ApplyError, match="the store was rolled back"):
+            patch.setattr(warm, "sync", host_refuses)  # the first sync fails; the roll-back's too
             apply_sources(runtime, [("unrelated.yaml", UNRELATED)])
         assert runtime.store.get_object(ObjectKey("GlobalNetworkPolicy", "", "unrelated")) is None
         assert runtime.store.revision > kept  # the roll-back is a change of its own
-        monkeypatch.undo()
         apply_sources(runtime, [("unrelated.yaml", UNRELATED)])  # later changes still work
         assert matrix_mismatches("ith", Protocol.TCP, 80) == []
     finally:
