@@ -16,7 +16,7 @@ from typing import Any
 from lab.limits import Limits, default_limits
 from lab.runtime import LabRuntime, PodAddressError, one_change_at_a_time
 from lab.store import ObjectKey
-from policy_dataplane.safeyaml import InputError, load_all, read_text
+from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from topology.engine import Progress
 
 CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy"}
@@ -68,7 +68,7 @@ def raw_documents(sources: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
 
 
 def read_sources(files: Iterable[Path], limits: Limits | None = None) -> list[tuple[str, str]]:
-    """The text of each file: regular files within the size limit, UTF-8 (see policy_dataplane.safeyaml)."""
+    """The text of each file: regular files within the size limit, UTF-8 (see policy_dataplane.policy.safeyaml)."""
     max_bytes = (limits or default_limits()).fileBytes
     sources = []
     for path in files:
@@ -83,9 +83,9 @@ def validate(sources: list[tuple[str, str]], backend: str | None = None) -> list
     """Raises the model's DocumentsInvalid (every problem, naming file, object and field) or returns
     (source, document) pairs. With a backend, every policy is also compiled and rendered for it: what a
     host could not be given is refused here, before the store changes."""
-    from policy_dataplane.documents import load_sources
-    from policy_dataplane.model import Policy
-    from policy_dataplane.preflight import unprogrammable
+    from policy_dataplane.dataplane.preflight import unprogrammable
+    from policy_dataplane.policy.documents import load_sources
+    from policy_dataplane.policy.model import Policy
 
     objects = load_sources(sources)
     if backend is not None:

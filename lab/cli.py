@@ -25,7 +25,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     """Failures a user can act on, whatever command meets them: a message, never a traceback."""
     from lab.limits import LimitsError
     from lab.runtime import LabDamaged, LabNotUp
-    from policy_dataplane.program_state import StateError
+    from policy_dataplane.dataplane.program_state import StateError
     from topology.kernel_text import UnsafeText
     from topology.names import NameError_
 

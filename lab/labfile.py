@@ -17,8 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lab.limits import LIMITS_ENV, Limits, LimitsError, default_limits
-from policy_dataplane.safeyaml import InputError, load_all, read_text
-from policy_dataplane.validation import Problems, check_dns_label, check_dns_subdomain, check_labels
+from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
+from policy_dataplane.policy.validation import Problems, check_dns_label, check_dns_subdomain, check_labels
 from topology.names import LAB_NAME_RE, MAX_LAB_NAME
 
 DNS_LABEL_MAX = 63

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from policy_dataplane.safeyaml import DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES
+from policy_dataplane.policy.safeyaml import DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES
 
 LIMITS_ENV = "NETPOL_LAB_LIMITS"
 

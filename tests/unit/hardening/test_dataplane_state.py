@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from policy_dataplane import program_state
-from policy_dataplane.bankgen import BankSpec, bank_objects
-from policy_dataplane.compile import compile_hosts
-from policy_dataplane.dataplane import Dataplane
-from policy_dataplane.documents import load_text
-from policy_dataplane.model import Pod
-from policy_dataplane.program_state import StateError
-from policy_dataplane.world import World
+from policy_dataplane.dataplane import program_state
+from policy_dataplane.dataplane.compile import compile_hosts
+from policy_dataplane.dataplane.lab_dataplane import Dataplane
+from policy_dataplane.dataplane.program_state import StateError
+from policy_dataplane.policy.bankgen import BankSpec, bank_objects
+from policy_dataplane.policy.documents import load_text
+from policy_dataplane.policy.model import Pod
+from policy_dataplane.policy.world import World
 
 EXTRA = """apiVersion: projectcalico.org/v3
 kind: GlobalNetworkPolicy

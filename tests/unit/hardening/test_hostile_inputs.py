@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lab.labfile import LabFileError, load_lab_file, parse_lab
-from policy_dataplane.documents import DocumentsInvalid, load_text
+from policy_dataplane.policy.documents import DocumentsInvalid, load_text
 
 HOSTILE_TEXT = st.one_of(
     st.sampled_from(["dev\nnetns add other", "dev\nnetns exec x touch PWNED", "../../etc", "x;y", 'a"b', "",

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bgp.bird import render_bird_config
 from bgp.sessions import PeerPlan, ReflectorPlan
-from policy_dataplane.hostprogram import (
+from policy_dataplane.dataplane.hostprogram import (
     Dir,
     EndpointProgram,
     HostProgram,
@@ -19,8 +19,8 @@ from policy_dataplane.hostprogram import (
     RuleProgram,
     Verdict,
 )
-from policy_dataplane.iptables_render import render_iptables_full
-from policy_dataplane.render import render_full
+from policy_dataplane.dataplane.iptables.render import render_iptables_full
+from policy_dataplane.dataplane.nft.render import render_full
 from topology import batch
 from topology.kernel_text import UnsafeText, batch_lines, quoted, token
 from topology.model import plan_pod

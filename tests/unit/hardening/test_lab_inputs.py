@@ -12,7 +12,7 @@ import pytest
 
 from lab.labfile import LabFileError, load_lab_file, parse_lab
 from lab.limits import LIMITS_ENV, default_limits
-from policy_dataplane.documents import DocumentsInvalid, load_files, load_text
+from policy_dataplane.policy.documents import DocumentsInvalid, load_files, load_text
 
 BOMB = """a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
 b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]

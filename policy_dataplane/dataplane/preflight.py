@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from policy_dataplane.compile import _Needs, compile_policy
-from policy_dataplane.hostprogram import Dir, HostProgram
-from policy_dataplane.model import Direction, Policy
+from policy_dataplane.dataplane.compile import _Needs, compile_policy
+from policy_dataplane.dataplane.hostprogram import Dir, HostProgram
+from policy_dataplane.policy.model import Direction, Policy
 from topology.kernel_text import UnsafeText
 
 DIRS = {Direction.INGRESS: Dir.INGRESS, Direction.EGRESS: Dir.EGRESS}
@@ -31,12 +31,12 @@ def policy_program(policy: Policy) -> HostProgram:
 def render(program: HostProgram, backend: str) -> None:
     program.check()
     if backend == "iptables":
-        from policy_dataplane.iptables_render import render_ipset_full, render_iptables_full
+        from policy_dataplane.dataplane.iptables.render import render_ipset_full, render_iptables_full
 
         render_ipset_full(program)
         render_iptables_full(program)
     else:
-        from policy_dataplane.render import render_full
+        from policy_dataplane.dataplane.nft.render import render_full
 
         render_full(program)
 

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from policy_dataplane.hostprogram import (
+from policy_dataplane.dataplane.hostprogram import (
     Dir,
     EndpointProgram,
     HostProgram,

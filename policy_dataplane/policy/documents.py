@@ -14,10 +14,10 @@ from typing import Any, Union
 
 import yaml
 
-from policy_dataplane import calico, k8s
-from policy_dataplane.model import Namespace, NetworkSet, Pod, Policy, Tier
-from policy_dataplane.safeyaml import InputError, load_all, read_text
-from policy_dataplane.validation import Invalid
+from policy_dataplane.policy import calico, k8s
+from policy_dataplane.policy.model import Namespace, NetworkSet, Pod, Policy, Tier
+from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
+from policy_dataplane.policy.validation import Invalid
 
 ModelObject = Union[Namespace, Pod, NetworkSet, Policy, Tier]
 
