@@ -93,6 +93,8 @@ class IpamSpec(_Strict):
 
 
 def _parse_network(value: Any) -> Any:
+    if isinstance(value, bool):  # `fabric: yes` is not the network 0.0.0.1/32
+        raise ValueError(f"{value!r} is not an IPv4 network in CIDR form")
     if isinstance(value, str):
         try:
             return ipaddress.IPv4Network(value, strict=True)
