@@ -24,14 +24,14 @@ def register_commands() -> None:
 def user_errors() -> tuple[type[Exception], ...]:
     """Failures a user can act on, whatever command meets them: a message, never a traceback."""
     from lab.limits import LimitsError
-    from lab.runtime import LabDamaged, LabNotUp
+    from lab.runtime import LabNotUp
     from policy_dataplane.dataplane.program_state import StateError
     from topology.kernel_text import UnsafeText
     from topology.names import NameError_
 
     # LabNotUp: pointed at a lab that is not up; NameError_: an invalid --lab value (`../../etc`, `x;y`);
-    # StateError: a run-time file from another version; LabDamaged: a namespace of the lab is gone.
-    return (LabNotUp, NameError_, StateError, LimitsError, UnsafeText, LabDamaged)
+    # StateError: a run-time file from another version.
+    return (LabNotUp, NameError_, StateError, LimitsError, UnsafeText)
 
 
 def main() -> None:

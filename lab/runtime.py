@@ -32,21 +32,6 @@ class LabNotUp(RuntimeError):
     pass
 
 
-class LabDamaged(RuntimeError):
-    """The lab's kernel state lost something its store says exists (a namespace deleted by hand)."""
-
-
-def check_namespaces_exist(endpoints: Iterable["ProbeEndpoint"], lab: str) -> None:
-    """Before probing: every endpoint's namespace is there, or a message naming the missing ones."""
-    from topology.netns import exists
-
-    missing = sorted(e.name for e in endpoints if not exists(e.netns))
-    if missing:
-        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-        raise LabDamaged(f"lab {lab!r}: the network namespace of {shown} is gone (deleted outside the lab); "
-                         f"rebuild the lab with `lab down {lab}` and `lab up`")
-
-
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json, require_root
+from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json, require_namespaces, require_root
 from traffic.model import Protocol
 
 
@@ -27,7 +27,7 @@ def matrix(
 ) -> None:
     """Probe pairs with real packets and compare with what the policies should allow."""
     require_root("lab matrix")  # raw sockets in the lab's namespaces
-    from lab.runtime import check_namespaces_exist, expected_verdicts, probe_endpoints
+    from lab.runtime import expected_verdicts, probe_endpoints
     from traffic.matrix_render import print_report, save_heat_map
     from traffic.measure import measure_matrix
     from traffic.probes import ProbeEngine
@@ -36,7 +36,7 @@ def matrix(
         fail("give --sample K or --full, not both")
     groups = {g.strip() for g in namespaces.split(",") if g.strip()} if namespaces else None
     endpoints = probe_endpoints(lab)
-    check_namespaces_exist(endpoints, lab)
+    require_namespaces(endpoints, lab)
     with ProbeEngine() as engine:
         report = measure_matrix(
             engine, endpoints, lambda pairs, proto, p: expected_verdicts(lab, pairs, proto, p),

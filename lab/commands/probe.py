@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, fail, print_json, require_root
+from lab.console import LAB_OPTION_HELP, console, fail, print_json, require_namespaces, require_root
 from traffic.model import Protocol
 
 
@@ -23,7 +23,7 @@ def probe(
 ) -> None:
     """Probe SRC -> DST with real packets: delivered or dropped, whether a reply came back, RTTs."""
     require_root("lab probe")  # raw sockets in the lab's namespaces
-    from lab.runtime import check_namespaces_exist, probe_endpoints
+    from lab.runtime import probe_endpoints
     from traffic.latency import percentiles
     from traffic.model import Probe, find_endpoint
     from traffic.probes import run_probes
@@ -33,7 +33,7 @@ def probe(
         source, target = find_endpoint(endpoints, src), find_endpoint(endpoints, dst)
     except KeyError as exc:
         fail(str(exc.args[0]))
-    check_namespaces_exist([source, target], lab)
+    require_namespaces([source, target], lab)
     results = run_probes([Probe(source, target, protocol, port)] * count)
     rtts = [r.rtt_us for r in results if r.rtt_us is not None]
     delivered = sum(r.delivered for r in results)

@@ -171,7 +171,7 @@ spec: {nets: [10.1.0.0/16]}
 """
 
 
-def test_namespace_deletion_takes_its_contents_and_icmp_matrices_use_the_echo_type(make_lab) -> None:
+def test_namespace_deletion_takes_its_contents_and_icmp_matrices_use_the_echo_type(make_lab, lab_dirs) -> None:
     make_lab(small_lab("itn"))
     runtime = LabRuntime.open("itn")
     try:
@@ -186,6 +186,12 @@ def test_namespace_deletion_takes_its_contents_and_icmp_matrices_use_the_echo_ty
         assert not {p.netns for p in dev} & netns_names()
         assert all(runtime.ipam().allocation(f"dev/{p.name}") is None for p in dev)
         assert matrix_mismatches("itn", Protocol.TCP, 80) == []
+        # a pod namespace deleted behind the lab's back: `lab matrix` says so instead of a traceback
+        gone = next(p for p in runtime.pod_plans() if p.namespace == "prod")
+        subprocess.run(["ip", "netns", "del", gone.netns], check=True)
+        done = lab_cli(Path.cwd(), "matrix", "--lab", "itn", "-o", str(lab_dirs / "m"))
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert f"the network namespace of {gone.key} is gone" in done.stderr, done.stderr
     finally:
         runtime.close()
 
