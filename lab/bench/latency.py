@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from lab.apply import apply_sources, delete_keys, key_for
-from lab.latency_changes import lab_changes
+from lab.latency_changes import in_lab, lab_changes
 from lab.runtime import LabRuntime, expected_verdicts
 from traffic.model import Probe, ProbeEndpoint, Protocol
 from traffic.policy_latency import AffectedPath, Change, ChangeOutcome
@@ -74,22 +74,14 @@ def pod_creations(lab: str, template: ProbeEndpoint, sources: Sequence[ProbeEndp
         key = key_for("pod", endpoint.name)
 
         def apply() -> None:
-            _in_lab(lab, lambda r: apply_sources(r, write))
+            in_lab(lab, lambda r: apply_sources(r, write))
 
         def revert() -> None:
-            _in_lab(lab, lambda r: delete_keys(r, [key]) if r.store.get_object(key) is not None else None)
+            in_lab(lab, lambda r: delete_keys(r, [key]) if r.store.get_object(key) is not None else None)
 
         return Change(f"pod-{i}", paths, apply=apply, revert=revert)
 
     yield make
-
-
-def _in_lab(lab: str, action: Callable[[LabRuntime], object]) -> None:
-    runtime = LabRuntime.open(lab)
-    try:
-        action(runtime)
-    finally:
-        runtime.close()
 
 
 def probing_pods(lab: str, port: int, sources: int) -> tuple[ProbeEndpoint, list[ProbeEndpoint]]:
