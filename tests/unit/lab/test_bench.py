@@ -62,7 +62,7 @@ def _run(scale: float, latency: bool = True) -> DataplaneRun:
         {"policy": [1000.0 * scale, 2000.0 * scale, None], "label": [500.0 * scale], "pod": [700.0 * scale]}
         if latency else None,
         cost,
-        Verification(pairs=870, mismatches=0, delivered=200, oracle_s=0.1, sockets_s=0.2, probing_s=0.5 * scale,
+        Verification(pairs=870, mismatches=0, delivered=200, oracle_s=0.1, prepare_s=0.2, probing_s=0.5 * scale,
                      waited_s=1.0, heatmap={"groups": ["a", "b"], "probed": [[1, 2], [3, 4]],
                                             "allowed": [[1, 0], [3, 1]], "mismatches": [[0, 0], [0, 1]]}),
     )
