@@ -17,7 +17,13 @@ from lab.bench.programming import Programming
 from lab.bench.verify import Verification
 
 Progress = Callable[[int, int, str], None]
-LAB_NAMES = {"nftables": "benchnft", "iptables": "benchipt", "none": "benchnone"}
+LAB_SUFFIXES = {"nftables": "nft", "iptables": "ipt", "none": "none"}  # lab names: <prefix><suffix>
+
+
+def lab_names(prefix: str) -> dict[str, str]:
+    """The bench's lab per dataplane (two benches with different prefixes can run side by side)."""
+    return {d: f"{prefix}{suffix}" for d, suffix in LAB_SUFFIXES.items()}
+
 QUICK = {"services": 30, "hosts": 2}
 FULL = {"services": 1500, "hosts": 16}
 
@@ -28,6 +34,7 @@ class BenchOptions:
     hosts: int
     dataplanes: tuple[str, ...]
     quick: bool = False
+    prefix: str = "bench"  # of the labs' names
 
     @property
     def repetitions(self) -> int:  # changes per kind of policy change
@@ -60,7 +67,7 @@ def run_dataplane(dataplane: str, options: BenchOptions, bank_text: str, port: i
     from lab.bench.programming import measure_programming
     from lab.bench.verify import verify_all
 
-    lab = LAB_NAMES[dataplane]
+    lab = lab_names(options.prefix)[dataplane]
     if pipeline.is_up(lab):
         raise pipeline.LabError(f"lab bench: a lab named {lab!r} is up already (another bench?); "
                                 f"`lab down {lab}` removes it")
@@ -163,4 +170,4 @@ def assemble(options: BenchOptions, runs: dict[str, DataplaneRun]) -> BenchResul
     return result
 
 
-__all__ = ["BenchOptions", "DataplaneRun", "run_bench", "run_dataplane", "assemble", "LAB_NAMES", "QUICK", "FULL"]
+__all__ = ["BenchOptions", "DataplaneRun", "run_bench", "run_dataplane", "assemble", "lab_names", "QUICK", "FULL"]

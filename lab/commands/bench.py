@@ -3,6 +3,7 @@ side, each with its ratio to iptables+ipset (Calico's classic dataplane); `none`
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -33,9 +34,12 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="a small bank and fewer samples: under 2 minutes"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON instead of the table"),
     report: Optional[Path] = typer.Option(None, "--report", help="write DIR/index.html (plots) and DIR/bench.json"),
+    prefix: str = typer.Option("bench", "--prefix", help="the labs' names: PREFIX + nft, ipt or none"),
 ) -> None:
     """Bring-up, programming, policy latency, per-packet cost and full verification by packets, measured on
     the bank once per dataplane (each lab removed again after its run)."""
+    if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", prefix):
+        raise typer.BadParameter("1-8 lower-case letters and digits, starting with a letter", param_hint="--prefix")
     require_root("lab bench")
     from lab.bench.report import write_report
     from lab.bench.run import FULL, QUICK, BenchOptions, run_bench
@@ -44,7 +48,7 @@ def bench(
 
     size = QUICK if quick else FULL
     options = BenchOptions(services=services or size["services"], hosts=hosts or size["hosts"],
-                           dataplanes=parse_dataplanes(dataplanes), quick=quick)
+                           dataplanes=parse_dataplanes(dataplanes), quick=quick, prefix=prefix)
     try:
         with progress_bar() as progress:
             result = run_bench(options, progress)

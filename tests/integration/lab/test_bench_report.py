@@ -15,11 +15,12 @@ import pytest
 
 from lab import pipeline
 from lab.bench.figures import display, display_ratio
-from lab.bench.run import LAB_NAMES, QUICK
+from lab.bench.run import QUICK, lab_names
 from tests.integration.lab.browser import Browser
 
 pytestmark = pytest.mark.root
 DATAPLANES = ("nftables", "iptables", "none")
+PREFIX = "itbench"  # not the default: a bench someone runs is never touched
 
 CELLS = """JSON.stringify({
   values: [...document.querySelectorAll('td[data-figure]')].map(c => [c.dataset.figure, c.dataset.dataplane, c.textContent]),
@@ -31,10 +32,11 @@ CELLS = """JSON.stringify({
 def test_bench_quick_report_in_a_browser(lab_dirs: Path) -> None:
     report = lab_dirs / "report"
     try:
-        run = subprocess.run([sys.executable, "-m", "lab", "bench", "--quick", "--report", str(report), "--json"],
+        run = subprocess.run([sys.executable, "-m", "lab", "bench", "--quick", "--report", str(report), "--json",
+                              "--prefix", PREFIX],
                              capture_output=True, text=True, timeout=300, env=dict(os.environ))
     finally:
-        for lab in LAB_NAMES.values():
+        for lab in lab_names(PREFIX).values():
             pipeline.down(lab, force=True)  # only matters if the bench itself crashed
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout)

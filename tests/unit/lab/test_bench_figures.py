@@ -171,6 +171,11 @@ def test_bench_rejects_unknown_dataplanes_before_anything(monkeypatch: pytest.Mo
     assert out.exit_code == 2 and "ebpf" in out.output
 
 
+def test_bench_rejects_a_bad_prefix() -> None:
+    out = CliRunner().invoke(app, ["bench", "--prefix", "Bench-1"])
+    assert out.exit_code == 2 and "--prefix" in out.output
+
+
 def test_bench_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     out = CliRunner().invoke(app, ["bench", "--quick"])
