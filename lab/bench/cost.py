@@ -85,8 +85,8 @@ def measure_cost(lab: str, port: int, count: int, per_class: int = 3,
     from lab import warm
     from lab.runtime import LabRuntime
     from lab.world import model_objects
-    from policy_dataplane.model import Policy
-    from policy_dataplane.world import World
+    from policy_dataplane.policy.model import Policy
+    from policy_dataplane.policy.world import World
 
     pairs = cost_pairs(lab, port, per_class)
     if not pairs:

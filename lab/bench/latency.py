@@ -43,10 +43,10 @@ def pod_creations(lab: str, template: ProbeEndpoint, sources: Sequence[ProbeEndp
                   ) -> Iterator[Callable[[int], Change]]:
     """Yields `i -> Change`: the i-th change creates pod `bench-new-i` like `template`, on the i-th host."""
     from lab.world import model_objects
-    from policy_dataplane.bulk import matrix
-    from policy_dataplane.documents import load_sources
-    from policy_dataplane.model import Pod
-    from policy_dataplane.world import World
+    from policy_dataplane.policy.bulk import matrix
+    from policy_dataplane.policy.documents import load_sources
+    from policy_dataplane.policy.model import Pod
+    from policy_dataplane.policy.world import World
     from topology.model import plan_pod
 
     def make(i: int) -> Change:

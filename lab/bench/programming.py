@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from policy_dataplane.hostprogram import HostProgram
+from policy_dataplane.dataplane.hostprogram import HostProgram
 
 
 @dataclass(frozen=True)
@@ -23,14 +23,14 @@ def program_size(backend: str, program: HostProgram) -> ProgramSize:
     """What one host's kernel holds: rules (nft rules, or iptables rules), sets (nft sets, or ipsets) and
     their elements (addresses, named ports, and for nftables the interface dispatch map entries)."""
     if backend == "iptables":
-        from policy_dataplane.iptables_render import render_ipset_full, render_iptables_full
+        from policy_dataplane.dataplane.iptables.render import render_ipset_full, render_iptables_full
 
         ipsets = render_ipset_full(program).splitlines()
         rules = sum(line.startswith("-A ") for line in render_iptables_full(program).splitlines())
         return ProgramSize(rules, sum(line.startswith("create ") for line in ipsets),
                            sum(line.startswith("add ") for line in ipsets))
     if backend == "nftables":
-        from policy_dataplane.render import address_elements, render_full
+        from policy_dataplane.dataplane.nft.render import address_elements, render_full
 
         rules = sum(line.startswith("add rule ") for line in render_full(program).splitlines())
         elements = sum(len(address_elements(m)) for m in program.address_sets.values())
@@ -52,7 +52,7 @@ def measure_programming(lab: str) -> Programming:
     from lab import warm
     from lab.runtime import LabRuntime
     from lab.world import world_of
-    from policy_dataplane.dataplane import Dataplane
+    from policy_dataplane.dataplane.lab_dataplane import Dataplane
 
     runtime = LabRuntime.open(lab)
     try:

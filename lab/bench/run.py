@@ -94,7 +94,7 @@ def run_dataplane(dataplane: str, options: BenchOptions, bank_text: str, port: i
 
 
 def run_bench(options: BenchOptions, progress: Progress) -> BenchResult:
-    from policy_dataplane.bankgen import BankSpec, bank_yaml
+    from policy_dataplane.policy.bankgen import BankSpec, bank_yaml
 
     bank = BankSpec(services=options.services, fixed_ips=False)
     text = bank_yaml(bank)

@@ -14,7 +14,7 @@ from lab.console import console, errors, fail, print_json, progress_bar, require
 
 
 def parse_dataplanes(text: str) -> tuple[str, ...]:
-    from policy_dataplane.dataplane import BACKENDS
+    from policy_dataplane.dataplane.lab_dataplane import BACKENDS
 
     chosen = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     unknown = [d for d in chosen if d not in BACKENDS]

@@ -22,9 +22,9 @@ from lab.bench.run import BenchOptions, DataplaneRun, assemble
 from lab.bench.table import bench_table
 from lab.bench.verify import Verification, group_grid
 from lab.cli import app, register_commands
-from policy_dataplane.bankgen import BankSpec, bank_objects
-from policy_dataplane.dataplane import Dataplane
-from policy_dataplane.world import World
+from policy_dataplane.dataplane.lab_dataplane import Dataplane
+from policy_dataplane.policy.bankgen import BankSpec, bank_objects
+from policy_dataplane.policy.world import World
 from topology import names
 from traffic.model import Probe, ProbeEndpoint, ProbeResult, Protocol
 

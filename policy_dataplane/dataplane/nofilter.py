@@ -1,6 +1,6 @@
 """The `none` dataplane: no filter at all, the physical floor a benchmark compares the filters against.
 
-Same interface as program.HostFilter (install_base / plan / start / apply / resync / remove / close), so the
+Same interface as nft.nft_filter.HostFilter (install_base / plan / start / apply / resync / remove / close), so the
 Dataplane facade drives it like the others, but nothing reaches the kernel: every pod reaches every other,
 whatever the policy says. Only for measuring what filtering costs; never a way to run a lab for real.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policy_dataplane.hostprogram import EMPTY_PROGRAM, HostProgram
-from policy_dataplane.program import ApplyResult
+from policy_dataplane.dataplane.hostprogram import EMPTY_PROGRAM, HostProgram
+from policy_dataplane.dataplane.nft.nft_filter import ApplyResult
 
 
 class NoFilter:
