@@ -12,7 +12,7 @@ from lab.app import app
 
 # `lab --help` lists commands in the order their modules register them: the everyday ones first.
 FIRST = ("updown", "inspect", "graph", "bgp", "ipam", "apply", "label", "diff", "explain", "counters", "probe",
-         "matrix", "latency", "policy_latency", "scenario", "bank")
+         "matrix", "latency", "policy_latency", "scenario", "bank", "bench")
 
 
 def register_commands() -> None:

@@ -121,7 +121,7 @@ class LabSpecModel(_Strict):
     fabric: IPv4Network = IPv4Network("10.99.0.0/24")
     ipam: IpamSpec = Field(default_factory=IpamSpec)
     bgp: BgpSpec = Field(default_factory=BgpSpec)
-    dataplane: Literal["nftables", "iptables"] = "nftables"
+    dataplane: Literal["nftables", "iptables", "none"] = "nftables"  # none: no filter, for benchmarks
     namespaces: list[NamespaceSpec] = Field(default_factory=list)
     pods: list[PodSpec] = Field(default_factory=list)
     externals: list[ExternalSpec] = Field(default_factory=list)

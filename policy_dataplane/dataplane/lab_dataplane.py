@@ -1,6 +1,6 @@
 """The dataplane of one lab, as the CLI uses it: compile the world per host and program every host.
 
-    dp = Dataplane("demo")                      # backend "nftables" (default) or "iptables"
+    dp = Dataplane("demo")                      # backend "nftables" (default), "iptables" or "none"
     dp.install_base("h1")                       # before any pod exists on h1: fail closed from the start
     dp.sync(world, {"h1": [(("ns", "pod"), "cali0123456789a")], ...})   # diff per host, all hosts at once
     dp.resync(world, placement)                 # after a restart: full atomic replace, flows survive
@@ -27,6 +27,7 @@ from policy_dataplane.dataplane.nft.nft_filter import ApplyResult, HostFilter, a
 from policy_dataplane.policy.world import World
 from topology import names
 
+BACKENDS = ("nftables", "iptables", "none")  # none: no filter at all, the floor benchmarks compare against
 Placement = Mapping[str, Sequence[tuple[PodKey, str]]]  # host -> [(pod key, host-side ifname)]
 
 
@@ -43,8 +44,8 @@ class SyncReport:
 
 class Dataplane:
     def __init__(self, lab: str, backend: str = "nftables", host_netns: Callable[[str], str] | None = None) -> None:
-        if backend not in ("nftables", "iptables"):
-            raise ValueError(f"unknown dataplane backend {backend!r} (nftables or iptables)")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown dataplane backend {backend!r} ({', '.join(BACKENDS)})")
         self.lab = lab
         self.backend = backend
         self._netns = host_netns or (lambda host: names.host_netns(lab, host))
@@ -59,6 +60,10 @@ class Dataplane:
                 from policy_dataplane.dataplane.iptables.iptables_filter import IptablesHostFilter
 
                 self._hosts[host] = IptablesHostFilter(netns)  # type: ignore[assignment]
+            elif self.backend == "none":
+                from policy_dataplane.dataplane.nofilter import NoFilter
+
+                self._hosts[host] = NoFilter(netns)  # type: ignore[assignment]
             else:
                 self._hosts[host] = HostFilter(netns)
         return self._hosts[host]
@@ -138,4 +143,4 @@ class Dataplane:
         return DropWatcher({h: self._netns(h) for h in hosts}, by_ip.get, programs=programs)
 
 
-__all__ = ["Dataplane", "SyncReport", "Placement"]
+__all__ = ["BACKENDS", "Dataplane", "SyncReport", "Placement"]
