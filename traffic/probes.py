@@ -178,6 +178,10 @@ class ProbeSession:
             cached = self._endpoint_cache[id(endpoint)] = (endpoint, endpoint.ip.packed, str(endpoint.ip))
         return cached[1], cached[2]
 
+    @property
+    def outstanding(self) -> int:
+        return len(self._pending)
+
     def send(self, probe: Probe) -> int:
         """Send one probe now; returns its index in `results()`."""
         index = len(self._probes)

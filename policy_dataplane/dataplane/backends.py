@@ -10,6 +10,7 @@ from policy_dataplane.dataplane.backend import Backend
 from policy_dataplane.dataplane.fake.backend import FakeBackend
 from policy_dataplane.dataplane.iptables.backend import IptablesBackend
 from policy_dataplane.dataplane.nft.backend import NftablesBackend
+from policy_dataplane.dataplane.nofilter import NoFilterBackend
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ def backend_names(for_labs: bool = False) -> list[str]:
 
 register_backend("nftables", NftablesBackend)
 register_backend("iptables", IptablesBackend)
+register_backend("none", NoFilterBackend)  # no filter at all: the floor benchmarks compare against
 register_backend("fake", FakeBackend, for_labs=False)  # in one process's memory: unit tests, no kernel
 
 __all__ = ["backend_names", "get_backend", "register_backend"]

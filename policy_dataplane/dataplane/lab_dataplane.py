@@ -1,6 +1,6 @@
 """The dataplane of one lab, as the CLI uses it: compile the world per host and program every host.
 
-    dp = Dataplane("demo")                      # a registered backend: "nftables" (default), "iptables", "fake"
+    dp = Dataplane("demo")                      # a registered backend: "nftables" (default), "iptables", "none"
     dp.install_base("h1")                       # before any pod exists on h1: fail closed from the start
     dp.sync(world, {"h1": [(("ns", "pod"), "cali0123456789a")], ...})   # diff per host, all hosts at once
     dp.resync(world, placement)                 # after a restart: full atomic replace, flows survive
@@ -13,12 +13,12 @@ transaction; unchanged hosts cost nothing. It returns per-host results with timi
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from policy_dataplane.dataplane import program_state
 from policy_dataplane.dataplane.backend import ApplyResult, Backend, HostFilter, apply_hosts
 from policy_dataplane.dataplane.backends import get_backend
 from policy_dataplane.dataplane.compile import IncrementalCompiler, PodKey
@@ -82,19 +82,21 @@ class Dataplane:
         applied = {h: f.applied for h, f in self._hosts.items() if f.applied is not None}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps({"backend": self.backend, "applied": applied}))
+        tmp.write_text(program_state.dumps(self.backend, applied))
         tmp.replace(path)
 
     def load_state(self, path: Path) -> bool:
         """Take over what a previous process applied (see save_state). If the kernel no longer matches it
-        (a host restarted), the first diff fails atomically and that host falls back to a full replace."""
+        (a host restarted), the first diff fails atomically and that host falls back to a full replace.
+        False when there is no state; StateError (saying to rebuild the lab) when the file is not one."""
         try:
-            state = pickle.loads(path.read_bytes())
-        except (OSError, pickle.UnpicklingError, EOFError):
+            text = path.read_bytes()
+        except FileNotFoundError:
             return False
-        if state.get("backend") != self.backend:
+        backend, applied = program_state.loads(text, str(path))
+        if backend != self.backend:
             return False
-        for host, program in state["applied"].items():
+        for host, program in applied.items():
             f = self.host(host)
             f.applied = program
             f.fallback_full = True

@@ -206,7 +206,7 @@ def test_exec_in_runs_inside_the_namespace(lab) -> None:  # type: ignore[no-unty
     out = lab.engine.exec_in(plan.pods[0].netns, ["ip", "-o", "-4", "addr", "show", "dev", "eth0"])
     assert out.returncode == 0 and "10.210.0.1/32" in out.stdout
     with pytest.raises(TopologyError):
-        lab.engine.exec_in(f"{names.PREFIX}-tt1-p-nope.nope", ["true"])
+        lab.engine.exec_in(names.pod_netns("tt1", "nope", "nope"), ["true"])
 
 
 def test_every_way_into_a_namespace_enters_that_one_and_only_there(lab) -> None:  # type: ignore[no-untyped-def]
