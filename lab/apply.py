@@ -20,7 +20,8 @@ from lab.store import ObjectKey
 from topology.engine import Progress
 
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
-CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy"}
+CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy",
+                  "ExternalService"}
 
 
 class ApplyError(ValueError):
@@ -94,7 +95,12 @@ def apply_files(runtime: LabRuntime, files: Iterable[Path], progress: Progress |
 @one_change_at_a_time
 def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress: Progress | None = None
                   ) -> ApplyReport:
-    sourced = validate(sources)
+    from lab.services import ServicesError, prepare
+
+    try:
+        sourced = prepare(runtime, validate(sources))  # gateways of ExternalServices, ClusterIPs of Services
+    except ServicesError as exc:
+        raise ApplyError(str(exc)) from None
     docs = [doc for _, doc in sourced]
     report = ApplyReport()
     _check_references(runtime, docs)
@@ -180,10 +186,13 @@ def _plumb_new_pods(runtime: LabRuntime, keys: list[ObjectKey], progress: Progre
 
 @one_change_at_a_time
 def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
+    from lab.services import with_owned
+
     report = ApplyReport()
     missing = [str(k) for k in keys if runtime.store.get_object(k) is None]
     if missing:
         raise ApplyError("nothing deleted: not found: " + ", ".join(missing))
+    keys = with_owned(runtime, keys)  # an ExternalService takes its gateway with it
     pods = [k for k in keys if k.kind == "Pod"]
     plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in pods})
     with runtime.store.transaction():
@@ -213,6 +222,8 @@ KIND_ALIASES = {
     "tier": "Tier", "stagednetworkpolicy": "StagedNetworkPolicy",
     "stagedglobalnetworkpolicy": "StagedGlobalNetworkPolicy",
     "stagedkubernetesnetworkpolicy": "StagedKubernetesNetworkPolicy",
+    "service": "Service", "services": "Service", "svc": "Service",
+    "externalservice": "ExternalService", "externalservices": "ExternalService",
 }
 
 

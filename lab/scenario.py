@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lab.apply import ApplyReport, apply_files, delete_files, delete_keys, key_for, label
-from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
+from lab.runtime import LabRuntime, expected_verdicts, find_target, probe_endpoints
 from lab.store import ObjectKey
 
 SCENARIOS_DIR = Path(__file__).parent / "scenarios"
@@ -173,7 +173,7 @@ def verify(lab: str, checks: list[Check]) -> list[CheckOutcome]:
         return []
     endpoints = probe_endpoints(lab)
     try:
-        pairs = [(find_endpoint(endpoints, c.source), find_endpoint(endpoints, c.to)) for c in checks]
+        pairs = [(find_endpoint(endpoints, c.source), find_target(lab, endpoints, c.to)) for c in checks]
     except KeyError as exc:
         raise ScenarioError(str(exc.args[0])) from None
     oracle: dict[int, bool] = {}

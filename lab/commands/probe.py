@@ -14,7 +14,7 @@ from traffic.model import Protocol
 @app.command(rich_help_panel="Traffic")
 def probe(
     src: str = typer.Argument(..., help="source: ns/pod, host or external name, or IP"),
-    dst: str = typer.Argument(..., help="destination: ns/pod, host or external name, or IP"),
+    dst: str = typer.Argument(..., help="destination: ns/pod, svc/NS/NAME (a Service), host or external name, or IP"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     protocol: Protocol = typer.Option(Protocol.TCP, "--protocol", "-p"),
     port: int = typer.Option(80, "--port"),
@@ -23,14 +23,14 @@ def probe(
 ) -> None:
     """Probe SRC -> DST with real packets: delivered or dropped, whether a reply came back, RTTs."""
     require_root("lab probe")  # raw sockets in the lab's namespaces
-    from lab.runtime import probe_endpoints
+    from lab.runtime import find_target, probe_endpoints
     from traffic.latency import percentiles
     from traffic.model import Probe, find_endpoint
     from traffic.probes import run_probes
 
     endpoints = probe_endpoints(lab)
     try:
-        source, target = find_endpoint(endpoints, src), find_endpoint(endpoints, dst)
+        source, target = find_endpoint(endpoints, src), find_target(lab, endpoints, dst)
     except KeyError as exc:
         fail(str(exc.args[0]))
     results = run_probes([Probe(source, target, protocol, port)] * count)
