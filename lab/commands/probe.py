@@ -57,3 +57,28 @@ def probe(
         p = percentiles(rtts)
         console.print(f"rtt µs: min {min(rtts):.1f} p50 {p['p50']:.1f} p90 {p['p90']:.1f} p99 {p['p99']:.1f} "
                       f"max {max(rtts):.1f}")
+
+
+@app.command(rich_help_panel="Traffic")
+def lookup(
+    pod: str = typer.Argument(..., help="the pod that asks: NS/POD"),
+    name: str = typer.Argument(..., help="a name: a Service (backend, backend.shop, ...), an external's name"),
+    lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
+) -> None:
+    """Resolve NAME from inside POD with its own resolv.conf and the cluster DNS (real DNS packets, so policy
+    that denies DNS egress makes it fail). Exit status 1 when it does not resolve."""
+    require_root("lab lookup")
+    from lab.lookup import lookup as resolve
+    from lab.runtime import LabRuntime
+
+    runtime = LabRuntime.open(lab)
+    try:
+        found = resolve(runtime, pod, name)
+    except (KeyError, ValueError) as exc:
+        fail(str(exc.args[0]))
+    finally:
+        runtime.close()
+    if not found.resolved:
+        console.print(f"{pod}: {name}: [bold red]does not resolve[/]")
+        raise typer.Exit(1)
+    console.print(f"{pod}: {name} -> {', '.join(found.addresses)}")
