@@ -38,13 +38,25 @@ class _Strict(BaseModel):
 
 
 class Check(_Strict):
+    """A flow (`to`: a pod, node, IP or svc/NS/NAME) or a name lookup from the pod (`lookup`: allow means the
+    name resolves through the cluster DNS)."""
+
     source: str = Field(alias="from")
-    to: str
+    to: str | None = None
+    lookup: str | None = None
     protocol: Literal["tcp", "udp", "sctp", "icmp"] = "tcp"
     port: int = Field(default=80, ge=1, le=65535)
     expect: Literal["allow", "deny"]
 
+    @model_validator(mode="after")
+    def _one_target(self) -> "Check":
+        if (self.to is None) == (self.lookup is None):
+            raise ValueError("give exactly one of to (a flow) or lookup (a name)")
+        return self
+
     def describe(self) -> str:
+        if self.lookup is not None:
+            return f"{self.source} looks up {self.lookup}"
         port = "" if self.protocol == "icmp" else f"/{self.port}"
         return f"{self.source} -> {self.to} {self.protocol}{port}"
 
@@ -165,7 +177,42 @@ def _changes(report: ApplyReport) -> str:
 
 
 def verify(lab: str, checks: list[Check]) -> list[CheckOutcome]:
-    """Each check answered by the oracle and by PROBES_PER_CHECK real probes."""
+    """Each check answered by the oracle and by PROBES_PER_CHECK real probes (or a real lookup)."""
+    lookups = {i: c for i, c in enumerate(checks) if c.lookup is not None}
+    flows = [c for c in checks if c.lookup is None]
+    answered = iter(_verify_flows(lab, flows))
+    looked_up = _verify_lookups(lab, lookups)
+    return [looked_up[i] if i in lookups else next(answered) for i in range(len(checks))]
+
+
+def _verify_lookups(lab: str, checks: dict[int, Check]) -> dict[int, CheckOutcome]:
+    """Each lookup made from the pod with its own resolver; the oracle says whether its DNS packets (UDP 53 to
+    the kube-dns Service's backends) pass policy."""
+    from lab import service_targets
+    from lab.lookup import lookup
+    from lab.world import world_of
+    from services.dns import DNS_NAMESPACE, DNS_SERVICE
+
+    if not checks:
+        return {}
+    dns_ref = f"{service_targets.PREFIX}{DNS_NAMESPACE}/{DNS_SERVICE}"
+    runtime = LabRuntime.open(lab)
+    try:
+        world = world_of(runtime)
+        out = {}
+        for index, c in checks.items():
+            try:
+                allowed = service_targets.expected(world, runtime, c.source, dns_ref, "udp", 53)
+                found = lookup(runtime, c.source, str(c.lookup))
+            except (KeyError, ValueError) as exc:
+                raise ScenarioError(str(exc.args[0]) if exc.args else str(exc)) from None
+            out[index] = CheckOutcome(c, "allow" if allowed else "deny", "allow" if found.resolved else "deny")
+    finally:
+        runtime.close()
+    return out
+
+
+def _verify_flows(lab: str, checks: list[Check]) -> list[CheckOutcome]:
     from traffic.model import Probe, Protocol, find_endpoint
     from traffic.probes import run_probes
 
@@ -173,7 +220,7 @@ def verify(lab: str, checks: list[Check]) -> list[CheckOutcome]:
         return []
     endpoints = probe_endpoints(lab)
     try:
-        pairs = [(find_endpoint(endpoints, c.source), find_target(lab, endpoints, c.to)) for c in checks]
+        pairs = [(find_endpoint(endpoints, c.source), find_target(lab, endpoints, str(c.to))) for c in checks]
     except KeyError as exc:
         raise ScenarioError(str(exc.args[0])) from None
     oracle: dict[int, bool] = {}

@@ -27,6 +27,7 @@ from typing import Any
 
 from services.dns import answer
 from topology import netns
+from traffic.packets import MAGIC as PROBE_MAGIC
 
 BACKLOG = 256
 
@@ -69,7 +70,9 @@ class DnsUdp(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = answer(data, self.daemon.records)
+        # the lab's own UDP probes are echoed, as every pod's responder does, so `lab probe` measures DNS
+        # pods like any other pod; everything else is a DNS query
+        reply = data if data.startswith(PROBE_MAGIC) else answer(data, self.daemon.records)
         if reply and self.transport is not None:
             self.transport.sendto(reply, addr)
 
