@@ -76,9 +76,17 @@ class LabelChange(_Strict):
         return key_for("pod", self.pod) if self.pod is not None else key_for("namespace", str(self.namespace))
 
 
+class CompileTree(_Strict):
+    """A bank rule-file tree (see `lab bank generate`), compiled and applied."""
+
+    tree: str = Field(description="the tree's folder, relative to the scenario file")
+    optInAll: bool = Field(default=False, description="opt every service in (the rollout's switch)")
+
+
 class Step(_Strict):
     say: str
     reset: bool = False
+    compile: CompileTree | None = None
     apply: list[str] = Field(default_factory=list)
     delete: list[str] = Field(default_factory=list, description="files whose objects are deleted")
     label: list[LabelChange] = Field(default_factory=list)
@@ -128,6 +136,7 @@ def load_scenario(name_or_path: str) -> LoadedScenario:
         raise ScenarioError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(problems)) from None
     loaded = LoadedScenario(path.name.removesuffix(SUFFIX), path, scenario)
     missing = [f for step in scenario.steps for f in [*step.apply, *step.delete] if not loaded.file(f).is_file()]
+    missing += [s.compile.tree for s in scenario.steps if s.compile and not loaded.file(s.compile.tree).is_dir()]
     if not loaded.lab_file().is_file():
         missing.insert(0, scenario.lab)
     if missing:
@@ -150,13 +159,15 @@ class CheckOutcome:
 
 
 def perform(runtime: LabRuntime, loaded: LoadedScenario, step: Step) -> list[str]:
-    """The step's changes, in order: reset, apply, delete, label. Returns what was done, for people."""
+    """The step's changes, in order: reset, compile (a tree), apply, delete, label. Returns what was done."""
     done: list[str] = []
     if step.reset:
         keys = [key for key, _ in runtime.store.objects(kinds=POLICY_KINDS)]
         if keys:
             delete_keys(runtime, keys)
         done.append(f"removed {len(keys)} policies")
+    if step.compile is not None:
+        done.append(_apply_tree(runtime, loaded, step.compile))
     if step.apply:
         report = apply_files(runtime, [loaded.file(f) for f in step.apply])
         done.append(f"applied {', '.join(step.apply)}: {_changes(report)}")
@@ -168,6 +179,17 @@ def perform(runtime: LabRuntime, loaded: LoadedScenario, step: Step) -> list[str
         edits = " ".join(f"{k}-" if v is None else f"{k}={v}" for k, v in change.set.items())
         done.append(f"labelled {change.key()} {edits}")
     return done
+
+
+def _apply_tree(runtime: LabRuntime, loaded: LoadedScenario, step: CompileTree) -> str:
+    from lab.apply import apply_sources
+    from lab.banktree import compile_tree, dump
+
+    compiled = compile_tree(loaded.file(step.tree), opt_in=True if step.optInAll else None)
+    if compiled.problems:
+        raise ScenarioError(f"{step.tree}: " + "; ".join(compiled.problems[:5]))
+    report = apply_sources(runtime, [(f"{step.tree} (compiled)", dump(compiled.documents))])
+    return f"compiled and applied {step.tree}{' (all opted in)' if step.optInAll else ''}: {_changes(report)}"
 
 
 def _changes(report: ApplyReport) -> str:

@@ -2,7 +2,8 @@
 
 For `ExternalService <name>` (cluster-scoped): in `egress-operator-system` a gateway pod (a TCP proxy to the
 external host; the lab runs it, see `services.daemon`), a ClusterIP Service in front of it, and a
-NetworkPolicy that admits only pods labelled `egress.monzo.com/allowed-gateway: <name>`, from any namespace.
+NetworkPolicy that admits only pods labelled `egress.monzo.com/allowed-gateway: <name>` (the operator's
+README) or `egress.monzo.com/allowed-<name>: "true"` (its code, one label per gateway), from any namespace.
 The cluster DNS answers the dnsName with the Service's ClusterIP when `hijackDns` is true.
 
 Every document made here carries the owner annotation, so deleting the ExternalService deletes them too.
@@ -19,6 +20,12 @@ ALLOWED_LABEL = "egress.monzo.com/allowed-gateway"
 GATEWAY_LABEL = "egress.monzo.com/gateway"
 OWNER_ANNOTATION = "netpol-lab.io/owner"
 TARGET_ANNOTATION = "netpol-lab.io/egress-target"  # the dnsName the gateway proxies to
+
+
+def allowed_label(name: str) -> str:
+    """The per-gateway form the operator's code selects today (`egress.monzo.com/allowed-<name>: "true"`):
+    unlike `allowed-gateway: <name>`, a pod can carry one for each gateway it uses."""
+    return f"egress.monzo.com/allowed-{name}"
 
 
 def owner(es: ExternalService) -> str:
@@ -53,7 +60,9 @@ def gateway_documents(es: ExternalService) -> list[dict[str, Any]]:
     policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(es),
               "spec": {"podSelector": {"matchLabels": {GATEWAY_LABEL: es.name}}, "policyTypes": ["Ingress"],
                        "ingress": [{"from": [{"namespaceSelector": {},
-                                              "podSelector": {"matchLabels": {ALLOWED_LABEL: es.name}}}],
+                                              "podSelector": {"matchLabels": {ALLOWED_LABEL: es.name}}},
+                                             {"namespaceSelector": {},
+                                              "podSelector": {"matchLabels": {allowed_label(es.name): "true"}}}],
                                     "ports": [{"protocol": proto, "port": p} for p, proto in es.ports]}]}}
     return [pod, service, policy]
 

@@ -180,6 +180,8 @@ def external_service_from_doc(doc: dict[str, Any]) -> ExternalService:
         problems.append(("metadata.name", "an ExternalService needs a name"))
     else:
         check_dns_label(name, "metadata.name", problems)  # it names the gateway's pod and Service
+        if len(name) > 55:
+            problems.append(("metadata.name", "at most 55 characters (it ends the label egress.monzo.com/allowed-<name>)"))
     if d.metadata.namespace:
         problems.append(("metadata.namespace", "ExternalService is cluster-scoped: leave namespace out"))
     dns_name = d.spec.dnsName.rstrip(".")
