@@ -172,10 +172,22 @@ def served_by_daemon(namespace: str, labels: dict[str, str], port: int) -> bool:
 
 
 def sync(runtime: LabRuntime) -> None:
+    if _nothing_to_do(runtime):
+        return
     state = lab_services(runtime)
     program_hosts(runtime, state)
     serve(runtime, state)
     write_resolv_confs(runtime, state)
+
+
+def _nothing_to_do(runtime: LabRuntime) -> bool:
+    """No Service, no ExternalService, no DNS pod, and nothing of ours left to remove: a lab without Services
+    pays nothing for them."""
+    if runtime.store.objects(kinds=[SERVICE_KIND, EXTERNAL_SERVICE_KIND]):
+        return False
+    if _nat_state_file(runtime).exists() or daemon_ctl.config_file(runtime.paths).exists():
+        return False
+    return not any(lab_resolv_dirs(runtime.lab))
 
 
 def _nat_state_file(runtime: LabRuntime) -> Path:

@@ -117,6 +117,18 @@ def curl(runtime: LabRuntime, pod: str, url: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def dns_over_tcp(runtime: LabRuntime, pod: str, name: str) -> list[str]:
+    """A query over TCP to the kube-dns ClusterIP, sent from inside the pod."""
+    from dnslib import DNSRecord
+
+    from topology import netns
+
+    server = runtime.store.get_object(key_for("svc", "kube-system/kube-dns"))["spec"]["clusterIP"]
+    with netns.entered(names.pod_netns(runtime.lab, *pod.split("/"))):
+        reply = DNSRecord.parse(DNSRecord.question(name).send(server, 53, tcp=True, timeout=3))
+    return [str(rr.rdata) for rr in reply.rr]
+
+
 def test_service_dnat_spreads_over_backends_and_honours_policy(runtime: LabRuntime) -> None:
     lab = runtime.lab
     apply_sources(runtime, [("svc.yaml", SERVICE)])
@@ -150,6 +162,7 @@ def test_lookups_work_fail_under_denied_dns_egress_and_work_again(runtime: LabRu
     assert lookup(runtime, "tools/monitor", "backend.shop").addresses == (ip,)
     assert lookup(runtime, "shop/frontend", "registry").addresses == ("10.99.0.200",)
     assert not lookup(runtime, "shop/frontend", "nothing.shop.svc.cluster.local.").resolved
+    assert dns_over_tcp(runtime, "shop/frontend", "backend.shop.svc.cluster.local") == [ip]
     assert curl(runtime, "shop/frontend", "http://backend/") in ("shop/backend-0", "shop/backend-1")
     apply_sources(runtime, [("deny.yaml", DENY_EGRESS)])
     assert not lookup(runtime, "shop/frontend", "backend.shop.svc.cluster.local.").resolved
