@@ -65,7 +65,7 @@ class PodSpec(_Strict):
 
 class ExternalSpec(_Strict):
     name: str
-    dnsName: str | None = None  # a fully qualified name the cluster DNS answers too (e.g. api.github.com)
+    dnsNames: list[str] = Field(default_factory=list)  # names the cluster DNS answers too (api.github.com)
     ip: IPv4Address | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     ports: list[PortSpec] = Field(default_factory=list)
@@ -318,8 +318,9 @@ def check_semantics(spec: LabSpec) -> list[str]:
         if (p := _dns_label_problem(ext.name)) is not None:
             problems.append(f"{obj}: field name: {p}")
         problems.extend(_port_problems(obj, ext.ports))
-        if ext.dnsName is not None and not _DNS_NAME_RE.match(ext.dnsName):
-            problems.append(f"{obj}: field dnsName: {ext.dnsName!r} must be a DNS name such as api.github.com")
+        for i, dns_name in enumerate(ext.dnsNames):
+            if not _DNS_NAME_RE.match(dns_name):
+                problems.append(f"{obj}: field dnsNames[{i}]: {dns_name!r} must be a DNS name such as api.github.com")
         if ext.ip is None:
             continue
         if ext.ip in pool:

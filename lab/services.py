@@ -47,15 +47,15 @@ class ServicesError(ValueError):
 
 
 def external_addresses(runtime: LabRuntime) -> dict[str, str]:
-    """Every name the lab file gives an external host (its name, and its dnsName when set) -> its address."""
+    """Every name the lab file gives an external host (its name and its dnsNames) -> its address."""
     from lab.targets import node_addresses
 
     ips = node_addresses(runtime, "external")
     out = {}
     for ext in runtime.spec.externals:
         out[ext.name] = ips[ext.name]
-        if ext.dnsName:
-            out[ext.dnsName] = ips[ext.name]
+        for dns_name in ext.dnsNames:
+            out[dns_name] = ips[ext.name]
     return out
 
 

@@ -3,24 +3,29 @@ DNS queries from pods through the kube-dns Service, and a gateway that proxies t
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from lab import pipeline
 from lab.apply import ApplyError, apply_sources, delete_keys, key_for, label
+from lab.cli import app, register_commands
 from lab.labfile import parse_lab
 from lab.lookup import lookup
 from lab.runtime import LabRuntime, expected_verdicts, find_target, probe_endpoints
 from lab.services import lab_resolv_dirs
 from tests.integration.lab.reach import tcp_outcomes
 from topology import names
+from traffic.measure import measure_matrix
 from traffic.model import Probe, Protocol, find_endpoint
-from traffic.probes import run_probes
+from traffic.probes import ProbeEngine, run_probes
 
 pytestmark = pytest.mark.root
+register_commands()
 
 LAB = {
     "name": "svc",
@@ -35,7 +40,7 @@ LAB = {
          "ports": [{"name": "api", "containerPort": 8080}]},
         {"name": "monitor", "namespace": "tools", "host": "node2", "labels": {"app": "monitor"}},
     ],
-    "externals": [{"name": "registry", "dnsName": "registry.example.com", "ip": "10.99.0.200",
+    "externals": [{"name": "registry", "dnsNames": ["registry.example.com"], "ip": "10.99.0.200",
                    "ports": [{"name": "https", "containerPort": 443}]}],
 }
 
@@ -142,6 +147,23 @@ def test_service_dnat_spreads_over_backends_and_honours_policy(runtime: LabRunti
     # policy sees the backend pod (DNAT came first): the frontend passes, the monitor does not
     assert probe(lab, "shop/frontend", "svc/shop/backend", 80) == (6, True)
     assert probe(lab, "tools/monitor", "svc/shop/backend", 80) == (0, False)
+    # the matrix towards the Service, every pod as a source, agrees with the oracle
+    endpoints = probe_endpoints(lab)
+    with ProbeEngine() as engine:
+        report = measure_matrix(engine, endpoints, lambda pairs, proto, p: expected_verdicts(lab, pairs, proto, p),
+                                Protocol.TCP, 80, groups={"shop", "tools"}, full=True,
+                                destinations=[find_target(lab, endpoints, "svc/shop/backend")])
+    assert len(report.records) == 4 and not report.mismatches
+    assert sorted((r.src, r.measured) for r in report.records) == [
+        ("shop/backend-0", "deny"), ("shop/backend-1", "deny"), ("shop/frontend", "allow"), ("tools/monitor", "deny")]
+    # explain names the ClusterIP, each backend and the policy decision for it
+    result = CliRunner().invoke(app, ["explain", "tools/monitor", "svc/shop/backend", "--port", "80", "--lab", lab,
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    explained = json.loads(result.output)
+    assert explained["cluster_ip"] == stored["spec"]["clusterIP"] and explained["allowed"] is False
+    assert sorted((b["backend"], b["port"]) for b in explained["backends"]) == [("shop/backend-0", 8080),
+                                                                             ("shop/backend-1", 8080)]
     # a port the Service does not have is rejected by the host, not passed on to the ClusterIP
     outcome = tcp_outcomes(names.pod_netns(lab, "shop", "frontend"), [(stored["spec"]["clusterIP"], 81)], 2)
     assert list(outcome.values()) == ["refused"]

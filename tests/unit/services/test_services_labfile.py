@@ -11,7 +11,7 @@ from lab.labfile import LabFileError, parse_lab
 
 def lab(**extra: object) -> dict[str, object]:
     return {"name": "t", "hosts": 2, "namespaces": [{"name": "dev"}],
-            "externals": [{"name": "gh", "dnsName": "api.github.com", "ip": "10.99.0.200"}], **extra}
+            "externals": [{"name": "gh", "dnsNames": ["api.github.com"], "ip": "10.99.0.200"}], **extra}
 
 
 def test_defaults_and_cluster_dns_pods() -> None:
@@ -27,7 +27,7 @@ def test_defaults_and_cluster_dns_pods() -> None:
     ({"serviceCIDR": "192.160.0.0/11"}, "lab: field serviceCIDR: 192.160.0.0/11 overlaps the pod pool"),
     ({"serviceCIDR": "10.96.0.1/12"}, "field serviceCIDR"),
     ({"clusterDNS": {"host": "node9"}}, "lab: field clusterDNS.host: no host named 'node9'"),
-    ({"externals": [{"name": "gh", "dnsName": "api github.com"}]}, "external gh: field dnsName"),
+    ({"externals": [{"name": "gh", "dnsNames": ["api github.com"]}]}, "external gh: field dnsNames[0]"),
 ])
 def test_problems(extra: dict[str, object], problem: str) -> None:
     with pytest.raises(LabFileError) as err:
