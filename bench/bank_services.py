@@ -43,13 +43,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="npl-bench-"))
     os.environ["NETPOL_LAB_STATE"] = str(tmp / "state")
     os.environ["NETPOL_LAB_RUN"] = str(tmp / "run")
-    from lab import pipeline, service_targets
+    from lab import pipeline, service_targets, services
     from lab.apply import apply_sources
     from lab.banktree import TreeSpec, compile_tree, dump, external_hosts, generate
     from lab.labfile import parse_lab
     from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
     from lab.services import lab_services
-    from policy_dataplane.bankgen import BankSpec, bank_documents
+    from policy_dataplane.bankgen import BankSpec, bank_documents, egress_label
+    from services.nat import render
     from traffic.latency import percentiles
     from traffic.model import Probe, Protocol
     from traffic.probes import run_probes
@@ -87,15 +88,21 @@ def main() -> None:
             timed("apply the bank (pods, policies)", lambda: apply_sources(runtime, [("bank", dump(rest))]))
             timed(f"apply {len(pods)} Services", lambda: apply_sources(runtime, [("svc", dump(service_documents(pods)))]))
             timed(f"apply {len(gateways)} ExternalServices", lambda: apply_sources(runtime, [("es", dump(gateways))]))
-            runtime.fabric().wait_converged(timeout=300)
+            timed("sync again, nothing changed", lambda: services.sync(runtime))
             state = lab_services(runtime)
+            timed("read Services and endpoints from the store", lambda: lab_services(runtime))
+            timed("render the services table", lambda: render(state.endpoints()))
+            services._nat_state_file(runtime).unlink()
+            timed("rewrite every host's services table", lambda: services.program_hosts(runtime, state))
+            runtime.fabric().wait_converged(timeout=300)
             endpoints = probe_endpoints(args.name)
             by_name = {e.name: e for e in endpoints}
             rng = random.Random(7)
-            candidates = [(s, d) for s in rng.sample(pods, min(len(pods), 200))
-                          for d in rng.sample(pods, 6) if s is not d]
-            src_dst = [(by_name[f"{s['metadata']['namespace']}/{s['metadata']['name']}"],
-                        by_name[f"{d['metadata']['namespace']}/{d['metadata']['name']}"]) for s, d in candidates]
+            key_of = {p["metadata"]["name"]: f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods}
+            candidates = [(key_of[s["metadata"]["name"]], key_of[label.removeprefix(egress_label(""))])
+                          for s in rng.sample(pods, min(len(pods), args.pairs))
+                          for label in s["metadata"]["labels"] if label.startswith(egress_label(""))][: args.pairs]
+            src_dst = [(by_name[s], by_name[d]) for s, d in candidates]  # declared egress: allowed pairs
             allowed = [p for p, ok in zip(src_dst, expected_verdicts(args.name, src_dst, "tcp", bank.port)) if ok]
             allowed = allowed[: args.pairs]
             service_eps = {d.name: service_targets.probe_endpoint(runtime, f"svc/{d.name}") for _, d in allowed}
