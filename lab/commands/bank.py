@@ -33,7 +33,7 @@ def bank(
     Then: `lab up -f lab/labs/bank.yaml` and `lab apply -f bank.yaml --lab bank`. The same options shape
     `lab bank generate DIR` (give them before `generate`).
     """
-    from policy_dataplane.bankgen import BankSpec, bank_yaml
+    from policy_dataplane.policy.bankgen import BankSpec, bank_yaml
 
     spec = BankSpec(services=services, namespaces=namespaces, opt_in_fraction=opt_in, dry_run=dry_run,
                     port=port, seed=seed, fixed_ips=False)
