@@ -49,7 +49,7 @@ def main() -> None:
     from lab.labfile import parse_lab
     from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
     from lab.services import lab_services
-    from policy_dataplane.bankgen import BankSpec, bank_documents, egress_label
+    from policy_dataplane.policy.bankgen import BankSpec, bank_documents, egress_label
     from services.nat import render
     from traffic.latency import percentiles
     from traffic.model import Probe, Protocol

@@ -9,7 +9,7 @@ apart from reading and writing the tree.
 A rule file holds `owner: <team>` (who approved it) and an optional `reason: ...`; service.yaml
 `namespace: ...`, `team: ...`, `networkPolicy: true|false`. Both are flat `key: value` lines (a subset of
 YAML, read without a YAML parser: the bank has ~13,000 rule files). `compile_tree` turns a tree
-into what the bank's generator makes (`policy_dataplane.bankgen`): Namespaces; per service a Pod with
+into what the bank's generator makes (`policy_dataplane.policy.bankgen`): Namespaces; per service a Pod with
 `app: <svc>`, the opt-in label and `bank.com/egress-s-<target>: "true"` per internal rule, and an ingress
 NetworkPolicy admitting pods with its egress label; and for external rules one ExternalService per host
 (hijackDns, every port asked for) plus `egress.monzo.com/allowed-<gateway>: "true"` on the calling pods.
@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from policy_dataplane.bankgen import OPT_IN_LABEL, BankSpec, bank_documents, bank_egress, egress_label
-from policy_dataplane.hostprogram import short_hash
+from policy_dataplane.dataplane.hostprogram import short_hash
+from policy_dataplane.policy.bankgen import OPT_IN_LABEL, BankSpec, bank_documents, bank_egress, egress_label
 from services.egress import allowed_label
 from services.objects import EGRESS_API, EXTERNAL_SERVICE_KIND
 

@@ -15,8 +15,8 @@ from lab.runtime import LabRuntime
 from lab.services import lab_services
 
 if TYPE_CHECKING:
-    from policy_dataplane.evaluate import Verdict
-    from policy_dataplane.world import World
+    from policy_dataplane.policy.evaluate import Verdict
+    from policy_dataplane.policy.world import World
     from traffic.model import ProbeEndpoint
 
 PREFIX = "svc/"
@@ -73,7 +73,7 @@ def probe_endpoint(runtime: LabRuntime, ref: str) -> "ProbeEndpoint":
 def verdicts(world: "World", runtime: LabRuntime, src: str, ref: str, protocol: str, port: int
              ) -> list[tuple[BackendChoice, "Verdict"]]:
     """The oracle's verdict from `src` to each backend of the Service port."""
-    from policy_dataplane.evaluate import verdict
+    from policy_dataplane.policy.evaluate import verdict
 
     _, choices = backends(runtime, ref, port, protocol)
     return [(c, verdict(world, src, c.backend, protocol, c.port)) for c in choices]

@@ -197,7 +197,7 @@ def _nat_state_file(runtime: LabRuntime) -> Path:
 def program_hosts(runtime: LabRuntime, state: LabServices) -> dict[str, str]:
     """Rewrite each host's services table whose text changed (all hosts get the same table). Returns
     host -> "replaced" | "removed" for the hosts written."""
-    from policy_dataplane.netns_exec import CommandFailed, start_in_netns
+    from policy_dataplane.dataplane.netns_exec import CommandFailed, start_in_netns
 
     path = _nat_state_file(runtime)
     try:

@@ -20,7 +20,7 @@ Only addresses, numbers and names made here (hashes) reach the text, never a use
 
 from __future__ import annotations
 
-from policy_dataplane.hostprogram import short_hash
+from policy_dataplane.dataplane.hostprogram import short_hash
 from services.endpoints import Endpoint, ServiceEndpoints
 
 TABLE = "services"

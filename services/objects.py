@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from policy_dataplane.validation import (
+from policy_dataplane.policy.validation import (
     Document,
     Invalid,
     Problems,

@@ -93,7 +93,7 @@ def explain_service(lab: str, src: str, dst: str, protocol: str, port: int | Non
     from lab.runtime import LabRuntime
     from lab.targets import node_addresses
     from lab.world import world_of
-    from policy_dataplane.explain import render, to_json
+    from policy_dataplane.policy.explain import render, to_json
 
     if port is None:
         fail("a Service destination needs --port (the Service's port)")

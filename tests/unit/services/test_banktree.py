@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from lab.banktree import TreeSpec, compile_tree, gateway_name, generate
-from policy_dataplane.bankgen import BankSpec, bank_documents
-from policy_dataplane.documents import load_documents
+from policy_dataplane.policy.bankgen import BankSpec, bank_documents, bank_egress
+from policy_dataplane.policy.documents import load_documents
 
 SMALL = BankSpec(services=60, namespaces=4, opt_in_fraction=0.5, fixed_ips=False)  # bench/bank_services.py: 1500
 
 
 def test_compile_of_generate_is_the_generators_output(tmp_path: Path) -> None:
     rules = generate(TreeSpec(bank=SMALL), tmp_path)
-    assert rules == sum(len(v) for v in __import__("policy_dataplane.bankgen").bankgen.bank_egress(SMALL).values())
+    assert rules == sum(len(v) for v in bank_egress(SMALL).values())
     compiled = compile_tree(tmp_path)
     assert compiled.problems == []
     assert compiled.documents == bank_documents(SMALL)

@@ -7,9 +7,9 @@ from ipaddress import IPv4Address
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from policy_dataplane.documents import load_documents, load_text
-from policy_dataplane.evaluate import verdict
-from policy_dataplane.world import World
+from policy_dataplane.policy.documents import load_documents, load_text
+from policy_dataplane.policy.evaluate import verdict
+from policy_dataplane.policy.world import World
 from services import dns, egress
 from services.objects import ExternalService
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from policy_dataplane.documents import DocumentsInvalid, load_text
+from policy_dataplane.policy.documents import DocumentsInvalid, load_text
 from services.objects import external_service_from_doc, service_from_doc
 
 SERVICE = """
