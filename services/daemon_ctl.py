@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -79,7 +78,7 @@ def apply_config(paths: LabPaths, dns_pods: list[str], records: dict[str, str],
     if pid is not None:
         os.kill(pid, signal.SIGHUP)
         return _wait(paths, pid, generation, None)
-    argv = [sys.executable, "-m", MODULE, "--config", str(path), "--pid-file", str(paths.pid_file(PROCESS)),
+    argv = [*processes.python_module(), MODULE, "--config", str(path), "--pid-file", str(paths.pid_file(PROCESS)),
             "--status-file", str(status_file(paths))]
     with open(_log_file(paths), "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
