@@ -283,19 +283,6 @@ def ref(ep: "ProbeEndpoint") -> str:
     return ep.name if ep.kind == "pod" else str(ep.ip)
 
 
-def find_target(lab: str, endpoints: list["ProbeEndpoint"], key: str) -> "ProbeEndpoint":
-    """An endpoint by name or address, or a Service as `svc/NS/NAME` (KeyError naming what is missing)."""
-    from lab import service_targets
-    from traffic.model import find_endpoint
-
-    if not service_targets.is_service_ref(key):
-        return find_endpoint(endpoints, key)
-    runtime = LabRuntime.open(lab)
-    try:
-        return service_targets.probe_endpoint(runtime, key)
-    finally:
-        runtime.close()
-
 
 def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManager[None]]]:
     """The conditions `lab latency` compares: the lab as it is ("with policy") and the same endpoints with

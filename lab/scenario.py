@@ -17,7 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lab.apply import ApplyReport, apply_files, delete_files, delete_keys, key_for, label
-from lab.runtime import LabRuntime, expected_verdicts, find_target, probe_endpoints
+from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
+from lab.service_targets import find_target
 from lab.store import ObjectKey
 
 SCENARIOS_DIR = Path(__file__).parent / "scenarios"

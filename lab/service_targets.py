@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lab.runtime import LabRuntime
-from lab.services import lab_services
-
 if TYPE_CHECKING:
+    from lab.runtime import LabRuntime
     from policy_dataplane.policy.evaluate import Verdict
     from policy_dataplane.policy.world import World
     from traffic.model import ProbeEndpoint
@@ -38,8 +36,10 @@ class BackendChoice:
     port: int  # the backend's port
 
 
-def backends(runtime: LabRuntime, ref: str, port: int, protocol: str) -> tuple[str, list[BackendChoice]]:
+def backends(runtime: "LabRuntime", ref: str, port: int, protocol: str) -> tuple[str, list[BackendChoice]]:
     """The Service's ClusterIP and the backends of its port `port`/`protocol`; KeyError naming what is missing."""
+    from lab.services import lab_services
+
     state = lab_services(runtime)
     key = service_key(ref)
     for svc in state.endpoints():
@@ -53,10 +53,11 @@ def backends(runtime: LabRuntime, ref: str, port: int, protocol: str) -> tuple[s
     raise KeyError(f"no Service {key!r} in lab {runtime.lab!r} (see `lab get services`)")
 
 
-def probe_endpoint(runtime: LabRuntime, ref: str) -> "ProbeEndpoint":
+def probe_endpoint(runtime: "LabRuntime", ref: str) -> "ProbeEndpoint":
     """The Service as a probe destination: its ClusterIP (answers come back from it, translated)."""
     from ipaddress import IPv4Address
 
+    from lab.services import lab_services
     from traffic.model import ProbeEndpoint
 
     key = service_key(ref)
@@ -70,7 +71,7 @@ def probe_endpoint(runtime: LabRuntime, ref: str) -> "ProbeEndpoint":
                          ip=IPv4Address(str(svc.cluster_ip)), kind="service", namespace=svc.namespace)
 
 
-def verdicts(world: "World", runtime: LabRuntime, src: str, ref: str, protocol: str, port: int
+def verdicts(world: "World", runtime: "LabRuntime", src: str, ref: str, protocol: str, port: int
              ) -> list[tuple[BackendChoice, "Verdict"]]:
     """The oracle's verdict from `src` to each backend of the Service port."""
     from policy_dataplane.policy.evaluate import verdict
@@ -79,6 +80,21 @@ def verdicts(world: "World", runtime: LabRuntime, src: str, ref: str, protocol: 
     return [(c, verdict(world, src, c.backend, protocol, c.port)) for c in choices]
 
 
-def expected(world: "World", runtime: LabRuntime, src: str, ref: str, protocol: str, port: int) -> bool:
+def expected(world: "World", runtime: "LabRuntime", src: str, ref: str, protocol: str, port: int) -> bool:
     found = verdicts(world, runtime, src, ref, protocol, port)
     return bool(found) and all(v.allowed for _, v in found)
+
+
+def find_target(lab: str, endpoints: list["ProbeEndpoint"], key: str) -> "ProbeEndpoint":
+    """An endpoint by name or address, or a Service as `svc/NS/NAME` (KeyError naming what is missing)."""
+    from traffic.model import find_endpoint
+
+    if not is_service_ref(key):
+        return find_endpoint(endpoints, key)
+    from lab.runtime import LabRuntime
+
+    runtime = LabRuntime.open(lab)
+    try:
+        return probe_endpoint(runtime, key)
+    finally:
+        runtime.close()
