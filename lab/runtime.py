@@ -259,6 +259,7 @@ def expected_verdicts(
     from lab import service_targets
     from lab.world import world_of
     from policy_dataplane.policy.bulk import matrix
+    from traffic.packets import ICMP_PROBE_CODE, ICMP_PROBE_TYPE
 
     proto = str(protocol.value if hasattr(protocol, "value") else protocol)
     runtime = LabRuntime.open(lab)
@@ -272,7 +273,10 @@ def expected_verdicts(
     refs = sorted({ref(e) for pair in direct for e in pair})
     if not refs:
         return [to_services[i] for i in range(len(pairs))]
-    m = matrix(world, proto, None if proto.lower() == "icmp" else port, refs)
+    if proto.lower() == "icmp":  # the oracle judges the very packet the probes send: an echo request
+        m = matrix(world, proto, None, refs, icmp_type=ICMP_PROBE_TYPE, icmp_code=ICMP_PROBE_CODE)
+    else:
+        m = matrix(world, proto, port, refs)
     index = {r: i for i, r in enumerate(refs)}
     return [to_services[i] if i in to_services else bool(m.allowed[index[ref(s)], index[ref(d)]])
             for i, (s, d) in enumerate(pairs)]
