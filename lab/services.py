@@ -197,7 +197,10 @@ def _nat_state_file(runtime: LabRuntime) -> Path:
 def program_hosts(runtime: LabRuntime, state: LabServices) -> dict[str, str]:
     """Rewrite each host's services table whose text changed (all hosts get the same table). Returns
     host -> "replaced" | "removed" for the hosts written."""
-    from policy_dataplane.dataplane.netns_exec import CommandFailed, start_in_netns
+    from topology.engines import get_engine
+    from topology.netns import CommandFailed
+
+    engine = get_engine(runtime.spec.engine)
 
     path = _nat_state_file(runtime)
     try:
@@ -214,7 +217,7 @@ def program_hosts(runtime: LabRuntime, state: LabServices) -> dict[str, str]:
     procs = []
     for host, script in work.items():
         netns = names.host_netns(runtime.lab, host)
-        proc = start_in_netns(netns, ["nft", "-f", "-"], stdin=-1, stdout=-1, stderr=-1)
+        proc = engine.start_in(netns, ["nft", "-f", "-"], stdin=-1, stdout=-1, stderr=-1)
         proc.stdin.write(script)  # type: ignore[union-attr]
         proc.stdin.close()  # type: ignore[union-attr]
         procs.append((host, netns, proc))
