@@ -148,6 +148,9 @@ def _item_networks(world: World, item: tuple) -> list[IPv4Network]:  # type: ign
     if kind == "pod":
         pod = world.pods.get((namespace, name))
         return [host_network(ip) for ip in pod.ips if isinstance(ip, IPv4Address)] if pod else []
+    if kind == "hep":  # a host endpoint's expected IPs are what selectors match (as in Calico)
+        hep = world.host_endpoints.get(name)
+        return [host_network(ip) for ip in hep.expected_ips if isinstance(ip, IPv4Address)] if hep else []
     netset = world.netsets.get((namespace or None, name))
     return list(_v4(netset.nets)) if netset else []
 
@@ -250,7 +253,8 @@ def _patch_endpoints(world: World, previous: HostProgram, before: Mapping[PodKey
 
 def _identity_snapshot(world: World) -> tuple[dict[Any, object], ...]:
     """Everything but pods, by object identity (world objects are frozen: a change is a new object)."""
-    return (dict(world.policies), dict(world.staged), dict(world.namespaces), dict(world.netsets), dict(world.tiers))
+    return (dict(world.policies), dict(world.staged), dict(world.namespaces), dict(world.netsets), dict(world.tiers),
+            dict(world.host_endpoints), dict(world.service_accounts), dict(world.nodes), {"felix": world.felix})
 
 
 def _same_objects(a: tuple[dict[Any, object], ...], b: tuple[dict[Any, object], ...]) -> bool:
