@@ -26,7 +26,6 @@ replies find no conntrack state).
 
 from __future__ import annotations
 
-
 from dataclasses import replace
 
 from policy_dataplane.evaluate import DirectionTrace, Flow, Outcome, Reason, Side, walk_tiers
