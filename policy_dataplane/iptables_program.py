@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from policy_dataplane.hostprogram import EMPTY_PROGRAM, HostProgram
+from policy_dataplane.iptables_node import BUILTIN, needs_full_restore
 from policy_dataplane.iptables_render import (
     removed_ipsets,
     render_ipset_diff,
@@ -52,7 +53,7 @@ class IptablesHostFilter:
         if new is self.applied:
             return IptablesPlan("none")
         new.check()
-        if self.applied is None:
+        if self.applied is None or needs_full_restore(self.applied, new):
             return IptablesPlan("full", render_ipset_full(new), render_iptables_full(new), tuple(self._stale_sets(new)))
         ipsets, rules = render_ipset_diff(self.applied, new), render_iptables_diff(self.applied, new)
         destroy = tuple(removed_ipsets(self.applied, new))
@@ -84,7 +85,8 @@ class IptablesHostFilter:
 
     def remove(self) -> None:
         self.applied = None
-        empty = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+        empty = "".join(f"*{table}\n" + "".join(f":{c} ACCEPT [0:0]\n" for c in chains) + "COMMIT\n"
+                        for table, chains in BUILTIN.items())
         run_in_netns(self.netns, [IPTABLES_RESTORE], stdin=empty, check=False)
         for name in run_in_netns(self.netns, ["ipset", "list", "-n"], check=False).split():
             if name.startswith("npl-"):
