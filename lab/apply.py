@@ -20,7 +20,8 @@ from lab.store import ObjectKey
 from topology.engine import Progress
 
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
-CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy"}
+CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy",
+                  "HostEndpoint", "FelixConfiguration"}
 
 
 class ApplyError(ValueError):
@@ -126,8 +127,12 @@ def _check_references(runtime: LabRuntime, docs: list[dict[str, Any]]) -> None:
     namespaces |= {key_of(d).name for d in docs if d.get("kind") == "Namespace"}
     problems = []
     hosts = set(runtime.host_names())
+    nodes = hosts | {e.name for e in runtime.spec.externals}
     for doc in docs:
         key = key_of(doc)
+        if key.kind == "HostEndpoint" and (doc.get("spec") or {}).get("node") not in nodes:
+            problems.append(f"{key}: spec.node: no host or external server {doc['spec'].get('node')!r} in lab "
+                            f"{runtime.lab!r} (nodes: {', '.join(sorted(nodes))})")
         if key.namespace and key.namespace not in namespaces:
             problems.append(f"{key}: metadata.namespace: namespace {key.namespace!r} does not exist in lab {runtime.lab!r}")
         node = (doc.get("spec") or {}).get("nodeName") if key.kind == "Pod" else None
@@ -213,6 +218,8 @@ KIND_ALIASES = {
     "tier": "Tier", "stagednetworkpolicy": "StagedNetworkPolicy",
     "stagedglobalnetworkpolicy": "StagedGlobalNetworkPolicy",
     "stagedkubernetesnetworkpolicy": "StagedKubernetesNetworkPolicy",
+    "hostendpoint": "HostEndpoint", "hostendpoints": "HostEndpoint", "hep": "HostEndpoint",
+    "felixconfiguration": "FelixConfiguration", "serviceaccount": "ServiceAccount", "sa": "ServiceAccount",
 }
 
 

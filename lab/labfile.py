@@ -106,6 +106,7 @@ class LabSpecModel(_Strict):
     namespaces: list[NamespaceSpec] = Field(default_factory=list)
     pods: list[PodSpec] = Field(default_factory=list)
     externals: list[ExternalSpec] = Field(default_factory=list)
+    hostPorts: list[PortSpec] = Field(default_factory=list, description="ports every host's own daemons answer")
     apply: list[str] = Field(default_factory=list, description="policy YAML files, relative to the lab file")
 
     @field_validator("fabric", mode="before")
@@ -303,6 +304,7 @@ def check_semantics(spec: LabSpec) -> list[str]:
             problems.append(f"{obj}: field ip: {ext.ip} is already taken by {ext_ips[ext.ip]}")
         else:
             ext_ips[ext.ip] = obj
+    problems.extend(_port_problems("lab", m.hostPorts))
     for i, rel in enumerate(m.apply):
         if not (spec.base_dir / rel).is_file():
             problems.append(f"lab: field apply[{i}]: no such file {rel!r} next to the lab file")

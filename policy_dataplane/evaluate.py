@@ -318,8 +318,8 @@ def endpoint(world: World, ref: str | Endpoint | tuple[str, str]) -> Endpoint:
         return ref
     if isinstance(ref, tuple):
         return world.pods[ref]
-    if ref in world.nodes:
-        return world.nodes[ref]
+    if "/" not in ref and (node := world.node(ref)) is not None:
+        return node
     try:
         ip = ipaddress.ip_address(ref)
     except ValueError:

@@ -45,7 +45,8 @@ def fabric_endpoint(world: World, node: str) -> HostEndpoint | None:
         for hep in mine:
             if hep.interface_name == wanted:
                 return hep
-    address = world.nodes[node].ip if node in world.nodes else None
+    known = world.node(node)
+    address = known.ip if known else None
     return next((h for h in mine if h.interface_name is None and address in h.expected_ips), None)
 
 

@@ -91,8 +91,22 @@ class World:
     def set_nodes(self, nodes: Iterable[HostNode]) -> None:
         self.nodes = {n.name: n for n in nodes}
 
+    def node(self, name: str) -> HostNode | None:
+        """A node the lab declared, or else one a host endpoint names (its first expected IP as address:
+        how `lab explain -f` knows nodes from files alone)."""
+        if name in self.nodes:
+            return self.nodes[name]
+        hep = next((h for h in sorted(self.host_endpoints.values(), key=lambda h: h.name)
+                    if h.node == name and h.expected_ips), None)
+        return HostNode(name, hep.expected_ips[0]) if hep else None
+
     def node_at(self, ip: IPAddress) -> HostNode | None:
-        return next((n for n in self.nodes.values() if n.ip == ip), None)
+        found = next((n for n in self.nodes.values() if n.ip == ip), None)
+        if found is None:
+            hep = next((h for h in self.host_endpoints.values() if ip in h.expected_ips and h.node not in self.nodes),
+                       None)
+            found = HostNode(hep.node, ip) if hep else None
+        return found
 
     def heps_containing(self, ip: IPAddress) -> list[HostEndpoint]:
         return [h for h in self.host_endpoints.values() if ip in h.expected_ips]
