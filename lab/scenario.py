@@ -24,8 +24,8 @@ SCENARIOS_DIR = Path(__file__).parent / "scenarios"
 SUFFIX = ".scenario.yaml"
 POLICY_KINDS = [
     "NetworkPolicy", "CalicoNetworkPolicy", "GlobalNetworkPolicy", "StagedNetworkPolicy",
-    "StagedGlobalNetworkPolicy", "StagedKubernetesNetworkPolicy",
-]  # fmt: skip
+    "StagedGlobalNetworkPolicy", "StagedKubernetesNetworkPolicy", "HostEndpoint", "FelixConfiguration",
+]  # fmt: skip  (what `reset` removes: every policy, and what makes the nodes' own policy)
 PROBES_PER_CHECK = 2
 
 
@@ -144,7 +144,7 @@ def perform(runtime: LabRuntime, loaded: LoadedScenario, step: Step) -> list[str
         keys = [key for key, _ in runtime.store.objects(kinds=POLICY_KINDS)]
         if keys:
             delete_keys(runtime, keys)
-        done.append(f"removed {len(keys)} policies")
+        done.append(f"removed {len(keys)} policies and host endpoint objects")
     if step.apply:
         report = apply_files(runtime, [loaded.file(f) for f in step.apply])
         done.append(f"applied {', '.join(step.apply)}: {_changes(report)}")
@@ -171,7 +171,7 @@ def verify(lab: str, checks: list[Check]) -> list[CheckOutcome]:
 
     if not checks:
         return []
-    endpoints = probe_endpoints(lab)
+    endpoints = probe_endpoints(lab, hosts=True)
     try:
         pairs = [(find_endpoint(endpoints, c.source), find_endpoint(endpoints, c.to)) for c in checks]
     except KeyError as exc:
