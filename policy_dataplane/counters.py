@@ -18,6 +18,7 @@ from typing import Any
 
 from policy_dataplane.hostprogram import MARK_ALLOW, MARK_PASS, TABLE, Dir, HostProgram
 from policy_dataplane.netns_exec import run_in_netns
+from policy_dataplane.render_node import hep_direction
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ def describe_table(host: str, listing: Mapping[str, Any]) -> TableInfo:
             info.policy_of_chain[chain] = (name, direction)
         elif chain.startswith(("tw-", "fw-")) and first.startswith("endpoint "):
             info.endpoint_of_chain[chain] = (first[len("endpoint "):], "ingress" if chain[:3] == "tw-" else "egress")
+        elif (direction := hep_direction(chain)) is not None and first.startswith("endpoint "):
+            info.endpoint_of_chain[chain] = (first[len("endpoint "):], direction)
     for chain, rules in rules_by_chain.items():
         if chain in info.policy_of_chain:
             _policy_counters(info, chain, rules)
@@ -191,6 +194,14 @@ def describe_program(host: str, program: HostProgram) -> TableInfo:
             for index, tier in enumerate(endpoint.tiers(direction)):
                 names = tuple(program.policies[c].name for c in tier.policies if c in program.policies)
                 info.tier_ends[(chain, index)] = TierEnd(endpoint.key, direction.value, tier.name, names)
+    hep = program.node.endpoint
+    for chain, tiers in (hep.chains() if hep else {}).items():
+        direction_name = hep_direction(chain) or ""
+        info.endpoint_of_chain[chain] = (hep.key, direction_name)  # type: ignore[union-attr]
+        for index, tier in enumerate(tiers):
+            names = tuple(program.policies[c].name for c in tier.policies if c in program.policies)
+            info.tier_ends[(chain, index)] = TierEnd(hep.key, direction_name, tier.name, names)  # type: ignore[union-attr]
+        info.tier_ends[(chain, len(tiers))] = TierEnd(hep.key, direction_name, "(no profile)", ())  # type: ignore[union-attr]
     return info
 
 

@@ -132,6 +132,7 @@ class Dataplane:
         Use as a context manager: `poll(timeout)` or `follow()`. With the iptables backend, policy names come
         from the programs this Dataplane last synced."""
         by_ip = {ip: str(pod) for pod in world.pods.values() for ip in pod.ips} if world else {}
+        by_ip.update({node.ip: node.name for node in world.nodes.values()} if world else {})
         programs = {h: self.programs[h] for h in hosts if h in self.programs} if self.backend == "iptables" else None
         return DropWatcher({h: self._netns(h) for h in hosts}, by_ip.get, programs=programs)
 

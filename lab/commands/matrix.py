@@ -21,6 +21,7 @@ def matrix(
     namespaces: Optional[str] = typer.Option(None, "--namespaces", "-n", help="a,b: only these namespaces"),
     sample: Optional[int] = typer.Option(None, "--sample", help="probe K expected-denied pairs (stratified)"),
     full: bool = typer.Option(False, "--full", help="probe every pair"),
+    hosts: bool = typer.Option(False, "--hosts", help="probe to and from the hosts themselves too"),
     as_json: bool = typer.Option(False, "--json", help="print the JSON report"),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="file prefix for the .json and .png (default matrix-LAB-PROTO-PORT)"),
@@ -35,7 +36,7 @@ def matrix(
     if full and sample is not None:
         fail("give --sample K or --full, not both")
     groups = {g.strip() for g in namespaces.split(",") if g.strip()} if namespaces else None
-    endpoints = probe_endpoints(lab)
+    endpoints = probe_endpoints(lab, hosts=hosts)
     with ProbeEngine() as engine:
         report = measure_matrix(
             engine, endpoints, lambda pairs, proto, p: expected_verdicts(lab, pairs, proto, p),
