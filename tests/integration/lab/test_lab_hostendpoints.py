@@ -24,7 +24,7 @@ from lab.labfile import parse_lab
 from lab.runtime import LabRuntime
 from lab.scenario import POLICY_KINDS, Check, verify
 from lab.targets import resolve_netns
-from policy_dataplane.counters import read_counters
+from policy_dataplane.dataplane.counters import read_counters
 from tests.integration.lab.reach import tcp_outcomes
 from topology import names
 
@@ -163,7 +163,7 @@ def test_pre_dnat_deny_before_any_dnat(fw_lab: str) -> None:
     runtime = LabRuntime.open(fw_lab)
     try:
         if runtime.spec.dataplane == "nftables":  # its chain hooks prerouting before dst-nat (-100)
-            from policy_dataplane.netns_exec import run_in_netns
+            from policy_dataplane.dataplane.netns_exec import run_in_netns
 
             listing = json.loads(run_in_netns(names.host_netns(fw_lab, "node1"),
                                               ["nft", "-j", "list", "chain", "inet", "npl", "pre-dnat"]))

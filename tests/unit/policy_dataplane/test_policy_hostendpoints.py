@@ -9,10 +9,10 @@ from ipaddress import ip_address
 import pytest
 from policy_model_helpers import namespace, pod
 
-from policy_dataplane.documents import DocumentsInvalid, load_text
-from policy_dataplane.evaluate import Reason, verdict
-from policy_dataplane.model import HostNode, Pod, ServiceAccount
-from policy_dataplane.world import World
+from policy_dataplane.policy.documents import DocumentsInvalid, load_text
+from policy_dataplane.policy.evaluate import Reason, verdict
+from policy_dataplane.policy.model import HostNode, Pod, ServiceAccount
+from policy_dataplane.policy.world import World
 
 NODES = (HostNode("node1", ip_address("10.99.0.1")), HostNode("node2", ip_address("10.99.0.2")),
          HostNode("tasks", ip_address("10.99.0.200"), external=True))

@@ -14,7 +14,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from enum import Enum
 
-from policy_dataplane.model import (
+from policy_dataplane.policy.model import (
     Action,
     Direction,
     EntityMatch,
@@ -29,8 +29,8 @@ from policy_dataplane.model import (
     protocol_name,
     protocol_number,
 )
-from policy_dataplane.resolve import ResolvedTier, resolve
-from policy_dataplane.world import World, hep_item, netset_item, pod_item
+from policy_dataplane.policy.resolve import ResolvedTier, resolve
+from policy_dataplane.policy.world import World, hep_item, netset_item, pod_item
 
 Endpoint = Pod | HostNode | ExternalHost
 
@@ -302,7 +302,7 @@ def _side_ip(endpoint: Endpoint, explicit: IPAddress | None) -> IPAddress | None
 def evaluate_flow(world: World, flow: Flow, *, staged_view: bool = False) -> Verdict:
     src = Side(flow.src, _side_ip(flow.src, flow.src_ip), flow.src_port)
     dst = Side(flow.dst, _side_ip(flow.dst, flow.dst_ip), flow.port)
-    from policy_dataplane.hostpath import host_hops
+    from policy_dataplane.policy.hostpath import host_hops
 
     egress = _evaluate_direction(world, flow, Direction.EGRESS, src, dst, staged_view)
     ingress = _evaluate_direction(world, flow, Direction.INGRESS, src, dst, staged_view)

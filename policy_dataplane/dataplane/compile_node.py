@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policy_dataplane.hostpath import FABRIC_IFNAME, fabric_endpoint
-from policy_dataplane.hostprogram import Dir, FailsafeRule, HostEndpointProgram, NodeProgram, TierProgram
-from policy_dataplane.model import Direction, FailsafePort
-from policy_dataplane.resolve import Phase, ResolvedTier, resolve
-from policy_dataplane.world import World
+from policy_dataplane.dataplane.hostprogram import (
+    Dir,
+    FailsafeRule,
+    HostEndpointProgram,
+    NodeProgram,
+    TierProgram,
+)
+from policy_dataplane.policy.hostpath import FABRIC_IFNAME, fabric_endpoint
+from policy_dataplane.policy.model import Direction, FailsafePort
+from policy_dataplane.policy.resolve import Phase, ResolvedTier, resolve
+from policy_dataplane.policy.world import World
 
 TierCompiler = Callable[[tuple[ResolvedTier, ...], Dir], tuple[TierProgram, ...]]
 

@@ -1,4 +1,4 @@
-"""A node's own policy (`NodeProgram`) as iptables, the way Felix lays it out (see render_node.py for nft).
+"""A node's own policy (`NodeProgram`) as iptables, the way Felix lays it out (see nft/render_node.py for nft).
 
 Tables: `raw` (doNotTrack: `CT --notrack` on allow, for the node's own traffic: `addrtype LOCAL` on the way
 in), `mangle` (preDNAT, before the nat table's DNAT: allow sets `MARK_PRE_DNAT` and accepts), `filter` (the
@@ -6,12 +6,12 @@ normal and applyOnForward host endpoint chains, and the base chains). iptables c
 so the policy chains the raw and mangle phases jump to are copied into those tables.
 
 A change of the node program (or of a policy its phases use) is applied as a full restore of the three
-tables; other changes stay filter-table diffs (iptables_render.py).
+tables; other changes stay filter-table diffs (render.py).
 """
 
 from __future__ import annotations
 
-from policy_dataplane.hostprogram import (
+from policy_dataplane.dataplane.hostprogram import (
     LOG_GROUP,
     MARK_ALLOW,
     MARK_MASK,

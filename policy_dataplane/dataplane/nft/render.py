@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Network, collapse_addresses
 
-from policy_dataplane.hostprogram import (
+from policy_dataplane.dataplane.hostprogram import (
     EMPTY_PROGRAM,
     LOG_GROUP,
     MARK_ALLOW,
@@ -38,8 +38,14 @@ from policy_dataplane.hostprogram import (
     SideMatch,
     Verdict,
 )
-from policy_dataplane.nftnl import ElementChange
-from policy_dataplane.render_node import BASE_CHAINS, CLEAR_MARKS, NO_MARK, base_rules, node_chains
+from policy_dataplane.dataplane.nft.nftnl import ElementChange
+from policy_dataplane.dataplane.nft.render_node import (
+    BASE_CHAINS,
+    CLEAR_MARKS,
+    NO_MARK,
+    base_rules,
+    node_chains,
+)
 
 T = f"inet {TABLE}"
 DISPATCH = {Dir.EGRESS: "fw-dispatch", Dir.INGRESS: "tw-dispatch"}

@@ -1,8 +1,8 @@
 """HostProgram -> Calico-style iptables + ipsets (the baseline the nftables dataplane is compared with).
 
-The same program as render.py, laid out the way Felix's iptables mode does it: ipsets per selector (hash:net)
+The same program as nft/render.py, laid out the way Felix's iptables mode does it: ipsets per selector (hash:net)
 and per named port (hash:ip,port); `npl-FORWARD` / `npl-INPUT` accept established, drop invalid and jump to
-the dispatch chains (the node's own policy, host endpoints included, is iptables_node.py's), which test each workload interface in turn (a linear list: Felix
+the dispatch chains (the node's own policy, host endpoints included, is render_node.py's), which test each workload interface in turn (a linear list: Felix
 builds a small tree of these) and `goto` the endpoint chain, or drop an unknown `cali*` interface; endpoint
 chains jump to linear per-policy chains while no mark is set; Allow marks then returns (two rules, as
 Felix emits them), Deny logs (NFLOG) and drops, Log logs.
@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from policy_dataplane import iptables_node
-from policy_dataplane.hostprogram import (
+from policy_dataplane.dataplane.hostprogram import (
     LOG_GROUP,
     MARK_ALLOW,
     MARK_MASK,
@@ -29,7 +28,8 @@ from policy_dataplane.hostprogram import (
     SideMatch,
     Verdict,
 )
-from policy_dataplane.render import address_elements, log_prefix, rule_comment
+from policy_dataplane.dataplane.iptables import render_node as iptables_node
+from policy_dataplane.dataplane.nft.render import address_elements, log_prefix, rule_comment
 
 P = "npl-"
 PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 132: "sctp"}

@@ -14,8 +14,8 @@ from typing import Any, Union
 
 import yaml
 
-from policy_dataplane import calico, k8s
-from policy_dataplane.model import (
+from policy_dataplane.policy import calico, k8s
+from policy_dataplane.policy.model import (
     FelixConfig,
     HostEndpoint,
     Namespace,
@@ -25,7 +25,7 @@ from policy_dataplane.model import (
     ServiceAccount,
     Tier,
 )
-from policy_dataplane.validation import Invalid
+from policy_dataplane.policy.validation import Invalid
 
 ModelObject = Union[Namespace, Pod, NetworkSet, Policy, Tier, HostEndpoint, FelixConfig, ServiceAccount]
 

@@ -23,7 +23,7 @@ then failsafe accepts, then tiers of policy chains as workload endpoint chains d
 
 from __future__ import annotations
 
-from policy_dataplane.hostprogram import (
+from policy_dataplane.dataplane.hostprogram import (
     LOG_GROUP,
     MARK_ALLOW,
     MARK_MASK,

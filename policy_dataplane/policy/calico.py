@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from policy_dataplane.model import (
+from policy_dataplane.policy.model import (
     DEFAULT_ALLOW_PROFILE,
     DEFAULT_TIER,
     DEFAULT_TIER_ORDER,
@@ -47,7 +47,7 @@ from policy_dataplane.model import (
     Tier,
     protocol_number,
 )
-from policy_dataplane.selectors import (
+from policy_dataplane.policy.selectors import (
     ALL,
     All,
     And,
@@ -62,7 +62,7 @@ from policy_dataplane.selectors import (
     or_,
     prefixed,
 )
-from policy_dataplane.validation import (
+from policy_dataplane.policy.validation import (
     Document,
     Invalid,
     Metadata,

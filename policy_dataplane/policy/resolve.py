@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from policy_dataplane.model import Direction, HostEndpoint, Pod, Policy, StagedAction, Tier
-from policy_dataplane.world import World, hep_item, pod_item
+from policy_dataplane.policy.model import Direction, HostEndpoint, Pod, Policy, StagedAction, Tier
+from policy_dataplane.policy.world import World, hep_item, pod_item
 
 
 class Phase(str, Enum):
