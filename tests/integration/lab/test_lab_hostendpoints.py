@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from bgp.status import sessions
 from lab import pipeline
-from lab.apply import apply_files, apply_sources, delete_keys
+from lab.apply import ApplyError, apply_files, apply_sources, delete_keys
 from lab.cli import app, register_commands
 from lab.labfile import parse_lab
 from lab.runtime import LabRuntime
@@ -189,6 +189,19 @@ def test_external_server_as_a_standalone_host(fw_lab: str) -> None:
             dp.close()
             assert any(e.endpoint and e.endpoint.startswith("hep tasks-eth0") and e.dst_name == "node2"
                        for e in events), [e.describe() for e in events]
+    finally:
+        runtime.close()
+
+
+def test_a_host_endpoint_on_an_unknown_node_is_refused_and_nothing_applied(fw_lab: str) -> None:
+    bad = (FILES / "1-host-endpoints.yaml").read_text().replace("node: node2", "node: node9")
+    runtime = LabRuntime.open(fw_lab)
+    try:
+        before = runtime.store.revision
+        with pytest.raises(ApplyError) as err:
+            apply_sources(runtime, [("heps.yaml", bad)])
+        assert "HostEndpoint node2-eth0: spec.node: no host or external server 'node9'" in str(err.value)
+        assert runtime.store.revision == before
     finally:
         runtime.close()
 
