@@ -16,9 +16,15 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from policy_dataplane.dataplane.hostprogram import MARK_ALLOW, MARK_PASS, TABLE, Dir, HostProgram
+from policy_dataplane.dataplane.hostprogram import (
+    MARK_ALLOW,
+    MARK_PASS,
+    TABLE,
+    Dir,
+    HostProgram,
+    hep_chain_role,
+)
 from policy_dataplane.dataplane.netns_exec import run_in_netns
-from policy_dataplane.dataplane.nft.render_node import hep_direction
 
 
 @dataclass(frozen=True)
@@ -122,8 +128,8 @@ def describe_table(host: str, listing: Mapping[str, Any]) -> TableInfo:
             info.policy_of_chain[chain] = (name, direction)
         elif chain.startswith(("tw-", "fw-")) and first.startswith("endpoint "):
             info.endpoint_of_chain[chain] = (first[len("endpoint "):], "ingress" if chain[:3] == "tw-" else "egress")
-        elif (direction := hep_direction(chain)) is not None and first.startswith("endpoint "):
-            info.endpoint_of_chain[chain] = (first[len("endpoint "):], direction)
+        elif (role := hep_chain_role(chain)) is not None and first.startswith("endpoint "):
+            info.endpoint_of_chain[chain] = (first[len("endpoint "):], role.direction)
     for chain, rules in rules_by_chain.items():
         if chain in info.policy_of_chain:
             _policy_counters(info, chain, rules)
@@ -196,7 +202,8 @@ def describe_program(host: str, program: HostProgram) -> TableInfo:
                 info.tier_ends[(chain, index)] = TierEnd(endpoint.key, direction.value, tier.name, names)
     hep = program.node.endpoint
     for chain, tiers in (hep.chains() if hep else {}).items():
-        direction_name = hep_direction(chain) or ""
+        role = hep_chain_role(chain)
+        direction_name = role.direction if role else ""
         info.endpoint_of_chain[chain] = (hep.key, direction_name)  # type: ignore[union-attr]
         for index, tier in enumerate(tiers):
             names = tuple(program.policies[c].name for c in tier.policies if c in program.policies)

@@ -170,6 +170,31 @@ class HostEndpointProgram:
 
 
 @dataclass(frozen=True)
+class HepChainRole:
+    """What a host endpoint chain does, by its name's kind (`hi-eth0` -> `hi`); both renderers follow it."""
+
+    direction: str  # ingress / egress
+    failsafe: str | None  # which failsafe ports it accepts first: "inbound", "outbound" or none
+    decisive: bool  # tier defaults and the profile apply (normal and applyOnForward policy)
+    on_allow: str  # "return" (normal), "notrack" (doNotTrack: untracked and accepted), "pre-dnat" (mark, accept)
+
+
+HEP_CHAIN_ROLES = {
+    "hi": HepChainRole("ingress", "inbound", True, "return"), "ho": HepChainRole("egress", "outbound", True, "return"),
+    "hfi": HepChainRole("ingress", None, True, "return"), "hfo": HepChainRole("egress", None, True, "return"),
+    "hui": HepChainRole("ingress", "inbound", False, "notrack"),
+    "huo": HepChainRole("egress", "outbound", False, "notrack"),
+    "hpi": HepChainRole("ingress", "inbound", False, "pre-dnat"),
+}
+
+
+def hep_chain_role(chain: str) -> HepChainRole | None:
+    """The role of a host endpoint chain; None for any other chain."""
+    kind, dash, _ = chain.partition("-")
+    return HEP_CHAIN_ROLES.get(kind) if dash else None
+
+
+@dataclass(frozen=True)
 class NodeProgram:
     """What guards the node itself. Without a host endpoint only `endpoint_to_host` matters."""
 
@@ -177,6 +202,9 @@ class NodeProgram:
     failsafe_inbound: tuple[FailsafeRule, ...] = ()
     failsafe_outbound: tuple[FailsafeRule, ...] = ()
     endpoint_to_host: str = "accept"  # accept or drop (Calico's Return: the lab's INPUT accepts)
+
+    def failsafe(self, role: HepChainRole) -> tuple[FailsafeRule, ...]:
+        return {"inbound": self.failsafe_inbound, "outbound": self.failsafe_outbound}.get(role.failsafe or "", ())
 
 
 NO_NODE_POLICY = NodeProgram()

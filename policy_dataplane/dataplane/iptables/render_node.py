@@ -21,6 +21,7 @@ from policy_dataplane.dataplane.hostprogram import (
     HostProgram,
     NodeProgram,
     TierProgram,
+    hep_chain_role,
 )
 
 P = "npl-"
@@ -38,30 +39,26 @@ def _failsafe(rules: tuple[FailsafeRule, ...], inbound: bool) -> list[str]:
             + " -j ACCEPT" for r in rules]
 
 
+ON_ALLOW = {"return": [f"{ALLOWED} -j RETURN"], "notrack": [f"{ALLOWED} -j CT --notrack", f"{ALLOWED} -j ACCEPT"],
+            "pre-dnat": [f"{ALLOWED} -j MARK --set-xmark {MARK_PRE_DNAT:#x}/{MARK_PRE_DNAT:#x}", f"{ALLOWED} -j ACCEPT"]}
+
+
 def hep_chain_rules(node: NodeProgram, hep: HostEndpointProgram, chain: str, tiers: tuple[TierProgram, ...]
                     ) -> list[str]:
-    kind = chain.split("-", 1)[0]
-    decisive = kind in ("hi", "ho", "hfi", "hfo")
-    name = P + chain
+    role = hep_chain_role(chain)
+    assert role is not None, chain
     body = [f'-m comment --comment "endpoint {hep.key[:100]}"']
-    if kind in ("hi", "hui", "hpi"):
-        body += _failsafe(node.failsafe_inbound, inbound=True)
-    elif kind in ("ho", "huo"):
-        body += _failsafe(node.failsafe_outbound, inbound=False)
-    allowed = {"hui": [f"{ALLOWED} -j CT --notrack", f"{ALLOWED} -j ACCEPT"],
-               "huo": [f"{ALLOWED} -j CT --notrack", f"{ALLOWED} -j ACCEPT"],
-               "hpi": [f"{ALLOWED} -j MARK --set-xmark {MARK_PRE_DNAT:#x}/{MARK_PRE_DNAT:#x}", f"{ALLOWED} -j ACCEPT"],
-               }.get(kind, [f"{ALLOWED} -j RETURN"])
+    body += _failsafe(node.failsafe(role), inbound=role.failsafe == "inbound")
     if tiers:
         body.append(CLEAR)
     for t, tier in enumerate(tiers):
         body += [f"{NO_MARK} -j {P}{policy}" for policy in tier.policies]
-        if decisive and not tier.default_pass:
+        if role.decisive and not tier.default_pass:
             body += [f'{NO_MARK} -j NFLOG --nflog-group {LOG_GROUP} --nflog-prefix "T {chain} {t}"', f"{NO_MARK} -j DROP"]
-        body += allowed + [CLEAR]
-    if decisive and not hep.default_allow:
+        body += ON_ALLOW[role.on_allow] + [CLEAR]
+    if role.decisive and not hep.default_allow:
         body += [f'-j NFLOG --nflog-group {LOG_GROUP} --nflog-prefix "T {chain} {len(tiers)}"', "-j DROP"]
-    return [f"-A {name} {rule}" for rule in body + ["-j RETURN"]]
+    return [f"-A {P}{chain} {rule}" for rule in body + ["-j RETURN"]]
 
 
 def node_chains(node: NodeProgram) -> dict[str, dict[str, list[str]]]:

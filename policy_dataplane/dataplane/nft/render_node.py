@@ -32,6 +32,7 @@ from policy_dataplane.dataplane.hostprogram import (
     HostEndpointProgram,
     NodeProgram,
     TierProgram,
+    hep_chain_role,
 )
 
 WORKLOAD = "cali*"
@@ -43,17 +44,6 @@ ALLOWED = f"meta mark and {MARK_ALLOW:#x} != 0"
 # base chains: name -> (hook, priority)
 BASE_CHAINS = {"forward": ("forward", "filter"), "input": ("input", "filter"), "output": ("output", "filter"),
                "raw-pre": ("prerouting", "raw"), "raw-out": ("output", "raw"), "pre-dnat": ("prerouting", "mangle")}
-INGRESS_CHAINS = ("hi-", "hfi-", "hui-", "hpi-")
-EGRESS_CHAINS = ("ho-", "hfo-", "huo-")
-
-
-def hep_direction(chain: str) -> str | None:
-    """'ingress' / 'egress' for a host endpoint chain's name, None for any other chain."""
-    if chain.startswith(INGRESS_CHAINS):
-        return "ingress"
-    if chain.startswith(EGRESS_CHAINS):
-        return "egress"
-    return None
 
 
 def base_rules(node: NodeProgram) -> dict[str, list[str]]:
@@ -91,26 +81,25 @@ def _failsafe(rules: tuple[FailsafeRule, ...], inbound: bool) -> list[str]:
             + ' counter accept comment "failsafe"' for r in rules]
 
 
+ON_ALLOW = {"return": f"{ALLOWED} return", "notrack": f"{ALLOWED} notrack accept",
+            "pre-dnat": f"{ALLOWED} meta mark set meta mark or {MARK_PRE_DNAT:#x} accept"}
+
+
 def hep_chain_rules(node: NodeProgram, hep: HostEndpointProgram, chain: str, tiers: tuple[TierProgram, ...]
                     ) -> list[str]:
-    kind = chain.split("-", 1)[0]
-    decisive = kind in ("hi", "ho", "hfi", "hfo")  # tier defaults and the profile apply
+    role = hep_chain_role(chain)
+    assert role is not None, chain
     out = [f'counter comment "endpoint {hep.key[:100]}"']
-    if kind in ("hi", "hui", "hpi"):
-        out += _failsafe(node.failsafe_inbound, inbound=True)
-    elif kind in ("ho", "huo"):
-        out += _failsafe(node.failsafe_outbound, inbound=False)
-    allowed = {"hui": f"{ALLOWED} notrack accept", "huo": f"{ALLOWED} notrack accept",
-               "hpi": f"{ALLOWED} meta mark set meta mark or {MARK_PRE_DNAT:#x} accept"}.get(kind, f"{ALLOWED} return")
+    out += _failsafe(node.failsafe(role), inbound=role.failsafe == "inbound")
     if tiers:
         out.append(CLEAR_MARKS)
     for t, tier in enumerate(tiers):
         out += [f"{NO_MARK} jump {policy}" for policy in tier.policies]
-        if decisive and not tier.default_pass:
+        if role.decisive and not tier.default_pass:
             out.append(f'{NO_MARK} counter log prefix "T {chain} {t}" group {LOG_GROUP} drop '
                        f'comment "tier {tier.name[:60]} default deny"')
-        out += [allowed, CLEAR_MARKS]
-    if decisive and not hep.default_allow:
+        out += [ON_ALLOW[role.on_allow], CLEAR_MARKS]
+    if role.decisive and not hep.default_allow:
         out.append(f'counter log prefix "T {chain} {len(tiers)}" group {LOG_GROUP} drop '
                    f'comment "tier (no profile) default deny"')
     return out + ["return"]
@@ -124,4 +113,4 @@ def node_chains(node: NodeProgram) -> dict[str, list[str]]:
     return {chain: hep_chain_rules(node, hep, chain, tiers) for chain, tiers in hep.chains().items()}
 
 
-__all__ = ["BASE_CHAINS", "base_rules", "node_chains", "hep_chain_rules", "hep_direction"]
+__all__ = ["BASE_CHAINS", "base_rules", "node_chains", "hep_chain_rules"]
