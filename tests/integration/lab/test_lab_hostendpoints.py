@@ -25,6 +25,7 @@ from lab.runtime import LabRuntime
 from lab.scenario import POLICY_KINDS, Check, verify
 from lab.targets import resolve_netns
 from policy_dataplane.dataplane.counters import read_counters
+from policy_dataplane.dataplane.netns_exec import run_in_netns
 from tests.integration.lab.reach import tcp_outcomes
 from topology import names
 
@@ -36,6 +37,16 @@ DENY_ALL = """apiVersion: projectcalico.org/v3
 kind: GlobalNetworkPolicy
 metadata: {name: deny-all-hosts}
 spec: {selector: has(role), types: [Ingress, Egress]}
+"""
+DENY_8888 = """apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: edge-8888}
+spec:
+  selector: role == 'node'
+  preDNAT: true
+  applyOnForward: true
+  order: 10
+  ingress: [{action: Deny, protocol: TCP, destination: {ports: [8888]}}]
 """
 NO_FAILSAFE = """apiVersion: projectcalico.org/v3
 kind: FelixConfiguration
@@ -162,13 +173,23 @@ def test_pre_dnat_deny_before_any_dnat(fw_lab: str) -> None:
           ("tasks", "node1", 8080, "allow"), ("dev/client", "node1", 8080, "deny"))
     runtime = LabRuntime.open(fw_lab)
     try:
+        node1 = names.host_netns(fw_lab, "node1")
         if runtime.spec.dataplane == "nftables":  # its chain hooks prerouting before dst-nat (-100)
-            from policy_dataplane.dataplane.netns_exec import run_in_netns
-
-            listing = json.loads(run_in_netns(names.host_netns(fw_lab, "node1"),
-                                              ["nft", "-j", "list", "chain", "inet", "npl", "pre-dnat"]))
+            listing = json.loads(run_in_netns(node1, ["nft", "-j", "list", "chain", "inet", "npl", "pre-dnat"]))
             chain = next(e["chain"] for e in listing["nftables"] if "chain" in e)
             assert chain["hook"] == "prerouting" and chain["prio"] < -100
+        # A DNAT of the test's own (Services are another issue's): node1:8888 -> dev/web:80. preDNAT policy sees
+        # the port before the DNAT: its deny of 80 does not stop 8888, and a deny of 8888 does.
+        web = next(p for p in runtime.pod_plans() if p.key == "dev/web")
+        table = f"ip {names.PREFIX}_test_dnat"
+        run_in_netns(node1, ["nft", "-f", "-"], stdin=(
+            f"add table {table}\nadd chain {table} pre {{ type nat hook prerouting priority dstnat; policy accept; }}\n"
+            f"add rule {table} pre tcp dport 8888 dnat to {web.ip}:80\n"))
+        tasks = names.external_netns(fw_lab, "tasks")
+        assert tcp_outcomes(tasks, [(NODE1, 8888), (str(web.ip), 80)], timeout=2) == {
+            (NODE1, 8888): "accepted", (str(web.ip), 80): "no answer"}
+        apply_sources(runtime, [("deny-8888.yaml", DENY_8888)])
+        assert tcp_outcomes(tasks, [(NODE1, 8888)], timeout=2) == {(NODE1, 8888): "no answer"}
     finally:
         runtime.close()
 
