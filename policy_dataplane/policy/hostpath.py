@@ -88,18 +88,19 @@ class _View:
         self.world, self.flow, self.src, self.dst, self.staged = world, flow, src, dst, staged_view
 
     def _tiers(self, hep: HostEndpoint, direction: Direction, phase: Phase, reply: bool = False,
-               **options: object) -> DirectionTrace:
+               decides: bool = True) -> DirectionTrace:
+        """Walk the endpoint's tiers of one phase. `decides`: tier defaults and the profile apply (normal and
+        applyOnForward policy); otherwise only rules decide (doNotTrack, preDNAT: NO_DECISION at the end)."""
         tiers = resolve(self.world, hep, direction, staged_view=self.staged, phase=phase)
         flow, src, dst = self.flow, self.src, self.dst
         if reply:  # the reply: addresses and ports swapped (the client's port is not known)
             flow = replace(flow, src=flow.dst, dst=flow.src, port=None, src_port=flow.port)
             src, dst = Side(self.dst.endpoint, self.dst.ip, self.dst.port), Side(self.src.endpoint, self.src.ip, None)
-        end = Outcome.ALLOW if hep.default_allow else Outcome.DENY
-        return walk_tiers(self.world, flow, direction, tiers, src, dst, str(hep), **{"end": end, **options})  # type: ignore[arg-type]
+        end = (Outcome.ALLOW if hep.default_allow else Outcome.DENY) if decides else Outcome.NO_MATCH
+        return walk_tiers(self.world, flow, direction, tiers, src, dst, str(hep), end=end, tier_default=decides)
 
     def _failsafe(self, hep: HostEndpoint, ports: tuple[FailsafePort, ...], direction: Direction,
                   ) -> DirectionTrace | None:
-
         remote = self.src.ip if direction is Direction.INGRESS else self.dst.ip
         for fs in ports:
             if fs.protocol == self.flow.protocol and fs.port == self.flow.port and (
@@ -109,14 +110,13 @@ class _View:
 
     def _untracked(self, hep: HostEndpoint, direction: Direction) -> DirectionTrace | None:
         """None when no doNotTrack rule decides; else the verdict, reply included."""
-
-        first = self._tiers(hep, direction, Phase.UNTRACKED, end=Outcome.NO_MATCH, tier_default=False)
+        first = self._tiers(hep, direction, Phase.UNTRACKED, decides=False)
         if first.reason is Reason.NO_DECISION:
             return None
         if not first.allowed:
             return first
         back = Direction.INGRESS if direction is Direction.EGRESS else Direction.EGRESS
-        reply = self._tiers(hep, back, Phase.UNTRACKED, reply=True, end=Outcome.NO_MATCH, tier_default=False)
+        reply = self._tiers(hep, back, Phase.UNTRACKED, reply=True, decides=False)
         if reply.allowed and reply.reason is not Reason.NO_DECISION:
             return _with(first, reason=Reason.UNTRACKED_ALLOWED)
         if self.flow.protocol != TCP and reply.reason is Reason.NO_DECISION:
@@ -128,17 +128,14 @@ class _View:
         return _with(first, allowed=False, reason=Reason.UNTRACKED_REPLY_DENIED)
 
     def host_ingress(self, hep: HostEndpoint) -> DirectionTrace:
-
         failsafe = self._failsafe(hep, self.world.felix.failsafe_inbound, Direction.INGRESS)
         if failsafe is not None:
             return failsafe
         untracked = self._untracked(hep, Direction.INGRESS)
         if untracked is not None:
             return untracked
-        pre = self._tiers(hep, Direction.INGRESS, Phase.PRE_DNAT, end=Outcome.NO_MATCH, tier_default=False)
-        if pre.reason is not Reason.NO_DECISION:
-            return _with(pre, reason=Reason.PRE_DNAT_ALLOWED) if pre.allowed else pre
-        return self._normal(hep, Direction.INGRESS)
+        pre = self._pre_dnat(hep)
+        return pre if pre is not None else self._normal(hep, Direction.INGRESS)
 
     def host_egress(self, hep: HostEndpoint) -> DirectionTrace:
         failsafe = self._failsafe(hep, self.world.felix.failsafe_outbound, Direction.EGRESS)
@@ -149,27 +146,28 @@ class _View:
             return untracked
         return self._normal(hep, Direction.EGRESS)
 
-    def _normal(self, hep: HostEndpoint, direction: Direction) -> DirectionTrace:
+    def _pre_dnat(self, hep: HostEndpoint) -> DirectionTrace | None:
+        """None when no preDNAT rule decides (new flows arriving through the endpoint, before any DNAT)."""
+        pre = self._tiers(hep, Direction.INGRESS, Phase.PRE_DNAT, decides=False)
+        if pre.reason is Reason.NO_DECISION:
+            return None
+        return _with(pre, reason=Reason.PRE_DNAT_ALLOWED) if pre.allowed else pre
 
+    def _normal(self, hep: HostEndpoint, direction: Direction) -> DirectionTrace:
         trace = self._tiers(hep, direction, Phase.NORMAL)
         if trace.allowed and trace.reason in (Reason.PASSED_THROUGH, Reason.NOT_ISOLATED):
             return _with(trace, reason=Reason.PROFILE_ALLOWS)
         return trace
 
     def forward(self, hep: HostEndpoint, direction: Direction) -> DirectionTrace:
-
-        if direction is Direction.INGRESS:
-            pre = self._tiers(hep, direction, Phase.PRE_DNAT, end=Outcome.NO_MATCH, tier_default=False)
-            if pre.reason is not Reason.NO_DECISION:
-                return _with(pre, reason=Reason.PRE_DNAT_ALLOWED) if pre.allowed else pre
+        if direction is Direction.INGRESS and (pre := self._pre_dnat(hep)) is not None:
+            return pre
         if not resolve(self.world, hep, direction, staged_view=self.staged, phase=Phase.FORWARD):
-
             return DirectionTrace(direction, str(hep), True, Reason.NOT_FORWARD_POLICED)
         return self._tiers(hep, direction, Phase.FORWARD)
 
 
 def _with(trace: DirectionTrace, **changes: object) -> DirectionTrace:
-
     return replace(trace, **changes)  # type: ignore[arg-type]
 
 
