@@ -109,7 +109,6 @@ class Reason(str, Enum):
     PROFILE_ALLOWS = "host endpoint: no policy decided: its default-allow profile allows"
     FAILSAFE = "failsafe port: always allowed"
     NOT_FORWARD_POLICED = "forwarded, and no applyOnForward policy selects the host endpoint: allowed"
-    HOST_TO_OWN_POD = "a host's traffic to its own pods is always allowed"
     ENDPOINT_TO_HOST = "a pod's traffic to its own host: the DefaultEndpointToHostAction decides"
     UNTRACKED_ALLOWED = "allowed by a doNotTrack rule, and so is its reply"
     UNTRACKED_REPLY_DENIED = "allowed by a doNotTrack rule, but no doNotTrack rule allows the reply (no conntrack state)"

@@ -91,8 +91,7 @@ def _direction_json(trace: DirectionTrace) -> dict[str, Any]:
         "allowed": trace.allowed,
         "reason": trace.reason.name.lower(),
         "reason_text": trace.reason.value,
-        "isolated": trace.reason not in (Reason.NOT_A_POD, Reason.NOT_ISOLATED, Reason.NOT_FORWARD_POLICED,
-                                         Reason.HOST_TO_OWN_POD),
+        "isolated": trace.reason not in (Reason.NOT_A_POD, Reason.NOT_ISOLATED, Reason.NOT_FORWARD_POLICED),
         "decided_by": _rule_json(trace.decided_by),
         "decided_in_tier": trace.decided_in_tier,
         "tiers": [

@@ -16,10 +16,11 @@ node's process, or a pod's host forwarding it in). At each, as Calico documents 
   with no applyOnForward policy selecting the endpoint in that direction, it passes;
 * traffic a local pod sends out (`forward_egress`): applyOnForward policy, passing when there is none.
 
-Two paths never meet a host endpoint, as in Felix: a host's traffic to its own pods is always allowed (the
-pods' ingress policy is not applied either: kubelet probes), and a pod's traffic to its own host arrives
-on a workload interface: after the pod's egress policy, FelixConfiguration's DefaultEndpointToHostAction
-decides (Accept, Drop, or Return to the host's own INPUT rules, which in the lab accept).
+Two paths never meet a host endpoint, as in Felix: a host's traffic to its own pods leaves on a workload
+interface (only the pods' ingress policy applies: the lab keeps that, where Felix does not police host ->
+local workload at all), and a pod's traffic to its own host arrives on a workload interface: after the
+pod's egress policy, FelixConfiguration's DefaultEndpointToHostAction decides (Accept, Drop, or Return to
+the host's own INPUT rules, which in the lab accept).
 doNotTrack policy is applied to the node's own traffic only (forwarded flows it could only break: their
 replies find no conntrack state).
 """
@@ -65,10 +66,8 @@ def host_hops(world: World, flow: Flow, src: Side, dst: Side, staged_view: bool)
     src_node, dst_node = node_of(s), node_of(d)
     same = src_node is not None and src_node == dst_node
     hops: list[DirectionTrace] = []
-    if same:
-        if isinstance(s, HostNode) and isinstance(d, Pod):
-            hops.append(DirectionTrace(Direction.EGRESS, str(s), True, Reason.HOST_TO_OWN_POD))
-        elif isinstance(s, Pod) and isinstance(d, HostNode):
+    if same:  # a host and its own pod: no host endpoint on the way
+        if isinstance(s, Pod) and isinstance(d, HostNode):
             action = world.felix.endpoint_to_host_action
             hops.append(DirectionTrace(Direction.INGRESS, str(d), action != "Drop", Reason.ENDPOINT_TO_HOST,
                                        notes=(f"DefaultEndpointToHostAction is {action}",)))

@@ -90,7 +90,7 @@ def base_rules(node: NodeProgram, from_wl: str, to_wl: str) -> dict[str, dict[st
     untracked = ["-m conntrack --ctstate UNTRACKED -j ACCEPT"] if hep else []
     action = "ACCEPT" if node.endpoint_to_host == "accept" else "DROP"
     inp = untracked + established + [f"-i cali+ -j {from_wl}", f"-i cali+ -j {action}"]
-    out = untracked + established + ["-o cali+ -j ACCEPT"]
+    out = untracked + established + [f"-o cali+ -j {to_wl}", "-o cali+ -j ACCEPT"]
     fwd = list(established)
     raw_pre: list[str] = []
     raw_out: list[str] = []

@@ -11,8 +11,9 @@ The base chains' rules depend on the node program, so they are rendered here as 
   `MARK_PRE_DNAT`, which skips normal host endpoint policy later; Deny drops.
 * `input`: established first; a pod's packets for its own host go through its egress policy, then the
   DefaultEndpointToHostAction (accept or drop); packets from the fabric go to the host endpoint chain.
-* `output`: a host's packets for its own pods are accepted (Felix does not police host -> local
-  workload); packets to the fabric go to the host endpoint chain.
+* `output`: a host's packets for its own pods meet their ingress policy (as the lab always did; Felix
+  does not police host -> local workload, see docs/HOST-ENDPOINTS.md) and never a host endpoint;
+  packets to the fabric go to the host endpoint chain.
 * `forward`: applyOnForward policy of the host endpoint in (unless preDNAT allowed) and out, around the
   workload dispatch. Without applyOnForward policy nothing is jumped to: forwarded traffic passes.
 
@@ -54,7 +55,7 @@ def base_rules(node: NodeProgram) -> dict[str, list[str]]:
     untracked = ["ct state untracked accept"] if hep else []
     rules: dict[str, list[str]] = {
         "input": untracked + common + [f'iifname "{WORKLOAD}" jump from-wl', f'iifname "{WORKLOAD}" {node.endpoint_to_host}'],
-        "output": untracked + common + [f'oifname "{WORKLOAD}" accept'],
+        "output": untracked + common + [f'oifname "{WORKLOAD}" jump to-wl', f'oifname "{WORKLOAD}" accept'],
         "forward": list(common),
         "raw-pre": [], "raw-out": [],
         # replies and untracked packets never meet preDNAT policy (it is for new incoming flows)

@@ -23,7 +23,7 @@ def test_a_node_without_host_endpoint_has_no_node_chains() -> None:
     program = compile_host(world(""), WEB, "node1")
     assert program.node == NO_NODE_POLICY
     text = render_full(program)
-    assert "hi-eth0" not in text and 'oifname "cali*" accept' in text  # a host reaches its own pods
+    assert "hi-eth0" not in text and 'oifname "cali*" jump to-wl' in text  # a host to its pods: their ingress
 
 
 def test_a_host_endpoint_gets_failsafe_and_a_default_deny_at_its_end() -> None:

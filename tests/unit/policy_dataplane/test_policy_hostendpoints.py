@@ -142,6 +142,14 @@ def test_pre_dnat_deny_applies_to_forwarded_traffic_and_allow_skips_normal_polic
     assert v.allowed and v.hops[-1].reason is Reason.PRE_DNAT_ALLOWED
 
 
+def test_a_host_to_its_own_pod_meets_the_pod_ingress_policy_only() -> None:
+    isolate = gnp("web-isolated", "  selector: app == 'web'\n  types: [Ingress]")
+    w = world(NODE_HEPS + gnp("deny-all", "  selector: has(role)\n  types: [Ingress, Egress]"))
+    v = verdict(w, "node1", "dev/web", "TCP", 80)
+    assert v.allowed and v.hops == ()  # no host endpoint on the way (node1's egress would deny)
+    assert not ok(world(NODE_HEPS + isolate), "node1", "dev/web", 80)
+
+
 def test_endpoint_to_host_action_drop() -> None:
     drop = ("apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\n"
             "spec: {defaultEndpointToHostAction: Drop}\n---\n")
