@@ -536,7 +536,7 @@ def host_endpoint_from_doc(doc: dict[str, Any]) -> HostEndpoint:
     interface = spec.interfaceName or None
     if interface is not None and interface != "*" and not _IFNAME.match(interface):
         problems.append(("spec.interfaceName", f"{interface!r} is not an interface name (1-15 letters, digits, _ . -) "
-                                               "or spaces) nor '*'"))
+                                               "nor '*'"))
     ips = []
     for i, text in enumerate(spec.expectedIPs or []):
         ip = parse_ip(text, f"spec.expectedIPs[{i}]", problems)
