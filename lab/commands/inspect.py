@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, fail, print_json, require_root
-
-
-def open_lab(lab: str):  # type: ignore[no-untyped-def]
-    from lab.runtime import LabNotUp, LabRuntime
-
-    require_root(f"lab {lab!r}")
-    try:
-        return LabRuntime.open(lab)
-    except LabNotUp as exc:
-        fail(str(exc))
+from lab.console import LAB_OPTION_HELP, fail, open_lab, print_json
 
 
 @app.command(rich_help_panel="Lab")
@@ -45,6 +33,7 @@ def exec_(
 ) -> None:
     """Run a command inside a pod or node namespace: lab exec dev/web -- ip route."""
     from lab.targets import resolve_netns
+    from topology.engines import get_engine
 
     argv = list(ctx.args)
     if not argv:
@@ -52,8 +41,9 @@ def exec_(
     runtime = open_lab(lab)
     try:
         netns = resolve_netns(runtime, target)
+        engine = get_engine(runtime.spec.engine)
     except KeyError as exc:
         fail(str(exc.args[0]))
     finally:
         runtime.close()
-    raise typer.Exit(subprocess.call(["ip", "netns", "exec", netns, *argv]))
+    raise typer.Exit(engine.exec_in(netns, argv, capture=False).returncode)

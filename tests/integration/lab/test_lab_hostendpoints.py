@@ -25,9 +25,9 @@ from lab.runtime import LabRuntime
 from lab.scenario import POLICY_KINDS, Check, verify
 from lab.targets import resolve_netns
 from policy_dataplane.dataplane.counters import read_counters
-from policy_dataplane.dataplane.netns_exec import run_in_netns
 from tests.integration.lab.reach import tcp_outcomes
 from topology import names
+from topology.netns import run_in as run_in_netns
 
 pytestmark = pytest.mark.root
 register_commands()
@@ -201,7 +201,7 @@ def test_external_server_as_a_standalone_host(fw_lab: str) -> None:
     runtime = LabRuntime.open(fw_lab)
     try:
         if runtime.spec.dataplane == "nftables":  # drops name the host endpoint that denied
-            from lab.world import world_of
+            from lab.stored_world import world_of
 
             dp = runtime.dataplane()
             with dp.drops(["tasks"], world_of(runtime)) as watcher:
