@@ -24,7 +24,7 @@ from lab.labfile import parse_lab
 from lab.runtime import LabRuntime
 from lab.scenario import POLICY_KINDS, Check, verify
 from lab.targets import resolve_netns
-from policy_dataplane.dataplane.counters import read_counters
+from policy_dataplane.dataplane.nft.counters import read_counters
 from tests.integration.lab.reach import tcp_outcomes
 from topology import names
 from topology.netns import run_in as run_in_netns
