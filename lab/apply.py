@@ -20,7 +20,7 @@ from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from topology.engine import Progress
 
 CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy",
-                  "ExternalService"}
+                  "ExternalService", "HostEndpoint", "FelixConfiguration"}
 
 
 class ApplyError(ValueError):
@@ -177,8 +177,12 @@ def _check_references(runtime: LabRuntime, docs: list[dict[str, Any]]) -> None:
     tiers |= {key_of(d).name for d in docs if d.get("kind") == "Tier"}
     problems = []
     hosts = set(runtime.host_names())
+    nodes = hosts | {e.name for e in runtime.spec.externals}
     for doc in docs:
         key = key_of(doc)
+        if key.kind == "HostEndpoint" and (doc.get("spec") or {}).get("node") not in nodes:
+            problems.append(f"{key}: spec.node: no host or external server {doc['spec'].get('node')!r} in lab "
+                            f"{runtime.lab!r} (nodes: {', '.join(sorted(nodes))})")
         tier = (doc.get("spec") or {}).get("tier") if key.kind in POLICY_KINDS else None
         if tier is not None and tier not in tiers:
             problems.append(f"{key}: spec.tier: tier {tier!r} does not exist in lab {runtime.lab!r} "
@@ -311,6 +315,8 @@ KIND_ALIASES = {
     "stagedkubernetesnetworkpolicy": "StagedKubernetesNetworkPolicy",
     "service": "Service", "services": "Service", "svc": "Service",
     "externalservice": "ExternalService", "externalservices": "ExternalService",
+    "hostendpoint": "HostEndpoint", "hostendpoints": "HostEndpoint", "hep": "HostEndpoint",
+    "felixconfiguration": "FelixConfiguration", "serviceaccount": "ServiceAccount", "sa": "ServiceAccount",
 }
 
 

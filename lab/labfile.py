@@ -138,6 +138,7 @@ class LabSpecModel(_Strict):
     externals: list[ExternalSpec] = Field(default_factory=list)
     serviceCIDR: IPv4Network = IPv4Network("10.96.0.0/12")
     clusterDNS: ClusterDnsSpec | None = None  # DNS pods `coredns` in kube-system and the kube-dns Service
+    hostPorts: list[PortSpec] = Field(default_factory=list, description="ports every host's own daemons answer")
     apply: list[str] = Field(default_factory=list, description="policy YAML files, relative to the lab file")
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
 
@@ -439,6 +440,7 @@ def check_semantics(spec: LabSpec) -> list[str]:
             problems.append(f"{obj}: field ip: {ext.ip} is already taken by {ext_ips[ext.ip]}")
         else:
             ext_ips[ext.ip] = obj
+    problems.extend(_port_problems("lab", m.hostPorts))
     problems += capacity_problems(spec, hosts)
     for i, rel in enumerate(m.apply):
         if (p := apply_path_problem(spec.base_dir, rel)) is not None:

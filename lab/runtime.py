@@ -150,12 +150,16 @@ class LabRuntime:
         return plans
 
     def responder_targets(self) -> list[PodPlan | ServerPlan]:
-        """Everything that answers on its declared ports: the placed pods and the external servers."""
+        """Everything that answers on its declared ports: the placed pods, the external servers and the
+        hosts' own daemons (`hostPorts`, e.g. SSH on 22)."""
         servers = [
             ServerPlan(ext.name, names.external_netns(self.lab, ext.name),
                        tuple(PortPlan(p.containerPort, p.protocol, p.name) for p in ext.ports))
             for ext in self.spec.externals if ext.ports
         ]  # fmt: skip
+        host_ports = tuple(PortPlan(p.containerPort, p.protocol, p.name) for p in self.spec.hostPorts)
+        if host_ports:
+            servers += [ServerPlan(h, names.host_netns(self.lab, h), host_ports) for h in self.host_names()]
         return [*self._responder_pods(), *servers]
 
     def _responder_pods(self) -> list[PodPlan]:
@@ -186,16 +190,23 @@ class LabRuntime:
         """The hosts' filters, taking over what earlier commands applied (so changes go as diffs)."""
         from policy_dataplane.dataplane.lab_dataplane import Dataplane
 
-        dp = Dataplane(self.lab, backend=self.spec.dataplane)
+        dp = Dataplane(self.lab, backend=self.spec.dataplane, host_netns=self.node_netns)
         dp.load_state(self.dataplane_state)
         return dp
+
+    def node_netns(self, node: str) -> str:
+        """The namespace of a host or an external server (both carry a filter table: externals are
+        standalone hosts that host endpoints can guard)."""
+        externals = {e.name for e in self.spec.externals}
+        return names.external_netns(self.lab, node) if node in externals else names.host_netns(self.lab, node)
 
     def placement(
         self, placements: Iterable[Placement] | None = None
     ) -> dict[str, list[tuple[tuple[str, str], str]]]:
-        """host -> [((namespace, pod), host-side interface)] of every running pod (from `placements` when the
-        caller has read them already)."""
+        """node -> [((namespace, pod), host-side interface)] of every running pod (from `placements` when the
+        caller has read them already); external servers are nodes without pods."""
         out: dict[str, list[tuple[tuple[str, str], str]]] = {h: [] for h in self.host_names()}
+        out.update({e.name: [] for e in self.spec.externals})
         for p in self.store.placements() if placements is None else placements:
             # placements and pod documents are written together
             out[p.host].append(((p.namespace, p.name), names.pod_host_ifname(p.namespace, p.name)))
@@ -228,8 +239,9 @@ class LabRuntime:
 
 
 # What the traffic commands ask of a running lab -------------------------------------------------------
-def probe_endpoints(lab: str) -> list["ProbeEndpoint"]:
-    """Every pod and external host of a running lab, as the probes address them."""
+def probe_endpoints(lab: str, hosts: bool = False) -> list["ProbeEndpoint"]:
+    """Every pod and external host of a running lab (and with `hosts` the hosts themselves), as the probes
+    address them."""
     from lab.plan import plan_node_addresses_from_model
     from topology.model import node_netns
     from traffic.model import ProbeEndpoint
@@ -245,6 +257,9 @@ def probe_endpoints(lab: str) -> list["ProbeEndpoint"]:
                 endpoints.append(ProbeEndpoint(name=node.name, netns=node_netns(lab, node.name, "external"),
                                                ip=node.ip.ip, kind="external", namespace="(external)",
                                                host=node.name))
+            elif node.kind == "host" and hosts:
+                endpoints.append(ProbeEndpoint(name=node.name, netns=node_netns(lab, node.name, "host"),
+                                               ip=node.ip.ip, kind="host", namespace="(hosts)", host=node.name))
     finally:
         runtime.close()
     return endpoints
@@ -292,7 +307,7 @@ def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManage
     The lifted state lasts only for the measurement: the store's policies are programmed back afterwards,
     even when the run fails. A lab without policies has one condition."""
     from lab import warm
-    from lab.stored_world import model_objects
+    from lab.stored_world import lab_nodes, model_objects
     from policy_dataplane.policy.model import Policy
     from policy_dataplane.policy.world import World
 
@@ -312,8 +327,10 @@ def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManage
             try:
                 warm.forget(lab)  # the filters change behind the warm state's back
                 dp = runtime.dataplane()
+                lifted = World.from_objects(without)
+                lifted.set_nodes(lab_nodes(runtime))
                 try:
-                    dp.sync(World.from_objects(without), runtime.placement())
+                    dp.sync(lifted, runtime.placement())
                     dp.save_state(runtime.dataplane_state)
                 finally:
                     dp.close()

@@ -26,8 +26,8 @@ SCENARIOS_DIR = Path(__file__).parent / "scenarios"
 SUFFIX = ".scenario.yaml"
 POLICY_KINDS = [
     "NetworkPolicy", "CalicoNetworkPolicy", "GlobalNetworkPolicy", "StagedNetworkPolicy",
-    "StagedGlobalNetworkPolicy", "StagedKubernetesNetworkPolicy",
-]  # fmt: skip
+    "StagedGlobalNetworkPolicy", "StagedKubernetesNetworkPolicy", "HostEndpoint", "FelixConfiguration",
+]  # fmt: skip  (what `reset` removes: every policy, and what makes the nodes' own policy)
 PROBES_PER_CHECK = 2
 
 
@@ -172,7 +172,7 @@ def perform(runtime: LabRuntime, loaded: LoadedScenario, step: Step) -> list[str
         keys = [key for key, _ in runtime.store.objects(kinds=POLICY_KINDS)]
         if keys:
             delete_keys(runtime, keys)
-        done.append(f"removed {len(keys)} policies")
+        done.append(f"removed {len(keys)} policies and host endpoint objects")
     if step.compile is not None:
         done.append(_apply_tree(runtime, loaded, step.compile))
     if step.apply:
@@ -247,7 +247,7 @@ def _verify_flows(lab: str, checks: list[Check]) -> list[CheckOutcome]:
 
     if not checks:
         return []
-    endpoints = probe_endpoints(lab)
+    endpoints = probe_endpoints(lab, hosts=True)
     try:
         pairs = [(find_endpoint(endpoints, c.source), find_target(lab, endpoints, str(c.to))) for c in checks]
     except KeyError as exc:

@@ -11,7 +11,7 @@ from typing import Any
 from lab.runtime import LabRuntime
 from lab.store import ObjectKey, Placement
 from policy_dataplane.policy.documents import CONVERTERS, ModelObject
-from policy_dataplane.policy.model import Pod
+from policy_dataplane.policy.model import HostNode, Pod
 from policy_dataplane.policy.world import World
 
 
@@ -42,8 +42,19 @@ def _convert(doc: dict[str, Any], where: str) -> ModelObject:
     return converter(doc, f"lab store: {where}")
 
 
+def lab_nodes(runtime: LabRuntime) -> list[HostNode]:
+    """The lab's hosts and external servers with their fabric addresses (route reflectors are not nodes
+    that policy knows)."""
+    from lab.plan import plan_node_addresses_from_model
+
+    return [HostNode(n.name, n.ip.ip, n.kind == "external")
+            for n in plan_node_addresses_from_model(runtime.lab, runtime.spec) if n.kind in ("host", "external")]
+
+
 def world_of(runtime: LabRuntime) -> World:
-    return World.from_objects(model_objects(runtime))
+    world = World.from_objects(model_objects(runtime))
+    world.set_nodes(lab_nodes(runtime))
+    return world
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,9 @@ def planned_world(runtime: LabRuntime, sources: list[tuple[str, str]], delete: b
             current[key] = dataclasses.replace(obj, ips=old.ips, node=old.node)
         else:
             current[key] = obj
-    return PlannedWorld(World.from_objects(current.values()), tuple(unplaced))
+    world = World.from_objects(current.values())
+    world.set_nodes(lab_nodes(runtime))
+    return PlannedWorld(world, tuple(unplaced))
 
 
-__all__ = ["world_of", "model_objects", "planned_world", "PlannedWorld"]
+__all__ = ["world_of", "lab_nodes", "model_objects", "planned_world", "PlannedWorld"]

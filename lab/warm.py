@@ -65,7 +65,7 @@ def sync(runtime: LabRuntime) -> SyncReport:
 
 
 def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
-    from lab.stored_world import model_object
+    from lab.stored_world import lab_nodes, model_object
     from policy_dataplane.policy.documents import object_key
     from policy_dataplane.policy.world import World
 
@@ -76,8 +76,9 @@ def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
         if obj is not None:
             keys[key] = object_key(obj)
             objects.append(obj)
-    return WarmPolicy(runtime.store.revision, runtime.paths.database, World.from_objects(objects),
-                      runtime.dataplane(), keys, placements)
+    world = World.from_objects(objects)
+    world.set_nodes(lab_nodes(runtime))
+    return WarmPolicy(runtime.store.revision, runtime.paths.database, world, runtime.dataplane(), keys, placements)
 
 
 def _catch_up(runtime: LabRuntime, warm: WarmPolicy) -> bool:

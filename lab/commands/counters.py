@@ -24,7 +24,7 @@ def counters(
             fail("counters are read from the nftables dataplane; this lab runs the iptables baseline")
         dp = runtime.dataplane()
         try:
-            data = dp.counters(runtime.host_names())
+            data = dp.counters(list(runtime.placement()))  # hosts and external servers
         finally:
             dp.close()
     finally:
@@ -72,7 +72,7 @@ def drops(
     try:
         world = world_of(runtime)
         dp = runtime.dataplane()
-        hosts = runtime.host_names()
+        hosts = list(runtime.placement())  # hosts and external servers
     finally:
         runtime.close()
 

@@ -1,4 +1,4 @@
-"""`lab label pod NS/POD k=v k-` and `lab label ns NAME k=v`; `lab get pods|namespaces|policies`."""
+"""`lab label pod NS/POD k=v k-` and `lab label ns NAME k=v`; `lab get pods|namespaces|policies|...`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ GET_KINDS = {
     "networksets": ["NetworkSet", "GlobalNetworkSet"],
     "services": ["Service"],
     "externalservices": ["ExternalService"],
+    "hostendpoints": ["HostEndpoint", "FelixConfiguration"],
+    "serviceaccounts": ["ServiceAccount"],
 }
 
 
@@ -40,7 +42,8 @@ def label_(
 
 @app.command(rich_help_panel="Policy")
 def get(
-    what: str = typer.Argument(..., help="pods, namespaces, policies, networksets, services or externalservices"),
+    what: str = typer.Argument(..., help="pods, namespaces, policies, networksets, services, externalservices, "
+                                            "hostendpoints or serviceaccounts"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="the stored documents, as JSON"),
 ) -> None:

@@ -22,6 +22,7 @@ def matrix(
     sample: Optional[int] = typer.Option(None, "--sample", min=0, help="probe K expected-denied pairs (stratified)"),
     full: bool = typer.Option(False, "--full", help="probe every pair"),
     to: list[str] = typer.Option([], "--to", help="only these destinations, e.g. svc/NS/NAME (a Service); repeat"),
+    hosts: bool = typer.Option(False, "--hosts", help="probe to and from the hosts themselves too"),
     as_json: bool = typer.Option(False, "--json", help="print the JSON report"),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="file prefix for the .json and .png (default matrix-LAB-PROTO-PORT)"),
@@ -37,7 +38,7 @@ def matrix(
     if full and sample is not None:
         fail("give --sample K or --full, not both")
     groups = {g.strip() for g in namespaces.split(",") if g.strip()} if namespaces else None
-    endpoints = probe_endpoints(lab)
+    endpoints = probe_endpoints(lab, hosts=hosts)
     require_namespaces(endpoints, lab)
     try:
         destinations = [find_target(lab, endpoints, t) for t in to] or None

@@ -29,7 +29,7 @@ def probe(
     from traffic.model import Probe, find_endpoint
     from traffic.probes import run_probes
 
-    endpoints = probe_endpoints(lab)
+    endpoints = probe_endpoints(lab, hosts=True)
     try:
         source, target = find_endpoint(endpoints, src), find_target(lab, endpoints, dst)
     except KeyError as exc:

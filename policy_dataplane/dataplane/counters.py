@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from policy_dataplane.dataplane.hostprogram import Dir, HostProgram
+from policy_dataplane.dataplane.hostprogram import Dir, HostProgram, hep_chain_role
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,15 @@ def describe_program(host: str, program: HostProgram) -> TableInfo:
             for index, tier in enumerate(endpoint.tiers(direction)):
                 names = tuple(program.policies[c].name for c in tier.policies if c in program.policies)
                 info.tier_ends[(chain, index)] = TierEnd(endpoint.key, direction.value, tier.name, names)
+    hep = program.node.endpoint
+    for chain, tiers in (hep.chains() if hep else {}).items():
+        role = hep_chain_role(chain)
+        direction_name = role.direction if role else ""
+        info.endpoint_of_chain[chain] = (hep.key, direction_name)  # type: ignore[union-attr]
+        for index, tier in enumerate(tiers):
+            names = tuple(program.policies[c].name for c in tier.policies if c in program.policies)
+            info.tier_ends[(chain, index)] = TierEnd(hep.key, direction_name, tier.name, names)  # type: ignore[union-attr]
+        info.tier_ends[(chain, len(tiers))] = TierEnd(hep.key, direction_name, "(no profile)", ())  # type: ignore[union-attr]
     return info
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class DropEvent:
         src, dst = self.src_name or str(p.src), self.dst_name or str(p.dst)
         if self.kind == "default-deny":
             why = (f"no policy in tier {self.tier} allowed it ({self.direction} of {self.endpoint}; isolated by "
-                   f"{', '.join(self.isolating_policies) or '?'})")
+                   f"{', '.join(self.isolating_policies) or 'being a host endpoint: no default-allow profile'})")
         elif self.kind == "unknown-interface":
             why = "interface not programmed yet (fail closed)"
         else:

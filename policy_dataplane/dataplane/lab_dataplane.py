@@ -130,6 +130,7 @@ class Dataplane:
         Use as a context manager: `poll(timeout)` or `follow()`. Policy names come from the backend (from the
         programs this Dataplane last synced when the kernel cannot name them)."""
         by_ip = {ip: str(pod) for pod in world.pods.values() for ip in pod.ips} if world else {}
+        by_ip.update({node.ip: node.name for node in world.nodes.values()} if world else {})
 
         def describe(host: str) -> TableInfo:
             return self.driver.describe(host, self._netns(host), self.programs.get(host))

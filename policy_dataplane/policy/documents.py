@@ -15,11 +15,20 @@ from typing import Any, Union
 import yaml
 
 from policy_dataplane.policy import calico, k8s
-from policy_dataplane.policy.model import Namespace, NetworkSet, Pod, Policy, Tier
+from policy_dataplane.policy.model import (
+    FelixConfig,
+    HostEndpoint,
+    Namespace,
+    NetworkSet,
+    Pod,
+    Policy,
+    ServiceAccount,
+    Tier,
+)
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from policy_dataplane.policy.validation import Invalid
 
-ModelObject = Union[Namespace, Pod, NetworkSet, Policy, Tier]
+ModelObject = Union[Namespace, Pod, NetworkSet, Policy, Tier, HostEndpoint, FelixConfig, ServiceAccount]
 
 CALICO = "projectcalico.org/v3"
 _Converter = Callable[[dict[str, Any], str], ModelObject]
@@ -28,6 +37,7 @@ _Converter = Callable[[dict[str, Any], str], ModelObject]
 CONVERTERS: dict[tuple[str, str], _Converter] = {
     ("v1", "Namespace"): lambda d, s: k8s.namespace_from_doc(d),
     ("v1", "Pod"): lambda d, s: k8s.pod_from_doc(d),
+    ("v1", "ServiceAccount"): lambda d, s: k8s.service_account_from_doc(d),
     ("networking.k8s.io/v1", "NetworkPolicy"): lambda d, s: k8s.network_policy_from_doc(d, source=s),
     (CALICO, "StagedKubernetesNetworkPolicy"): lambda d, s: k8s.network_policy_from_doc(d, staged=True, source=s),
     (CALICO, "NetworkPolicy"): lambda d, s: calico.policy_from_doc(d, global_=False, source=s),
@@ -39,6 +49,8 @@ CONVERTERS: dict[tuple[str, str], _Converter] = {
     (CALICO, "NetworkSet"): lambda d, s: calico.network_set_from_doc(d, global_=False),
     (CALICO, "GlobalNetworkSet"): lambda d, s: calico.network_set_from_doc(d, global_=True),
     (CALICO, "Tier"): lambda d, s: calico.tier_from_doc(d),
+    (CALICO, "HostEndpoint"): lambda d, s: calico.host_endpoint_from_doc(d),
+    (CALICO, "FelixConfiguration"): lambda d, s: calico.felix_configuration_from_doc(d),
 }
 
 
@@ -181,6 +193,12 @@ def object_key(obj: ModelObject) -> tuple[str, Any]:
         return ("NetworkSet", obj.key)
     if isinstance(obj, Tier):
         return ("Tier", obj.name)
+    if isinstance(obj, HostEndpoint):
+        return ("HostEndpoint", obj.name)
+    if isinstance(obj, FelixConfig):
+        return ("FelixConfiguration", "default")
+    if isinstance(obj, ServiceAccount):
+        return ("ServiceAccount", obj.key)
     return ("StagedPolicy" if obj.staged else "Policy", obj.key)
 
 

@@ -21,6 +21,7 @@ from policy_dataplane.dataplane.iptables.render import (
     render_iptables_diff,
     render_iptables_full,
 )
+from policy_dataplane.dataplane.iptables.render_node import BUILTIN, needs_full_restore
 from topology.engine import Engine
 from topology.engines import get_engine
 from topology.netns import finish
@@ -55,7 +56,7 @@ class IptablesHostFilter:
         if new is self.applied:
             return IptablesPlan("none")
         new.check()
-        if self.applied is None:
+        if self.applied is None or needs_full_restore(self.applied, new):
             return IptablesPlan("full", render_ipset_full(new), render_iptables_full(new), tuple(self._stale_sets(new)))
         ipsets, rules = render_ipset_diff(self.applied, new), render_iptables_diff(self.applied, new)
         destroy = tuple(removed_ipsets(self.applied, new))
@@ -87,7 +88,8 @@ class IptablesHostFilter:
 
     def remove(self) -> None:
         self.applied = None
-        empty = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+        empty = "".join(f"*{table}\n" + "".join(f":{c} ACCEPT [0:0]\n" for c in chains) + "COMMIT\n"
+                        for table, chains in BUILTIN.items())
         self.engine.run_in(self.netns, [IPTABLES_RESTORE], stdin=empty, check=False)
         for name in self.engine.run_in(self.netns, ["ipset", "list", "-n"], check=False).split():
             if name.startswith("npl-"):

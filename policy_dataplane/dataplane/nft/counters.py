@@ -22,7 +22,7 @@ from policy_dataplane.dataplane.counters import (
     TierEnd,
     counters_from,
 )
-from policy_dataplane.dataplane.hostprogram import MARK_ALLOW, MARK_PASS, TABLE
+from policy_dataplane.dataplane.hostprogram import MARK_ALLOW, MARK_PASS, TABLE, hep_chain_role
 from topology.engine import Engine
 from topology.engines import get_engine
 
@@ -73,6 +73,8 @@ def describe_table(host: str, listing: Mapping[str, Any]) -> TableInfo:
             info.policy_of_chain[chain] = (name, direction)
         elif chain.startswith(("tw-", "fw-")) and first.startswith("endpoint "):
             info.endpoint_of_chain[chain] = (first[len("endpoint "):], "ingress" if chain[:3] == "tw-" else "egress")
+        elif (role := hep_chain_role(chain)) is not None and first.startswith("endpoint "):
+            info.endpoint_of_chain[chain] = (first[len("endpoint "):], role.direction)
     for chain, rules in rules_by_chain.items():
         if chain in info.policy_of_chain:
             _policy_counters(info, chain, rules)
