@@ -91,8 +91,8 @@ def explain_service(lab: str, src: str, dst: str, protocol: str, port: int | Non
 
     from lab import service_targets
     from lab.runtime import LabRuntime
-    from lab.targets import node_addresses
     from lab.stored_world import world_of
+    from lab.targets import node_addresses
     from policy_dataplane.policy.explain import render, to_json
 
     if port is None:
