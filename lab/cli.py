@@ -11,7 +11,7 @@ import lab.commands
 from lab.app import app
 
 # `lab --help` lists commands in the order their modules register them: the everyday ones first.
-FIRST = ("updown", "inspect", "graph", "bgp", "ipam", "apply", "label", "diff", "explain", "counters", "probe",
+FIRST = ("updown", "inspect", "controller", "graph", "bgp", "ipam", "apply", "label", "diff", "explain", "counters", "probe",
          "matrix", "latency", "policy_latency", "scenario", "bank")
 
 

@@ -64,6 +64,7 @@ class LabRuntime:
                 raise LabNotUp(f"no lab named {lab!r} is up (its state {self.paths.database} does not exist)")
             store = Store(self.paths.database)
         self.store = store
+        self._await_controller = False  # a change left the filters to the lab's controller
 
     @classmethod
     def open(cls, lab: str) -> "LabRuntime":
@@ -78,6 +79,11 @@ class LabRuntime:
         with open(self.paths.config_file("changes.lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+        if self._await_controller:  # the change is committed: wait until the controller has programmed it
+            from lab.controller.launcher import wait_programmed
+
+            self._await_controller = False
+            wait_programmed(self.paths, self.store.revision)
 
     def close(self) -> None:
         self.store.close()
@@ -205,11 +211,16 @@ class LabRuntime:
 
             apply_files(self, files)
 
-    def sync_policy(self) -> "SyncReport":
+    def sync_policy(self) -> "SyncReport | None":
         """Brings every host's filters in line with the store: one transaction per changed host (from this
-        process's warm world and filters when it has them, see `lab.warm`)."""
+        process's warm world and filters when it has them, see `lab.warm`). When the lab's controller runs,
+        it is the filters' only writer: the change is left to it, and `exclusive()` waits for it (None)."""
         from lab import warm
+        from lab.controller.launcher import running_pid
 
+        if running_pid(self.paths) is not None:
+            self._await_controller = True
+            return None
         return warm.sync(self)
 
 

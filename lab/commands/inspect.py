@@ -10,14 +10,20 @@ from lab.app import app
 from lab.console import LAB_OPTION_HELP, fail, print_json, require_root
 
 
-def open_lab(lab: str):  # type: ignore[no-untyped-def]
+def open_lab(lab: str, supervise: bool = True):  # type: ignore[no-untyped-def]
+    """The running lab; with `supervise`, its controller is started again first if it died."""
     from lab.runtime import LabNotUp, LabRuntime
 
     require_root(f"lab {lab!r}")
     try:
-        return LabRuntime.open(lab)
+        runtime = LabRuntime.open(lab)
     except LabNotUp as exc:
         fail(str(exc))
+    if supervise:
+        from lab.commands.controller import restart_controller
+
+        restart_controller(runtime.paths)
+    return runtime
 
 
 @app.command(rich_help_panel="Lab")
@@ -25,16 +31,24 @@ def status(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Hosts, pods, addresses and blocks of a running lab."""
+    """Hosts, pods, addresses and blocks of a running lab, and its health: exits 1 when it is degraded."""
+    from lab.commands.controller import controller_health, render_health
     from lab.status import lab_status
     from lab.summary import render_status
 
-    runtime = open_lab(lab)
+    runtime = open_lab(lab, supervise=False)
     try:
         data = lab_status(runtime)
+        data["controller"] = controller_health(runtime.paths)
     finally:
         runtime.close()
-    print_json(data) if as_json else render_status(data)
+    if as_json:
+        print_json(data)
+    else:
+        render_status(data)
+        render_health(data["controller"])
+    if data["controller"]["degraded"]:
+        raise typer.Exit(1)
 
 
 @app.command(name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, rich_help_panel="Lab")
