@@ -168,8 +168,9 @@ class Controller:
         return None
 
     def status(self) -> dict[str, Any]:
+        """Health as it is now: a fresh look (read only), not the last pass's, so a fault shows at once."""
         desired = self.desired()
-        observed = self.observed
+        observed = self.observed = self.observe(desired)
         routes_missing = self.runtime.fabric().missing_routes()
         broken = broken_pods(desired, observed) if observed else {}
         hosts = {}
