@@ -23,11 +23,12 @@ def register_commands() -> None:
 
 def main() -> None:
     from lab.console import errors
+    from lab.controller.launcher import ControllerError
     from lab.runtime import LabNotUp
 
     register_commands()
     try:
         app()
-    except LabNotUp as exc:  # any command pointed at a lab that is not up: a message, not a traceback
+    except (LabNotUp, ControllerError) as exc:  # a lab not up, a write not programmed: a message, not a traceback
         errors.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise SystemExit(1) from None

@@ -221,6 +221,9 @@ class Controller:
             _send(conn, {"ok": True, "pid": os.getpid(), "revision": self.memory.programmed_revision})
         elif op == "status":
             _send(conn, self.status())
+        elif op == "programs":
+            _send(conn, {"ok": True, "revision": self.memory.programmed_revision,
+                         "programs": program_digests(self.executor.dataplane().programs)})
         elif op == "resync":
             while not self.reconcile():
                 time.sleep(BUSY_RETRY)
@@ -296,6 +299,15 @@ class Controller:
             return
         if self.handle(conn, request if isinstance(request, dict) else {}):
             conn.close()
+
+
+def program_digests(programs: dict[str, Any]) -> dict[str, str]:
+    """A digest of each host's compiled program (its full nft text): equal digests, equal programs."""
+    import hashlib
+
+    from policy_dataplane.render import render_full
+
+    return {host: hashlib.sha256(render_full(p).encode()).hexdigest() for host, p in sorted(programs.items())}
 
 
 def _send(conn: socket.socket, message: dict[str, Any]) -> None:

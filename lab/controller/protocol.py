@@ -5,6 +5,7 @@
     {"op": "wait", "revision": 7, "timeout": 30} -> {"ok": true} once every host is programmed at >= 7,
                                                    or {"ok": false, "error": "node2: ..."} at the timeout
     {"op": "resync"}                            -> {"ok": true} after one reconcile pass
+    {"op": "programs"}                          -> {"ok": true, "programs": {host: digest of its program}}
 
 The socket lives in the lab's run directory, owned by root, mode 0600. Unix socket paths are limited to
 108 bytes; a longer one (deep test directories) is reached through /proc/self/fd/<dir fd>/<name>.
