@@ -64,7 +64,7 @@ class LabRuntime:
                 raise LabNotUp(f"no lab named {lab!r} is up (its state {self.paths.database} does not exist)")
             store = Store(self.paths.database)
         self.store = store
-        self._await_controller = False  # a change left the filters to the lab's controller
+        self._await_revision: int | None = None  # a change left to the lab's controller: its revision
 
     @classmethod
     def open(cls, lab: str) -> "LabRuntime":
@@ -79,11 +79,11 @@ class LabRuntime:
         with open(self.paths.config_file("changes.lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
-        if self._await_controller:  # the change is committed: wait until the controller has programmed it
+        if self._await_revision is not None:  # the change is committed: wait until the controller programs it
             from lab.controller.launcher import wait_programmed
 
-            self._await_controller = False
-            wait_programmed(self.paths, self.store.revision)
+            revision, self._await_revision = self._await_revision, None
+            wait_programmed(self.paths, revision)
 
     def close(self) -> None:
         self.store.close()
@@ -219,7 +219,7 @@ class LabRuntime:
         from lab.controller.launcher import running_pid
 
         if running_pid(self.paths) is not None:
-            self._await_controller = True
+            self._await_revision = self.store.revision
             return None
         return warm.sync(self)
 

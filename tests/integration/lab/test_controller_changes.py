@@ -4,6 +4,7 @@ matrix equals the oracle, and the controller's warm programs equal a fresh compi
 
 from __future__ import annotations
 
+import difflib
 import random
 
 import pytest
@@ -14,6 +15,7 @@ from lab.controller.daemon import program_digests
 from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
 from lab.world import world_of
 from policy_dataplane.dataplane import Dataplane
+from policy_dataplane.render import render_full
 from tests.integration.lab.reach import tcp_outcomes
 from tests.integration.lab.test_lab_policy import SCENARIOS, measured_equals_oracle, small_lab
 
@@ -86,14 +88,17 @@ def test_mixed_changes_through_the_controller(make_lab):
             denied_seen += no_denied_packet_delivered("it12")
         assert denied_seen > 0  # the stream did test denied paths
         # warm (the controller's programs) equals cold (a fresh compile of the store)
-        answer = launcher.ask(runtime.paths, {"op": "programs"}, timeout=60)
+        answer = launcher.ask(runtime.paths, {"op": "programs", "text": True}, timeout=60)
         assert answer["revision"] == runtime.store.revision
         dp = Dataplane("it12")
         try:
             fresh = dp.compile(world_of(runtime), runtime.placement())
         finally:
             dp.close()
-        assert answer["programs"] == program_digests(fresh)
+        differing = [h for h, digest in program_digests(fresh).items() if answer["programs"].get(h) != digest]
+        assert not differing, "\n".join(difflib.unified_diff(
+            render_full(fresh[differing[0]]).splitlines(), answer["text"][differing[0]].splitlines(),
+            "fresh compile", "controller", lineterm=""))
     finally:
         runtime.close()
     measured_equals_oracle("it12")

@@ -64,3 +64,21 @@ def test_a_request_gets_its_answer_over_a_0600_socket(tmp_path, depth):
 def test_nobody_listening_is_a_clear_error(tmp_path):
     with pytest.raises(ControllerUnavailable, match="no controller answers"):
         request(tmp_path / "controller.sock", {"op": "ping"})
+
+
+def test_program_digests_ignore_insertion_order_but_not_rule_order():
+    from ipaddress import IPv4Network
+
+    from lab.controller.daemon import program_digests
+    from policy_dataplane.hostprogram import Dir, HostProgram, PolicyProgram, RuleProgram, Verdict
+
+    a, b = IPv4Network("10.0.0.1/32"), IPv4Network("10.0.0.2/32")
+    deny, allow = RuleProgram(Verdict.DENY), RuleProgram(Verdict.ALLOW, protocol=6)
+    one = HostProgram(address_sets={"s1": frozenset({a}), "s2": frozenset({a, b})},
+                      policies={"pi-x": PolicyProgram("x", Dir.INGRESS, (deny, allow))})
+    same = HostProgram(address_sets={"s2": frozenset({b, a}), "s1": frozenset({a})},
+                       policies={"pi-x": PolicyProgram("x", Dir.INGRESS, (deny, allow))})
+    reordered = HostProgram(address_sets=dict(one.address_sets),
+                            policies={"pi-x": PolicyProgram("x", Dir.INGRESS, (allow, deny))})
+    assert program_digests({"h": one}) == program_digests({"h": same})
+    assert program_digests({"h": one}) != program_digests({"h": reordered})
