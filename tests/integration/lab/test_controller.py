@@ -258,3 +258,39 @@ def test_a_killed_apply_converges_without_the_user(lab, tmp_path):
     assert outcome("prod/bulk-59", "dev/web") == "accepted" and outcome("prod/web", "prod/bulk-0") == "accepted"
     assert outcome("prod/bulk-7", "dev/db") == "no answer"
     assert any(e.what == "RecreatePods" for e in events.read(lab))
+
+
+def test_a_write_not_programmed_in_time_names_the_host_and_the_reason(lab):
+    """A namespace label committed while the controller is held off: the wait times out naming every host
+    and why, and the kernel still enforces the old policy; once the controller passes again, the same wait
+    succeeds and the new verdict holds."""
+    from lab.apply import key_for
+    from lab.controller.launcher import ControllerError, wait_programmed
+
+    wait_for(lambda: not status(lab)["degraded"], 60, "healthy before the write")
+    key = key_for("namespace", "prod")
+
+    def relabel(env: str) -> int:
+        runtime = LabRuntime.open(LAB)
+        try:
+            doc = runtime.store.get_object(key)
+            assert doc is not None
+            doc["metadata"]["labels"]["env"] = env
+            with runtime.store.transaction():
+                runtime.store.put_object(key, doc)
+            return runtime.store.revision
+        finally:
+            runtime.close()
+
+    with controller_held_off(lab):
+        revision = relabel("dev")  # prod's pods now count as dev: allowed to reach dev/db
+        with pytest.raises(ControllerError) as late:
+            wait_programmed(lab, revision, timeout=2.0)
+        message = str(late.value)
+        assert f"revision {revision} committed, not programmed within 2 s" in message
+        assert all(f"node{i}: filter at revision" in message for i in (1, 2, 3)), message
+        assert outcome("prod/web", "dev/db") == "no answer"  # not programmed: the old verdict
+    wait_programmed(lab, revision, timeout=30.0)
+    assert outcome("prod/web", "dev/db") == "accepted"
+    wait_programmed(lab, relabel("prod"), timeout=30.0)
+    assert outcome("prod/web", "dev/db") == "no answer"
