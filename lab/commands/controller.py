@@ -30,7 +30,10 @@ def controller_health(paths: LabPaths) -> dict[str, Any]:
     from lab.controller import launcher
     from lab.controller.protocol import ControllerUnavailable
 
-    restarted = restart_controller(paths)
+    try:
+        restarted = restart_controller(paths)
+    except launcher.ControllerError as exc:
+        return {"running": False, "degraded": [f"the controller is down and could not be started: {exc}"]}
     try:
         health = launcher.ask(paths, {"op": "status"}, timeout=30.0)
     except ControllerUnavailable as exc:

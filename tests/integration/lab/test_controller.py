@@ -126,8 +126,17 @@ def controller_held_off(paths: names.LabPaths) -> Iterator[None]:
         runtime.close()
 
 
-def repaired(paths: names.LabPaths, since: float, what: str) -> Callable[[], bool]:
-    return lambda: any(e.time >= since and e.kind == "repair" and e.what == what for e in events.read(paths))
+def repair_event(paths: names.LabPaths, since: float, what: str) -> events.Event | None:
+    return next((e for e in events.read(paths) if e.time >= since and e.kind == "repair" and e.what == what), None)
+
+
+def wait_repaired(paths: names.LabPaths, since: float, what: str, timeout: float = 60) -> float:
+    """Seconds from `since` (the lock released) until the controller started the repair (an event is written
+    when the repair is done; its duration is the kernel's and the machine's, not the controller's delay)."""
+    wait_for(lambda: repair_event(paths, since, what) is not None, timeout, f"{what} done")
+    event = repair_event(paths, since, what)
+    assert event is not None
+    return event.time - event.seconds - since
 
 
 def test_the_lab_starts_healthy_with_its_controller(lab):
@@ -152,14 +161,13 @@ def test_a_killed_process_is_restarted(lab, victim):
         pid = victim_pid(lab, victim)
         os.kill(pid, signal.SIGKILL)
         processes.wait_gone(pid, 5)
-        killed_at = time.time()
         if victim != "route agent node2":  # ExaBGP respawns its own agent: that one may never be seen down
             degraded = status(lab)["degraded"]
             assert any(victim in d or "route(s) missing" in d for d in degraded), degraded
+        killed_at = time.time()  # the lock goes now: from here on the controller may act
     name = "speaker node2" if victim == "route agent node2" else victim
     if victim != "route agent node2":
-        took = wait_for(repaired(lab, killed_at, "RestartProcess"), REPAIR_WITHIN + 2, f"{victim} restarted")
-        assert took <= REPAIR_WITHIN + 1.0
+        assert wait_repaired(lab, killed_at, "RestartProcess") <= REPAIR_WITHIN
         row = next(r for r in status(lab)["processes"] if r["name"] == name)
         assert row["restarts"] >= 1 and row["pid"] != pid and f"pid {pid}" in row["last_exit"]
     wait_for(lambda: not status(lab)["degraded"], 60, f"healthy again after {victim}")
@@ -188,8 +196,7 @@ def test_a_flushed_host_table_is_reprogrammed(lab):
         health = status(lab)
         assert not health["hosts"]["node2"]["in_sync"] and "drift" in health["hosts"]["node2"]["problem"]
         flushed_at = time.time()
-    took = wait_for(repaired(lab, flushed_at, "ReprogramHost"), REPAIR_WITHIN + 1, "table reprogrammed")
-    assert took <= REPAIR_WITHIN + 0.5
+    assert wait_repaired(lab, flushed_at, "ReprogramHost") <= REPAIR_WITHIN
     assert outcome("prod/web", "dev/db") == "no answer"  # denied again
     assert outcome("dev/web", "dev/db") == "accepted"
     assert status(lab)["hosts"]["node2"]["in_sync"]
@@ -203,8 +210,7 @@ def test_a_deleted_pod_namespace_is_made_again(lab):
         # (the responder's sockets keep the unnamed namespace alive: packets still reach it for now)
         assert any("not plumbed" in d for d in status(lab)["degraded"])
         deleted_at = time.time()
-    took = wait_for(repaired(lab, deleted_at, "RecreatePods"), REPAIR_WITHIN + 2, "pod made again")
-    assert took <= REPAIR_WITHIN + 1.5
+    assert wait_repaired(lab, deleted_at, "RecreatePods") <= REPAIR_WITHIN
     wait_for(allowed_and_denied_hold, 10, "allowed flow back to the new namespace, denied still denied")
     assert netns.exists(db_netns)
 
