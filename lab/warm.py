@@ -18,8 +18,8 @@ from lab.store import ObjectKey, Placement
 
 if TYPE_CHECKING:
     from lab.runtime import LabRuntime
-    from policy_dataplane.dataplane import Dataplane, SyncReport
-    from policy_dataplane.world import World
+    from policy_dataplane.dataplane.lab_dataplane import Dataplane, SyncReport
+    from policy_dataplane.policy.world import World
 
 
 @dataclass
@@ -68,8 +68,8 @@ def sync(runtime: LabRuntime, sole_writer: bool = False) -> SyncReport:
 
 def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
     from lab.world import model_object
-    from policy_dataplane.documents import object_key
-    from policy_dataplane.world import World
+    from policy_dataplane.policy.documents import object_key
+    from policy_dataplane.policy.world import World
 
     placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
     keys, objects = {}, []
@@ -85,7 +85,7 @@ def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
 def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) -> bool:
     """Apply what the store wrote since the warm revision; False when that cannot be followed safely."""
     from lab.world import model_object
-    from policy_dataplane.documents import object_key
+    from policy_dataplane.policy.documents import object_key
 
     revision = runtime.store.revision
     if revision == warm.revision:
