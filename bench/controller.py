@@ -49,7 +49,7 @@ def main() -> None:
     from lab.controller import events, launcher
     from lab.labfile import parse_lab
     from lab.runtime import LabRuntime
-    from policy_dataplane.bankgen import BankSpec, bank_yaml
+    from policy_dataplane.policy.bankgen import BankSpec, bank_yaml
     from topology import names, processes
 
     spec = parse_lab({"name": args.name, "hosts": args.hosts, "ipam": {"pool": "10.48.0.0/16"}}, "<bench>", tmp)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from bgp.sessions import BgpPlan
     from lab.controller.observe import HostReader
     from lab.runtime import LabRuntime
-    from policy_dataplane.dataplane import Dataplane
+    from policy_dataplane.dataplane.lab_dataplane import Dataplane
 
 
 @dataclass

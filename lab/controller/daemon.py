@@ -227,7 +227,7 @@ class Controller:
             programs = self.executor.dataplane().programs
             answer = {"ok": True, "revision": self.memory.programmed_revision, "programs": program_digests(programs)}
             if request.get("text"):
-                from policy_dataplane.render import render_full
+                from policy_dataplane.dataplane.nft.render import render_full
 
                 answer["text"] = {host: render_full(p) for host, p in programs.items()}
             _send(conn, answer)

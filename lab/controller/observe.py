@@ -20,7 +20,7 @@ from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_GETGEN, NFTSocket, nft_
 from bgp import bird, speaker
 from bgp.files import SpeakerFiles, read_json
 from lab.controller.state import HostSeen, ProcessSeen, ProcessWant
-from policy_dataplane.netns_exec import CommandFailed, run_in_netns
+from policy_dataplane.dataplane.netns_exec import CommandFailed, run_in_netns
 from topology import names, netns, processes, responder_ctl
 
 _COUNTERS = re.compile(r"\[\d+:\d+\]")

@@ -14,8 +14,8 @@ from lab.controller import launcher
 from lab.controller.daemon import program_digests
 from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
 from lab.world import world_of
-from policy_dataplane.dataplane import Dataplane
-from policy_dataplane.render import render_full
+from policy_dataplane.dataplane.lab_dataplane import Dataplane
+from policy_dataplane.dataplane.nft.render import render_full
 from tests.integration.lab.reach import tcp_outcomes
 from tests.integration.lab.test_lab_policy import SCENARIOS, measured_equals_oracle, small_lab
 

@@ -70,7 +70,7 @@ def test_program_digests_ignore_insertion_order_but_not_rule_order():
     from ipaddress import IPv4Network
 
     from lab.controller.daemon import program_digests
-    from policy_dataplane.hostprogram import Dir, HostProgram, PolicyProgram, RuleProgram, Verdict
+    from policy_dataplane.dataplane.hostprogram import Dir, HostProgram, PolicyProgram, RuleProgram, Verdict
 
     a, b = IPv4Network("10.0.0.1/32"), IPv4Network("10.0.0.2/32")
     deny, allow = RuleProgram(Verdict.DENY), RuleProgram(Verdict.ALLOW, protocol=6)
