@@ -107,11 +107,11 @@ def main() -> None:
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
             started = time.perf_counter()
-            while launcher.ask(paths, {"op": "status"})["responder"] in (None, pid):
+            while launcher.ask(paths, {"op": "status"}, timeout=120)["responder"] in (None, pid):
                 time.sleep(0.05)
             figures.append(f"killed responder serving again: {time.perf_counter() - started:.2f} s")
 
-            health = launcher.ask(paths, {"op": "status"}, timeout=60)
+            health = launcher.ask(paths, {"op": "status"}, timeout=120)
             figures.append(f"controller: one reconcile pass {health['last_pass_ms']:.0f} ms, "
                            f"memory {health['memory_kib'] / 1024:.0f} MiB RSS")
             for argv in (["get", "pods"], ["status"]):
@@ -122,9 +122,9 @@ def main() -> None:
             runtime.close()
     finally:
         pipeline.down(args.name, force=True)
-    print(f"controller benchmark: {args.hosts} hosts, {args.services} services, {args.repeat} repeats")
-    for line in figures:
-        print("  " + line)
+        print(f"controller benchmark: {args.hosts} hosts, {args.services} services, {args.repeat} repeats")
+        for line in figures:
+            print("  " + line)
 
 
 if __name__ == "__main__":
