@@ -8,7 +8,6 @@ runs our module for this lab's run directory: pids are reused.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -41,7 +40,7 @@ def start(paths: LabPaths, resync: float = 1.0) -> int:
     if pid is not None:
         return pid
     paths.run_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", MODULE, "--lab", paths.lab, "--run-dir", str(paths.run_dir),
+    argv = [*processes.python_module(), MODULE, "--lab", paths.lab, "--run-dir", str(paths.run_dir),
             "--resync", str(resync)]
     with open(log_file(paths), "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
