@@ -82,3 +82,19 @@ def test_program_digests_ignore_insertion_order_but_not_rule_order():
                             policies={"pi-x": PolicyProgram("x", Dir.INGRESS, (allow, deny))})
     assert program_digests({"h": one}) == program_digests({"h": same})
     assert program_digests({"h": one}) != program_digests({"h": reordered})
+
+
+def test_health_renders_each_host_and_says_plainly_when_the_controller_is_down(capsys):
+    from lab.commands.controller import render_health
+
+    host = {"speaker": 41, "agent": True, "speaker_restarts": 1, "dataplane_revision": 9, "in_sync": False,
+            "problem": "node2: filter drift (generation 31, wrote 30)", "routes_missing": 0, "pods_broken": 0,
+            "last_repair": "16:10:15 ReprogramHost"}
+    health = {"running": True, "pid": 7, "revision": 9, "programmed_revision": 9, "resync_interval": 1.0,
+              "last_pass_ms": 3.2, "memory_kib": 51200, "responder": None, "hosts": {"node2": host},
+              "degraded": ["node2: filter drift (generation 31, wrote 30)", "responder is not running"]}
+    render_health(health)
+    out = capsys.readouterr().out
+    assert "DEGRADED" in out and "node2" in out and "responder is not running" in out
+    render_health({"running": False, "degraded": ["the controller is down: no controller answers"]})
+    assert "controller: DOWN" in capsys.readouterr().out
