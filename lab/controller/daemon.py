@@ -16,7 +16,7 @@ import selectors
 import signal
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,14 @@ class Controller:
                         announced(self.paths, desired.announcements), responder_targets(self.paths),
                         self.memory.table, dict(self.memory.filters), self.memory.programmed_revision)
 
+    def _refingerprinted(self, observed: Observed) -> Observed:
+        """After repairs, only the filters' fingerprints are read again (one netlink request per host): what
+        a waiting write needs; the rest is looked at by the next pass."""
+        hosts = {h: replace(seen, fingerprint=self.reader.fingerprint(names.host_netns(self.runtime.lab, h)))
+                 if seen.exists else seen for h, seen in observed.hosts.items()}
+        return replace(observed, hosts=hosts, filters=dict(self.memory.filters),
+                       programmed_revision=self.memory.programmed_revision)
+
     def _load_filters(self) -> dict[str, FilterRecord]:
         """What a previous controller wrote: adopted when the kernel still shows it (no reprogram at start)."""
         try:
@@ -123,7 +131,7 @@ class Controller:
                 self._carry_out(action)
             if actions:
                 self._save_filters()
-                observed = self.observe(self.desired())
+                observed = self._refingerprinted(observed)
             self.observed = observed
         finally:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)

@@ -1,7 +1,8 @@
 """The observed state of a lab: its namespaces, pod links and routes, processes, filter fingerprints.
 
 Cheap enough to run every second at bank scale: one directory listing for the namespaces, one link and one
-route dump per host (netlink sockets opened once inside each host namespace and kept), pid files checked
+route dump per host (the lab's own rtnetlink parser, ~50x faster than pyroute2's; sockets opened once inside
+each host namespace and kept), pid files checked
 against /proc, and the nftables generation id per host (one netlink request, ~0.4 ms). The iptables
 baseline has no generation id: a hash of `iptables-save` (counters left out) stands in.
 """
@@ -10,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import socket
 from collections.abc import Mapping
 
-from pyroute2 import IPRoute
 from pyroute2.netlink import NLM_F_REQUEST
 from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_GETGEN, NFTSocket, nft_gen_msg
 
@@ -22,6 +21,7 @@ from bgp.files import SpeakerFiles, read_json
 from lab.controller.state import HostSeen, ProcessSeen, ProcessWant
 from policy_dataplane.dataplane.netns_exec import CommandFailed, run_in_netns
 from topology import names, netns, processes, responder_ctl
+from topology.rtnl import RtnlSocket
 
 _COUNTERS = re.compile(r"\[\d+:\d+\]")
 
@@ -56,7 +56,7 @@ class HostReader:
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
-        self._sockets: dict[str, IPRoute] = {}
+        self._sockets: dict[str, RtnlSocket] = {}
 
     def fingerprint(self, host_netns: str) -> str | None:
         return nft_generation(host_netns) if self.backend == "nftables" else iptables_hash(host_netns)
@@ -65,24 +65,18 @@ class HostReader:
         if not netns.exists(host_netns):
             self._drop(host_netns)
             return HostSeen(False, None)
-        ipr = self._socket(host_netns)
-        links, routes = set(), set()
-        up = {}
-        for link in ipr.get_links():
-            name = link.get_attr("IFLA_IFNAME")
-            if name and name.startswith(names.HOST_VETH_PREFIX):
-                up[link["index"]] = name
-                if link.get_attr("IFLA_OPERSTATE") == "UP":
-                    links.add(name)
-        for route in ipr.get_routes(family=socket.AF_INET, table=254):
-            if route["dst_len"] == 32 and route.get_attr("RTA_OIF") in up:
-                routes.add(f"{route.get_attr('RTA_DST')}/32")
-        return HostSeen(True, self.fingerprint(host_netns), frozenset(links), frozenset(routes))
+        sock = self._socket(host_netns)
+        pod_links = {link.index: link for link in sock.links().values()
+                     if link.name.startswith(names.HOST_VETH_PREFIX)}
+        links = frozenset(link.name for link in pod_links.values() if link.oper_up)
+        routes = frozenset(str(r.destination) for r in sock.routes()
+                           if r.destination.prefixlen == 32 and r.oif in pod_links)
+        return HostSeen(True, self.fingerprint(host_netns), links, routes)
 
-    def _socket(self, host_netns: str) -> IPRoute:
+    def _socket(self, host_netns: str) -> RtnlSocket:
         if host_netns not in self._sockets:
             with netns.entered(host_netns):
-                self._sockets[host_netns] = IPRoute()
+                self._sockets[host_netns] = RtnlSocket()
         return self._sockets[host_netns]
 
     def _drop(self, host_netns: str) -> None:
@@ -124,9 +118,21 @@ def announced(paths: names.LabPaths, nodes: Mapping[str, object]) -> dict[str, t
     return out
 
 
+_TARGETS_CACHE: dict[str, tuple[tuple[int, int], frozenset[str]]] = {}
+
+
 def responder_targets(paths: names.LabPaths) -> frozenset[str] | None:
+    """The namespaces in the responder's pods file (parsed again only when the file changed)."""
+    path = names.responder_pods_file(paths)
     try:
-        pods = responder_ctl.read_responder_pods(names.responder_pods_file(paths))
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_ino)
+        cached = _TARGETS_CACHE.get(str(path))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        pods = responder_ctl.read_responder_pods(path)
     except (OSError, ValueError):
         return None
-    return frozenset(t.netns for t in pods.targets)
+    targets = frozenset(t.netns for t in pods.targets)
+    _TARGETS_CACHE[str(path)] = (stamp, targets)
+    return targets
