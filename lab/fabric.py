@@ -6,22 +6,19 @@ This is the only place where the lab's desired state meets the topology and BGP 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from ipaddress import IPv4Network
 from typing import TYPE_CHECKING
 
 from lab.plan import plan_node_addresses_from_model
-from topology.engine import NetnsEngine
+from topology.engine import Progress
+from topology.engines import get_engine
 from topology.model import NodePlan, PodPlan, ServerPlan, TopologyPlan, plan_fabric, plan_node
 
 if TYPE_CHECKING:
     from lab.runtime import LabRuntime
-
-Progress = Callable[[int, int, str], None]
-
 
 class ConvergenceTimeout(RuntimeError):
     pass
@@ -29,9 +26,9 @@ class ConvergenceTimeout(RuntimeError):
 
 def kernel_routes(netns: str) -> set[IPv4Network]:
     """Destinations of the routes in a namespace's main table (`default` left out)."""
-    out = subprocess.run(["ip", "-j", "-n", netns, "route", "show"], capture_output=True, text=True, check=True)
+    out = get_engine().run_in(netns, ["ip", "-j", "route", "show"])
     routes = set()
-    for route in json.loads(out.stdout or "[]"):
+    for route in json.loads(out or "[]"):
         if route.get("dst", "default") != "default":
             routes.add(IPv4Network(route["dst"]))
     return routes
@@ -42,7 +39,7 @@ class Fabric:
         self.runtime = runtime
         self.lab = runtime.lab
         self.paths = runtime.paths
-        self.engine = NetnsEngine()
+        self.engine = get_engine(runtime.spec.engine)
 
     # topology -------------------------------------------------------------------------------------
     def nodes(self) -> list[NodePlan]:

@@ -17,8 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lab.limits import LIMITS_ENV, Limits, LimitsError, default_limits
+from policy_dataplane.dataplane.backends import backend_names
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from policy_dataplane.policy.validation import Problems, check_dns_label, check_dns_subdomain, check_labels
+from topology.engines import DEFAULT_ENGINE, engine_names
 from topology.names import LAB_NAME_RE, MAX_LAB_NAME
 
 DNS_LABEL_MAX = 63
@@ -121,7 +123,8 @@ class LabSpecModel(_Strict):
     fabric: IPv4Network = IPv4Network("10.99.0.0/24")
     ipam: IpamSpec = Field(default_factory=IpamSpec)
     bgp: BgpSpec = Field(default_factory=BgpSpec)
-    dataplane: Literal["nftables", "iptables", "none"] = "nftables"  # none: no filter, for benchmarks
+    dataplane: str = "nftables"  # a registered backend (policy_dataplane.dataplane.backends)
+    engine: str = DEFAULT_ENGINE  # a registered topology engine (topology.engines)
     namespaces: list[NamespaceSpec] = Field(default_factory=list)
     pods: list[PodSpec] = Field(default_factory=list)
     externals: list[ExternalSpec] = Field(default_factory=list)
@@ -135,6 +138,25 @@ class LabSpecModel(_Strict):
     @classmethod
     def _strict_fabric(cls, value: Any) -> Any:
         return _parse_network(value)
+
+    def host_names(self) -> list[str]:
+        hosts = self.hosts
+        return [f"node{i}" for i in range(1, hosts + 1)] if isinstance(hosts, int) else [h.name for h in hosts]
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value not in engine_names():
+            raise ValueError(f"unknown topology engine {value!r} (one of: {', '.join(engine_names())})")
+        return value
+
+    @field_validator("dataplane")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        known = backend_names(for_labs=True)
+        if value not in known:
+            raise ValueError(f"unknown dataplane backend {value!r} (one of: {', '.join(known)})")
+        return value
 
 
 @dataclass(frozen=True)
@@ -150,9 +172,7 @@ class LabSpec:
         return self.model.name
 
     def host_names(self) -> list[str]:
-        from lab.plan import host_names
-
-        return host_names(self.model)
+        return self.model.host_names()
 
     def pod_instances(self) -> list[tuple[PodSpec, str]]:
         """Every pod the lab runs, with its instance name (`web`, or `web-0`.. with replicas)."""

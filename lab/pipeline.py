@@ -21,9 +21,9 @@ from lab.plan import place_pods
 from lab.runtime import LabRuntime
 from lab.store import ObjectKey, Store
 from topology import names, processes
+from topology.engine import Engine, Progress
+from topology.engines import engine_names, get_engine
 from topology.names import LabPaths
-
-Progress = Callable[[int, int, str], None]
 
 
 class LabError(RuntimeError):
@@ -44,11 +44,14 @@ def _noop(done: int, total: int, what: str) -> None:
     pass
 
 
-def is_up(lab: str) -> bool:
-    from topology.engine import NetnsEngine
+def _engines() -> list[Engine]:
+    """Every registered engine: a lab's namespaces are found (and removed) whichever engine made them."""
+    return [get_engine(name) for name in engine_names()]
 
+
+def is_up(lab: str) -> bool:
     paths = LabPaths.for_lab(lab)
-    return paths.database.exists() or bool(NetnsEngine().list_owned(lab))
+    return paths.database.exists() or any(engine.list_owned(lab) for engine in _engines())
 
 
 def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: float = 60.0,
@@ -114,13 +117,11 @@ def _allocate(runtime: LabRuntime) -> None:
 
 def down(lab: str, force: bool = False) -> list[str]:
     """Removes every process, namespace and file of a lab. Without force, the lab must be known."""
-    from topology.engine import NetnsEngine
-
     names.check_lab_name(lab)
     warm.forget(lab)
     paths = LabPaths.for_lab(lab)
-    engine = NetnsEngine()
-    owned = engine.list_owned(lab)
+    engines = _engines()
+    owned = [netns for engine in engines for netns in engine.list_owned(lab)]
     if not force and not paths.database.exists() and not owned:
         raise LabError(f"no lab named {lab!r} is up (use --force to clean up after a crash)")
     launcher.stop(paths)  # first: it would restart what is stopped next
@@ -128,7 +129,7 @@ def down(lab: str, force: bool = False) -> list[str]:
     for netns in owned:
         pids.update(processes.pids_in_netns(netns))
     processes.terminate(sorted(pids))
-    removed = engine.destroy(lab)
+    removed = [netns for engine in engines for netns in engine.destroy(lab)]
     shutil.rmtree(paths.run_dir, ignore_errors=True)
     for suffix in ("", "-wal", "-shm"):
         paths.database.with_name(paths.database.name + suffix).unlink(missing_ok=True)

@@ -94,9 +94,7 @@ class LabRuntime:
         return LabSpecModel.model_validate(self.store.get_meta("spec"))
 
     def host_names(self) -> list[str]:
-        from lab.plan import host_names
-
-        return host_names(self.spec)
+        return self.spec.host_names()
 
     def pod_documents(self) -> list[tuple[ObjectKey, dict[str, Any]]]:
         return self.store.objects(kinds=["Pod"])
@@ -251,7 +249,7 @@ def expected_verdicts(
     lab: str, pairs: list[tuple["ProbeEndpoint", "ProbeEndpoint"]], protocol: str, port: int | None
 ) -> list[bool]:
     """The oracle's verdict for each (source, destination) pair, from one bulk matrix of the lab's world."""
-    from lab.world import world_of
+    from lab.stored_world import world_of
     from policy_dataplane.policy.bulk import matrix
     from traffic.packets import ICMP_PROBE_CODE, ICMP_PROBE_TYPE
 
@@ -282,7 +280,7 @@ def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManage
     The lifted state lasts only for the measurement: the store's policies are programmed back afterwards,
     even when the run fails. A lab without policies has one condition."""
     from lab import warm
-    from lab.world import model_objects
+    from lab.stored_world import model_objects
     from policy_dataplane.policy.model import Policy
     from policy_dataplane.policy.world import World
 

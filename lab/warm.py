@@ -67,7 +67,7 @@ def sync(runtime: LabRuntime, sole_writer: bool = False) -> SyncReport:
 
 
 def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
-    from lab.world import model_object
+    from lab.stored_world import model_object
     from policy_dataplane.policy.documents import object_key
     from policy_dataplane.policy.world import World
 
@@ -84,7 +84,7 @@ def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
 
 def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) -> bool:
     """Apply what the store wrote since the warm revision; False when that cannot be followed safely."""
-    from lab.world import model_object
+    from lab.stored_world import model_object
     from policy_dataplane.policy.documents import object_key
 
     revision = runtime.store.revision

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from topology import netns, rtnl
-from topology.engine import NetnsEngine
+from topology import rtnl
+from topology.engine import Engine
+from topology.engines import DEFAULT_ENGINE, get_engine
 from topology.model import NODE_IFNAME, NodePlan, PodPlan, TopologyPlan, plan_fabric, plan_node, plan_pod
 from topology.rtnl import RtnlSocket
 from traffic.model import ProbeEndpoint
@@ -30,6 +31,7 @@ class ScratchLab:
     lab: str
     pods_per_host: tuple[int, ...] = (3, 1)
     namespaces: int = 2
+    engine_name: str = DEFAULT_ENGINE
     endpoints: list[ProbeEndpoint] = field(default_factory=list, compare=False)
 
     def host_name(self, index: int) -> str:
@@ -88,10 +90,15 @@ class ScratchLab:
         return {i: [(self.block(j), self.host_ip(j)) for j in hosts if j != i] for i in hosts}
 
     # side effects --------------------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        return get_engine(self.engine_name)
+
     def up(self) -> list[ProbeEndpoint]:
-        NetnsEngine().build(self.plan())
+        engine = self.engine
+        engine.build(self.plan())
         for host, routes in self.static_routes().items():
-            with netns.entered(self.host_netns(host)), RtnlSocket() as sock:
+            with engine.entered(self.host_netns(host)), RtnlSocket() as sock:
                 uplink = sock.link_indexes()[NODE_IFNAME]
                 sock.transact([rtnl.route_add(self.block(host), blackhole=True)]  # as Calico: own block
                               + [rtnl.route_add(block, gateway=via, oif=uplink) for block, via in routes])
@@ -101,13 +108,13 @@ class ScratchLab:
     def add_pod(self, host: int, ns_name: str, pod: str, ip: IPv4Address) -> ProbeEndpoint:
         """Create one more pod on a running scratch lab (e.g. the "new pod" of a policy-latency run)."""
         plan = self.plan_pod(host, ns_name, pod, ip)
-        NetnsEngine().add_pods([plan])
+        self.engine.add_pods([plan])
         return ProbeEndpoint(f"{ns_name}/{pod}", plan.netns, ip, "pod", ns_name, self.host_name(host))
 
     def remove_pod(self, host: int, ns_name: str, pod: str) -> None:
         """Delete a pod: its namespace, veth and the host's /32 route."""
-        NetnsEngine().remove_pods([self.plan_pod(host, ns_name, pod, IPv4Address(0))])
+        self.engine.remove_pods([self.plan_pod(host, ns_name, pod, IPv4Address(0))])
 
     def down(self) -> None:
         """Delete every namespace of this lab that exists (safe to call after a failed `up`)."""
-        NetnsEngine().destroy(self.lab)
+        self.engine.destroy(self.lab)

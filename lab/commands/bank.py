@@ -1,4 +1,4 @@
-"""`lab bank`: the synthetic 1500-microservice bank (DESIGN.md section 6) as YAML a lab can apply."""
+"""`lab bank`: the synthetic 1500-microservice bank (docs/ARCHITECTURE.md, Scenarios) as YAML a lab can apply."""
 
 from __future__ import annotations
 

@@ -9,8 +9,7 @@ import typer
 from rich.table import Table
 
 from lab.app import app
-from lab.commands.inspect import open_lab
-from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json
+from lab.console import LAB_OPTION_HELP, console, errors, fail, open_lab, print_json
 
 
 @app.command(rich_help_panel="Policy")
@@ -67,7 +66,7 @@ def drops(
     """Denied (and logged) packets as they happen, naming pods and the policy that denied them."""
     import json
 
-    from lab.world import world_of
+    from lab.stored_world import world_of
 
     runtime = open_lab(lab)
     try:

@@ -25,8 +25,8 @@ def current_world(lab: str) -> tuple[World, dict[str, str]]:
     """The policy world of a running lab (its stored objects, pods with the addresses the lab gave them),
     and the fabric address of each node by name (so `tasks` means the external server)."""
     from lab.runtime import LabNotUp, LabRuntime
+    from lab.stored_world import world_of
     from lab.targets import node_addresses
-    from lab.world import world_of
 
     try:
         runtime = LabRuntime.open(lab)

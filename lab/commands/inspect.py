@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, fail, print_json, require_root
-
-
-def open_lab(lab: str, supervise: bool = True):  # type: ignore[no-untyped-def]
-    """The running lab; with `supervise`, its controller is started again first if it died."""
-    from lab.runtime import LabNotUp, LabRuntime
-
-    require_root(f"lab {lab!r}")
-    try:
-        runtime = LabRuntime.open(lab)
-    except LabNotUp as exc:
-        fail(str(exc))
-    if supervise:
-        from lab.commands.controller import restart_controller
-
-        restart_controller(runtime.paths)
-    return runtime
+from lab.console import LAB_OPTION_HELP, fail, open_lab, print_json
 
 
 @app.command(rich_help_panel="Lab")
@@ -32,7 +14,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Hosts, pods, addresses and blocks of a running lab, and its health: exits 1 when it is degraded."""
-    from lab.commands.controller import controller_health, render_health
+    from lab.health import controller_health, render_health
     from lab.status import lab_status
     from lab.summary import render_status
 
@@ -59,6 +41,7 @@ def exec_(
 ) -> None:
     """Run a command inside a pod or node namespace: lab exec dev/web -- ip route."""
     from lab.targets import resolve_netns
+    from topology.engines import get_engine
 
     argv = list(ctx.args)
     if not argv:
@@ -66,8 +49,9 @@ def exec_(
     runtime = open_lab(lab)
     try:
         netns = resolve_netns(runtime, target)
+        engine = get_engine(runtime.spec.engine)
     except KeyError as exc:
         fail(str(exc.args[0]))
     finally:
         runtime.close()
-    raise typer.Exit(subprocess.call(["ip", "netns", "exec", netns, *argv]))
+    raise typer.Exit(engine.exec_in(netns, argv, capture=False).returncode)

@@ -6,9 +6,7 @@ import typer
 from rich.table import Table
 
 from lab.app import app
-from lab.commands.apply import _run
-from lab.commands.inspect import open_lab
-from lab.console import LAB_OPTION_HELP, console, fail, print_json
+from lab.console import LAB_OPTION_HELP, console, fail, open_lab, print_json, run_change
 
 GET_KINDS = {
     "pods": ["Pod"],
@@ -33,7 +31,7 @@ def label_(
         fail(f"can label pods and namespaces, not {kind!r}")
     runtime = open_lab(lab)
     try:
-        _run(lambda: label(runtime, key_for(kind, name), parse_label_changes(changes)))
+        run_change(lambda: label(runtime, key_for(kind, name), parse_label_changes(changes)))
     finally:
         runtime.close()
 

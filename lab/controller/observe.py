@@ -19,8 +19,8 @@ from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_GETGEN, NFTSocket, nft_
 from bgp import bird, speaker
 from bgp.files import SpeakerFiles, read_json
 from lab.controller.state import HostSeen, ProcessSeen, ProcessWant
-from policy_dataplane.dataplane.netns_exec import CommandFailed, run_in_netns
 from topology import names, netns, processes, responder_ctl
+from topology.netns import CommandFailed, run_in
 from topology.rtnl import RtnlSocket
 
 _COUNTERS = re.compile(r"\[\d+:\d+\]")
@@ -43,8 +43,8 @@ def nft_generation(host_netns: str) -> str | None:
 
 def iptables_hash(host_netns: str) -> str | None:
     try:
-        text = run_in_netns(host_netns, ["iptables-legacy-save", "-t", "filter"])
-        sets = run_in_netns(host_netns, ["ipset", "save"])
+        text = run_in(host_netns, ["iptables-legacy-save", "-t", "filter"])
+        sets = run_in(host_netns, ["ipset", "save"])
     except (CommandFailed, OSError):
         return None
     lines = [_COUNTERS.sub("", line) for line in (text + sets).splitlines() if not line.startswith("#")]

@@ -160,9 +160,5 @@ class HostProgram:
                         if chain not in self.policies:
                             raise ValueError(f"{endpoint.key} refers to unknown policy chain {chain}")
 
-    def policy_names(self) -> dict[str, str]:
-        """chain name -> policy display name (drop logs and counters report policies by name)."""
-        return {chain: p.name for chain, p in self.policies.items()}
-
 
 EMPTY_PROGRAM = HostProgram()

@@ -43,12 +43,6 @@ class Matrix:
     def index(self, ep: Endpoint) -> int:
         return self.endpoints.index(ep)
 
-    def is_allowed(self, src: Endpoint, dst: Endpoint) -> bool:
-        return bool(self.allowed[self.index(src), self.index(dst)])
-
-    def allowed_pairs(self) -> list[tuple[Endpoint, Endpoint]]:
-        return [(self.endpoints[i], self.endpoints[j]) for i, j in zip(*np.nonzero(self.allowed))]
-
 
 class _Bits:
     """Cached bitsets over the endpoint list."""

@@ -224,7 +224,7 @@ def test_a_killed_controller_leaves_filters_enforcing_and_comes_back_without_dis
     assert launcher.running_pid(lab) is None
     assert allowed_and_denied_hold()  # the kernel keeps the last program
     since = time.time()
-    from lab.commands.controller import controller_health
+    from lab.health import controller_health
 
     health = controller_health(lab)  # what `lab status` does: start it again, and say it was down
     assert health["running"] and "the controller was down (started again now)" in health["degraded"]

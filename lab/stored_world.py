@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
-from lab.apply import key_of
 from lab.runtime import LabRuntime
 from lab.store import ObjectKey, Placement
 from policy_dataplane.policy.documents import CONVERTERS, ModelObject
@@ -73,4 +72,4 @@ def planned_world(runtime: LabRuntime, sources: list[tuple[str, str]], delete: b
     return PlannedWorld(World.from_objects(current.values()), tuple(unplaced))
 
 
-__all__ = ["world_of", "model_objects", "key_of", "planned_world", "PlannedWorld"]
+__all__ = ["world_of", "model_objects", "planned_world", "PlannedWorld"]
