@@ -162,7 +162,21 @@ class LabRuntime:
                        tuple(PortPlan(p.containerPort, p.protocol, p.name) for p in ext.ports))
             for ext in self.spec.externals if ext.ports
         ]  # fmt: skip
-        return [*self.pod_plans(), *servers]
+        return [*self._responder_pods(), *servers]
+
+    def _responder_pods(self) -> list[PodPlan]:
+        """Pod plans without the ports the services process serves (DNS, egress gateways)."""
+        import dataclasses
+
+        from lab.services import served_by_daemon
+
+        labels = {(k.namespace, k.name): (d.get("metadata") or {}).get("labels") or {} for k, d in self.pod_documents()}
+        plans = []
+        for plan in self.pod_plans():
+            pod_labels = labels.get((plan.namespace, plan.name), {})
+            ports = tuple(p for p in plan.ports if not served_by_daemon(plan.namespace, pod_labels, p.port))
+            plans.append(plan if ports == plan.ports else dataclasses.replace(plan, ports=ports))
+        return plans
 
     def fabric(self) -> "Fabric":
         from lab.fabric import Fabric
@@ -213,13 +227,16 @@ class LabRuntime:
         """Brings every host's filters in line with the store: one transaction per changed host (from this
         process's warm world and filters when it has them, see `lab.warm`). When the lab's controller runs,
         it is the filters' only writer: the change is left to it, and `exclusive()` waits for it (None)."""
-        from lab import warm
+        from lab import services, warm
         from lab.controller.launcher import running_pid
 
         if running_pid(self.paths) is not None:
+            services.sync(self)  # Services' DNAT, DNS records, gateways, resolv.conf: not the controller's yet
             self._await_revision = self.store.revision
             return None
-        return warm.sync(self)
+        report = warm.sync(self)
+        services.sync(self)  # Services' DNAT, DNS records, gateways, resolv.conf: they follow the same state
+        return report
 
 
 # What the traffic commands ask of a running lab -------------------------------------------------------
@@ -249,29 +266,36 @@ def expected_verdicts(
     lab: str, pairs: list[tuple["ProbeEndpoint", "ProbeEndpoint"]], protocol: str, port: int | None
 ) -> list[bool]:
     """The oracle's verdict for each (source, destination) pair, from one bulk matrix of the lab's world."""
+    from lab import service_targets
     from lab.stored_world import world_of
     from policy_dataplane.policy.bulk import matrix
     from traffic.packets import ICMP_PROBE_CODE, ICMP_PROBE_TYPE
 
+    proto = str(protocol.value if hasattr(protocol, "value") else protocol)
     runtime = LabRuntime.open(lab)
     try:
         world = world_of(runtime)
+        to_services = {i: service_targets.expected(world, runtime, ref(s), d.name, proto, port or 0)
+                       for i, (s, d) in enumerate(pairs) if d.kind == "service"}
     finally:
         runtime.close()
-
-    def ref(ep: "ProbeEndpoint") -> str:
-        return ep.name if ep.kind == "pod" else str(ep.ip)
-
-    refs = sorted({ref(e) for pair in pairs for e in pair})
+    direct = [pair for i, pair in enumerate(pairs) if i not in to_services]
+    refs = sorted({ref(e) for pair in direct for e in pair})
     if not refs:
-        return []
-    proto = str(protocol.value if hasattr(protocol, "value") else protocol)
+        return [to_services[i] for i in range(len(pairs))]
     if proto.lower() == "icmp":  # the oracle judges the very packet the probes send: an echo request
         m = matrix(world, proto, None, refs, icmp_type=ICMP_PROBE_TYPE, icmp_code=ICMP_PROBE_CODE)
     else:
         m = matrix(world, proto, port, refs)
     index = {r: i for i, r in enumerate(refs)}
-    return [bool(m.allowed[index[ref(s)], index[ref(d)]]) for s, d in pairs]
+    return [to_services[i] if i in to_services else bool(m.allowed[index[ref(s)], index[ref(d)]])
+            for i, (s, d) in enumerate(pairs)]
+
+
+def ref(ep: "ProbeEndpoint") -> str:
+    """How the oracle names an endpoint: a pod by NS/NAME, anything else by its address."""
+    return ep.name if ep.kind == "pod" else str(ep.ip)
+
 
 
 def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManager[None]]]:

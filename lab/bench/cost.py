@@ -84,7 +84,7 @@ def measure_cost(lab: str, port: int, count: int, per_class: int = 3,
                  progress: Callable[[int, int, str], None] | None = None) -> CostRun:
     from lab import warm
     from lab.runtime import LabRuntime
-    from lab.world import model_objects
+    from lab.stored_world import model_objects
     from policy_dataplane.policy.model import Policy
     from policy_dataplane.policy.world import World
 
