@@ -65,14 +65,20 @@ def progress_bar(enabled: bool = True) -> Iterator[Any]:
         yield update
 
 
-def open_lab(lab: str):  # type: ignore[no-untyped-def]
+def open_lab(lab: str, supervise: bool = True):  # type: ignore[no-untyped-def]
+    """The running lab; with `supervise`, its controller is started again first if it died."""
     from lab.runtime import LabNotUp, LabRuntime
 
     require_root(f"lab {lab!r}")
     try:
-        return LabRuntime.open(lab)
+        runtime = LabRuntime.open(lab)
     except LabNotUp as exc:
         fail(str(exc))
+    if supervise:
+        from lab.health import restart_controller
+
+        restart_controller(runtime.paths)
+    return runtime
 
 
 def run_change(action):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lab import warm
+from lab.controller import launcher
 from lab.labfile import LabSpec, NamespaceSpec
 from lab.objects import namespace_document, pod_document
 from lab.plan import place_pods
@@ -53,8 +54,10 @@ def is_up(lab: str) -> bool:
     return paths.database.exists() or any(engine.list_owned(lab) for engine in _engines())
 
 
-def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: float = 60.0) -> dict[str, float]:
-    """Brings a lab up; returns the seconds each stage took. On failure removes everything it made."""
+def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: float = 60.0,
+       controller: bool = True, resync: float = 1.0) -> dict[str, float]:
+    """Brings a lab up; returns the seconds each stage took. On failure removes everything it made.
+    With `controller`, the lab's controller starts last and keeps it so (resyncing every `resync` s)."""
     lab = spec.name
     if is_up(lab):
         raise LabError(f"{spec.source}: lab: field name: a lab named {lab!r} is already up (run `lab down` first)")
@@ -74,7 +77,10 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
         if wait:
             timer.run("converged", lambda: runtime.fabric().wait_converged(timeout, progress))
         runtime.store.set_meta("status", "up")
+        runtime.store.set_meta("resync_interval", resync)
         runtime.store.close()
+        if controller:
+            timer.run("controller", lambda: launcher.start(paths, resync))
     except BaseException:
         down(lab, force=True)
         raise
@@ -131,6 +137,7 @@ def down(lab: str, force: bool = False) -> list[str]:
     owned = [netns for engine in engines for netns in engine.list_owned(lab)]
     if not force and not paths.database.exists() and not owned:
         raise LabError(f"no lab named {lab!r} is up (use --force to clean up after a crash)")
+    launcher.stop(paths)  # first: it would restart what is stopped next
     pids = set(processes.pids_from_files(paths.run_dir, marker=f"{names.PREFIX}-{lab}")) if paths.run_dir.exists() else set()
     for netns in owned:
         pids.update(processes.pids_in_netns(netns))

@@ -64,6 +64,7 @@ class LabRuntime:
                 raise LabNotUp(f"no lab named {lab!r} is up (its state {self.paths.database} does not exist)")
             store = Store(self.paths.database)
         self.store = store
+        self._await_revision: int | None = None  # a change left to the lab's controller: its revision
 
     @classmethod
     def open(cls, lab: str) -> "LabRuntime":
@@ -78,6 +79,11 @@ class LabRuntime:
         with open(self.paths.config_file("changes.lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+        if self._await_revision is not None:  # the change is committed: wait until the controller programs it
+            from lab.controller.launcher import wait_programmed
+
+            revision, self._await_revision = self._await_revision, None
+            wait_programmed(self.paths, revision)
 
     def close(self) -> None:
         self.store.close()
@@ -228,11 +234,17 @@ class LabRuntime:
 
             apply_files(self, files)
 
-    def sync_policy(self) -> "SyncReport":
+    def sync_policy(self) -> "SyncReport | None":
         """Brings every host's filters in line with the store: one transaction per changed host (from this
-        process's warm world and filters when it has them, see `lab.warm`)."""
+        process's warm world and filters when it has them, see `lab.warm`). When the lab's controller runs,
+        it is the filters' only writer: the change is left to it, and `exclusive()` waits for it (None)."""
         from lab import services, warm
+        from lab.controller.launcher import running_pid
 
+        if running_pid(self.paths) is not None:
+            services.sync(self)  # Services' DNAT, DNS records, gateways, resolv.conf: not the controller's yet
+            self._await_revision = self.store.revision
+            return None
         report = warm.sync(self)
         services.sync(self)  # Services' DNAT, DNS records, gateways, resolv.conf: they follow the same state
         return report

@@ -13,16 +13,24 @@ def status(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Hosts, pods, addresses and blocks of a running lab."""
+    """Hosts, pods, addresses and blocks of a running lab, and its health: exits 1 when it is degraded."""
+    from lab.health import controller_health, render_health
     from lab.status import lab_status
     from lab.summary import render_status
 
-    runtime = open_lab(lab)
+    runtime = open_lab(lab, supervise=False)
     try:
         data = lab_status(runtime)
+        data["controller"] = controller_health(runtime.paths)
     finally:
         runtime.close()
-    print_json(data) if as_json else render_status(data)
+    if as_json:
+        print_json(data)
+    else:
+        render_status(data)
+        render_health(data["controller"])
+    if data["controller"]["degraded"]:
+        raise typer.Exit(1)
 
 
 @app.command(name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, rich_help_panel="Lab")

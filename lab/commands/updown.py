@@ -28,6 +28,7 @@ def up(
                                             help="override the lab file's filters backend (e.g. iptables)"),
     layout: Optional[Layout] = typer.Option(None, "--layout", help="override the lab file's BGP layout"),
     name: Optional[str] = typer.Option(None, "--name", help="override the lab's name (e.g. a second demo)"),
+    resync: float = typer.Option(1.0, "--resync", min=0.05, help="seconds between the controller's resyncs"),
 ) -> None:
     """Bring a lab up: hosts, pods, BGP, filters. With no file, the built-in demo world."""
     from lab import pipeline
@@ -43,7 +44,7 @@ def up(
     require_root("lab up")
     try:
         with progress_bar(not quiet) as progress:
-            timings = pipeline.up(spec, progress=progress, wait=wait)
+            timings = pipeline.up(spec, progress=progress, wait=wait, resync=resync)
     except pipeline.LabError as exc:
         fail(str(exc))
     print_summary(spec.name, timings)

@@ -27,10 +27,10 @@ def make_lab(lab_dirs: Path) -> Iterator[Callable[[dict[str, Any]], LabSpec]]:
     """Brings up a lab from lab-file data; whatever happens, it is torn down with --force afterwards."""
     started: list[str] = []
 
-    def bring_up(data: dict[str, Any]) -> LabSpec:
+    def bring_up(data: dict[str, Any], controller: bool = True) -> LabSpec:
         spec = parse_lab(data, f"<test {data['name']}>", lab_dirs)
         started.append(spec.name)
-        pipeline.up(spec, timeout=60)
+        pipeline.up(spec, timeout=60, controller=controller)
         return spec
 
     try:

@@ -211,7 +211,7 @@ def test_a_warm_process_ends_where_a_fresh_one_starts(make_lab):
     from lab.stored_world import world_of
     from policy_dataplane.dataplane.lab_dataplane import Dataplane
 
-    make_lab(small_lab("it11"))
+    make_lab(small_lab("it11"), controller=False)  # this process is the filters' writer (see test_controller)
     runtime = LabRuntime.open("it11")
     try:
         quarantine = SCENARIOS / "quarantine.yaml"
