@@ -7,6 +7,7 @@ field, so users see all of them at once (like netlab's error pile-up).
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import Counter
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -307,8 +308,6 @@ def _duplicates(names: list[str]) -> list[str]:
 
 
 def _dns_label_problem(name: str) -> str | None:
-    import re
-
     if len(name) > DNS_LABEL_MAX or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", name):
         return "must be a DNS label: lower-case letters, digits and '-', at most 63 characters"
     return None

@@ -17,11 +17,8 @@ def status(
     from lab.status import lab_status
     from lab.summary import render_status
 
-    runtime = open_lab(lab)
-    try:
+    with open_lab(lab) as runtime:
         data = lab_status(runtime)
-    finally:
-        runtime.close()
     print_json(data) if as_json else render_status(data)
 
 
@@ -38,12 +35,10 @@ def exec_(
     argv = list(ctx.args)
     if not argv:
         fail("give the command after `--`, e.g. lab exec dev/web -- ip addr")
-    runtime = open_lab(lab)
-    try:
-        netns = resolve_netns(runtime, target)
-        engine = get_engine(runtime.spec.engine)
-    except KeyError as exc:
-        fail(str(exc.args[0]))
-    finally:
-        runtime.close()
+    with open_lab(lab) as runtime:
+        try:
+            netns = resolve_netns(runtime, target)
+            engine = get_engine(runtime.spec.engine)
+        except KeyError as exc:
+            fail(str(exc.args[0]))
     raise typer.Exit(engine.exec_in(netns, argv, capture=False).returncode)
