@@ -30,8 +30,10 @@ def main() -> None:
     os.environ["NETPOL_LAB_RUN"] = str(tmp / "run")
     from lab import pipeline
     from lab.apply import apply_sources, delete_keys, key_for, key_of, label, raw_documents
+    from lab.fabric import Fabric
     from lab.labfile import parse_lab
-    from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
+    from lab.runtime import LabRuntime
+    from lab.traffic_hooks import expected_verdicts, probe_endpoints
     from policy_dataplane.policy.bankgen import BankSpec, bank_yaml, egress_label
     from traffic.measure import measure_matrix
     from traffic.model import Protocol
@@ -50,10 +52,9 @@ def main() -> None:
 
     try:
         timed("lab up (hosts, BGP mesh, base filters)", lambda: pipeline.up(spec, timeout=300))
-        runtime = LabRuntime.open(args.name)
-        try:
+        with LabRuntime.open(args.name) as runtime:
             timed("lab apply (pods, addresses, plumbing, filters)", lambda: apply_sources(runtime, [("bank.yaml", text)]))
-            timed("every host has every route", lambda: runtime.fabric().wait_converged(timeout=300))
+            timed("every host has every route", lambda: Fabric(runtime).wait_converged(timeout=300))
             endpoints = probe_endpoints(args.name)
 
             def verify():  # type: ignore[no-untyped-def]
@@ -71,8 +72,6 @@ def main() -> None:
                                                                            {changed: None}))
             keys = [key_of(doc) for doc in raw_documents([("bank.yaml", text)])]
             timed("lab delete (everything)", lambda: delete_keys(runtime, keys))
-        finally:
-            runtime.close()
     finally:
         timed("lab down", lambda: pipeline.down(args.name, force=True))
     print(f"bank of {args.services} services on {args.hosts} hosts")

@@ -46,9 +46,11 @@ def main() -> None:
     from lab import pipeline, service_targets, services
     from lab.apply import apply_sources
     from lab.banktree import TreeSpec, compile_tree, dump, external_hosts, generate
+    from lab.fabric import Fabric
     from lab.labfile import parse_lab
-    from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
+    from lab.runtime import LabRuntime
     from lab.services import lab_services
+    from lab.traffic_hooks import expected_verdicts, probe_endpoints
     from policy_dataplane.policy.bankgen import BankSpec, bank_documents, egress_label
     from services.nat import render
     from traffic.latency import percentiles
@@ -94,7 +96,7 @@ def main() -> None:
             timed("render the services table", lambda: render(state.endpoints()))
             services._nat_state_file(runtime).unlink()
             timed("rewrite every host's services table", lambda: services.program_hosts(runtime, state))
-            runtime.fabric().wait_converged(timeout=300)
+            Fabric(runtime).wait_converged(timeout=300)
             endpoints = probe_endpoints(args.name)
             by_name = {e.name: e for e in endpoints}
             rng = random.Random(7)

@@ -7,15 +7,24 @@ responders updated), then the dataplane.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from bgp.ipam import IpamError
+from lab import converge, warm
+from lab.fabric import Fabric
 from lab.limits import Limits, default_limits
+from lab.objects import IP_ANNOTATION
+from lab.plan import place_pods_by_load
 from lab.runtime import LabRuntime, PodAddressError, one_change_at_a_time
 from lab.store import ObjectKey
+from policy_dataplane.policy.documents import load_sources
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from topology.engine import Progress
 
@@ -85,7 +94,6 @@ def validate(sources: list[tuple[str, str]], backend: str | None = None) -> list
     (source, document) pairs. With a backend, every policy is also compiled and rendered for it: what a
     host could not be given is refused here, before the store changes."""
     from policy_dataplane.dataplane.preflight import unprogrammable
-    from policy_dataplane.policy.documents import load_sources
     from policy_dataplane.policy.model import Policy
 
     objects = load_sources(sources)
@@ -134,7 +142,7 @@ def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress:
     try:
         if new_pods:
             _plumb_new_pods(runtime, [key for _, key, _ in new_pods], progress)
-        runtime.sync_policy()
+        converge.sync(runtime)
     except Exception as exc:
         raise ApplyError(f"nothing applied: {roll_back(runtime, before, exc)}") from None
     return report
@@ -145,7 +153,6 @@ def roll_back(runtime: LabRuntime, before: dict[ObjectKey, dict[str, Any] | None
     not be plumbed): the objects go back to what they were, pods that came with the change are removed again
     and every host is brought back in line with the restored store. Hosts whose transaction failed kept their
     last good program (nft and iptables-restore apply all or nothing). Returns what happened, for the error."""
-    from lab import warm
 
     warm.forget(runtime.lab)
     added_pods = [k for k, old in before.items() if k.kind == "Pod" and old is None]
@@ -160,11 +167,11 @@ def roll_back(runtime: LabRuntime, before: dict[ObjectKey, dict[str, Any] | None
     message = f"the change failed ({cause}); the store was rolled back"
     try:
         if plans:
-            fabric = runtime.fabric()
+            fabric = Fabric(runtime)
             fabric.reload_responder(runtime.responder_targets())
             fabric.remove_pods(plans)
             fabric.update_announcements({p.host for p in plans})
-        runtime.sync_policy()
+        converge.sync(runtime)
     except Exception as again:  # the kernel keeps its last good program; the store says what it should be
         message += f", but the hosts could not be brought back in line ({again}): run `lab apply` again"
     return message
@@ -227,7 +234,6 @@ def _check_limits(runtime: LabRuntime, docs: list[dict[str, Any]]) -> None:
 def _with_node(doc: dict[str, Any], old: dict[str, Any] | None, hosts: list[str],
                load: Counter[str]) -> dict[str, Any]:
     """A new pod gets a host (its nodeName, or the least loaded); an existing one keeps its host."""
-    from lab.plan import place_pods_by_load
 
     spec = dict(doc.get("spec") or {})
     if old is not None:
@@ -240,8 +246,6 @@ def _with_node(doc: dict[str, Any], old: dict[str, Any] | None, hosts: list[str]
 
 def _assign_addresses(runtime: LabRuntime, pods: list[tuple[str, ObjectKey, dict[str, Any]]]) -> None:
     """Addresses for the new pods in one IPAM pass; a refusal names the file, the pod and the field."""
-    from bgp.ipam import IpamError
-    from lab.objects import IP_ANNOTATION
 
     pods = sorted(pods, key=lambda item: runtime.fixed_ip_of(item[2]) is None)  # fixed first: never taken
     wanted = [(key.namespace, key.name, doc["spec"]["nodeName"], runtime.fixed_ip_of(doc)) for _, key, doc in pods]
@@ -257,7 +261,7 @@ def _assign_addresses(runtime: LabRuntime, pods: list[tuple[str, ObjectKey, dict
 
 
 def _plumb_new_pods(runtime: LabRuntime, keys: list[ObjectKey], progress: Progress | None) -> None:
-    fabric = runtime.fabric()
+    fabric = Fabric(runtime)
     wanted = {f"{k.namespace}/{k.name}" for k in keys}
     plans = runtime.pod_plans(only=wanted)
     fabric.add_pods(plans, progress)
@@ -292,11 +296,11 @@ def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
             report.deleted.append(str(key))
         runtime.release_addresses([(k.namespace, k.name) for k in pods])
     if plans:
-        fabric = runtime.fabric()
+        fabric = Fabric(runtime)
         fabric.reload_responder(runtime.responder_targets())  # its sockets would keep the namespaces alive
         fabric.remove_pods(plans)
         fabric.update_announcements({p.host for p in plans})
-    runtime.sync_policy()
+    converge.sync(runtime)
     return report
 
 
@@ -346,9 +350,7 @@ def parse_label_changes(changes: list[str]) -> dict[str, str | None]:
 @one_change_at_a_time
 def label(runtime: LabRuntime, key: ObjectKey, changes: dict[str, str | None]) -> ApplyReport:
     """Sets/removes labels on a stored Pod or Namespace, validated by the model like any apply."""
-    import copy
 
-    import yaml as _yaml
 
     doc = runtime.store.get_object(key)
     if doc is None:
@@ -361,7 +363,7 @@ def label(runtime: LabRuntime, key: ObjectKey, changes: dict[str, str | None]) -
         else:
             labels[k] = v
     new["metadata"]["labels"] = labels
-    validate([(f"label {key}", _yaml.safe_dump(new))])
+    validate([(f"label {key}", yaml.safe_dump(new))])
     report = ApplyReport()
     if new == doc:
         report.unchanged.append(str(key))
@@ -369,5 +371,5 @@ def label(runtime: LabRuntime, key: ObjectKey, changes: dict[str, str | None]) -
     with runtime.store.transaction():
         runtime.store.put_object(key, new)
     report.configured.append(str(key))
-    runtime.sync_policy()
+    converge.sync(runtime)
     return report

@@ -10,15 +10,16 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from ipaddress import IPv4Network
-from typing import TYPE_CHECKING
 
+from bgp import bird, speaker
+from bgp.sessions import plan_sessions
 from lab.plan import plan_node_addresses_from_model
+from lab.runtime import LabRuntime
+from topology import names, responder_ctl
 from topology.engine import Progress
 from topology.engines import get_engine
 from topology.model import NodePlan, PodPlan, ServerPlan, TopologyPlan, plan_fabric, plan_node
 
-if TYPE_CHECKING:
-    from lab.runtime import LabRuntime
 
 class ConvergenceTimeout(RuntimeError):
     pass
@@ -67,14 +68,11 @@ class Fabric:
         return {host: ipam.announcements(host) for host in self.runtime.host_names()}
 
     def speaker_plans(self):  # type: ignore[no-untyped-def]
-        from bgp.sessions import plan_sessions
 
         bgp = self.runtime.spec.bgp
         return plan_sessions(self.nodes(), layout=bgp.layout, asn=bgp.asn, hold_time=bgp.holdTime)
 
     def start_bgp(self) -> None:
-        from bgp import bird, speaker
-
         plans = self.speaker_plans()
         for rr in plans.reflectors:
             bird.start_reflector(self.paths, rr)
@@ -84,8 +82,6 @@ class Fabric:
         speaker.start_speakers(self.paths, plans.speakers)
 
     def update_announcements(self, hosts: set[str] | None = None) -> None:
-        from bgp import speaker
-
         for host, prefixes in self.announcements().items():
             if hosts is None or host in hosts:
                 speaker.set_announcements(self.paths, host, prefixes)
@@ -121,12 +117,8 @@ class Fabric:
 
     # responders -----------------------------------------------------------------------------------
     def start_responder(self, targets: Sequence[PodPlan | ServerPlan]) -> None:
-        from topology import responder_ctl
-
         responder_ctl.start_responder(self.paths, targets)
 
     def reload_responder(self, targets: Sequence[PodPlan | ServerPlan]) -> None:
-        from topology import names, responder_ctl
-
         responder_ctl.write_responder_pods(names.responder_pods_file(self.paths), targets)
         responder_ctl.reload_responder(self.paths)

@@ -330,8 +330,6 @@ def _duplicates(names: list[str]) -> list[str]:
 
 
 def _dns_label_problem(name: str) -> str | None:
-    import re
-
     if len(name) > DNS_LABEL_MAX or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", name):
         return "must be a DNS label: lower-case letters, digits and '-', at most 63 characters"
     return None

@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 
 from lab.apply import apply_sources, delete_keys, key_for, key_of, label
-from lab.runtime import LabRuntime, expected_verdicts
+from lab.runtime import LabRuntime
 from lab.stored_world import planned_world
+from lab.traffic_hooks import expected_verdicts
 from policy_dataplane.policy.bulk import matrix
 from traffic.model import Probe, ProbeEndpoint, Protocol
 from traffic.policy_latency import AffectedPath, Change
@@ -31,11 +32,8 @@ KINDS = ("deny", "label")
 
 def in_lab(lab: str, action: Callable[[LabRuntime], Any]) -> None:
     """Each write opens the lab afresh: the probe stream calls it from another thread."""
-    runtime = LabRuntime.open(lab)
-    try:
+    with LabRuntime.open(lab) as runtime:
         action(runtime)
-    finally:
-        runtime.close()
 
 
 # Before every Kubernetes policy (order 1000): Kubernetes policies only ever add allows, so a deny that must
@@ -88,8 +86,7 @@ def lab_changes(lab: str, kind: str, destination: ProbeEndpoint, sources: Sequen
         _delete_if_there(runtime, [*setup, _source(DENY_POLICY, "latency-deny")])
 
     try:
-        runtime = LabRuntime.open(lab)
-        try:
+        with LabRuntime.open(lab) as runtime:
             for endpoint, labels in marks:
                 label(runtime, key_for("pod", endpoint.name), labels)
             if setup:
@@ -102,8 +99,6 @@ def lab_changes(lab: str, kind: str, destination: ProbeEndpoint, sources: Sequen
                 labels_after = {**pod["metadata"].get("labels", {}), QUARANTINED: "true"}
                 write = [_source({**pod, "metadata": {**pod["metadata"], "labels": labels_after}}, "latency-label")]
             after_world = planned_world(runtime, write).world
-        finally:
-            runtime.close()
 
         refs = [s.name if s.kind == "pod" else str(s.ip) for s in sources] + [destination.name]
         m = matrix(after_world, protocol.value, None if protocol is Protocol.ICMP else port, refs)

@@ -6,6 +6,7 @@ the policy model reads them exactly as it reads a user's YAML.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from lab.labfile import NamespaceSpec, PodSpec, PortSpec
@@ -52,7 +53,6 @@ def pod_ports(doc: dict[str, Any]) -> list[tuple[int, str, str | None]]:
 
 def fixed_ip(doc: dict[str, Any]) -> str | None:
     """The one address asked for by Calico's ipAddrs annotation, if any."""
-    import json
 
     raw = (doc.get("metadata", {}).get("annotations") or {}).get(IP_ANNOTATION)
     if not raw:

@@ -12,9 +12,12 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from lab import warm
+from lab import converge, warm
+from lab.apply import apply_files
 from lab.controller import launcher
+from lab.fabric import Fabric
 from lab.labfile import LabSpec, NamespaceSpec
 from lab.objects import namespace_document, pod_document
 from lab.plan import place_pods
@@ -54,6 +57,11 @@ def is_up(lab: str) -> bool:
     return paths.database.exists() or any(engine.list_owned(lab) for engine in _engines())
 
 
+def _apply_policy_files(runtime: LabRuntime, files: list[Path]) -> None:
+    if files:
+        apply_files(runtime, files)
+
+
 def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: float = 60.0,
        controller: bool = True, resync: float = 1.0) -> dict[str, float]:
     """Brings a lab up; returns the seconds each stage took. On failure removes everything it made.
@@ -67,15 +75,15 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
     try:
         runtime = _record(spec, paths)
         timer.run("addresses", lambda: _allocate(runtime))
-        timer.run("fabric", lambda: runtime.fabric().build_nodes(progress))
+        timer.run("fabric", lambda: Fabric(runtime).build_nodes(progress))
         timer.run("filters", lambda: runtime.dataplane_install_base())
-        timer.run("pods", lambda: runtime.fabric().add_pods(runtime.pod_plans(), progress))
-        timer.run("bgp", lambda: runtime.fabric().start_bgp())
-        timer.run("responders", lambda: runtime.fabric().start_responder(runtime.responder_targets()))
-        timer.run("policies", lambda: runtime.apply_policy_files(spec.policy_files()))
-        timer.run("filters synced", runtime.sync_policy)
+        timer.run("pods", lambda: Fabric(runtime).add_pods(runtime.pod_plans(), progress))
+        timer.run("bgp", lambda: Fabric(runtime).start_bgp())
+        timer.run("responders", lambda: Fabric(runtime).start_responder(runtime.responder_targets()))
+        timer.run("policies", lambda: _apply_policy_files(runtime, spec.policy_files()))
+        timer.run("filters synced", lambda: converge.sync(runtime))
         if wait:
-            timer.run("converged", lambda: runtime.fabric().wait_converged(timeout, progress))
+            timer.run("converged", lambda: Fabric(runtime).wait_converged(timeout, progress))
         runtime.store.set_meta("status", "up")
         runtime.store.set_meta("resync_interval", resync)
         runtime.store.close()

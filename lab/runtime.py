@@ -1,7 +1,8 @@
-"""An opened lab: its store, spec and paths, and what the commands ask of a running lab.
+"""An opened lab: its store, spec and paths (use it with `with`), its addresses and the plans of its pods.
 
-Everything reads the store (the desired state) first; the kernel is only ever changed through the
-fabric (`lab.fabric`) and dataplane facades.
+Everything reads the store (the desired state) first; the kernel is only ever changed through the fabric
+(`lab.fabric`) and the dataplane (`lab.warm`). This module imports nothing of the lab above it (apply,
+fabric, warm, the commands): they import it.
 """
 
 from __future__ import annotations
@@ -9,23 +10,19 @@ from __future__ import annotations
 import fcntl
 import functools
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import cached_property
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from bgp.ipam import Ipam, IpamConfig, IpamError
 from lab.labfile import LabSpecModel
 from lab.objects import fixed_ip, pod_ports
 from lab.store import ObjectKey, Placement, Store
+from policy_dataplane.dataplane.lab_dataplane import Dataplane
 from topology import names
 from topology.model import PodPlan, PortPlan, ServerPlan, plan_pod
-
-if TYPE_CHECKING:
-    from bgp.ipam import Ipam
-    from lab.fabric import Fabric
-    from policy_dataplane.dataplane.lab_dataplane import Dataplane, SyncReport
-    from traffic.model import ProbeEndpoint
 
 
 class LabNotUp(RuntimeError):
@@ -85,8 +82,18 @@ class LabRuntime:
             revision, self._await_revision = self._await_revision, None
             wait_programmed(self.paths, revision)
 
+    def await_revision(self, revision: int) -> None:
+        """Leave a committed change to the lab's controller: `exclusive()` waits until it is programmed."""
+        self._await_revision = revision
+
     def close(self) -> None:
         self.store.close()
+
+    def __enter__(self) -> "LabRuntime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # desired state --------------------------------------------------------------------------------
     @cached_property
@@ -106,8 +113,6 @@ class LabRuntime:
 
     # addresses ------------------------------------------------------------------------------------
     def ipam(self) -> "Ipam":
-        from bgp.ipam import Ipam, IpamConfig
-
         cfg = self.spec.ipam
         config = IpamConfig(
             pool=cfg.pool, block_prefix=cfg.blockSize, max_blocks_per_host=cfg.maxBlocksPerHost,
@@ -119,7 +124,6 @@ class LabRuntime:
     def assign_addresses(self, pods: list[tuple[str, str, str, IPv4Address | None]]) -> list[IPv4Address]:
         """Allocates and records addresses for (namespace, name, host, fixed) pods with one IPAM load and
         one store write; call inside a store transaction (a failure then leaves no trace)."""
-        from bgp.ipam import IpamError
 
         ipam = self.ipam()
         ips = []
@@ -182,11 +186,6 @@ class LabRuntime:
             plans.append(plan if ports == plan.ports else dataclasses.replace(plan, ports=ports))
         return plans
 
-    def fabric(self) -> "Fabric":
-        from lab.fabric import Fabric
-
-        return Fabric(self)
-
     # policy -------------------------------------------------------------------------------------
     @property
     def dataplane_state(self) -> Path:
@@ -194,7 +193,6 @@ class LabRuntime:
 
     def dataplane(self) -> "Dataplane":
         """The hosts' filters, taking over what earlier commands applied (so changes go as diffs)."""
-        from policy_dataplane.dataplane.lab_dataplane import Dataplane
 
         dp = Dataplane(self.lab, backend=self.spec.dataplane, host_netns=self.node_netns)
         dp.load_state(self.dataplane_state)
@@ -227,128 +225,3 @@ class LabRuntime:
             dp.save_state(self.dataplane_state)
         finally:
             dp.close()
-
-    def apply_policy_files(self, files: list[Path]) -> None:
-        if files:
-            from lab.apply import apply_files
-
-            apply_files(self, files)
-
-    def sync_policy(self) -> "SyncReport | None":
-        """Brings every host's filters in line with the store: one transaction per changed host (from this
-        process's warm world and filters when it has them, see `lab.warm`). When the lab's controller runs,
-        it is the filters' only writer: the change is left to it, and `exclusive()` waits for it (None)."""
-        from lab import services, warm
-        from lab.controller.launcher import running_pid
-
-        if running_pid(self.paths) is not None:
-            services.sync(self)  # Services' DNAT, DNS records, gateways, resolv.conf: not the controller's yet
-            self._await_revision = self.store.revision
-            return None
-        report = warm.sync(self)
-        services.sync(self)  # Services' DNAT, DNS records, gateways, resolv.conf: they follow the same state
-        return report
-
-
-# What the traffic commands ask of a running lab -------------------------------------------------------
-def probe_endpoints(lab: str, hosts: bool = False) -> list["ProbeEndpoint"]:
-    """Every pod and external host of a running lab (and with `hosts` the hosts themselves), as the probes
-    address them."""
-    from lab.plan import plan_node_addresses_from_model
-    from topology.model import node_netns
-    from traffic.model import ProbeEndpoint
-
-    runtime = LabRuntime.open(lab)
-    try:
-        endpoints = [
-            ProbeEndpoint(name=p.key, netns=p.netns, ip=p.ip, kind="pod", namespace=p.namespace, host=p.host)
-            for p in runtime.pod_plans()
-        ]
-        for node in plan_node_addresses_from_model(lab, runtime.spec):
-            if node.kind == "external":
-                endpoints.append(ProbeEndpoint(name=node.name, netns=node_netns(lab, node.name, "external"),
-                                               ip=node.ip.ip, kind="external", namespace="(external)",
-                                               host=node.name))
-            elif node.kind == "host" and hosts:
-                endpoints.append(ProbeEndpoint(name=node.name, netns=node_netns(lab, node.name, "host"),
-                                               ip=node.ip.ip, kind="host", namespace="(hosts)", host=node.name))
-    finally:
-        runtime.close()
-    return endpoints
-
-
-def expected_verdicts(
-    lab: str, pairs: list[tuple["ProbeEndpoint", "ProbeEndpoint"]], protocol: str, port: int | None
-) -> list[bool]:
-    """The oracle's verdict for each (source, destination) pair, from one bulk matrix of the lab's world."""
-    from lab import service_targets
-    from lab.stored_world import world_of
-    from policy_dataplane.policy.bulk import matrix
-    from traffic.packets import ICMP_PROBE_CODE, ICMP_PROBE_TYPE
-
-    proto = str(protocol.value if hasattr(protocol, "value") else protocol)
-    runtime = LabRuntime.open(lab)
-    try:
-        world = world_of(runtime)
-        to_services = {i: service_targets.expected(world, runtime, ref(s), d.name, proto, port or 0)
-                       for i, (s, d) in enumerate(pairs) if d.kind == "service"}
-    finally:
-        runtime.close()
-    direct = [pair for i, pair in enumerate(pairs) if i not in to_services]
-    refs = sorted({ref(e) for pair in direct for e in pair})
-    if not refs:
-        return [to_services[i] for i in range(len(pairs))]
-    if proto.lower() == "icmp":  # the oracle judges the very packet the probes send: an echo request
-        m = matrix(world, proto, None, refs, icmp_type=ICMP_PROBE_TYPE, icmp_code=ICMP_PROBE_CODE)
-    else:
-        m = matrix(world, proto, port, refs)
-    index = {r: i for i, r in enumerate(refs)}
-    return [to_services[i] if i in to_services else bool(m.allowed[index[ref(s)], index[ref(d)]])
-            for i, (s, d) in enumerate(pairs)]
-
-
-def ref(ep: "ProbeEndpoint") -> str:
-    """How the oracle names an endpoint: a pod by NS/NAME, anything else by its address."""
-    return ep.name if ep.kind == "pod" else str(ep.ip)
-
-
-
-def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManager[None]]]:
-    """The conditions `lab latency` compares: the lab as it is ("with policy") and the same endpoints with
-    every policy lifted ("policy lifted": filters still dispatch per endpoint, no policy is evaluated).
-    The lifted state lasts only for the measurement: the store's policies are programmed back afterwards,
-    even when the run fails. A lab without policies has one condition."""
-    from lab import warm
-    from lab.stored_world import lab_nodes, model_objects
-    from policy_dataplane.policy.model import Policy
-    from policy_dataplane.policy.world import World
-
-    runtime = LabRuntime.open(lab)
-    try:
-        objects = model_objects(runtime)
-    finally:
-        runtime.close()
-    without = [o for o in objects if not isinstance(o, Policy)]
-    if len(without) == len(objects):
-        return {"no policy": nullcontext}
-
-    @contextmanager
-    def policy_lifted() -> Iterator[None]:
-        runtime = LabRuntime.open(lab)
-        with runtime.exclusive():  # no other change while the policies are lifted
-            try:
-                warm.forget(lab)  # the filters change behind the warm state's back
-                dp = runtime.dataplane()
-                lifted = World.from_objects(without)
-                lifted.set_nodes(lab_nodes(runtime))
-                try:
-                    dp.sync(lifted, runtime.placement())
-                    dp.save_state(runtime.dataplane_state)
-                finally:
-                    dp.close()
-                yield
-            finally:
-                runtime.sync_policy()
-                runtime.close()
-
-    return {"with policy": nullcontext, "policy lifted": policy_lifted}

@@ -17,9 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lab.apply import ApplyReport, apply_files, delete_files, delete_keys, key_for, label
-from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
+from lab.runtime import LabRuntime
 from lab.service_targets import find_target
 from lab.store import ObjectKey
+from lab.traffic_hooks import expected_verdicts, probe_endpoints
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 
 SCENARIOS_DIR = Path(__file__).parent / "scenarios"

@@ -7,6 +7,8 @@ from typing import Any
 from rich.table import Table
 
 from lab.console import console
+from lab.runtime import LabRuntime
+from lab.status import lab_status
 
 
 def render_status(status: dict[str, Any]) -> None:
@@ -33,14 +35,8 @@ def render_status(status: dict[str, Any]) -> None:
 
 
 def print_summary(lab: str, timings: dict[str, float]) -> None:
-    from lab.runtime import LabRuntime
-    from lab.status import lab_status
-
-    runtime = LabRuntime.open(lab)
-    try:
+    with LabRuntime.open(lab) as runtime:
         status = lab_status(runtime)
-    finally:
-        runtime.close()
     render_status(status)
     steps = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in timings.items())
     console.print(f"up in {sum(timings.values()):.1f}s ({steps})")

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from lab.runtime import LabRuntime
 from lab.store import ObjectKey, Placement
-
-if TYPE_CHECKING:
-    from lab.runtime import LabRuntime
-    from policy_dataplane.dataplane.lab_dataplane import Dataplane, SyncReport
-    from policy_dataplane.policy.world import World
+from lab.stored_world import lab_nodes, model_object
+from policy_dataplane.dataplane.lab_dataplane import Dataplane, SyncReport
+from policy_dataplane.policy.documents import object_key
+from policy_dataplane.policy.world import World
 
 
 @dataclass
@@ -67,10 +67,6 @@ def sync(runtime: LabRuntime, sole_writer: bool = False) -> SyncReport:
 
 
 def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
-    from lab.stored_world import lab_nodes, model_object
-    from policy_dataplane.policy.documents import object_key
-    from policy_dataplane.policy.world import World
-
     placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
     keys, objects = {}, []
     for key, doc in runtime.store.objects():
@@ -85,8 +81,6 @@ def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
 
 def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) -> bool:
     """Apply what the store wrote since the warm revision; False when that cannot be followed safely."""
-    from lab.stored_world import model_object
-    from policy_dataplane.policy.documents import object_key
 
     revision = runtime.store.revision
     if revision == warm.revision:

@@ -1,7 +1,7 @@
 """What a probe is and what it found: the vocabulary every traffic module and the CLI share.
 
 Frozen dataclasses only; nothing here touches the system. The lead turns a running lab's pods, hosts and
-external hosts into `ProbeEndpoint`s (see `lab.runtime.probe_endpoints`); everything in `traffic` is written
+external hosts into `ProbeEndpoint`s (see `lab.traffic_hooks.probe_endpoints`); everything in `traffic` is written
 against that one type so it does not care how the lab was built.
 """
 

@@ -63,6 +63,7 @@ def bring_up(lab: str, hosts: int, dataplane: str, bank_text: str, progress: Pro
     """`lab up` of `hosts` hosts (BGP mesh) with `dataplane`, then the bank applied through the lab."""
     from lab import pipeline
     from lab.apply import apply_sources
+    from lab.fabric import Fabric
     from lab.labfile import parse_lab
     from lab.runtime import LabRuntime
 
@@ -78,7 +79,7 @@ def bring_up(lab: str, hosts: int, dataplane: str, bank_text: str, progress: Pro
         started = time.perf_counter()
         apply_sources(runtime, [("bank.yaml", bank_text)], progress)
         result.apply_s = time.perf_counter() - started
-        converge = runtime.fabric().wait_converged(300, progress)
+        converge = Fabric(runtime).wait_converged(300, progress)
     finally:
         runtime.close()
     result.stages["bank applied"] = result.apply_s

@@ -73,7 +73,7 @@ def established_rtts(pairs: Sequence[Pair], port: int, count: int) -> list[float
 
 def cost_pairs(lab: str, port: int, per_class: int) -> list[Pair]:
     """Same-host and cross-host pod pairs the lab's policy allows."""
-    from lab.runtime import expected_verdicts, probe_endpoints
+    from lab.traffic_hooks import expected_verdicts, probe_endpoints
     from traffic.latency import latency_pairs
 
     return latency_pairs(probe_endpoints(lab), per_class=per_class,
@@ -82,7 +82,7 @@ def cost_pairs(lab: str, port: int, per_class: int) -> list[Pair]:
 
 def measure_cost(lab: str, port: int, count: int, per_class: int = 3,
                  progress: Callable[[int, int, str], None] | None = None) -> CostRun:
-    from lab import warm
+    from lab import converge, warm
     from lab.runtime import LabRuntime
     from lab.stored_world import model_objects
     from policy_dataplane.policy.model import Policy
@@ -115,7 +115,7 @@ def measure_cost(lab: str, port: int, count: int, per_class: int = 3,
                 finally:
                     dp.close()
             finally:
-                runtime.sync_policy()  # the store's policies, programmed back
+                converge.sync(runtime)  # the store's policies, programmed back
         if progress:
             progress(len(FRACTIONS), len(FRACTIONS), "per-packet cost")
     finally:

@@ -20,7 +20,8 @@ import yaml
 
 from lab.apply import apply_sources, delete_keys, key_for
 from lab.latency_changes import in_lab, lab_changes
-from lab.runtime import LabRuntime, expected_verdicts
+from lab.runtime import LabRuntime
+from lab.traffic_hooks import expected_verdicts
 from traffic.model import Probe, ProbeEndpoint, Protocol
 from traffic.policy_latency import AffectedPath, Change, ChangeOutcome
 
@@ -87,7 +88,7 @@ def pod_creations(lab: str, template: ProbeEndpoint, sources: Sequence[ProbeEndp
 def probing_pods(lab: str, port: int, sources: int) -> tuple[ProbeEndpoint, list[ProbeEndpoint]]:
     """A destination pod that several pods reach, and up to `sources` probing pods: those that reach it
     (the paths a change can cut) first, then ones the policy denies (controls)."""
-    from lab.runtime import probe_endpoints
+    from lab.traffic_hooks import probe_endpoints
 
     pods = sorted((e for e in probe_endpoints(lab) if e.kind == "pod"), key=lambda e: e.name)
     best: tuple[int, ProbeEndpoint, list[ProbeEndpoint]] | None = None

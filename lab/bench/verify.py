@@ -57,7 +57,7 @@ def group_grid(pairs: Sequence[tuple[ProbeEndpoint, ProbeEndpoint]], expected: S
 def verify_all(lab: str, port: int, filtered: bool = True,
                progress: Callable[[int, int, str], None] | None = None) -> Verification:
     """`filtered` False (the `none` dataplane): every pair is expected to be delivered."""
-    from lab.runtime import expected_verdicts, probe_endpoints
+    from lab.traffic_hooks import expected_verdicts, probe_endpoints
     from traffic.matrix import all_pairs
     from traffic.model import Probe, Protocol
     from traffic.probes import ProbeEngine, ProbeOptions

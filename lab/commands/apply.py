@@ -29,16 +29,13 @@ def apply(
     """Create or update Namespaces, Pods, policies and network sets; nothing changes if any is invalid."""
     from lab.apply import apply_files
 
-    runtime = open_lab(lab)
-    try:
+    with open_lab(lab) as runtime:
         with progress_bar() as bar:
             def progress(done: int, total: int, what: str) -> None:
                 if total >= BAR_FROM:
                     bar(done, total, what)
 
             report = attempt_change(lambda: apply_files(runtime, files, progress))
-    finally:
-        runtime.close()
     print_report(report)
 
 
@@ -52,13 +49,10 @@ def delete(
     """Delete objects by file or by kind and name; nothing changes if any is missing."""
     from lab.apply import delete_files, delete_keys, key_for
 
-    runtime = open_lab(lab)
-    try:
+    with open_lab(lab) as runtime:
         if files:
             run_change(lambda: delete_files(runtime, files))
         elif kind and name:
             run_change(lambda: delete_keys(runtime, [key_for(kind, name)]))
         else:
             fail("give -f FILE, or KIND and NAME (e.g. `lab delete pod dev/web`)")
-    finally:
-        runtime.close()

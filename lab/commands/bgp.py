@@ -7,6 +7,7 @@ from rich.table import Table
 
 from lab.app import app
 from lab.console import LAB_OPTION_HELP, console, fail, open_lab, print_json
+from lab.fabric import Fabric
 
 
 @app.command(rich_help_panel="Lab")
@@ -17,13 +18,10 @@ def bgp(
     """BGP sessions of every speaker and reflector, with their state and prefixes received."""
     from bgp.status import sessions
 
-    runtime = open_lab(lab)
-    try:
-        fabric = runtime.fabric()
+    with open_lab(lab) as runtime:
+        fabric = Fabric(runtime)
         plan = fabric.speaker_plans()
         states = sessions(runtime.paths, plan)
-    finally:
-        runtime.close()
     if as_json:
         print_json({"layout": plan.layout, "sessions": [s.as_dict() for s in states]})
         return
@@ -48,11 +46,8 @@ def routes(
     """What a node announces, its blackholes, and the routes BGP installed in its kernel."""
     from bgp.status import routes as route_table
 
-    runtime = open_lab(lab)
-    try:
+    with open_lab(lab) as runtime:
         table_data = route_table(runtime.paths, host)
-    finally:
-        runtime.close()
     if table_data is None:
         fail(f"no BGP speaker status for {host!r} in lab {lab!r} (see `lab status` for node names)")
     if as_json:

@@ -18,8 +18,7 @@ def counters(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Packets and bytes per policy, per rule and per endpoint, with packets no policy allowed."""
-    runtime = open_lab(lab)
-    try:
+    with open_lab(lab) as runtime:
         if runtime.spec.dataplane != "nftables":
             fail("counters are read from the nftables dataplane; this lab runs the iptables baseline")
         dp = runtime.dataplane()
@@ -27,8 +26,6 @@ def counters(
             data = dp.counters(list(runtime.placement()))  # hosts and external servers
         finally:
             dp.close()
-    finally:
-        runtime.close()
     if as_json:
         print_json(data.to_json())
         return
@@ -68,13 +65,10 @@ def drops(
 
     from lab.stored_world import world_of
 
-    runtime = open_lab(lab)
-    try:
+    with open_lab(lab) as runtime:
         world = world_of(runtime)
         dp = runtime.dataplane()
         hosts = list(runtime.placement())  # hosts and external servers
-    finally:
-        runtime.close()
 
     shown = 0
 

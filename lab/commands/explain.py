@@ -32,10 +32,8 @@ def current_world(lab: str) -> tuple[World, dict[str, str]]:
         runtime = LabRuntime.open(lab)
     except LabNotUp as exc:
         raise NoLabState(f"{exc} (or explain from files alone: lab explain SRC DST -f FILE ...)") from None
-    try:
+    with runtime:
         return world_of(runtime), node_addresses(runtime)
-    finally:
-        runtime.close()
 
 
 def world_from_files(files: list[Path]) -> World:

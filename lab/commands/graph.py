@@ -9,6 +9,7 @@ import typer
 
 from lab.app import app
 from lab.console import LAB_OPTION_HELP, errors, open_lab
+from lab.fabric import Fabric
 
 
 @app.command(rich_help_panel="Lab")
@@ -25,12 +26,9 @@ def graph(
 
     if output_format not in ("png", "mermaid", "dot"):
         raise typer.BadParameter("png, mermaid or dot", param_hint="--format")
-    runtime = open_lab(lab)
-    try:
+    with open_lab(lab) as runtime:
         status = lab_status(runtime)
-        states = [s.as_dict() for s in sessions(runtime.paths, runtime.fabric().speaker_plans())]
-    finally:
-        runtime.close()
+        states = [s.as_dict() for s in sessions(runtime.paths, Fabric(runtime).speaker_plans())]
     g = lab_graph(status, states, with_pods=pods)
     if output_format == "mermaid":
         typer.echo(to_mermaid(g), nl=False)

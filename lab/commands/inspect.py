@@ -18,12 +18,9 @@ def status(
     from lab.status import lab_status
     from lab.summary import render_status
 
-    runtime = open_lab(lab, supervise=False)
-    try:
+    with open_lab(lab, supervise=False) as runtime:
         data = lab_status(runtime)
         data["controller"] = controller_health(runtime.paths)
-    finally:
-        runtime.close()
     if as_json:
         print_json(data)
     else:
@@ -46,12 +43,10 @@ def exec_(
     argv = list(ctx.args)
     if not argv:
         fail("give the command after `--`, e.g. lab exec dev/web -- ip addr")
-    runtime = open_lab(lab)
-    try:
-        netns = resolve_netns(runtime, target)
-        engine = get_engine(runtime.spec.engine)
-    except KeyError as exc:
-        fail(str(exc.args[0]))
-    finally:
-        runtime.close()
+    with open_lab(lab) as runtime:
+        try:
+            netns = resolve_netns(runtime, target)
+            engine = get_engine(runtime.spec.engine)
+        except KeyError as exc:
+            fail(str(exc.args[0]))
     raise typer.Exit(engine.exec_in(netns, argv, capture=False).returncode)

@@ -15,11 +15,8 @@ def ipam(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """IPAM blocks with their affine host and use, and every allocated address with its owner."""
-    runtime = open_lab(lab)
-    try:
+    with open_lab(lab) as runtime:
         state = runtime.ipam()
-    finally:
-        runtime.close()
     blocks = [
         {"cidr": str(u.cidr), "host": u.host, "used": u.used, "free": u.free, "borrowed_by_others": u.borrowed}
         for u in state.usage()

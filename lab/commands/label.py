@@ -33,11 +33,8 @@ def label_(
 
     if kind.lower() not in ("pod", "pods", "po", "ns", "namespace", "namespaces"):
         fail(f"can label pods and namespaces, not {kind!r}")
-    runtime = open_lab(lab)
-    try:
+    with open_lab(lab) as runtime:
         run_change(lambda: label(runtime, key_for(kind, name), parse_label_changes(changes)))
-    finally:
-        runtime.close()
 
 
 @app.command(rich_help_panel="Policy")
@@ -50,12 +47,9 @@ def get(
     """List the desired state the lab holds."""
     if what not in GET_KINDS:
         fail(f"can get {', '.join(GET_KINDS)}; not {what!r}")
-    runtime = open_lab(lab)
-    try:
+    with open_lab(lab) as runtime:
         objects = runtime.store.objects(kinds=GET_KINDS[what])
         placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
-    finally:
-        runtime.close()
     if as_json:
         print_json([doc for _, doc in objects])
         return

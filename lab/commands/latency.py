@@ -26,17 +26,17 @@ def latency(
     """Round-trip times (p50/p90/p99) through the dataplane between pods the policy lets talk, with the
     lab's policies and with them lifted for the run; a histogram PNG."""
     require_root("lab latency")  # raw sockets in the lab's namespaces
-    import lab.runtime as runtime
+    import lab.traffic_hooks as hooks
     from traffic.latency import latency_pairs
     from traffic.latency_render import latency_table, save_histogram
     from traffic.measure import measure_latency
     from traffic.probes import ProbeEngine
 
-    endpoints = runtime.probe_endpoints(lab)
+    endpoints = hooks.probe_endpoints(lab)
     # Pairs the lab's policy allows: what policy costs is measured on traffic it lets through.
     chosen = latency_pairs(endpoints, per_class=pairs,
-                           keep=lambda candidates: runtime.expected_verdicts(lab, candidates, protocol, port))
-    conditions = runtime.latency_conditions(lab)
+                           keep=lambda candidates: hooks.expected_verdicts(lab, candidates, protocol, port))
+    conditions = hooks.latency_conditions(lab)
     with ProbeEngine() as engine:
         run = measure_latency(engine, chosen, protocol, port, count, conditions)
     prefix = out or Path(f"latency-{lab}-{protocol.value}")

@@ -29,8 +29,8 @@ def matrix(
 ) -> None:
     """Probe pairs with real packets and compare with what the policies should allow."""
     require_root("lab matrix")  # raw sockets in the lab's namespaces
-    from lab.runtime import expected_verdicts, probe_endpoints
     from lab.service_targets import find_target
+    from lab.traffic_hooks import expected_verdicts, probe_endpoints
     from traffic.matrix_render import print_report, save_heat_map
     from traffic.measure import measure_matrix
     from traffic.probes import ProbeEngine

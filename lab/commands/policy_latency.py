@@ -36,7 +36,7 @@ def policy_latency(
 ) -> None:
     """While probes stream at a fixed rate, apply a change and time it until every path shows it."""
     require_root("lab policy-latency")  # raw sockets in the lab's namespaces
-    import lab.runtime as runtime
+    import lab.traffic_hooks as hooks
     from traffic.changes import nft_deny_change
     from traffic.policy_latency import summarise
     from traffic.policy_latency_render import summary_table
@@ -45,12 +45,12 @@ def policy_latency(
 
     if change not in ("deny", "label", "nft"):
         raise typer.BadParameter("deny, label or nft", param_hint="--change")
-    pods = sorted((e for e in runtime.probe_endpoints(lab) if e.kind == "pod"), key=lambda e: e.name)
+    pods = sorted((e for e in hooks.probe_endpoints(lab) if e.kind == "pod"), key=lambda e: e.name)
     if len(pods) < 3:
         fail("a policy-latency run needs at least 3 pods")
     # The probing pods: those that reach the destination now first (a change can only cut what flows).
     destination, candidates = pods[0], pods[1:]
-    verdicts = runtime.expected_verdicts(lab, [(s, destination) for s in candidates], protocol.value, port)
+    verdicts = hooks.expected_verdicts(lab, [(s, destination) for s in candidates], protocol.value, port)
     reaching = [s for s, allowed in zip(candidates, verdicts, strict=True) if allowed]
     others = [*reaching, *(s for s in candidates if s not in reaching)][:sources]
     if change == "nft":

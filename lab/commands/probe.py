@@ -23,8 +23,8 @@ def probe(
 ) -> None:
     """Probe SRC -> DST with real packets: delivered or dropped, whether a reply came back, RTTs."""
     require_root("lab probe")  # raw sockets in the lab's namespaces
-    from lab.runtime import probe_endpoints
     from lab.service_targets import find_target
+    from lab.traffic_hooks import probe_endpoints
     from traffic.latency import percentiles
     from traffic.model import Probe, find_endpoint
     from traffic.probes import run_probes

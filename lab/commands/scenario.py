@@ -71,13 +71,11 @@ def run(
     try:
         for number, step in enumerate(loaded.scenario.steps, start=1):
             say(f"\n[bold cyan]{number}/{len(loaded.scenario.steps)}[/] {step.say}")
-            runtime = LabRuntime.open(spec.name)
-            try:
-                done = perform(runtime, loaded, step)
-            except Exception as exc:  # an apply or label the lab refused: name the step
-                fail(f"{loaded.path}: step {number}: {exc}")
-            finally:
-                runtime.close()
+            with LabRuntime.open(spec.name) as runtime:
+                try:
+                    done = perform(runtime, loaded, step)
+                except Exception as exc:  # an apply or label the lab refused: name the step
+                    fail(f"{loaded.path}: step {number}: {exc}")
             for line in done:
                 say(f"  {line}", highlight=False)
             outcomes = verify(spec.name, step.check)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lab.controller import state as st
+from lab.fabric import Fabric
 from topology import batch, netns, processes, responder_ctl
 from topology.names import LabPaths, host_netns, responder_pods_file
 
@@ -124,7 +125,7 @@ class Executor:
 
     # pods ---------------------------------------------------------------------------------------------
     def _recreate(self, keys: tuple[str, ...]) -> str:
-        fabric = self.runtime.fabric()
+        fabric = Fabric(self.runtime)
         plans = self.runtime.pod_plans(only=set(keys))
         gone = frozenset(p.netns for p in plans)
         self._reload_responder(without=gone)  # release the old namespaces before their veths are removed

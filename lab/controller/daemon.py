@@ -29,6 +29,7 @@ from lab.controller.observe import HostReader, announced, pod_namespaces, proces
 from lab.controller.plan import broken_pods, plan
 from lab.controller.protocol import encode, listen
 from lab.controller.state import Desired, FilterRecord, Observed, ProcessRecord, SyncPolicy
+from lab.fabric import Fabric
 from lab.runtime import LabRuntime
 from topology import names
 
@@ -52,7 +53,7 @@ class Controller:
         self.runtime = LabRuntime.open(lab)
         self.paths = self.runtime.paths
         self.resync = resync
-        self.bgp = self.runtime.fabric().speaker_plans()
+        self.bgp = Fabric(self.runtime).speaker_plans()
         self.reader = HostReader(self.runtime.spec.dataplane)
         self.memory = Memory(filters=self._load_filters())
         self.executor = Executor(self.runtime, self.bgp, self.reader, self.memory)
@@ -181,7 +182,7 @@ class Controller:
         """Health as it is now: a fresh look (read only), not the last pass's, so a fault shows at once."""
         desired = self.desired()
         observed = self.observed = self.observe(desired)
-        routes_missing = self.runtime.fabric().missing_routes()
+        routes_missing = Fabric(self.runtime).missing_routes()
         broken = broken_pods(desired, observed) if observed else {}
         hosts = {}
         degraded: list[str] = []

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lab.fabric import kernel_routes
+from lab.fabric import Fabric, kernel_routes
 from lab.runtime import LabRuntime
 from tests.integration.lab.conftest import kernel_routes as route_entries
 from tests.integration.lab.reach import tcp_reach
@@ -33,7 +33,7 @@ def four_by_ten(name: str, layout: str = "mesh") -> dict:
 def all_pairs_reach(runtime: LabRuntime) -> dict[str, list[str]]:
     """Per source pod, the targets it could NOT reach with kernel TCP (port 80: accepted or refused)."""
     pods = runtime.pod_plans()
-    ext = [n for n in runtime.fabric().nodes() if n.kind == "external"]
+    ext = [n for n in Fabric(runtime).nodes() if n.kind == "external"]
     targets = [(str(p.ip), 80) for p in pods] + [(str(n.fabric_ip.ip), 443) for n in ext]
     failures = {}
     for pod in pods:
@@ -51,11 +51,10 @@ def all_pairs_reach(runtime: LabRuntime) -> dict[str, list[str]]:
 
 def test_mesh_every_pod_reaches_every_pod_and_the_external_host(make_lab):
     make_lab(four_by_ten("it1"))
-    runtime = LabRuntime.open("it1")
-    try:
+    with LabRuntime.open("it1") as runtime:
         assert all_pairs_reach(runtime) == {}
         ipam = runtime.ipam()
-        fabric = runtime.fabric()
+        fabric = Fabric(runtime)
         for host in runtime.host_names():
             entries = route_entries(names.host_netns("it1", host))
             own = set(ipam.blocks_of(host))
@@ -68,17 +67,14 @@ def test_mesh_every_pod_reaches_every_pod_and_the_external_host(make_lab):
 
         states = sessions(runtime.paths, fabric.speaker_plans())
         assert states and all(s.state.lower() == "established" for s in states), states
-    finally:
-        runtime.close()
 
 
 def test_stopping_a_speaker_withdraws_its_blocks_and_restarting_restores_them(make_lab):
     make_lab(four_by_ten("it2"), controller=False)  # no controller: it would restart the stopped speaker
-    runtime = LabRuntime.open("it2")
-    try:
+    with LabRuntime.open("it2") as runtime:
         from bgp import speaker
 
-        fabric = runtime.fabric()
+        fabric = Fabric(runtime)
         node2_blocks = set(runtime.ipam().blocks_of("node2"))
         node1 = names.host_netns("it2", "node1")
         assert node2_blocks <= kernel_routes(node1)
@@ -91,15 +87,10 @@ def test_stopping_a_speaker_withdraws_its_blocks_and_restarting_restores_them(ma
         speaker.start_speaker(runtime.paths, plan)
         fabric.wait_converged(timeout=30)
         assert node2_blocks <= kernel_routes(node1)
-    finally:
-        runtime.close()
 
 
 def test_route_reflector_layout_with_bird(make_lab):
     make_lab(four_by_ten("it3", layout="route-reflector"))
-    runtime = LabRuntime.open("it3")
-    try:
-        assert runtime.fabric().missing_routes() == {}
+    with LabRuntime.open("it3") as runtime:
+        assert Fabric(runtime).missing_routes() == {}
         assert all_pairs_reach(runtime) == {}
-    finally:
-        runtime.close()

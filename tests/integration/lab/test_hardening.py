@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 
 from lab import warm
 from lab.apply import ApplyError, apply_sources, delete_keys, key_for
-from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
+from lab.runtime import LabRuntime
 from lab.store import ObjectKey
+from lab.traffic_hooks import expected_verdicts, probe_endpoints
 from tests.integration.lab.test_lab_policy import small_lab
 from tests.unit.hardening.test_hostile_inputs import LAB
 from topology import names

@@ -20,6 +20,7 @@ from bgp.status import sessions
 from lab import pipeline
 from lab.apply import ApplyError, apply_files, apply_sources, delete_keys
 from lab.cli import app, register_commands
+from lab.fabric import Fabric
 from lab.labfile import parse_lab
 from lab.runtime import LabRuntime
 from lab.scenario import POLICY_KINDS, Check, verify
@@ -95,7 +96,7 @@ def check(lab: str, *cases: tuple[str, str, int, str]) -> None:
 def bgp_states(lab: str) -> dict[tuple[str, str], tuple[str, str | None]]:
     runtime = LabRuntime.open(lab)
     try:
-        plan = runtime.fabric().speaker_plans()
+        plan = Fabric(runtime).speaker_plans()
         return {(s.speaker, s.peer): (s.state, s.since) for s in sessions(runtime.paths, plan)}
     finally:
         runtime.close()

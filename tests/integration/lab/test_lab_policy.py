@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from lab.apply import ApplyError, apply_sources, delete_keys, key_for, label
 from lab.cli import app, register_commands
-from lab.fabric import kernel_routes
-from lab.runtime import LabRuntime, expected_verdicts, latency_conditions, probe_endpoints
+from lab.fabric import Fabric, kernel_routes
+from lab.runtime import LabRuntime
+from lab.traffic_hooks import expected_verdicts, latency_conditions, probe_endpoints
 from policy_dataplane.policy.documents import DocumentsInvalid
 from tests.integration.lab.reach import tcp_outcomes, tcp_reach
 from topology import names
@@ -65,12 +66,11 @@ def measured_equals_oracle(lab: str) -> None:
 
 def test_pods_added_and_deleted_at_run_time(make_lab):
     make_lab(small_lab("it4"))
-    runtime = LabRuntime.open("it4")
-    try:
+    with LabRuntime.open("it4") as runtime:
         apply_sources(runtime, [("late.yaml", POD_YAML)])
         late = next(p for p in runtime.pod_plans() if p.key == "prod/late")
         assert runtime.ipam().allocation("prod/late").ip == late.ip
-        runtime.fabric().wait_converged(timeout=30)
+        Fabric(runtime).wait_converged(timeout=30)
         web = next(p for p in runtime.pod_plans() if p.key == "dev/web-0")
         assert tcp_reach(web.netns, [(str(late.ip), 80)]) == {(str(late.ip), 80): True}
         # the external server answers on its declared port, and refuses the others like any host
@@ -82,12 +82,10 @@ def test_pods_added_and_deleted_at_run_time(make_lab):
         delete_keys(runtime, [key_for("pod", "prod/late")])
         assert runtime.ipam().allocation("prod/late") is None
         assert "prod/late" not in {p.key for p in runtime.pod_plans()}
-        assert not any(n.endswith("p-prod.late") for n in runtime.fabric().engine.list_owned("it4"))
+        assert not any(n.endswith("p-prod.late") for n in Fabric(runtime).engine.list_owned("it4"))
         # the host-side /32 is gone from node3
         assert late.ip not in {r.network_address for r in kernel_routes(names.host_netns("it4", "node3"))
                                if r.prefixlen == 32}
-    finally:
-        runtime.close()
 
 
 def test_concurrent_changes_leave_a_consistent_lab(make_lab):
@@ -99,13 +97,11 @@ def test_concurrent_changes_leave_a_consistent_lab(make_lab):
     errors: list[BaseException] = []
 
     def apply_one(source: tuple[str, str]) -> None:
-        runtime = LabRuntime.open("it9")  # one store connection per command, as separate processes have
-        try:
-            apply_sources(runtime, [source])
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            runtime.close()
+        with LabRuntime.open("it9") as runtime:
+            try:
+                apply_sources(runtime, [source])
+            except BaseException as exc:  # reported below
+                errors.append(exc)
 
     threads = [threading.Thread(target=apply_one, args=(f,)) for f in files]
     for t in threads:
@@ -113,21 +109,17 @@ def test_concurrent_changes_leave_a_consistent_lab(make_lab):
     for t in threads:
         t.join()
     assert errors == []
-    runtime = LabRuntime.open("it9")
-    try:
+    with LabRuntime.open("it9") as runtime:
         plans = {p.key: p for p in runtime.pod_plans()}
         assert {"prod/late0", "prod/late1", "prod/late2"} <= set(plans)
         assert len({p.ip for p in plans.values()}) == len(plans)  # no address handed out twice
-        runtime.fabric().wait_converged(timeout=30)
-    finally:
-        runtime.close()
+        Fabric(runtime).wait_converged(timeout=30)
     measured_equals_oracle("it9")  # every pod plumbed, every filter as the store says
 
 
 def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab):
     make_lab(small_lab("it5"))
-    runtime = LabRuntime.open("it5")
-    try:
+    with LabRuntime.open("it5") as runtime:
         measured_equals_oracle("it5")  # no policy: everything allowed, measured
         files = [(str(p), p.read_text()) for p in (SCENARIOS / "dev-prod-isolation.yaml", SCENARIOS / "quarantine.yaml")]
         apply_sources(runtime, files)
@@ -153,14 +145,11 @@ def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab):
         assert trace["allowed"] is False and trace["egress"]["decided_by"]["policy"] == "quarantine"
         label(runtime, key_for("pod", "dev/db"), {"quarantine": None})
         measured_equals_oracle("it5")
-    finally:
-        runtime.close()
 
 
 def test_diff_is_a_dry_run_that_predicts_what_apply_then_does(make_lab):
     make_lab(small_lab("it8"))
-    runtime = LabRuntime.open("it8")
-    try:
+    with LabRuntime.open("it8") as runtime:
         revision = runtime.store.revision
         isolation = SCENARIOS / "dev-prod-isolation.yaml"
         result = CliRunner().invoke(app, ["diff", "-f", str(isolation), "--lab", "it8", "--json"])
@@ -174,33 +163,25 @@ def test_diff_is_a_dry_run_that_predicts_what_apply_then_does(make_lab):
         report = measured_equals_oracle("it8")
         denied_now = {(r.src, r.dst) for r in report.records if r.measured == "deny"}
         assert denied_now == {(src, dst) for (src, dst, port) in changes if port == 80}
-    finally:
-        runtime.close()
 
 
 @pytest.mark.parametrize("change", ["deny", "label"])
 def test_policy_latency_through_the_lab_leaves_it_as_it_was(make_lab, change):
     make_lab(small_lab("it10"))
     files = [(str(SCENARIOS / "dev-prod-isolation.yaml"), (SCENARIOS / "dev-prod-isolation.yaml").read_text())]
-    runtime = LabRuntime.open("it10")
-    try:
+    with LabRuntime.open("it10") as runtime:
         apply_sources(runtime, files)
         objects_before = sorted(str(k) for k, _ in runtime.store.objects())
         labels_before = {str(k): d["metadata"].get("labels") for k, d in runtime.store.objects(kinds=["Pod"])}
-    finally:
-        runtime.close()
     result = CliRunner().invoke(app, ["policy-latency", "--lab", "it10", "--change", change, "--repetitions", "3",
                                       "--sources", "4", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)["summary"]
     assert summary["per_path_us"]["samples"] >= 3 and summary["per_path_us"]["missing"] == 0
     assert summary["baseline_wrong"] == 0 and summary["flaps"] == 0
-    runtime = LabRuntime.open("it10")
-    try:  # markers and the change's policies are gone again
+    with LabRuntime.open("it10") as runtime:
         assert sorted(str(k) for k, _ in runtime.store.objects()) == objects_before
         assert {str(k): d["metadata"].get("labels") for k, d in runtime.store.objects(kinds=["Pod"])} == labels_before
-    finally:
-        runtime.close()
     measured_equals_oracle("it10")
 
 
@@ -212,8 +193,7 @@ def test_a_warm_process_ends_where_a_fresh_one_starts(make_lab):
     from policy_dataplane.dataplane.lab_dataplane import Dataplane
 
     make_lab(small_lab("it11"), controller=False)  # this process is the filters' writer (see test_controller)
-    runtime = LabRuntime.open("it11")
-    try:
+    with LabRuntime.open("it11") as runtime:
         quarantine = SCENARIOS / "quarantine.yaml"
         isolation = SCENARIOS / "dev-prod-isolation.yaml"
         apply_sources(runtime, [(str(isolation), isolation.read_text())])
@@ -233,15 +213,12 @@ def test_a_warm_process_ends_where_a_fresh_one_starts(make_lab):
             assert dp.compile(fresh, runtime.placement()) == kept.dataplane.programs
         finally:
             dp.close()
-    finally:
-        runtime.close()
     measured_equals_oracle("it11")
 
 
 def test_a_bad_apply_changes_nothing(make_lab):
     make_lab(small_lab("it6"))
-    runtime = LabRuntime.open("it6")
-    try:
+    with LabRuntime.open("it6") as runtime:
         before_revision = runtime.store.revision
         before = runtime.dataplane_state.read_bytes()
         good = (SCENARIOS / "quarantine.yaml").read_text()
@@ -262,8 +239,6 @@ def test_a_bad_apply_changes_nothing(make_lab):
         assert runtime.store.revision == before_revision
         assert runtime.dataplane_state.read_bytes() == before
         assert "prod/late" not in {p.key for p in runtime.pod_plans()}
-    finally:
-        runtime.close()
 
 
 def test_a_failed_up_leaves_nothing(lab_dirs):

@@ -16,9 +16,10 @@ from lab.apply import ApplyError, apply_sources, delete_keys, key_for, label
 from lab.cli import app, register_commands
 from lab.labfile import parse_lab
 from lab.lookup import lookup
-from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
+from lab.runtime import LabRuntime
 from lab.service_targets import find_target
 from lab.services import lab_resolv_dirs
+from lab.traffic_hooks import expected_verdicts, probe_endpoints
 from tests.integration.lab.reach import tcp_outcomes
 from topology import names
 from traffic.measure import measure_matrix

@@ -119,7 +119,7 @@ def test_policy_latency_with_a_plain_nft_rule_prints_a_distribution(small_lab: S
     print(text)
 
 
-# --- the CLI, with lab.runtime replaced by the small lab ------------------------------------------------
+# --- the CLI, with lab.traffic_hooks replaced by the small lab ------------------------------------------------
 
 
 @pytest.fixture
@@ -131,12 +131,12 @@ def cli(small_lab: SmallLab, monkeypatch: pytest.MonkeyPatch):  # type: ignore[n
     import lab.commands.probe  # noqa: F401
     from lab.app import app
 
-    fake = types.ModuleType("lab.runtime")
+    fake = types.ModuleType("lab.traffic_hooks")
     fake.probe_endpoints = lambda name, hosts=False: list(small_lab.endpoints.values())  # type: ignore[attr-defined]
     fake.expected_verdicts = lambda name, pairs, protocol, port: [True] * len(pairs)  # type: ignore[attr-defined]
     fake.latency_conditions = lambda name: {"as-is": nullcontext}  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "lab.runtime", fake)
-    monkeypatch.setattr(lab, "runtime", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "lab.traffic_hooks", fake)
+    monkeypatch.setattr(lab, "traffic_hooks", fake, raising=False)
     runner = CliRunner()
     return lambda *args: runner.invoke(app, [*args, "--lab", "tr1"], catch_exceptions=False)
 

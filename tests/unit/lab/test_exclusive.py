@@ -34,11 +34,8 @@ def test_changes_of_one_lab_never_overlap(runtime_factory) -> None:  # type: ign
         return runtime.lab
 
     def worker() -> None:
-        runtime = runtime_factory()
-        try:
+        with runtime_factory() as runtime:
             assert change(runtime, 0.15) == "lk1"
-        finally:
-            runtime.close()
 
     threads = [threading.Thread(target=worker) for _ in range(3)]
     for t in threads:
@@ -55,8 +52,7 @@ def test_the_lock_is_released_when_a_change_fails(runtime_factory) -> None:  # t
     def failing(runtime: LabRuntime) -> None:
         raise ValueError("refused")
 
-    runtime = runtime_factory()
-    try:
+    with runtime_factory() as runtime:
         with pytest.raises(ValueError):
             failing(runtime)
         done = threading.Event()
@@ -71,5 +67,3 @@ def test_the_lock_is_released_when_a_change_fails(runtime_factory) -> None:  # t
         thread.start()
         thread.join(timeout=5)
         assert done.is_set()
-    finally:
-        runtime.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from lab import apply as lab_apply
 from lab import pipeline, warm
 from lab.apply import apply_sources, delete_keys, label
 from lab.labfile import parse_lab
@@ -86,11 +87,11 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLab]:
     kernel, calls = FakeKernel(), []
     monkeypatch.setattr(backend_registry, "_BACKENDS", dict(backend_registry._BACKENDS))
     register_backend("memory", lambda: FakeBackend(kernel))  # the one line a new backend needs
-    monkeypatch.setattr(LabRuntime, "fabric", lambda self: RecordingFabric(calls))
+    monkeypatch.setattr(lab_apply, "Fabric", lambda runtime: RecordingFabric(calls))
     runtime = pipeline._record(parse_lab(SPEC, "test", tmp_path), names.LabPaths.for_lab(LAB))
     pipeline._allocate(runtime)
     try:
-        runtime.sync_policy()
+        warm.sync(runtime)
         yield FakeLab(runtime, kernel, calls)
     finally:
         warm.forget(LAB)
@@ -128,7 +129,7 @@ def test_a_revision_gap_rebuilds_from_the_store(lab: FakeLab) -> None:
     world = lab.warm_world()
     write_elsewhere(lab, ObjectKey("Pod", "a", "api"), {"role": "web"})
     write_elsewhere(lab, ObjectKey("Pod", "a", "web"), {"role": "none"})  # two revisions it did not follow
-    lab.runtime.sync_policy()
+    warm.sync(lab.runtime)
     assert lab.warm_world() is not world
     assert lab.kernel.tables == lab.expected()
     web_ip = next(p.ip for p in lab.runtime.store.placements() if p.name == "web")
@@ -142,7 +143,7 @@ def test_a_pod_moved_to_another_host_moves_its_endpoint_and_address(lab: FakeLab
     moved_ip = str(IPv4Address(web.ip) + 200)  # a pool address no pod has
     with lab.runtime.store.transaction():  # placement only: the pod's document is unchanged
         lab.runtime.store.put_placement(Placement(web.namespace, web.name, "node2", moved_ip))
-    lab.runtime.sync_policy()
+    warm.sync(lab.runtime)
     assert lab.kernel.tables == lab.expected()
     node1, node2 = (lab.kernel.tables[names.host_netns(LAB, h)] for h in ("node1", "node2"))
     assert "a/web" in {e.key for e in node2.endpoints.values()} - {e.key for e in node1.endpoints.values()}
