@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from bgp.ipam import IpamError
-from lab import warm
+from lab import converge, warm
 from lab.fabric import Fabric
 from lab.limits import Limits, default_limits
 from lab.objects import IP_ANNOTATION
@@ -28,7 +28,8 @@ from policy_dataplane.policy.documents import load_sources
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from topology.engine import Progress
 
-CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy"}
+CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy",
+                  "ExternalService"}
 
 
 class ApplyError(ValueError):
@@ -110,7 +111,12 @@ def apply_files(runtime: LabRuntime, files: Iterable[Path], progress: Progress |
 @one_change_at_a_time
 def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress: Progress | None = None
                   ) -> ApplyReport:
-    sourced = validate(sources, runtime.spec.dataplane)
+    from lab.services import ServicesError, prepare
+
+    try:  # gateways of ExternalServices, ClusterIPs of Services
+        sourced = prepare(runtime, validate(sources, runtime.spec.dataplane))
+    except ServicesError as exc:
+        raise ApplyError(str(exc)) from None
     docs = [doc for _, doc in sourced]
     report = ApplyReport()
     _check_references(runtime, docs)
@@ -136,7 +142,7 @@ def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress:
     try:
         if new_pods:
             _plumb_new_pods(runtime, [key for _, key, _ in new_pods], progress)
-        warm.sync(runtime)
+        converge.sync(runtime)
     except Exception as exc:
         raise ApplyError(f"nothing applied: {roll_back(runtime, before, exc)}") from None
     return report
@@ -147,7 +153,6 @@ def roll_back(runtime: LabRuntime, before: dict[ObjectKey, dict[str, Any] | None
     not be plumbed): the objects go back to what they were, pods that came with the change are removed again
     and every host is brought back in line with the restored store. Hosts whose transaction failed kept their
     last good program (nft and iptables-restore apply all or nothing). Returns what happened, for the error."""
-    from lab import warm
 
     warm.forget(runtime.lab)
     added_pods = [k for k, old in before.items() if k.kind == "Pod" and old is None]
@@ -166,7 +171,7 @@ def roll_back(runtime: LabRuntime, before: dict[ObjectKey, dict[str, Any] | None
             fabric.reload_responder(runtime.responder_targets())
             fabric.remove_pods(plans)
             fabric.update_announcements({p.host for p in plans})
-        warm.sync(runtime)
+        converge.sync(runtime)
     except Exception as again:  # the kernel keeps its last good program; the store says what it should be
         message += f", but the hosts could not be brought back in line ({again}): run `lab apply` again"
     return message
@@ -272,11 +277,13 @@ def with_namespace_contents(runtime: LabRuntime, keys: list[ObjectKey]) -> list[
 
 @one_change_at_a_time
 def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
+    from lab.services import with_owned
+
     report = ApplyReport()
     missing = [str(k) for k in keys if runtime.store.get_object(k) is None]
     if missing:
         raise ApplyError("nothing deleted: not found: " + ", ".join(missing))
-    keys = with_namespace_contents(runtime, keys)
+    keys = with_owned(runtime, with_namespace_contents(runtime, keys))  # an ExternalService takes its gateway
     pods = [k for k in keys if k.kind == "Pod"]
     plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in pods})
     with runtime.store.transaction():
@@ -289,7 +296,7 @@ def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
         fabric.reload_responder(runtime.responder_targets())  # its sockets would keep the namespaces alive
         fabric.remove_pods(plans)
         fabric.update_announcements({p.host for p in plans})
-    warm.sync(runtime)
+    converge.sync(runtime)
     return report
 
 
@@ -306,6 +313,8 @@ KIND_ALIASES = {
     "tier": "Tier", "stagednetworkpolicy": "StagedNetworkPolicy",
     "stagedglobalnetworkpolicy": "StagedGlobalNetworkPolicy",
     "stagedkubernetesnetworkpolicy": "StagedKubernetesNetworkPolicy",
+    "service": "Service", "services": "Service", "svc": "Service",
+    "externalservice": "ExternalService", "externalservices": "ExternalService",
 }
 
 
@@ -356,5 +365,5 @@ def label(runtime: LabRuntime, key: ObjectKey, changes: dict[str, str | None]) -
     with runtime.store.transaction():
         runtime.store.put_object(key, new)
     report.configured.append(str(key))
-    warm.sync(runtime)
+    converge.sync(runtime)
     return report

@@ -25,6 +25,7 @@ from topology.engines import DEFAULT_ENGINE, engine_names
 from topology.names import LAB_NAME_RE, MAX_LAB_NAME
 
 DNS_LABEL_MAX = 63
+_DNS_NAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
 MAX_SHOWN = 50  # problems listed in a message; the rest are counted
 
 
@@ -71,6 +72,7 @@ class PodSpec(_Strict):
 
 class ExternalSpec(_Strict):
     name: str
+    dnsNames: list[str] = Field(default_factory=list)  # names the cluster DNS answers too (api.github.com)
     ip: IPv4Address | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     ports: list[PortSpec] = Field(default_factory=list)
@@ -106,6 +108,11 @@ def _parse_network(value: Any) -> Any:
     return value
 
 
+class ClusterDnsSpec(_Strict):
+    replicas: int = Field(default=1, ge=1, le=8)
+    host: str | None = None
+
+
 class LimitsSpec(_Strict):
     """Raises (or lowers) the limits of lab.limits for this lab."""
 
@@ -129,13 +136,15 @@ class LabSpecModel(_Strict):
     namespaces: list[NamespaceSpec] = Field(default_factory=list)
     pods: list[PodSpec] = Field(default_factory=list)
     externals: list[ExternalSpec] = Field(default_factory=list)
+    serviceCIDR: IPv4Network = IPv4Network("10.96.0.0/12")
+    clusterDNS: ClusterDnsSpec | None = None  # DNS pods `coredns` in kube-system and the kube-dns Service
     apply: list[str] = Field(default_factory=list, description="policy YAML files, relative to the lab file")
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
 
     def effective_limits(self) -> Limits:
         return default_limits().raised(self.limits.model_dump(exclude_none=True))
 
-    @field_validator("fabric", mode="before")
+    @field_validator("fabric", "serviceCIDR", mode="before")
     @classmethod
     def _strict_fabric(cls, value: Any) -> Any:
         return _parse_network(value)
@@ -178,7 +187,7 @@ class LabSpec:
     def pod_instances(self) -> list[tuple[PodSpec, str]]:
         """Every pod the lab runs, with its instance name (`web`, or `web-0`.. with replicas)."""
         out: list[tuple[PodSpec, str]] = []
-        for pod in self.model.pods:
+        for pod in [*self.model.pods, *cluster_dns_pods(self.model)]:
             if pod.replicas == 1:
                 out.append((pod, pod.name))
             else:
@@ -187,6 +196,18 @@ class LabSpec:
 
     def policy_files(self) -> list[Path]:
         return [(self.base_dir / p).resolve() for p in self.model.apply]
+
+
+def cluster_dns_pods(model: LabSpecModel) -> list[PodSpec]:
+    """The DNS pods `clusterDNS` asks for: `coredns` (or coredns-0..) in kube-system, labelled like kube-dns."""
+    from services.dns import DNS_LABELS, DNS_NAMESPACE, DNS_PORT
+
+    if model.clusterDNS is None:
+        return []
+    ports = [PortSpec(name="dns", containerPort=DNS_PORT, protocol="UDP"),
+             PortSpec(name="dns-tcp", containerPort=DNS_PORT, protocol="TCP")]
+    return [PodSpec(name="coredns", namespace=DNS_NAMESPACE, labels=DNS_LABELS, host=model.clusterDNS.host,
+                    replicas=model.clusterDNS.replicas, ports=ports)]
 
 
 def _loc_to_object(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str, str]:
@@ -352,9 +373,12 @@ def check_semantics(spec: LabSpec) -> list[str]:
     ns_names = [n.name for n in m.namespaces]
     for dup in _duplicates(ns_names):
         problems.append(f"namespace {dup}: field name: duplicate namespace name")
-    declared_ns = set(ns_names) | {"default"}
-
+    declared_ns = set(ns_names) | {"default"} | ({"kube-system"} if m.clusterDNS else set())
     pool = m.ipam.pool
+    if m.serviceCIDR.overlaps(pool):  # the fabric may sit inside it (the defaults do): ClusterIPs skip it
+        problems.append(f"lab: field serviceCIDR: {m.serviceCIDR} overlaps the pod pool {pool}")
+    if m.clusterDNS and m.clusterDNS.host is not None and m.clusterDNS.host not in hosts:
+        problems.append(f"lab: field clusterDNS.host: no host named {m.clusterDNS.host!r}")
     if m.ipam.blockSize < pool.prefixlen:
         problems.append(f"lab: field ipam.blockSize: /{m.ipam.blockSize} blocks do not fit in the pool {pool}")
     if pool.overlaps(m.fabric):
@@ -400,6 +424,9 @@ def check_semantics(spec: LabSpec) -> list[str]:
         if (p := _dns_label_problem(ext.name)) is not None:
             problems.append(f"{obj}: field name: {p}")
         problems.extend(_port_problems(obj, ext.ports))
+        for i, dns_name in enumerate(ext.dnsNames):
+            if not _DNS_NAME_RE.match(dns_name):
+                problems.append(f"{obj}: field dnsNames[{i}]: {dns_name!r} must be a DNS name such as api.github.com")
         if ext.ip is None:
             continue
         if ext.ip in pool:

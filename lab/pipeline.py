@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import warm
+from lab import converge, warm
 from lab.apply import apply_files
 from lab.fabric import Fabric
 from lab.labfile import LabSpec, NamespaceSpec
@@ -78,7 +78,7 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
         timer.run("bgp", lambda: Fabric(runtime).start_bgp())
         timer.run("responders", lambda: Fabric(runtime).start_responder(runtime.responder_targets()))
         timer.run("policies", lambda: _apply_policy_files(runtime, spec.policy_files()))
-        timer.run("filters synced", lambda: warm.sync(runtime))
+        timer.run("filters synced", lambda: converge.sync(runtime))
         if wait:
             timer.run("converged", lambda: Fabric(runtime).wait_converged(timeout, progress))
         runtime.store.set_meta("status", "up")
@@ -102,9 +102,22 @@ def _record(spec: LabSpec, paths: LabPaths) -> LabRuntime:
             store.put_object(ObjectKey("Namespace", "", ns.name), namespace_document(ns))
         if "default" not in {ns.name for ns in spec.model.namespaces}:
             store.put_object(ObjectKey("Namespace", "", "default"), namespace_document(NamespaceSpec(name="default")))
+        if spec.model.clusterDNS is not None:
+            _record_cluster_dns(store, spec)
         for placed in placements:
             store.put_object(ObjectKey("Pod", placed.namespace, placed.name), pod_document(placed.spec, placed.name, placed.host))
     return LabRuntime(spec.name, store=store)
+
+
+def _record_cluster_dns(store: Store, spec: LabSpec) -> None:
+    from lab.objects import kube_dns_service_document
+    from services.dns import DNS_NAMESPACE, DNS_SERVICE
+    from services.endpoints import dns_service_ip
+
+    if DNS_NAMESPACE not in {ns.name for ns in spec.model.namespaces}:
+        store.put_object(ObjectKey("Namespace", "", DNS_NAMESPACE), namespace_document(NamespaceSpec(name=DNS_NAMESPACE)))
+    ip = str(dns_service_ip(spec.model.serviceCIDR))
+    store.put_object(ObjectKey("Service", DNS_NAMESPACE, DNS_SERVICE), kube_dns_service_document(ip))
 
 
 def _allocate(runtime: LabRuntime) -> None:
@@ -132,6 +145,9 @@ def down(lab: str, force: bool = False) -> list[str]:
     processes.terminate(sorted(pids))
     removed = [netns for engine in engines for netns in engine.destroy(lab)]
     shutil.rmtree(paths.run_dir, ignore_errors=True)
+    from lab.services import remove_files
+
+    remove_files(lab)
     for suffix in ("", "-wal", "-shm"):
         paths.database.with_name(paths.database.name + suffix).unlink(missing_ok=True)
     return removed

@@ -156,7 +156,21 @@ class LabRuntime:
                        tuple(PortPlan(p.containerPort, p.protocol, p.name) for p in ext.ports))
             for ext in self.spec.externals if ext.ports
         ]  # fmt: skip
-        return [*self.pod_plans(), *servers]
+        return [*self._responder_pods(), *servers]
+
+    def _responder_pods(self) -> list[PodPlan]:
+        """Pod plans without the ports the services process serves (DNS, egress gateways)."""
+        import dataclasses
+
+        from lab.services import served_by_daemon
+
+        labels = {(k.namespace, k.name): (d.get("metadata") or {}).get("labels") or {} for k, d in self.pod_documents()}
+        plans = []
+        for plan in self.pod_plans():
+            pod_labels = labels.get((plan.namespace, plan.name), {})
+            ports = tuple(p for p in plan.ports if not served_by_daemon(plan.namespace, pod_labels, p.port))
+            plans.append(plan if ports == plan.ports else dataclasses.replace(plan, ports=ports))
+        return plans
 
     # policy -------------------------------------------------------------------------------------
     @property

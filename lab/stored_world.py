@@ -24,7 +24,10 @@ def model_objects(runtime: LabRuntime) -> list[ModelObject]:
 
 def model_object(key: ObjectKey, doc: dict[str, Any], placements: Mapping[tuple[str, str], Placement]
                  ) -> ModelObject | None:
-    """One stored document as a model object; None for a pod that is not running (yet): no address."""
+    """One stored document as a model object; None for a pod that is not running (yet): no address, and for
+    the kinds policy does not read."""
+    if (str(doc.get("apiVersion")), str(doc.get("kind"))) not in CONVERTERS:
+        return None  # a Service or an ExternalService: no policy object
     obj = _convert(doc, str(key))
     if isinstance(obj, Pod):
         placed = placements.get(obj.key)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from lab import warm
+from lab import converge, service_targets, warm
 from lab.plan import plan_node_addresses_from_model
 from lab.runtime import LabRuntime
 from lab.stored_world import model_objects, world_of
@@ -36,23 +36,29 @@ def probe_endpoints(lab: str) -> list[ProbeEndpoint]:
 def expected_verdicts(
     lab: str, pairs: list[tuple[ProbeEndpoint, ProbeEndpoint]], protocol: str, port: int | None
 ) -> list[bool]:
-    """The oracle's verdict for each (source, destination) pair, from one bulk matrix of the lab's world."""
+    """The oracle's verdict for each (source, destination) pair, from one bulk matrix of the lab's world (a
+    Service destination is judged through the endpoints it forwards to, `lab.service_targets`)."""
+    proto = str(protocol.value if hasattr(protocol, "value") else protocol)
     with LabRuntime.open(lab) as runtime:
         world = world_of(runtime)
-
-    def ref(ep: ProbeEndpoint) -> str:
-        return ep.name if ep.kind == "pod" else str(ep.ip)
-
-    refs = sorted({ref(e) for pair in pairs for e in pair})
+        to_services = {i: service_targets.expected(world, runtime, ref(s), d.name, proto, port or 0)
+                       for i, (s, d) in enumerate(pairs) if d.kind == "service"}
+    direct = [pair for i, pair in enumerate(pairs) if i not in to_services]
+    refs = sorted({ref(e) for pair in direct for e in pair})
     if not refs:
-        return []
-    proto = str(protocol.value if hasattr(protocol, "value") else protocol)
+        return [to_services[i] for i in range(len(pairs))]
     if proto.lower() == "icmp":  # the oracle judges the very packet the probes send: an echo request
         m = matrix(world, proto, None, refs, icmp_type=ICMP_PROBE_TYPE, icmp_code=ICMP_PROBE_CODE)
     else:
         m = matrix(world, proto, port, refs)
     index = {r: i for i, r in enumerate(refs)}
-    return [bool(m.allowed[index[ref(s)], index[ref(d)]]) for s, d in pairs]
+    return [to_services[i] if i in to_services else bool(m.allowed[index[ref(s)], index[ref(d)]])
+            for i, (s, d) in enumerate(pairs)]
+
+
+def ref(ep: ProbeEndpoint) -> str:
+    """How the oracle names an endpoint: a pod by NS/NAME, anything else by its address."""
+    return ep.name if ep.kind == "pod" else str(ep.ip)
 
 
 def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManager[None]]]:
@@ -79,9 +85,9 @@ def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManage
                     dp.close()
                 yield
             finally:
-                warm.sync(runtime)
+                converge.sync(runtime)
 
     return {"with policy": nullcontext, "policy lifted": policy_lifted}
 
 
-__all__ = ["expected_verdicts", "latency_conditions", "probe_endpoints"]
+__all__ = ["expected_verdicts", "latency_conditions", "probe_endpoints", "ref"]

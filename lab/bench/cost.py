@@ -82,7 +82,7 @@ def cost_pairs(lab: str, port: int, per_class: int) -> list[Pair]:
 
 def measure_cost(lab: str, port: int, count: int, per_class: int = 3,
                  progress: Callable[[int, int, str], None] | None = None) -> CostRun:
-    from lab import warm
+    from lab import converge, warm
     from lab.runtime import LabRuntime
     from lab.stored_world import model_objects
     from policy_dataplane.policy.model import Policy
@@ -115,7 +115,7 @@ def measure_cost(lab: str, port: int, count: int, per_class: int = 3,
                 finally:
                     dp.close()
             finally:
-                warm.sync(runtime)  # the store's policies, programmed back
+                converge.sync(runtime)  # the store's policies, programmed back
         if progress:
             progress(len(FRACTIONS), len(FRACTIONS), "per-packet cost")
     finally:

@@ -14,6 +14,8 @@ GET_KINDS = {
     "policies": ["NetworkPolicy", "CalicoNetworkPolicy", "GlobalNetworkPolicy", "StagedNetworkPolicy",
                  "StagedGlobalNetworkPolicy", "StagedKubernetesNetworkPolicy", "Tier"],
     "networksets": ["NetworkSet", "GlobalNetworkSet"],
+    "services": ["Service"],
+    "externalservices": ["ExternalService"],
 }
 
 
@@ -35,7 +37,7 @@ def label_(
 
 @app.command(rich_help_panel="Policy")
 def get(
-    what: str = typer.Argument(..., help="pods, namespaces, policies or networksets"),
+    what: str = typer.Argument(..., help="pods, namespaces, policies, networksets, services or externalservices"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="the stored documents, as JSON"),
 ) -> None:
@@ -48,6 +50,8 @@ def get(
     if as_json:
         print_json([doc for _, doc in objects])
         return
+    if what == "services":
+        return _print_services(lab)
     table = Table(title=what, title_justify="left")
     for col in ("kind", "namespace", "name", "labels" if what != "policies" else "spec", "host", "ip"):
         table.add_column(col)
@@ -56,6 +60,25 @@ def get(
         labels = ",".join(f"{k}={v}" for k, v in sorted((doc.get("metadata", {}).get("labels") or {}).items()))
         summary = labels if what != "policies" else _policy_summary(doc)
         table.add_row(key.kind, key.namespace, key.name, summary, placed.host if placed else "", placed.ip if placed else "")
+    console.print(table)
+
+
+def _print_services(lab: str) -> None:
+    """ClusterIP, ports (port -> targetPort) and the ready endpoints behind each Service."""
+    from lab.services import lab_services
+
+    runtime = open_lab(lab)
+    try:
+        state = lab_services(runtime)
+    finally:
+        runtime.close()
+    table = Table(title="services", title_justify="left")
+    for col in ("namespace", "name", "cluster-ip", "ports", "endpoints"):
+        table.add_column(col)
+    for svc in state.endpoints():
+        ports = ", ".join(f"{p.port}/{p.protocol}->{p.target}" for p in svc.service.ports)
+        eps = sorted({f"{e.backend.ip}:{e.port}" for _, endpoints in svc.by_port for e in endpoints})
+        table.add_row(svc.service.namespace, svc.service.name, str(svc.cluster_ip), ports, " ".join(eps) or "<none>")
     console.print(table)
 
 

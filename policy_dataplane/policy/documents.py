@@ -42,6 +42,13 @@ CONVERTERS: dict[tuple[str, str], _Converter] = {
 }
 
 
+def validated_elsewhere() -> dict[tuple[str, str], Callable[[dict[str, Any]], None]]:
+    """Kinds an apply accepts that are not policy objects (Services, ExternalServices): their validators."""
+    from services.objects import VALIDATORS
+
+    return VALIDATORS
+
+
 @dataclass(frozen=True)
 class Problem:
     source: str  # "file#N" (N counts documents from 1)
@@ -96,9 +103,16 @@ def _convert(where: str, doc: Any, problems: list[Problem]) -> ModelObject | Non
         problems.append(Problem(where, "", "", "a document must be a mapping with apiVersion, kind, metadata"))
         return None
     api, kind = doc.get("apiVersion"), doc.get("kind")
+    elsewhere = validated_elsewhere().get((str(api), str(kind)))
+    if elsewhere is not None:  # a Service or ExternalService: checked here, no policy object
+        try:
+            elsewhere(doc)
+        except Invalid as e:
+            problems += [Problem(where, _describe(doc), f, m) for f, m in e.problems]
+        return None
     converter = CONVERTERS.get((str(api), str(kind)))
     if converter is None:
-        known = ", ".join(sorted({f"{a} {k}" for a, k in CONVERTERS}))
+        known = ", ".join(sorted({f"{a} {k}" for a, k in [*CONVERTERS, *validated_elsewhere()]}))
         problems.append(Problem(where, _describe(doc), "kind", f"unknown apiVersion/kind {api} {kind} (known: {known})"))
         return None
     try:
