@@ -10,12 +10,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("lab", "topology", "bgp", "policy_dataplane", "traffic", "services")
+SCANNED = (*PACKAGES, "tests", "bench")  # whose imports of the packages above are checked
 
 
 def own_imports(root: Path = ROOT) -> list[tuple[str, int, str, tuple[str, ...]]]:
     found = []
-    for package in PACKAGES:
-        for path in sorted((root / package).rglob("*.py")) if (root / package).is_dir() else []:
+    for folder in SCANNED:
+        for path in sorted((root / folder).rglob("*.py")) if (root / folder).is_dir() else []:
             tree = ast.parse(path.read_text(), str(path))
             for node in ast.walk(tree):
                 if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
