@@ -13,8 +13,8 @@ from lab.apply import apply_sources, delete_keys, key_for, label
 from lab.controller import launcher
 from lab.controller.daemon import program_digests
 from lab.runtime import LabRuntime
-from lab.traffic_hooks import expected_verdicts, probe_endpoints
 from lab.stored_world import world_of
+from lab.traffic_hooks import expected_verdicts, probe_endpoints
 from policy_dataplane.dataplane.lab_dataplane import Dataplane
 from policy_dataplane.dataplane.nft.render import render_full
 from tests.integration.lab.reach import tcp_outcomes
