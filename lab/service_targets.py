@@ -76,8 +76,8 @@ def verdicts(world: "World", runtime: "LabRuntime", src: str, ref: str, protocol
     """The oracle's verdict from `src` to each backend of the Service port."""
     from policy_dataplane.policy.evaluate import verdict
 
-    _, choices = backends(runtime, ref, port, protocol)
-    return [(c, verdict(world, src, c.backend, protocol, c.port)) for c in choices]
+    cluster_ip, choices = backends(runtime, ref, port, protocol)
+    return [(c, verdict(world, src, c.backend, protocol, c.port, pre_dnat_dst=(cluster_ip, port))) for c in choices]
 
 
 def expected(world: "World", runtime: "LabRuntime", src: str, ref: str, protocol: str, port: int) -> bool:

@@ -53,6 +53,9 @@ class Flow:
     src_port: int | None = None
     src_ip: IPAddress | None = None
     dst_ip: IPAddress | None = None
+    # A flow to a Service: the (ClusterIP, Service port) the packet carries until the DNAT picks `dst`; preDNAT
+    # policy sees it where the packet still carries it (`hostpath`)
+    pre_dnat_dst: tuple[IPAddress, int] | None = None
 
     def describe(self) -> str:
         what = protocol_name(self.protocol)
@@ -344,6 +347,7 @@ def verdict(
     src_port: int | None = None,
     src_ip: IPAddress | str | None = None,
     dst_ip: IPAddress | str | None = None,
+    pre_dnat_dst: tuple[IPAddress | str, int] | None = None,
 ) -> Verdict:
     """Should `src` be able to open this flow to `dst`, and why. See the module docstring."""
     flow = Flow(
@@ -356,6 +360,7 @@ def verdict(
         src_port,
         ipaddress.ip_address(src_ip) if src_ip is not None else None,
         ipaddress.ip_address(dst_ip) if dst_ip is not None else None,
+        (ipaddress.ip_address(pre_dnat_dst[0]), pre_dnat_dst[1]) if pre_dnat_dst is not None else None,
     )
     enforced = evaluate_flow(world, flow)
     if not world.staged:

@@ -147,10 +147,22 @@ class _View:
 
     def _pre_dnat(self, hep: HostEndpoint) -> DirectionTrace | None:
         """None when no preDNAT rule decides (new flows arriving through the endpoint, before any DNAT)."""
-        pre = self._tiers(hep, Direction.INGRESS, Phase.PRE_DNAT, decides=False)
+        view = self._before_dnat()
+        pre = view._tiers(hep, Direction.INGRESS, Phase.PRE_DNAT, decides=False)
         if pre.reason is Reason.NO_DECISION:
             return None
         return _with(pre, reason=Reason.PRE_DNAT_ALLOWED) if pre.allowed else pre
+
+    def _before_dnat(self) -> _View:
+        """The flow as it arrives at the destination's node, before that node's Service DNAT. Only an external
+        server sends a ClusterIP over the fabric: pods and hosts have the Service translated on their own
+        host (prerouting, output), so the packet arrives already addressed to the backend."""
+        original = self.flow.pre_dnat_dst
+        if original is None or not (isinstance(self.flow.src, HostNode) and self.flow.src.external):
+            return self
+        ip, port = original
+        flow = replace(self.flow, port=port, dst_ip=ip)
+        return _View(self.world, flow, self.src, Side(self.dst.endpoint, ip, port), self.staged)
 
     def _normal(self, hep: HostEndpoint, direction: Direction) -> DirectionTrace:
         trace = self._tiers(hep, direction, Phase.NORMAL)

@@ -10,29 +10,25 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from bgp.status import sessions
-from lab import pipeline
 from lab.apply import ApplyError, apply_files, apply_sources, delete_keys
 from lab.cli import app, register_commands
 from lab.fabric import Fabric
-from lab.labfile import parse_lab
 from lab.runtime import LabRuntime
 from lab.scenario import POLICY_KINDS, Check, verify
 from lab.targets import resolve_netns
 from policy_dataplane.dataplane.nft.counters import read_counters
+from tests.integration.lab.node_firewall import FILES, node_firewall_lab
 from tests.integration.lab.reach import tcp_outcomes
 from topology import names
 from topology.netns import run_in as run_in_netns
 
 pytestmark = pytest.mark.root
 register_commands()
-FILES = Path(__file__).parents[3] / "lab" / "scenarios" / "node-firewall"
 NODE1, NODE2, TASKS = "10.99.0.1", "10.99.0.2", "10.99.0.200"
 DENY_ALL = """apiVersion: projectcalico.org/v3
 kind: GlobalNetworkPolicy
@@ -59,18 +55,8 @@ spec: {failsafeInboundHostPorts: [], failsafeOutboundHostPorts: []}
 @pytest.fixture(scope="module", params=["nftables", "iptables"])
 def fw_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The node-firewall lab on one dataplane, in private state directories, always torn down."""
-    base = tmp_path_factory.mktemp(f"hep-{request.param}")
-    data = yaml.safe_load((FILES / "lab.yaml").read_text())
-    data.update(name=f"ithep{request.param[:3]}", dataplane=request.param)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(names.STATE_ROOT_ENV, str(base / "state"))
-        mp.setenv(names.RUN_ROOT_ENV, str(base / "run"))
-        spec = parse_lab(data, "<node-firewall test>", base)
-        try:
-            pipeline.up(spec, timeout=60)
-            yield spec.name
-        finally:
-            pipeline.down(spec.name, force=True)
+    with node_firewall_lab(f"ithep{request.param[:3]}", request.param, tmp_path_factory.mktemp(f"hep-{request.param}")) as lab:
+        yield lab
 
 
 def reset_and_apply(lab: str, *files: str, extra: str = "") -> None:

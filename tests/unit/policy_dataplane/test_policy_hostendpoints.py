@@ -142,6 +142,19 @@ def test_pre_dnat_deny_applies_to_forwarded_traffic_and_allow_skips_normal_polic
     assert v.allowed and v.hops[-1].reason is Reason.PRE_DNAT_ALLOWED
 
 
+def test_pre_dnat_policy_sees_a_services_cluster_ip_only_where_the_packet_still_carries_it() -> None:
+    deny = gnp("no-service-from-tasks", "  selector: role == 'node'\n  preDNAT: true\n  applyOnForward: true\n"
+                                        "  ingress:\n  - {action: Deny, protocol: TCP, source: {nets: [10.99.0.200/32]},"
+                                        " destination: {nets: [10.96.0.10/32], ports: [8000]}}")
+    w = world(NODE_HEPS + deny)
+    service = ("10.96.0.10", 8000)  # ClusterIP:8000 -> dev/web:80
+    denied = verdict(w, "tasks", "dev/web", "TCP", 80, pre_dnat_dst=service)
+    assert not denied.allowed and denied.hops[-1].endpoint.startswith("hep node1-eth0")
+    assert ok(w, "tasks", "dev/web", 80)  # dev/web's own address: not the Service's
+    # a pod has the Service translated on its own host: node1 sees the backend, the deny never fires
+    assert verdict(w, "prod/db", "dev/web", "TCP", 80, pre_dnat_dst=service).allowed
+
+
 def test_a_host_to_its_own_pod_meets_the_pod_ingress_policy_only() -> None:
     isolate = gnp("web-isolated", "  selector: app == 'web'\n  types: [Ingress]")
     w = world(NODE_HEPS + gnp("deny-all", "  selector: has(role)\n  types: [Ingress, Egress]"))
