@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from topology.names import LAB_NAME_RE, MAX_LAB_NAME
 
 DNS_LABEL_MAX = 63
+Runtime = Literal["netns", "docker"]
 
 
 class LabFileError(ValueError):
@@ -59,6 +60,9 @@ class PodSpec(_Strict):
     ports: list[PortSpec] = Field(default_factory=list)
     ip: IPv4Address | None = None
     serviceAccountName: str = "default"
+    runtime: Runtime | None = Field(default=None, description="netns or docker; the lab's runtime when left out")
+    image: str | None = Field(default=None, description="a local Docker image (docker runtime); never pulled")
+    command: list[str] | None = Field(default=None, description="the container's argv; the image's when left out")
 
 
 class ExternalSpec(_Strict):
@@ -103,6 +107,8 @@ class LabSpecModel(_Strict):
     ipam: IpamSpec = Field(default_factory=IpamSpec)
     bgp: BgpSpec = Field(default_factory=BgpSpec)
     dataplane: Literal["nftables", "iptables"] = "nftables"
+    runtime: Runtime = Field(default="netns", description="how pods run: bare namespaces, or Docker containers")
+    image: str | None = Field(default=None, description="the image of docker pods that name none")
     namespaces: list[NamespaceSpec] = Field(default_factory=list)
     pods: list[PodSpec] = Field(default_factory=list)
     externals: list[ExternalSpec] = Field(default_factory=list)
@@ -140,6 +146,13 @@ class LabSpec:
             else:
                 out.extend((pod, f"{pod.name}-{i}") for i in range(pod.replicas))
         return out
+
+    def pod_runtime(self, pod: PodSpec) -> Runtime:
+        return pod.runtime or self.model.runtime
+
+    def pod_image(self, pod: PodSpec) -> str | None:
+        """The image of a docker pod (None: the lab's default image); None for a netns pod."""
+        return pod.image or self.model.image if self.pod_runtime(pod) == "docker" else None
 
     def policy_files(self) -> list[Path]:
         return [(self.base_dir / p) for p in self.model.apply]
@@ -227,6 +240,8 @@ def _dns_label_problem(name: str) -> str | None:
 
 def check_semantics(spec: LabSpec) -> list[str]:
     """Cross-field checks pydantic cannot do alone. Returns every problem found."""
+    from topology.docker_images import container_problems
+
     m = spec.model
     problems: list[str] = []
     if not LAB_NAME_RE.match(m.name):
@@ -269,6 +284,7 @@ def check_semantics(spec: LabSpec) -> list[str]:
         if pod.host is not None and pod.host not in hosts:
             problems.append(f"{obj}: field host: no host named {pod.host!r} (hosts: {', '.join(hosts)})")
         problems.extend(_port_problems(obj, pod.ports))
+        problems.extend(_runtime_problems(spec, obj, pod))
         if pod.ip is not None:
             if pod.replicas != 1:
                 problems.append(f"{obj}: field ip: a fixed IP needs replicas: 1")
@@ -279,6 +295,8 @@ def check_semantics(spec: LabSpec) -> list[str]:
             else:
                 fixed_seen[pod.ip] = obj
 
+    if m.image is not None:
+        problems.extend(f"lab: {p}" for p in container_problems(m.image, None))
     ext_names = [e.name for e in m.externals]
     for dup in _duplicates(ext_names):
         problems.append(f"external {dup}: field name: duplicate external host name")
@@ -307,6 +325,15 @@ def check_semantics(spec: LabSpec) -> list[str]:
         if not (spec.base_dir / rel).is_file():
             problems.append(f"lab: field apply[{i}]: no such file {rel!r} next to the lab file")
     return problems
+
+
+def _runtime_problems(spec: LabSpec, obj: str, pod: PodSpec) -> list[str]:
+    from topology.docker_images import container_problems
+
+    if spec.pod_runtime(pod) != "docker":
+        return [f"{obj}: field {f}: only a pod with runtime: docker has one"
+                for f in ("image", "command") if getattr(pod, f) is not None]
+    return [f"{obj}: {p}" for p in container_problems(pod.image, pod.command)]
 
 
 def _port_problems(obj: str, ports: list[PortSpec]) -> list[str]:

@@ -92,7 +92,9 @@ def _record(spec: LabSpec, paths: LabPaths) -> LabRuntime:
         if "default" not in {ns.name for ns in spec.model.namespaces}:
             store.put_object(ObjectKey("Namespace", "", "default"), namespace_document(NamespaceSpec(name="default")))
         for placed in placements:
-            store.put_object(ObjectKey("Pod", placed.namespace, placed.name), pod_document(placed.spec, placed.name, placed.host))
+            doc = pod_document(placed.spec, placed.name, placed.host, spec.pod_runtime(placed.spec),
+                               spec.pod_image(placed.spec))
+            store.put_object(ObjectKey("Pod", placed.namespace, placed.name), doc)
     return LabRuntime(spec.name, store=store)
 
 
@@ -108,6 +110,7 @@ def _allocate(runtime: LabRuntime) -> None:
 
 def down(lab: str, force: bool = False) -> list[str]:
     """Removes every process, namespace and file of a lab. Without force, the lab must be known."""
+    from topology.docker_engine import stop_daemon_if_idle
     from topology.engine import NetnsEngine
 
     names.check_lab_name(lab)
@@ -117,11 +120,13 @@ def down(lab: str, force: bool = False) -> list[str]:
     owned = engine.list_owned(lab)
     if not force and not paths.database.exists() and not owned:
         raise LabError(f"no lab named {lab!r} is up (use --force to clean up after a crash)")
+    engine.containers.remove_lab(lab)  # by label, before the pid sweep below would signal their processes
     pids = set(processes.pids_from_files(paths.run_dir, marker=f"{names.PREFIX}-{lab}")) if paths.run_dir.exists() else set()
     for netns in owned:
         pids.update(processes.pids_in_netns(netns))
     processes.terminate(sorted(pids))
     removed = engine.destroy(lab)
+    stop_daemon_if_idle()
     shutil.rmtree(paths.run_dir, ignore_errors=True)
     for suffix in ("", "-wal", "-shm"):
         paths.database.with_name(paths.database.name + suffix).unlink(missing_ok=True)

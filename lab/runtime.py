@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from lab.labfile import LabSpecModel
-from lab.objects import fixed_ip, pod_ports
+from lab.objects import fixed_ip, pod_container, pod_ports
 from lab.store import ObjectKey, Placement, Store
 from topology import names
 from topology.model import PodPlan, PortPlan, ServerPlan, plan_pod
@@ -148,7 +148,8 @@ class LabRuntime:
             key = f"{p.namespace}/{p.name}"
             if key not in docs or (only is not None and key not in only):
                 continue
-            plans.append(plan_pod(self.lab, p.namespace, p.name, p.host, p.ip, pod_ports(docs[key])))
+            plans.append(plan_pod(self.lab, p.namespace, p.name, p.host, p.ip, pod_ports(docs[key]),
+                                  pod_container(docs[key])))
         return plans
 
     def responder_targets(self) -> list[PodPlan | ServerPlan]:
@@ -158,7 +159,8 @@ class LabRuntime:
                        tuple(PortPlan(p.containerPort, p.protocol, p.name) for p in ext.ports))
             for ext in self.spec.externals if ext.ports
         ]  # fmt: skip
-        return [*self.pod_plans(), *servers]
+        pods = [p for p in self.pod_plans() if p.container is None or p.container.responder]
+        return [*pods, *servers]
 
     def fabric(self) -> "Fabric":
         from lab.fabric import Fabric

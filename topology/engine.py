@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from topology import batch, names, netns, plumbing, rtnl, sysctl
+from topology.docker_engine import ContainerPods
 from topology.model import NODE_IFNAME, POD_IFNAME, PodPlan, TopologyPlan
 from topology.responder_ctl import stop_responder
 from topology.rtnl import RtnlError, RtnlSocket
@@ -91,6 +92,7 @@ class NetnsEngine:
     def __init__(self, chunk: int = 250, static_neighbours: bool = True) -> None:
         self.chunk = chunk  # pods per `ip -batch` run; smaller chunks give a smoother progress bar
         self.static_neighbours = static_neighbours  # see plumbing.py: ARP table limits at scale
+        self.containers = ContainerPods()  # pods with `container` set run in Docker (docker_engine.py)
 
     # -- reading ---------------------------------------------------------------------------------------
     def list_owned(self, lab: str) -> list[str]:
@@ -100,12 +102,18 @@ class NetnsEngine:
         self, name: str, argv: Sequence[str], *, capture: bool = True, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run a command inside a lab namespace (for `lab exec`); stdio is captured unless capture=False."""
+        return subprocess.run(self.exec_argv(name, argv), capture_output=capture, text=True, timeout=timeout)
+
+    def exec_argv(self, name: str, argv: Sequence[str], interactive: bool = False) -> list[str]:
+        """The command line that runs argv inside a lab namespace: inside the container for a container
+        pod (its own tools and files), else `ip netns exec`."""
         lab_of_netns(name)
         if not netns.exists(name):
             raise TopologyError(f"network namespace {name!r} does not exist")
-        return subprocess.run(
-            ["ip", "netns", "exec", name, *argv], capture_output=capture, text=True, timeout=timeout
-        )
+        container = self.containers.container_of(name)
+        if container is not None:
+            return self.containers.exec_argv(container, argv, interactive)
+        return ["ip", "netns", "exec", name, *argv]
 
     # -- building --------------------------------------------------------------------------------------
     def build(self, plan: TopologyPlan, progress: Progress | None = None) -> None:
@@ -158,6 +166,8 @@ class NetnsEngine:
         # faster, both wait for the kernel's rtnl lock.
         for start in range(0, len(pods), self.chunk):
             chunk = pods[start : start + self.chunk]
+            if in_containers := [p for p in chunk if p.container is not None]:
+                self.containers.start(lab_of_netns(chunk[0].netns), in_containers)
             netns.run_ip_batch(batch.pod_lines(chunk))
             tracker.step(len(chunk), PODS_CREATED)
             with NetlinkPool() as pool:
@@ -185,6 +195,7 @@ class NetnsEngine:
         still there after the kernel's expected time (its namespace kept alive, e.g. by a socket the
         responder holds: reload the responder first) is deleted directly.
         """
+        self.containers.remove(pods)
         netns.run_ip_batch(batch.netns_delete(p.netns for p in pods if netns.exists(p.netns)), force=True)
         by_host: dict[str, set[str]] = defaultdict(set)
         for pod in pods:
@@ -214,6 +225,7 @@ class NetnsEngine:
             stop_responder(names.LabPaths.for_lab(lab))
         except OSError:
             pass  # no run directory: nothing was started
+        self.containers.remove_lab(lab)
         owned = self.list_owned(lab)
         netns.run_ip_batch(batch.netns_delete(owned), force=True)
         left = self.list_owned(lab)

@@ -43,7 +43,7 @@ def exec_(
     target: str = typer.Argument(..., help="NS/POD, or a node name (host, external, reflector)"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
 ) -> None:
-    """Run a command inside a pod or node namespace: lab exec dev/web -- ip route."""
+    """Run a command inside a pod or node namespace (a Docker pod: in its container): lab exec dev/web -- ip route."""
     from lab.targets import resolve_netns
 
     argv = list(ctx.args)
@@ -56,4 +56,7 @@ def exec_(
         fail(str(exc.args[0]))
     finally:
         runtime.close()
-    raise typer.Exit(subprocess.call(["ip", "netns", "exec", netns, *argv]))
+    from topology.engine import NetnsEngine
+
+    # A container pod's command runs inside its container (its own tools), any other in the namespace.
+    raise typer.Exit(subprocess.call(NetnsEngine().exec_argv(netns, argv, interactive=True)))
