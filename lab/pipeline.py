@@ -61,6 +61,7 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
     try:
         runtime = _record(spec, paths)
         timer.run("addresses", lambda: _allocate(runtime))
+        timer.run("containers ready", lambda: runtime.fabric().engine.containers.prepare(runtime.pod_plans()))
         timer.run("fabric", lambda: runtime.fabric().build_nodes(progress))
         timer.run("filters", lambda: runtime.dataplane_install_base())
         timer.run("pods", lambda: runtime.fabric().add_pods(runtime.pod_plans(), progress))

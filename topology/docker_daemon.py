@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,11 @@ LABEL_NETNS = "netpol-lab.netns"
 
 class DockerError(RuntimeError):
     pass
+
+
+def say(message: str) -> None:
+    """Messages to the user go to stderr: stdout may carry JSON."""
+    print(f"netpol-lab: {message}", file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,7 @@ class DockerDaemon:
     def _our_pid(self) -> int | None:
         return processes.our_pid(self.paths.pid_file, marker=str(self.paths.socket))
 
-    def ensure_running(self, notify: Callable[[str], None] = print) -> None:
+    def ensure_running(self, notify: Callable[[str], None] = say) -> None:
         """Start the lab's dockerd if it does not answer yet (with a message saying so)."""
         if self.running():
             return

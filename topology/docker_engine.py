@@ -15,7 +15,15 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from topology import names
-from topology.docker_daemon import LABEL_LAB, LABEL_NETNS, LABEL_POD, LABEL_PREFIX, DockerDaemon, DockerError
+from topology.docker_daemon import (
+    LABEL_LAB,
+    LABEL_NETNS,
+    LABEL_POD,
+    LABEL_PREFIX,
+    DockerDaemon,
+    DockerError,
+    say,
+)
 from topology.docker_images import DEFAULT_IMAGE, IDLE_COMMAND, ensure_default_image, has_image
 from topology.model import PodPlan
 
@@ -34,7 +42,7 @@ def lab_filter(lab: str) -> dict[str, Any]:
 class ContainerPods:
     """Starts, finds and removes the containers of container pods (`PodPlan.container` set)."""
 
-    def __init__(self, daemon: DockerDaemon | None = None, notify: Callable[[str], None] = print) -> None:
+    def __init__(self, daemon: DockerDaemon | None = None, notify: Callable[[str], None] = say) -> None:
         self.daemon = daemon or DockerDaemon()
         self.notify = notify
 
@@ -53,6 +61,17 @@ class ContainerPods:
         finally:
             client.close()
 
+    def prepare(self, pods: Sequence[PodPlan]) -> None:
+        """Before anything of a lab is built: the daemon runs, the default image exists, every other image
+        is present locally. Does nothing for a lab without container pods."""
+        if not any(p.container is not None for p in pods):
+            return
+        client = self._client()
+        try:
+            self._check_images(client, pods)
+        finally:
+            client.close()
+
     def _check_images(self, client: "docker.DockerClient", pods: Sequence[PodPlan]) -> None:
         images = {p.container.image for p in pods if p.container is not None}
         if DEFAULT_IMAGE in images:
@@ -60,9 +79,9 @@ class ContainerPods:
         missing = sorted(i for i in images - {DEFAULT_IMAGE} if not has_image(client, i))
         if missing:
             users = {i: sorted(p.key for p in pods if p.container and p.container.image == i) for i in missing}
-            detail = "; ".join(f"image {i!r} (pods {', '.join(users[i])})" for i in missing)
+            detail = "; ".join(f"image {i!r} of pods {', '.join(users[i])}" for i in missing)
             raise DockerError(
-                f"not in the lab's Docker daemon, and the lab never pulls: {detail}. "
+                f"{detail}: not in the lab's Docker daemon, and the lab never pulls. "
                 f"Load it first: {' '.join(self.daemon.cli('load', '-i', 'IMAGE.tar'))}"
             )
 
