@@ -41,6 +41,37 @@ class PortSpec(_Strict):
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
 
 
+class ShapeSpec(_Strict):
+    """A link's shape, as Mininet's TCLink takes it: each applies in both directions."""
+
+    delay: str | float | None = Field(default=None, description="one-way delay: 20ms, 500us, 0.1s")
+    jitter: str | float | None = Field(default=None, description="± this much around delay (uniform)")
+    loss: float = Field(default=0, ge=0, le=100, description="percent of packets dropped, each way")
+    bandwidth: float | None = Field(default=None, gt=0, le=100_000, description="Mbit/s, each way")
+
+    @field_validator("delay", "jitter")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        from topology.shaping import duration_ms
+
+        if value is not None:
+            duration_ms(value)  # its ValueError names the value and what is expected
+        return value
+
+    def shape(self):  # type: ignore[no-untyped-def]
+        from topology.shaping import LinkShape, duration_ms
+
+        return LinkShape(delay_ms=duration_ms(self.delay) if self.delay is not None else 0.0,
+                         jitter_ms=duration_ms(self.jitter) if self.jitter is not None else 0.0,
+                         loss_pct=self.loss, bandwidth_mbit=self.bandwidth)
+
+
+class LinkSpec(ShapeSpec):
+    """The fabric link of one node (host, external or reflector `rrN`)."""
+
+    node: str
+
+
 class HostSpec(_Strict):
     name: str
     labels: dict[str, str] = Field(default_factory=dict)
@@ -63,6 +94,7 @@ class PodSpec(_Strict):
     runtime: Runtime | None = Field(default=None, description="netns or docker; the lab's runtime when left out")
     image: str | None = Field(default=None, description="a local Docker image (docker runtime); never pulled")
     command: list[str] | None = Field(default=None, description="the container's argv; the image's when left out")
+    link: ShapeSpec | None = Field(default=None, description="shape of the pod's veth")
 
 
 class ExternalSpec(_Strict):
@@ -112,6 +144,7 @@ class LabSpecModel(_Strict):
     namespaces: list[NamespaceSpec] = Field(default_factory=list)
     pods: list[PodSpec] = Field(default_factory=list)
     externals: list[ExternalSpec] = Field(default_factory=list)
+    links: list[LinkSpec] = Field(default_factory=list, description="shapes of nodes' fabric links")
     apply: list[str] = Field(default_factory=list, description="policy YAML files, relative to the lab file")
 
     @field_validator("fabric", mode="before")
@@ -138,14 +171,7 @@ class LabSpec:
         return host_names(self.model)
 
     def pod_instances(self) -> list[tuple[PodSpec, str]]:
-        """Every pod the lab runs, with its instance name (`web`, or `web-0`.. with replicas)."""
-        out: list[tuple[PodSpec, str]] = []
-        for pod in self.model.pods:
-            if pod.replicas == 1:
-                out.append((pod, pod.name))
-            else:
-                out.extend((pod, f"{pod.name}-{i}") for i in range(pod.replicas))
-        return out
+        return pod_instances(self.model)
 
     def pod_runtime(self, pod: PodSpec) -> Runtime:
         return pod.runtime or self.model.runtime
@@ -158,13 +184,26 @@ class LabSpec:
         return [(self.base_dir / p) for p in self.model.apply]
 
 
+def pod_instances(model: LabSpecModel) -> list[tuple[PodSpec, str]]:
+    """Every pod the lab runs, with its instance name (`web`, or `web-0`.. with replicas)."""
+    out: list[tuple[PodSpec, str]] = []
+    for pod in model.pods:
+        if pod.replicas == 1:
+            out.append((pod, pod.name))
+        else:
+            out.extend((pod, f"{pod.name}-{i}") for i in range(pod.replicas))
+    return out
+
+
 def _loc_to_object(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str, str]:
     """Turns a pydantic location into ('pod dev/web', 'ports[0].containerPort')."""
-    if len(loc) >= 2 and loc[0] in ("pods", "namespaces", "externals", "hosts") and isinstance(loc[1], int):
-        kind = {"pods": "pod", "namespaces": "namespace", "externals": "external", "hosts": "host"}[loc[0]]
+    kinds = {"pods": "pod", "namespaces": "namespace", "externals": "external", "hosts": "host", "links": "link"}
+    if len(loc) >= 2 and loc[0] in kinds and isinstance(loc[1], int):
+        kind = kinds[loc[0]]
         items = data.get(loc[0]) or []
         item = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else {}
-        name = item.get("name", f"#{loc[1]}") if isinstance(item, dict) else f"#{loc[1]}"
+        key = "node" if kind == "link" else "name"
+        name = item.get(key, f"#{loc[1]}") if isinstance(item, dict) else f"#{loc[1]}"
         if kind == "pod" and isinstance(item, dict):
             name = f"{item.get('namespace', 'default')}/{name}"
         field = _format_loc(loc[2:]) or "(itself)"
@@ -321,9 +360,34 @@ def check_semantics(spec: LabSpec) -> list[str]:
             problems.append(f"{obj}: field ip: {ext.ip} is already taken by {ext_ips[ext.ip]}")
         else:
             ext_ips[ext.ip] = obj
+    problems.extend(_link_problems(spec, hosts, ext_names))
     for i, rel in enumerate(m.apply):
         if not (spec.base_dir / rel).is_file():
             problems.append(f"lab: field apply[{i}]: no such file {rel!r} next to the lab file")
+    return problems
+
+
+def _shape_problems(obj: str, shape: ShapeSpec) -> list[str]:
+    link = shape.shape()
+    if link.jitter_ms > link.delay_ms:
+        return [f"{obj}: field jitter: {shape.jitter!r} is more than the delay ({shape.delay!r}); "
+                "a packet cannot leave before it was sent"]
+    return []
+
+
+def _link_problems(spec: LabSpec, hosts: list[str], externals: list[str]) -> list[str]:
+    m = spec.model
+    from lab.plan import reflector_names
+
+    nodes = hosts + externals + reflector_names(m)
+    problems = [f"link {dup}: field node: the node's link is shaped twice" for dup in _duplicates([ln.node for ln in m.links])]
+    for link in m.links:
+        if link.node not in nodes:
+            problems.append(f"link {link.node}: field node: no node named {link.node!r} (nodes: {', '.join(nodes)})")
+        problems.extend(_shape_problems(f"link {link.node}", link))
+    for pod in m.pods:
+        if pod.link is not None:
+            problems.extend(_shape_problems(f"pod {pod.namespace}/{pod.name}", pod.link))
     return problems
 
 

@@ -65,6 +65,7 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
         timer.run("fabric", lambda: runtime.fabric().build_nodes(progress))
         timer.run("filters", lambda: runtime.dataplane_install_base())
         timer.run("pods", lambda: runtime.fabric().add_pods(runtime.pod_plans(), progress))
+        timer.run("shaping", lambda: runtime.fabric().shape_links())
         timer.run("bgp", lambda: runtime.fabric().start_bgp())
         timer.run("responders", lambda: runtime.fabric().start_responder(runtime.responder_targets()))
         timer.run("policies", lambda: runtime.apply_policy_files(spec.policy_files()))
