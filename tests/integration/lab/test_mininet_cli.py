@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,18 @@ def test_mininet_cli_on_a_running_lab(make_lab, lab_dirs: Path) -> None:  # type
     finally:
         pipeline.down("itmn", force=True)
         stop_daemon_if_idle()
+
+
+def test_mn_custom_file_brings_the_demo_up_opens_the_cli_and_takes_it_down(lab_dirs: Path) -> None:
+    env = {**os.environ, "NETPOL_LAB": "itmnd"}
+    try:
+        done = subprocess.run(["mn", "--custom", str(REPO / "lab" / "mininet" / "netpol.py")], env=env,
+                              input="dev/web ping -c1 -W2 prod/db\npingall\n", capture_output=True, text=True,
+                              timeout=300, cwd=lab_dirs)
+        out = done.stdout + done.stderr
+        assert done.returncode == 0, out
+        assert "1 packets transmitted, 1 received" in out and "*** Results: 0% dropped (90/90 received)" in out, out
+        assert "lab itmnd is down" in out and not pipeline.is_up("itmnd")
+        assert "Starting controller" not in out and "Adding switches" not in out  # mn built nothing itself
+    finally:
+        pipeline.down("itmnd", force=True)
