@@ -160,3 +160,36 @@ def test_a_missing_image_fails_before_any_container_and_leaves_nothing(lab_dirs:
 def test_lab_file_image_on_a_netns_pod_is_refused_before_anything_starts(lab_dirs: Path) -> None:
     with pytest.raises(LabFileError, match="pod default/a: field image"):
         parse_lab({"name": LAB, "pods": [{"name": "a", "image": "x:1"}]}, "<test>", lab_dirs)
+
+
+LATE_DOCKER_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: late
+  namespace: default
+  annotations: {netpol-lab.io/runtime: docker}
+spec:
+  nodeName: node1
+  containers: [{name: main, image: netpol-lab/pod:busybox, command: [httpd, -f, -p, "80", -h, /var/www],
+                ports: [{containerPort: 80}]}]
+"""
+
+
+def test_a_docker_pod_applied_at_run_time_serves_and_its_delete_removes_the_container(make_lab, docker_lab: Path) -> None:  # type: ignore[no-untyped-def]
+    from lab.apply import ApplyError, apply_sources, delete_keys, key_for
+    from lab.runtime import LabRuntime
+
+    make_lab({"name": LAB, "hosts": 1, "pods": [{"name": "a"}]})  # a netns lab; the late pod is a container
+    runtime = LabRuntime.open(LAB)
+    try:
+        with pytest.raises(ApplyError, match=r"Pod default/late: spec.containers\[0\].image: 'Bad Image'"):
+            apply_sources(runtime, [("late.yaml", LATE_DOCKER_POD.replace("netpol-lab/pod:busybox", "Bad Image"))])
+        apply_sources(runtime, [("late.yaml", LATE_DOCKER_POD)])
+        late = next(p for p in runtime.pod_plans() if p.key == "default/late")
+        assert lab_containers(LAB) == [late.netns]
+        page = lab_exec("default/a", "curl", "-s", "-m", "3", f"http://{late.ip}:80/")
+        assert page.stdout == "netpol-lab pod\n", page.stderr
+        delete_keys(runtime, [key_for("pod", "default/late")])
+        assert lab_containers(LAB) == [] and not os.path.exists(f"/run/netns/{late.netns}")
+    finally:
+        runtime.close()

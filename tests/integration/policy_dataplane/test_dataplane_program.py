@@ -18,6 +18,7 @@ from policy_dataplane.netns_exec import CommandFailed
 from policy_dataplane.nftnl import NetlinkRefused
 from policy_dataplane.program import HostFilter, normalized_listing
 from policy_dataplane.render import render_diff
+from topology import names
 from traffic.model import Protocol
 from traffic.netns import call_in_netns
 
@@ -47,7 +48,7 @@ def isolate_p1(lab: DataplaneLab) -> tuple[HostFilter, HostProgram, dict[str, ob
 
 
 def listings() -> dict[str, object]:
-    return {h: normalized_listing(f"npl-{LAB}-h-{h}") for h in HOSTS}
+    return {h: normalized_listing(names.host_netns(LAB, h)) for h in HOSTS}
 
 
 def test_incremental_changes_equal_a_program_from_scratch(lab: DataplaneLab) -> None:
