@@ -32,7 +32,7 @@ def main() -> None:
     from lab.apply import apply_sources, delete_keys, key_for, key_of, label, raw_documents
     from lab.labfile import parse_lab
     from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
-    from policy_dataplane.bankgen import BankSpec, bank_yaml, egress_label
+    from policy_dataplane.policy.bankgen import BankSpec, bank_yaml, egress_label
     from traffic.measure import measure_matrix
     from traffic.model import Protocol
     from traffic.probes import ProbeEngine

@@ -21,10 +21,10 @@ import subprocess
 import time
 from ipaddress import IPv4Address
 
-from policy_dataplane.bankgen import BankSpec, bank_objects, egress_label
-from policy_dataplane.dataplane import Dataplane
-from policy_dataplane.model import ContainerPort, Labels, Pod
-from policy_dataplane.world import World
+from policy_dataplane.dataplane.lab_dataplane import Dataplane
+from policy_dataplane.policy.bankgen import BankSpec, bank_objects, egress_label
+from policy_dataplane.policy.model import ContainerPort, Labels, Pod
+from policy_dataplane.policy.world import World
 from topology import names
 
 LAB = "dt9"
@@ -118,8 +118,8 @@ spec:
 def phantom_world(scratch: object, extra: int) -> tuple[World, list[tuple[tuple[str, str], str]]]:
     """The scratch pods, the server policy and `extra` phantom pods on h1, each with its own ingress policy
     admitting 8 random others (their interfaces do not exist: only the size of h1's program matters)."""
-    from policy_dataplane.documents import load_text
-    from policy_dataplane.model import Namespace
+    from policy_dataplane.policy.documents import load_text
+    from policy_dataplane.policy.model import Namespace
 
     world = World()
     world.apply([Namespace("ns0", Labels({}))])

@@ -54,7 +54,7 @@ def docker_pids() -> set[int]:
 def world(name: str, bank_pods: int) -> dict[str, Any]:
     if name == "demo":
         return yaml.safe_load((REPO / "lab" / "labs" / "demo.yaml").read_text())
-    from policy_dataplane.bankgen import BankSpec, bank_documents
+    from policy_dataplane.policy.bankgen import BankSpec, bank_documents
 
     data = yaml.safe_load((REPO / "lab" / "labs" / "bank.yaml").read_text())
     docs = [d for d in bank_documents(BankSpec(services=bank_pods, fixed_ips=False)) if d.get("kind") == "Pod"]

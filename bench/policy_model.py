@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from policy_dataplane.bankgen import (
+from policy_dataplane.policy.bankgen import (
     OPT_IN_LABEL,
     BankSpec,
     bank_documents,
@@ -22,10 +22,10 @@ from policy_dataplane.bankgen import (
     bank_yaml,
     egress_label,
 )
-from policy_dataplane.bulk import matrix
-from policy_dataplane.documents import load_text
-from policy_dataplane.evaluate import verdict
-from policy_dataplane.world import World
+from policy_dataplane.policy.bulk import matrix
+from policy_dataplane.policy.documents import load_text
+from policy_dataplane.policy.evaluate import verdict
+from policy_dataplane.policy.world import World
 
 T = TypeVar("T")
 

@@ -9,15 +9,14 @@ pid file of its own, and logs to a file in the run directory.
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Network
-from pathlib import Path
 
 from bgp.files import SpeakerFiles, write_atomic, write_json
 from bgp.sessions import SpeakerPlan
@@ -34,7 +33,7 @@ class SpeakerError(RuntimeError):
 
 
 def agent_argv(files: SpeakerFiles, python: str | None = None) -> list[str]:
-    return [python or sys.executable, "-m", "bgp.agent", "--name", files.name, "--run-dir", str(files.run_dir)]
+    return [*processes.python_module(python), "bgp.agent", "--name", files.name, "--run-dir", str(files.run_dir)]
 
 
 def _agent_marker(files: SpeakerFiles) -> str:
@@ -107,12 +106,11 @@ def exabgp_environment(plan: SpeakerPlan) -> dict[str, str]:
     }
 
 
-def exabgp_binary() -> str:
-    beside = Path(sys.executable).parent / "exabgp"
-    found = str(beside) if beside.exists() else shutil.which("exabgp")
-    if not found:
-        raise SpeakerError("exabgp is not installed: run `.venv/bin/pip install -e .` (exabgp==5.0.15)")
-    return found
+def exabgp_argv() -> list[str]:
+    """ExaBGP from this interpreter's environment (where pip put it with the lab), not whatever is on PATH."""
+    if importlib.util.find_spec("exabgp") is None:
+        raise SpeakerError(f"exabgp is not installed for {sys.executable}: pip install exabgp==5.0.15")
+    return [*processes.python_module(), "exabgp"]
 
 
 def speaker_pid(paths: LabPaths, name: str) -> int | None:
@@ -139,7 +137,7 @@ def launch_speaker(paths: LabPaths, plan: SpeakerPlan) -> int:
     env = {**os.environ, **exabgp_environment(plan)}
     with open(files.log, "ab") as log:
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", plan.netns, exabgp_binary(), str(files.config)],
+            ["ip", "netns", "exec", plan.netns, *exabgp_argv(), str(files.config)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -81,7 +81,7 @@ def read_sources(files: Iterable[Path]) -> list[tuple[str, str]]:
 def validate(sources: list[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
     """Raises the model's DocumentsInvalid (every problem, naming file, object and field) or returns
     (source, document) pairs."""
-    from policy_dataplane.documents import load_sources
+    from policy_dataplane.policy.documents import load_sources
 
     load_sources(sources)
     return sourced_documents(sources)

@@ -24,7 +24,7 @@ from topology.model import PodPlan, PortPlan, ServerPlan, plan_pod
 if TYPE_CHECKING:
     from bgp.ipam import Ipam
     from lab.fabric import Fabric
-    from policy_dataplane.dataplane import Dataplane, SyncReport
+    from policy_dataplane.dataplane.lab_dataplane import Dataplane, SyncReport
     from traffic.model import ProbeEndpoint
 
 
@@ -174,7 +174,7 @@ class LabRuntime:
 
     def dataplane(self) -> "Dataplane":
         """The hosts' filters, taking over what earlier commands applied (so changes go as diffs)."""
-        from policy_dataplane.dataplane import Dataplane
+        from policy_dataplane.dataplane.lab_dataplane import Dataplane
 
         dp = Dataplane(self.lab, backend=self.spec.dataplane)
         dp.load_state(self.dataplane_state)
@@ -243,7 +243,7 @@ def expected_verdicts(
 ) -> list[bool]:
     """The oracle's verdict for each (source, destination) pair, from one bulk matrix of the lab's world."""
     from lab.world import world_of
-    from policy_dataplane.bulk import matrix
+    from policy_dataplane.policy.bulk import matrix
 
     runtime = LabRuntime.open(lab)
     try:
@@ -270,8 +270,8 @@ def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManage
     even when the run fails. A lab without policies has one condition."""
     from lab import warm
     from lab.world import model_objects
-    from policy_dataplane.model import Policy
-    from policy_dataplane.world import World
+    from policy_dataplane.policy.model import Policy
+    from policy_dataplane.policy.world import World
 
     runtime = LabRuntime.open(lab)
     try:

@@ -18,8 +18,8 @@ from lab.store import ObjectKey, Placement
 
 if TYPE_CHECKING:
     from lab.runtime import LabRuntime
-    from policy_dataplane.dataplane import Dataplane, SyncReport
-    from policy_dataplane.world import World
+    from policy_dataplane.dataplane.lab_dataplane import Dataplane, SyncReport
+    from policy_dataplane.policy.world import World
 
 
 @dataclass
@@ -66,8 +66,8 @@ def sync(runtime: LabRuntime) -> SyncReport:
 
 def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
     from lab.world import model_object
-    from policy_dataplane.documents import object_key
-    from policy_dataplane.world import World
+    from policy_dataplane.policy.documents import object_key
+    from policy_dataplane.policy.world import World
 
     placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
     keys, objects = {}, []
@@ -83,7 +83,7 @@ def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
 def _catch_up(runtime: LabRuntime, warm: WarmPolicy) -> bool:
     """Apply what the store wrote since the warm revision; False when that cannot be followed safely."""
     from lab.world import model_object
-    from policy_dataplane.documents import object_key
+    from policy_dataplane.policy.documents import object_key
 
     revision = runtime.store.revision
     if revision == warm.revision:

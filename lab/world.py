@@ -11,9 +11,9 @@ from typing import Any
 from lab.apply import key_of
 from lab.runtime import LabRuntime
 from lab.store import ObjectKey, Placement
-from policy_dataplane.documents import CONVERTERS, ModelObject
-from policy_dataplane.model import Pod
-from policy_dataplane.world import World
+from policy_dataplane.policy.documents import CONVERTERS, ModelObject
+from policy_dataplane.policy.model import Pod
+from policy_dataplane.policy.world import World
 
 
 def model_objects(runtime: LabRuntime) -> list[ModelObject]:
@@ -53,7 +53,7 @@ class PlannedWorld:
 def planned_world(runtime: LabRuntime, sources: list[tuple[str, str]], delete: bool = False) -> PlannedWorld:
     """The lab's world as it would be with the files applied (or deleted), changing nothing. Raises the
     model's DocumentsInvalid for bad files, as apply would. Existing pods keep their address and host."""
-    from policy_dataplane.documents import load_sources, object_key
+    from policy_dataplane.policy.documents import load_sources, object_key
 
     current = {object_key(obj): obj for obj in model_objects(runtime)}
     unplaced = []

@@ -10,8 +10,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+
+def python_module(python: str | None = None) -> list[str]:
+    """The argv prefix that runs a module of the lab (the words after it: module, then its arguments) with
+    this interpreter, hence from the installed package. -P keeps the working directory off sys.path, so a
+    daemon started from inside a checkout never imports the checkout's copy instead."""
+    return [python or sys.executable, "-P", "-m"]
 
 
 def argv(pid: int) -> list[str]:

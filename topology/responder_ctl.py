@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,7 +140,7 @@ def start_responder(paths: names.LabPaths, pods: Sequence[HasPorts]) -> int:
         return pid
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     argv = [
-        sys.executable, "-m", MODULE, "--lab", paths.lab,
+        *processes.python_module(), MODULE, "--lab", paths.lab,
         "--pods-file", str(names.responder_pods_file(paths)),
         "--pid-file", str(names.responder_pid_file(paths)),
         "--status-file", str(names.responder_status_file(paths)),

@@ -18,7 +18,7 @@ def _run(action):  # type: ignore[no-untyped-def]
 
 def _attempt(action):  # type: ignore[no-untyped-def]
     from lab.apply import ApplyError
-    from policy_dataplane.documents import DocumentsInvalid
+    from policy_dataplane.policy.documents import DocumentsInvalid
 
     try:
         return action()

@@ -26,7 +26,7 @@ def bank(
 
     Then: `lab up -f lab/labs/bank.yaml` and `lab apply -f bank.yaml --lab bank`.
     """
-    from policy_dataplane.bankgen import BankSpec, bank_yaml
+    from policy_dataplane.policy.bankgen import BankSpec, bank_yaml
 
     spec = BankSpec(services=services, namespaces=namespaces, opt_in_fraction=opt_in, dry_run=dry_run,
                     port=port, seed=seed, fixed_ips=False)

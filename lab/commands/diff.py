@@ -30,8 +30,8 @@ def diff(
     one given). Nothing is applied: the lab and its filters stay as they are."""
     from lab.apply import ApplyError, read_sources
     from lab.world import planned_world, world_of
-    from policy_dataplane.diff import PROTOCOL_NAMES, verdict_changes
-    from policy_dataplane.documents import DocumentsInvalid
+    from policy_dataplane.policy.diff import PROTOCOL_NAMES, verdict_changes
+    from policy_dataplane.policy.documents import DocumentsInvalid
 
     runtime = open_lab(lab)
     try:

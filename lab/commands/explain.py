@@ -14,7 +14,7 @@ import typer
 
 from lab.app import app
 from lab.console import LAB_OPTION_HELP, console, fail, print_json
-from policy_dataplane.world import World
+from policy_dataplane.policy.world import World
 
 
 class NoLabState(RuntimeError):
@@ -39,7 +39,7 @@ def current_world(lab: str) -> tuple[World, dict[str, str]]:
 
 
 def world_from_files(files: list[Path]) -> World:
-    from policy_dataplane.documents import load_files
+    from policy_dataplane.policy.documents import load_files
 
     return World.from_objects(load_files(files))
 
@@ -59,9 +59,9 @@ def explain(
     as_json: bool = typer.Option(False, "--json", help="machine-readable trace"),
 ) -> None:
     """Walk through the tiers, policies and rules that decide whether SRC may open a flow to DST."""
-    from policy_dataplane.documents import DocumentsInvalid
-    from policy_dataplane.evaluate import verdict
-    from policy_dataplane.explain import render, to_json
+    from policy_dataplane.policy.documents import DocumentsInvalid
+    from policy_dataplane.policy.evaluate import verdict
+    from policy_dataplane.policy.explain import render, to_json
 
     try:
         world, nodes = (world_from_files(files), {}) if files else current_world(lab)

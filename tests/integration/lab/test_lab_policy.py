@@ -13,7 +13,7 @@ from lab.apply import ApplyError, apply_sources, delete_keys, key_for, label
 from lab.cli import app, register_commands
 from lab.fabric import kernel_routes
 from lab.runtime import LabRuntime, expected_verdicts, latency_conditions, probe_endpoints
-from policy_dataplane.documents import DocumentsInvalid
+from policy_dataplane.policy.documents import DocumentsInvalid
 from tests.integration.lab.conftest import POD_RUNTIMES
 from tests.integration.lab.reach import tcp_outcomes, tcp_reach
 from topology import names
@@ -211,7 +211,7 @@ def test_a_warm_process_ends_where_a_fresh_one_starts(make_lab):
     world and the same compiled programs as a fresh process building everything from the store."""
     from lab import warm
     from lab.world import world_of
-    from policy_dataplane.dataplane import Dataplane
+    from policy_dataplane.dataplane.lab_dataplane import Dataplane
 
     make_lab(small_lab("it11"))
     runtime = LabRuntime.open("it11")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from dataplane_lab import HOSTS, LAB, DataplaneLab, base_world
 
-from policy_dataplane.dataplane import Dataplane
+from policy_dataplane.dataplane.lab_dataplane import Dataplane
 from traffic.model import Probe, ProbeEndpoint, Protocol
 from traffic.probes import ProbeOptions, run_probes
 from traffic.scratch_lab import ScratchLab

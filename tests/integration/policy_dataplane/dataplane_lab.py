@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from string import Template
 
-from policy_dataplane.dataplane import Dataplane, SyncReport
-from policy_dataplane.documents import load_text
-from policy_dataplane.evaluate import verdict
-from policy_dataplane.model import ContainerPort, ExternalHost, Labels, Namespace, Pod
-from policy_dataplane.world import World
+from policy_dataplane.dataplane.lab_dataplane import Dataplane, SyncReport
+from policy_dataplane.policy.documents import load_text
+from policy_dataplane.policy.evaluate import verdict
+from policy_dataplane.policy.model import ContainerPort, ExternalHost, Labels, Namespace, Pod
+from policy_dataplane.policy.world import World
 from topology import names
 from traffic.model import Probe, ProbeEndpoint, Protocol
 from traffic.probes import ProbeOptions, run_probes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from dataplane_lab import HOSTS, QUARANTINE, DataplaneLab
 
-from policy_dataplane.drops import DropEvent
+from policy_dataplane.dataplane.drops import DropEvent
 from traffic.model import Protocol
 
 pytestmark = pytest.mark.root

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from dataplane_lab import HOSTS, LAB, QUARANTINE, DataplaneLab, assert_matches_oracle
 
-from policy_dataplane.dataplane import Dataplane
-from policy_dataplane.hostprogram import HostProgram, RuleProgram, SideMatch, Verdict
-from policy_dataplane.model import Labels, Namespace, Pod
-from policy_dataplane.netns_exec import CommandFailed
-from policy_dataplane.nftnl import NetlinkRefused
-from policy_dataplane.program import HostFilter, normalized_listing
-from policy_dataplane.render import render_diff
+from policy_dataplane.dataplane.hostprogram import HostProgram, RuleProgram, SideMatch, Verdict
+from policy_dataplane.dataplane.lab_dataplane import Dataplane
+from policy_dataplane.dataplane.netns_exec import CommandFailed
+from policy_dataplane.dataplane.nft.nft_filter import HostFilter, normalized_listing
+from policy_dataplane.dataplane.nft.nftnl import NetlinkRefused
+from policy_dataplane.dataplane.nft.render import render_diff
+from policy_dataplane.policy.documents import load_text
+from policy_dataplane.policy.model import Labels, Namespace, Pod
 from topology import names
 from traffic.model import Protocol
 from traffic.netns import call_in_netns
@@ -54,7 +55,7 @@ def listings() -> dict[str, object]:
 def test_incremental_changes_equal_a_program_from_scratch(lab: DataplaneLab) -> None:
     lab.sync()
     steps = [
-        lambda: lab.world.apply(__import__("policy_dataplane.documents").documents.load_text(POLICIES)),
+        lambda: lab.world.apply(load_text(POLICIES)),
         lambda: lab.world.label_pod("ns1", "p1", role="web"),
         lambda: lab.world.label_pod("ns0", "p0", access="true"),
         lambda: lab.world.label_pod("ns1", "p3", role="web", access="true"),

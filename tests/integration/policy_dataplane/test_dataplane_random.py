@@ -10,7 +10,7 @@ import pytest
 import yaml
 from dataplane_lab import DataplaneLab, assert_matches_oracle
 
-from policy_dataplane.model import Labels, Namespace
+from policy_dataplane.policy.model import Labels, Namespace
 from traffic.model import Protocol
 
 pytestmark = pytest.mark.root

@@ -13,7 +13,7 @@ import pytest
 import topology_probes as probe
 from topology_plans import make_plan
 
-from topology import netns, plumbing
+from topology import names, netns, plumbing
 from topology.engine import NetnsEngine, TopologyError
 from topology.model import TopologyPlan, plan_pod
 from topology.responder import start_responder
@@ -195,7 +195,7 @@ def test_destroy_cleans_up_after_a_crashed_process(lab2) -> None:  # type: ignor
     assert running_pid(lab2.paths) is None and not probe.alive(responder)
     assert len(removed) == 7
     assert lab2.engine.list_owned(lab2.name) == []
-    assert not [ns for ns in netns.list_netns() if ns.startswith("npl-tt2-")]
+    assert not [ns for ns in netns.list_netns() if ns.startswith(names.lab_netns_prefix("tt2"))]
 
 
 def test_exec_in_runs_inside_the_namespace(lab) -> None:  # type: ignore[no-untyped-def]
@@ -204,4 +204,4 @@ def test_exec_in_runs_inside_the_namespace(lab) -> None:  # type: ignore[no-unty
     out = lab.engine.exec_in(plan.pods[0].netns, ["ip", "-o", "-4", "addr", "show", "dev", "eth0"])
     assert out.returncode == 0 and "10.210.0.1/32" in out.stdout
     with pytest.raises(TopologyError):
-        lab.engine.exec_in("npl-tt1-p-nope.nope", ["true"])
+        lab.engine.exec_in(names.pod_netns("tt1", "nope", "nope"), ["true"])

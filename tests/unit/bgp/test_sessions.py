@@ -8,6 +8,7 @@ from ipaddress import IPv4Address, IPv4Interface
 import pytest
 
 from bgp.sessions import BgpNode, SessionPlanError, plan_sessions
+from topology.names import PREFIX
 
 
 def nodes(hosts: int, externals: int = 0, reflectors: int = 0) -> list[BgpNode]:
@@ -60,7 +61,7 @@ def test_accepts_topology_node_plans_with_interfaces() -> None:
     plan = plan_sessions([plan_node("lab", "h1", "host", "10.99.0.1/24"), plan_node("lab", "h2", "host",
                                                                                    IPv4Interface("10.99.0.2/24"))])
     assert plan.speaker("h1").router_id == IPv4Address("10.99.0.1")
-    assert plan.speaker("h1").netns == "npl-lab-h-h1"
+    assert plan.speaker("h1").netns == f"{PREFIX}-lab-h-h1"
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from lab.cli import app, register_commands
-from policy_dataplane.documents import load_text
-from policy_dataplane.model import Pod, Policy
+from policy_dataplane.policy.documents import load_text
+from policy_dataplane.policy.model import Pod, Policy
 
 register_commands()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from policy_dataplane.documents import load_files, load_text
-from policy_dataplane.evaluate import verdict
-from policy_dataplane.world import World
+from policy_dataplane.policy.documents import load_files, load_text
+from policy_dataplane.policy.evaluate import verdict
+from policy_dataplane.policy.world import World
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MICROSEG = Path(__file__).parents[3] / "lab" / "scenarios" / "microseg"  # the demo's six cases

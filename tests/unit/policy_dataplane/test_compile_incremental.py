@@ -7,10 +7,10 @@ from ipaddress import IPv4Address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policy_dataplane.compile import IncrementalCompiler, compile_hosts
-from policy_dataplane.documents import load_text
-from policy_dataplane.model import ContainerPort, Labels, Namespace, Pod
-from policy_dataplane.world import World
+from policy_dataplane.dataplane.compile import IncrementalCompiler, compile_hosts
+from policy_dataplane.policy.documents import load_text
+from policy_dataplane.policy.model import ContainerPort, Labels, Namespace, Pod
+from policy_dataplane.policy.world import World
 
 POLICIES = """
 apiVersion: networking.k8s.io/v1

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 
-from policy_dataplane.compile import compile_host, compile_hosts
-from policy_dataplane.documents import load_text
-from policy_dataplane.hostprogram import Dir, Verdict
-from policy_dataplane.model import ContainerPort, Labels, Namespace, Pod
-from policy_dataplane.world import World
+from policy_dataplane.dataplane.compile import compile_host, compile_hosts
+from policy_dataplane.dataplane.hostprogram import Dir, Verdict
+from policy_dataplane.policy.documents import load_text
+from policy_dataplane.policy.model import ContainerPort, Labels, Namespace, Pod
+from policy_dataplane.policy.world import World
 
 DOCS = """
 apiVersion: networking.k8s.io/v1

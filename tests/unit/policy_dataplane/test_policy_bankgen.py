@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from policy_dataplane.bankgen import (
+from policy_dataplane.policy.bankgen import (
     DRY_RUN_POLICY,
     OPT_IN_LABEL,
     BankSpec,
@@ -13,10 +13,10 @@ from policy_dataplane.bankgen import (
     bank_yaml,
     egress_label,
 )
-from policy_dataplane.documents import load_text
-from policy_dataplane.evaluate import endpoint, verdict
-from policy_dataplane.model import ExternalHost, Pod, Policy
-from policy_dataplane.world import World
+from policy_dataplane.policy.documents import load_text
+from policy_dataplane.policy.evaluate import endpoint, verdict
+from policy_dataplane.policy.model import ExternalHost, Pod, Policy
+from policy_dataplane.policy.world import World
 
 
 def test_default_bank_has_the_design_figures() -> None:

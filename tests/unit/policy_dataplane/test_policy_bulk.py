@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from policy_model_helpers import fixture_world
 
-from policy_dataplane.bankgen import BankSpec, bank_egress, bank_objects, egress_label
-from policy_dataplane.bulk import matrix
-from policy_dataplane.evaluate import verdict
-from policy_dataplane.model import (
+from policy_dataplane.policy.bankgen import BankSpec, bank_egress, bank_objects, egress_label
+from policy_dataplane.policy.bulk import matrix
+from policy_dataplane.policy.evaluate import verdict
+from policy_dataplane.policy.model import (
     Action,
     ContainerPort,
     Direction,
@@ -29,8 +29,8 @@ from policy_dataplane.model import (
     StagedAction,
     Tier,
 )
-from policy_dataplane.selectors import parse
-from policy_dataplane.world import World
+from policy_dataplane.policy.selectors import parse
+from policy_dataplane.policy.world import World
 
 
 def _assert_matches_oracle(world: World, protocol: str, port: int | None, endpoints: list[object] | None = None,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from policy_model_helpers import allowed, namespace, pod, yaml_world
 
-from policy_dataplane.documents import DocumentsInvalid, load_text
-from policy_dataplane.evaluate import Outcome, Reason, verdict
-from policy_dataplane.model import Action, Direction, Policy
+from policy_dataplane.policy.documents import DocumentsInvalid, load_text
+from policy_dataplane.policy.evaluate import Outcome, Reason, verdict
+from policy_dataplane.policy.model import Action, Direction, Policy
 
 WORLD = (
     namespace("dev", {"env": "dev"})

@@ -6,8 +6,8 @@ import itertools
 
 from policy_model_helpers import fixture_world
 
-from policy_dataplane.diff import verdict_changes
-from policy_dataplane.evaluate import verdict
+from policy_dataplane.policy.diff import verdict_changes
+from policy_dataplane.policy.evaluate import verdict
 
 TASK_SERVER = "203.0.113.10"
 FLOWS = [("tcp", 9000), ("tcp", 8080), ("tcp", 443)]

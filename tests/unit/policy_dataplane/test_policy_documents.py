@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from policy_dataplane.documents import DocumentsInvalid, load_files, load_text, object_key
-from policy_dataplane.model import Namespace, NetworkSet, Pod, Policy, Tier
+from policy_dataplane.policy.documents import DocumentsInvalid, load_files, load_text, object_key
+from policy_dataplane.policy.model import Namespace, NetworkSet, Pod, Policy, Tier
 
 GOOD = """
 apiVersion: v1

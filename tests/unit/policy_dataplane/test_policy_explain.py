@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from lab.app import app
 from lab.cli import register_commands
-from policy_dataplane.evaluate import verdict
-from policy_dataplane.explain import render, to_json
+from policy_dataplane.policy.evaluate import verdict
+from policy_dataplane.policy.explain import render, to_json
 
 
 def _text(renderable: object) -> str:

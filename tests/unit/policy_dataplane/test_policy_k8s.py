@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from policy_model_helpers import allowed, namespace, pod, yaml_world
 
-from policy_dataplane.documents import DocumentsInvalid, load_text
-from policy_dataplane.evaluate import Reason, verdict
-from policy_dataplane.model import Direction, Policy
-from policy_dataplane.world import World
+from policy_dataplane.policy.documents import DocumentsInvalid, load_text
+from policy_dataplane.policy.evaluate import Reason, verdict
+from policy_dataplane.policy.model import Direction, Policy
+from policy_dataplane.policy.world import World
 
 WORLD = (
     namespace("dev", {"team": "a"})

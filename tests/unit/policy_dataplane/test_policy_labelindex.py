@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policy_dataplane.labelindex import LabelIndex, memberships_from_scratch
-from policy_dataplane.model import (
+from policy_dataplane.policy.labelindex import LabelIndex, memberships_from_scratch
+from policy_dataplane.policy.model import (
     Action,
     Direction,
     EntityMatch,
@@ -20,8 +20,8 @@ from policy_dataplane.model import (
     PolicyKind,
     Rule,
 )
-from policy_dataplane.selectors import parse
-from policy_dataplane.world import World
+from policy_dataplane.policy.selectors import parse
+from policy_dataplane.policy.world import World
 
 KEYS = ["app", "env", "tier", "pcns.team"]
 VALUES = ["a", "b", "c"]

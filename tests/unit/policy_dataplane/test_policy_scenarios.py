@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from policy_model_helpers import allowed, fixture_world
 
-from policy_dataplane.evaluate import Reason, verdict
-from policy_dataplane.model import Action
+from policy_dataplane.policy.evaluate import Reason, verdict
+from policy_dataplane.policy.model import Action
 
 TASK_SERVER = "203.0.113.10"
 BASE = "microseg-base.yaml"

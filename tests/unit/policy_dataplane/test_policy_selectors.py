@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policy_dataplane.selectors import (
+from policy_dataplane.policy.selectors import (
     NAMESPACE_LABEL,
     SelectorError,
     index_atoms,

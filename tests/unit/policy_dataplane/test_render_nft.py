@@ -1,4 +1,4 @@
-"""render.py, nftnl.py and iptables_render.py on hand-built HostPrograms (pure: no kernel)."""
+"""nft/render.py, nft/nftnl.py and iptables/render.py on hand-built HostPrograms (pure: no kernel)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import struct
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 
-from policy_dataplane.hostprogram import (
+from policy_dataplane.dataplane.hostprogram import (
     Dir,
     EndpointProgram,
     HostProgram,
@@ -18,9 +18,15 @@ from policy_dataplane.hostprogram import (
     Verdict,
     policy_chain,
 )
-from policy_dataplane.iptables_render import render_iptables_diff, render_iptables_full, rule_bodies
-from policy_dataplane.nftnl import ElementChange, encode_batch
-from policy_dataplane.render import address_elements, element_changes, render_diff, render_full, render_rule
+from policy_dataplane.dataplane.iptables.render import render_iptables_diff, render_iptables_full, rule_bodies
+from policy_dataplane.dataplane.nft.nftnl import ElementChange, encode_batch
+from policy_dataplane.dataplane.nft.render import (
+    address_elements,
+    element_changes,
+    render_diff,
+    render_full,
+    render_rule,
+)
 
 WEB = PolicyProgram("ns/web", Dir.INGRESS, (
     RuleProgram(Verdict.LOG),

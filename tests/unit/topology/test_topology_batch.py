@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from topology import batch
+from topology.names import PREFIX
 
 
 def test_fabric_lines_create_namespaces_then_bridge_then_node_veths(plan) -> None:  # type: ignore[no-untyped-def]
     lines = batch.fabric_lines(plan.fabric, plan.nodes)
     assert lines[:5] == [f"netns add {n}" for n in [plan.fabric.netns] + [n.netns for n in plan.nodes]]
     assert lines[5] == (
-        "link add npl-fabric index 2 netns npl-tt1-fabric type bridge stp_state 0 forward_delay 0"
+        f"link add {PREFIX}-fabric index 2 netns {PREFIX}-tt1-fabric type bridge stp_state 0 forward_delay 0"
     )
     h1 = plan.nodes[0]
     assert lines[6] == (
-        f"link add {h1.fabric_port} netns npl-tt1-fabric type veth peer name eth0 index 2 netns npl-tt1-h-h1"
+        f"link add {h1.fabric_port} netns {PREFIX}-tt1-fabric type veth peer name eth0 index 2 netns {PREFIX}-tt1-h-h1"
     )
     assert len(lines) == 5 + 1 + 4
 
@@ -23,8 +24,8 @@ def test_pod_lines_put_each_end_in_its_namespace_with_calico_mac(plan) -> None: 
     assert lines[:3] == [f"netns add {p.netns}" for p in plan.pods]
     web = plan.pods[0]
     assert lines[3] == (
-        f"link add {web.host_ifname} address ee:ee:ee:ee:ee:ee netns npl-tt1-h-h1 "
-        "type veth peer name eth0 address 0a:58:0a:c8:00:01 index 2 netns npl-tt1-p-dev.web"
+        f"link add {web.host_ifname} address ee:ee:ee:ee:ee:ee netns {PREFIX}-tt1-h-h1 "
+        f"type veth peer name eth0 address 0a:58:0a:c8:00:01 index 2 netns {PREFIX}-tt1-p-dev.web"
     )
     # Every link line names a namespace for both ends, so nothing is created in the root namespace.
     for line in lines[3:]:

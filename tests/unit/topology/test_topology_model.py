@@ -9,18 +9,19 @@ import pytest
 
 from topology import names
 from topology.model import PortPlan, plan_fabric, plan_node, plan_pod
+from topology.names import PREFIX
 from topology.validation import PlanError, check_new_pods, check_plan, plan_errors
 
 
 def test_plan_helpers_use_the_lab_names() -> None:
     pod = plan_pod("tt1", "dev", "web", "h1", "10.200.0.1", [(80, "TCP", "http"), (53, "UDP")])
-    assert pod.netns == "npl-tt1-p-dev.web"
-    assert pod.host_netns == "npl-tt1-h-h1"
+    assert pod.netns == f"{PREFIX}-tt1-p-dev.web"
+    assert pod.host_netns == f"{PREFIX}-tt1-h-h1"
     assert pod.host_ifname.startswith("cali") and len(pod.host_ifname) == 15
     assert pod.ports == (PortPlan(80, "TCP", "http"), PortPlan(53, "UDP"))
     assert pod.mac == "0a:58:0a:c8:00:01"  # locally administered unicast, from the address
-    assert plan_node("tt1", "srv", "external", "10.99.0.10/24").netns == "npl-tt1-x-srv"
-    assert plan_node("tt1", "rr1", "reflector", "10.99.0.20/24").netns == "npl-tt1-rr1"
+    assert plan_node("tt1", "srv", "external", "10.99.0.10/24").netns == f"{PREFIX}-tt1-x-srv"
+    assert plan_node("tt1", "rr1", "reflector", "10.99.0.20/24").netns == f"{PREFIX}-tt1-rr1"
     fabric = plan_fabric("tt1", "10.99.0.0/24")
     assert fabric.gateway == IPv4Interface("10.99.0.254/24")
     assert fabric.netns == names.fabric_netns("tt1")
@@ -65,7 +66,7 @@ def test_names_outside_the_lab_and_long_ifnames_are_refused(plan) -> None:  # ty
     web = plan.pods[0]
     bad = replace(plan, pods=(replace(web, netns="other-ns", host_ifname="x" * 16),))
     errors = plan_errors(bad)
-    assert any("must start with the lab prefix 'npl-tt1-'" in e for e in errors)
+    assert any(f"must start with the lab prefix '{PREFIX}-tt1-'" in e for e in errors)
     assert any("interface name" in e and "1-15" in e for e in errors)
 
 
@@ -80,20 +81,20 @@ def test_pods_cannot_take_the_pod_gateway_or_a_fabric_address(plan) -> None:  # 
 def test_duplicate_ports_and_pod_host_mismatch(plan) -> None:  # type: ignore[no-untyped-def]
     web = plan.pods[0]
     bad = replace(
-        plan, pods=(replace(web, host_netns="npl-tt1-h-h2", ports=(PortPlan(80), PortPlan(80), PortPlan(80, "UDP"))),)
+        plan, pods=(replace(web, host_netns=f"{PREFIX}-tt1-h-h2", ports=(PortPlan(80), PortPlan(80), PortPlan(80, "UDP"))),)
     )
     errors = plan_errors(bad)
     assert "pod dev/web: port 80/TCP declared twice" in errors
-    assert any("host namespace 'npl-tt1-h-h2' is not host h1's" in e for e in errors)
+    assert any(f"host namespace '{PREFIX}-tt1-h-h2' is not host h1's" in e for e in errors)
     assert not any("80/UDP" in e for e in errors)
 
 
 def test_new_pods_must_not_exist_and_need_their_host() -> None:
     new = plan_pod("tt1", "dev", "extra", "h1", "10.200.0.9")
-    check_new_pods("tt1", [new], ["npl-tt1-h-h1"])
+    check_new_pods("tt1", [new], [f"{PREFIX}-tt1-h-h1"])
     with pytest.raises(PlanError, match="already exists"):
-        check_new_pods("tt1", [new], ["npl-tt1-h-h1", new.netns])
-    with pytest.raises(PlanError, match="host namespace 'npl-tt1-h-h1' does not exist"):
+        check_new_pods("tt1", [new], [f"{PREFIX}-tt1-h-h1", new.netns])
+    with pytest.raises(PlanError, match=f"host namespace '{PREFIX}-tt1-h-h1' does not exist"):
         check_new_pods("tt1", [new], [])
     with pytest.raises(PlanError, match="declared twice"):
-        check_new_pods("tt1", [new, new], ["npl-tt1-h-h1"])
+        check_new_pods("tt1", [new, new], [f"{PREFIX}-tt1-h-h1"])

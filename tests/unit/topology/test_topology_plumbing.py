@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from topology import plumbing, rtnl, sysctl
+from topology.names import PREFIX
 
 
 def _whats(requests: list[rtnl.Request]) -> list[str]:
@@ -57,7 +58,7 @@ def test_node_and_fabric_requests(plan) -> None:  # type: ignore[no-untyped-def]
     h1 = plan.nodes[0]
     assert _whats(plumbing.node_requests(h1, plan.fabric))[-1] == "route 0.0.0.0/0 via 10.99.0.254 dev ifindex 2"
     whats = _whats(plumbing.fabric_requests(plan.fabric, plan.nodes))
-    assert whats[:4] == ["link lo up", "link npl-fabric settings", "link npl-fabric up", "address 10.99.0.254/24 on ifindex 2"]
+    assert whats[:4] == ["link lo up", f"link {PREFIX}-fabric settings", f"link {PREFIX}-fabric up", "address 10.99.0.254/24 on ifindex 2"]
     assert whats[4:] == [w for n in plan.nodes for w in (f"link {n.fabric_port} settings", f"link {n.fabric_port} up master 2")]
 
 

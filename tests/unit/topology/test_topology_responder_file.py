@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from topology.names import PREFIX
 from topology.responder import Endpoint, http_reply, wanted_endpoints
 from topology.responder_ctl import read_responder_pods, write_responder_pods
 
@@ -17,10 +18,10 @@ def test_pods_file_round_trip_and_endpoints(plan, tmp_path: Path) -> None:  # ty
     assert [t.key for t in pods.targets] == ["dev/web", "dev/api", "prod/db"]
     wanted, skipped = wanted_endpoints(pods)
     assert wanted == {
-        Endpoint("npl-tt1-p-dev.web", "TCP", 80),
-        Endpoint("npl-tt1-p-dev.web", "UDP", 53),
-        Endpoint("npl-tt1-p-dev.api", "TCP", 8080),
-        Endpoint("npl-tt1-p-prod.db", "TCP", 5432),
+        Endpoint(f"{PREFIX}-tt1-p-dev.web", "TCP", 80),
+        Endpoint(f"{PREFIX}-tt1-p-dev.web", "UDP", 53),
+        Endpoint(f"{PREFIX}-tt1-p-dev.api", "TCP", 8080),
+        Endpoint(f"{PREFIX}-tt1-p-prod.db", "TCP", 5432),
     }
     assert skipped == ["prod/db 9/SCTP"]
 

@@ -19,12 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from policy_dataplane.compile import IncrementalCompiler, PodKey
-from policy_dataplane.counters import Counters, read_counters
-from policy_dataplane.drops import DropWatcher
-from policy_dataplane.hostprogram import HostProgram
-from policy_dataplane.program import ApplyResult, HostFilter, apply_hosts
-from policy_dataplane.world import World
+from policy_dataplane.dataplane.compile import IncrementalCompiler, PodKey
+from policy_dataplane.dataplane.counters import Counters, read_counters
+from policy_dataplane.dataplane.drops import DropWatcher
+from policy_dataplane.dataplane.hostprogram import HostProgram
+from policy_dataplane.dataplane.nft.nft_filter import ApplyResult, HostFilter, apply_hosts
+from policy_dataplane.policy.world import World
 from topology import names
 
 Placement = Mapping[str, Sequence[tuple[PodKey, str]]]  # host -> [(pod key, host-side ifname)]
@@ -56,7 +56,7 @@ class Dataplane:
         if host not in self._hosts:
             netns = self._netns(host)
             if self.backend == "iptables":
-                from policy_dataplane.iptables_program import IptablesHostFilter
+                from policy_dataplane.dataplane.iptables.iptables_filter import IptablesHostFilter
 
                 self._hosts[host] = IptablesHostFilter(netns)  # type: ignore[assignment]
             else:

@@ -15,8 +15,8 @@ from typing import cast
 
 import numpy as np
 
-from policy_dataplane.evaluate import Endpoint, Side, endpoint, entity_matches
-from policy_dataplane.model import (
+from policy_dataplane.policy.evaluate import Endpoint, Side, endpoint, entity_matches
+from policy_dataplane.policy.model import (
     Action,
     Direction,
     EntityMatch,
@@ -29,8 +29,8 @@ from policy_dataplane.model import (
     Selector,
     protocol_number,
 )
-from policy_dataplane.resolve import resolve
-from policy_dataplane.world import World
+from policy_dataplane.policy.resolve import resolve
+from policy_dataplane.policy.world import World
 
 
 @dataclass(frozen=True)

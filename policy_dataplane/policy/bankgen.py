@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from policy_dataplane.documents import ModelObject, load_documents, load_text
+from policy_dataplane.policy.documents import ModelObject, load_documents, load_text
 
 OPT_IN_LABEL = "bank.com/network-policy"
 EGRESS_LABEL_PREFIX = "bank.com/egress-s-"

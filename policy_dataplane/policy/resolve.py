@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policy_dataplane.model import Direction, Pod, Policy, StagedAction, Tier
-from policy_dataplane.world import World
+from policy_dataplane.policy.model import Direction, Pod, Policy, StagedAction, Tier
+from policy_dataplane.policy.world import World
 
 
 @dataclass(frozen=True)

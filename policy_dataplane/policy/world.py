@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from policy_dataplane.documents import ModelObject, object_key
-from policy_dataplane.labelindex import ItemKey, LabelIndex, MembershipChange, memberships_from_scratch
-from policy_dataplane.model import (
+from policy_dataplane.policy.documents import ModelObject, object_key
+from policy_dataplane.policy.labelindex import ItemKey, LabelIndex, MembershipChange, memberships_from_scratch
+from policy_dataplane.policy.model import (
     DEFAULT_TIER,
     DEFAULT_TIER_OBJECT,
     IPAddress,

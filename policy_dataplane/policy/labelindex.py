@@ -22,7 +22,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from policy_dataplane.selectors import Selector, index_atoms, required_pairs
+from policy_dataplane.policy.selectors import Selector, index_atoms, required_pairs
 
 ItemKey = Hashable
 K = TypeVar("K", bound=Hashable)

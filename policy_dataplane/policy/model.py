@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Union
 
-from policy_dataplane.selectors import ALL, Selector
+from policy_dataplane.policy.selectors import ALL, Selector
 
 __all__ = [
     "Action",

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from policy_dataplane.model import IPNetwork, Labels
-from policy_dataplane.selectors import Selector, SelectorError, parse
+from policy_dataplane.policy.model import IPNetwork, Labels
+from policy_dataplane.policy.selectors import Selector, SelectorError, parse
 
 Problems = list[tuple[str, str]]
 

@@ -1,6 +1,6 @@
 """HostProgram -> Calico-style iptables + ipsets (the baseline the nftables dataplane is compared with).
 
-The same program as render.py, laid out the way Felix's iptables mode does it: ipsets per selector (hash:net)
+The same program as nft/render.py, laid out the way Felix's iptables mode does it: ipsets per selector (hash:net)
 and per named port (hash:ip,port); `npl-FORWARD` / `npl-INPUT` / `npl-OUTPUT` accept established, drop
 invalid and jump to the dispatch chains, which test each workload interface in turn (a linear list: Felix
 builds a small tree of these) and `goto` the endpoint chain, or drop an unknown `cali*` interface; endpoint
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from policy_dataplane.hostprogram import (
+from policy_dataplane.dataplane.hostprogram import (
     LOG_GROUP,
     MARK_ALLOW,
     MARK_MASK,
@@ -28,7 +28,7 @@ from policy_dataplane.hostprogram import (
     SideMatch,
     Verdict,
 )
-from policy_dataplane.render import address_elements, log_prefix, rule_comment
+from policy_dataplane.dataplane.nft.render import address_elements, log_prefix, rule_comment
 
 P = "npl-"
 PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 132: "sctp"}

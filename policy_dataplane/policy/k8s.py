@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from policy_dataplane.model import (
+from policy_dataplane.policy.model import (
     DEFAULT_TIER,
     K8S_NAMESPACE_NAME_LABEL,
     K8S_POLICY_ORDER,
@@ -41,7 +41,7 @@ from policy_dataplane.model import (
     StagedAction,
     protocol_number,
 )
-from policy_dataplane.selectors import (
+from policy_dataplane.policy.selectors import (
     ALL,
     Eq,
     Expr,
@@ -54,7 +54,7 @@ from policy_dataplane.selectors import (
     eq,
     prefixed,
 )
-from policy_dataplane.validation import (
+from policy_dataplane.policy.validation import (
     Document,
     Invalid,
     Metadata,

@@ -14,7 +14,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from enum import Enum
 
-from policy_dataplane.model import (
+from policy_dataplane.policy.model import (
     Action,
     Direction,
     EntityMatch,
@@ -28,8 +28,8 @@ from policy_dataplane.model import (
     protocol_name,
     protocol_number,
 )
-from policy_dataplane.resolve import resolve
-from policy_dataplane.world import World, netset_item, pod_item
+from policy_dataplane.policy.resolve import resolve
+from policy_dataplane.policy.world import World, netset_item, pod_item
 
 Endpoint = Pod | ExternalHost
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Network, collapse_addresses
 
-from policy_dataplane.hostprogram import (
+from policy_dataplane.dataplane.hostprogram import (
     EMPTY_PROGRAM,
     LOG_GROUP,
     MARK_ALLOW,
@@ -37,7 +37,7 @@ from policy_dataplane.hostprogram import (
     SideMatch,
     Verdict,
 )
-from policy_dataplane.nftnl import ElementChange
+from policy_dataplane.dataplane.nft.nftnl import ElementChange
 
 T = f"inet {TABLE}"
 DISPATCH = {Dir.EGRESS: "fw-dispatch", Dir.INGRESS: "tw-dispatch"}

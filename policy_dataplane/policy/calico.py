@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from policy_dataplane.model import (
+from policy_dataplane.policy.model import (
     DEFAULT_TIER,
     DEFAULT_TIER_ORDER,
     NAMESPACE_LABEL,
@@ -39,7 +39,7 @@ from policy_dataplane.model import (
     Tier,
     protocol_number,
 )
-from policy_dataplane.selectors import (
+from policy_dataplane.policy.selectors import (
     ALL,
     All,
     And,
@@ -54,7 +54,7 @@ from policy_dataplane.selectors import (
     or_,
     prefixed,
 )
-from policy_dataplane.validation import (
+from policy_dataplane.policy.validation import (
     Document,
     Invalid,
     Metadata,

@@ -18,7 +18,7 @@ from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, cast
 
-from policy_dataplane.hostprogram import (
+from policy_dataplane.dataplane.hostprogram import (
     Dir,
     EndpointProgram,
     HostProgram,
@@ -31,7 +31,7 @@ from policy_dataplane.hostprogram import (
     policy_chain,
     short_hash,
 )
-from policy_dataplane.model import (
+from policy_dataplane.policy.model import (
     ALL,
     Action,
     Direction,
@@ -43,8 +43,8 @@ from policy_dataplane.model import (
     Rule,
     Selector,
 )
-from policy_dataplane.resolve import resolve
-from policy_dataplane.world import World
+from policy_dataplane.policy.resolve import resolve
+from policy_dataplane.policy.world import World
 
 PodKey = tuple[str, str]
 DIRECTIONS = {Dir.INGRESS: Direction.INGRESS, Dir.EGRESS: Direction.EGRESS}

@@ -1,4 +1,4 @@
-"""One host's filter program as plain, frozen data: what `compile.py` produces and `render.py` turns into nft.
+"""One host's filter program as plain, frozen data: what `compile.py` produces and `nft/render.py` turns into nft.
 
 Nothing here knows about policies' YAML or about the kernel. The program lists:
 * address sets (selector members, nets) by name, each a set of IPv4 networks (a pod is a /32),

@@ -14,9 +14,9 @@ from typing import Any, Union
 
 import yaml
 
-from policy_dataplane import calico, k8s
-from policy_dataplane.model import Namespace, NetworkSet, Pod, Policy, Tier
-from policy_dataplane.validation import Invalid
+from policy_dataplane.policy import calico, k8s
+from policy_dataplane.policy.model import Namespace, NetworkSet, Pod, Policy, Tier
+from policy_dataplane.policy.validation import Invalid
 
 ModelObject = Union[Namespace, Pod, NetworkSet, Policy, Tier]
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policy_dataplane.bulk import matrix
-from policy_dataplane.world import World
+from policy_dataplane.policy.bulk import matrix
+from policy_dataplane.policy.world import World
 
 
 @dataclass(frozen=True)

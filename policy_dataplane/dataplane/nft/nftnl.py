@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
-from policy_dataplane.hostprogram import TABLE
-from policy_dataplane.netns_exec import call_in_netns
+from policy_dataplane.dataplane.hostprogram import TABLE
+from policy_dataplane.dataplane.netns_exec import call_in_netns
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10

@@ -12,16 +12,16 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from policy_dataplane.hostprogram import EMPTY_PROGRAM, HostProgram
-from policy_dataplane.iptables_render import (
+from policy_dataplane.dataplane.hostprogram import EMPTY_PROGRAM, HostProgram
+from policy_dataplane.dataplane.iptables.render import (
     removed_ipsets,
     render_ipset_diff,
     render_ipset_full,
     render_iptables_diff,
     render_iptables_full,
 )
-from policy_dataplane.netns_exec import finish, run_in_netns, start_in_netns
-from policy_dataplane.program import ApplyResult
+from policy_dataplane.dataplane.netns_exec import finish, run_in_netns, start_in_netns
+from policy_dataplane.dataplane.nft.nft_filter import ApplyResult
 
 IPTABLES_RESTORE = "iptables-legacy-restore"
 IPTABLES = "iptables-legacy"

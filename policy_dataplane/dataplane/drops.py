@@ -1,7 +1,7 @@
 """Denied packets as they happen, with the policy that denied them (like kube-iptables-tailer), and Log hits.
 
 Every Deny rule, Log rule, tier-end default deny and unknown-interface drop of the program logs to NFLOG
-group `LOG_GROUP` with a prefix `<kind> <chain> <index>` (see render.py). A `DropWatcher` opens one
+group `LOG_GROUP` with a prefix `<kind> <chain> <index>` (see nft/render.py). A `DropWatcher` opens one
 nfnetlink_log socket per host namespace (our own netlink, no daemon), binds the group with packet copy,
 and turns each message into a `DropEvent`: addresses, protocol and ports from the copied header, and the
 policy, rule or isolating policies from the host's table (`counters.describe_table`, re-read when a chain
@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, replace
 from ipaddress import IPv4Address
 from typing import Any
 
-from policy_dataplane.counters import TableInfo, describe_program, describe_table, read_table
-from policy_dataplane.hostprogram import LOG_GROUP, HostProgram
-from policy_dataplane.netns_exec import call_in_netns
+from policy_dataplane.dataplane.counters import TableInfo, describe_program, describe_table, read_table
+from policy_dataplane.dataplane.hostprogram import LOG_GROUP, HostProgram
+from policy_dataplane.dataplane.netns_exec import call_in_netns
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_ULOG = 4

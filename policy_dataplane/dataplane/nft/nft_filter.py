@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policy_dataplane.hostprogram import EMPTY_PROGRAM, TABLE, HostProgram
-from policy_dataplane.netns_exec import CommandFailed, finish, run_in_netns, start_in_netns
-from policy_dataplane.nftnl import ElementChange, NetlinkRefused, NftSocket
-from policy_dataplane.render import element_changes, render_diff, render_full
+from policy_dataplane.dataplane.hostprogram import EMPTY_PROGRAM, TABLE, HostProgram
+from policy_dataplane.dataplane.netns_exec import CommandFailed, finish, run_in_netns, start_in_netns
+from policy_dataplane.dataplane.nft.nftnl import ElementChange, NetlinkRefused, NftSocket
+from policy_dataplane.dataplane.nft.render import element_changes, render_diff, render_full
 
 NFT = ["nft", "-f", "-"]
 

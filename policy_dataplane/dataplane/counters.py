@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from policy_dataplane.hostprogram import MARK_ALLOW, MARK_PASS, TABLE, Dir, HostProgram
-from policy_dataplane.netns_exec import run_in_netns
+from policy_dataplane.dataplane.hostprogram import MARK_ALLOW, MARK_PASS, TABLE, Dir, HostProgram
+from policy_dataplane.dataplane.netns_exec import run_in_netns
 
 
 @dataclass(frozen=True)
