@@ -2,7 +2,8 @@
 
     sudo .venv/bin/python bench/fabric_scale.py [--hosts 16] [--pods 1500] [--layout mesh|route-reflector]
 
-Prints time to `lab up` per stage, time until every host has every route, process RSS and kernel memory.
+Prints time to `lab up` per stage, time until every host has every route, process PSS and kernel memory.
+(`lab bench` measures the same on the bank, per dataplane.)
 Runs in private state directories under /tmp and always tears the lab down.
 """
 
@@ -13,25 +14,6 @@ import os
 import tempfile
 import time
 from pathlib import Path
-
-
-def mem_available_kib() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1])
-    raise RuntimeError("no MemAvailable in /proc/meminfo")
-
-
-def rss_kib(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 def main() -> None:
@@ -46,9 +28,8 @@ def main() -> None:
     os.environ["NETPOL_LAB_STATE"] = str(tmp / "state")
     os.environ["NETPOL_LAB_RUN"] = str(tmp / "run")
     from lab import pipeline
+    from lab.bench.bringup import kernel_kib, lab_pids, pss_kib
     from lab.labfile import parse_lab
-    from lab.runtime import LabRuntime
-    from topology import names, processes
 
     data = {
         "name": args.name,
@@ -59,34 +40,23 @@ def main() -> None:
                   "ports": [{"name": "http", "containerPort": 8080}]}],
     }
     spec = parse_lab(data, "<bench>", tmp)
-    before = mem_available_kib()
+    before = kernel_kib()
     started = time.perf_counter()
     try:
         timings = pipeline.up(spec, wait=True, timeout=300)
         total = time.perf_counter() - started
-        runtime = LabRuntime.open(args.name)
-        pids = processes.pids_from_files(runtime.paths.run_dir, marker=f"{names.PREFIX}-{args.name}")
-        for netns in pipeline_owned(args.name):
-            pids += processes.pids_in_netns(netns)
-        pids = sorted(set(pids))
-        used = before - mem_available_kib()
+        pids = lab_pids(args.name)
+        kernel = kernel_kib() - before
         print(f"lab of {args.hosts} hosts, {args.pods} pods, BGP {args.layout}")
         for stage, seconds in timings.items():
             print(f"  {stage:<14} {seconds:8.2f} s")
         print(f"  {'total':<14} {total:8.2f} s   (up and converged: every host has every route)")
-        print(f"  processes: {len(pids)}, RSS {rss_kib(pids) / 1024:.0f} MiB")
-        print(f"  memory used on the machine (MemAvailable drop, kernel + processes): {used / 1024:.0f} MiB")
-        runtime.close()
+        print(f"  processes: {len(pids)}, PSS {pss_kib(pids) / 1024:.0f} MiB")
+        print(f"  kernel memory (slab, stacks, page tables, per-CPU; machine-wide growth): {kernel / 1024:.0f} MiB")
     finally:
         t0 = time.perf_counter()
         pipeline.down(args.name, force=True)
         print(f"  down in {time.perf_counter() - t0:.2f} s")
-
-
-def pipeline_owned(lab: str) -> list[str]:
-    from topology.engine import NetnsEngine
-
-    return NetnsEngine().list_owned(lab)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from bgp.files import ReflectorFiles, write_atomic
 from bgp.sessions import ReflectorPlan
 from topology import processes
+from topology.kernel_text import quoted
 from topology.names import LabPaths
 
 START_TIMEOUT = 10.0
@@ -63,7 +64,7 @@ def render_bird_config(plan: ReflectorPlan) -> str:
         lines += [
             "",
             f"protocol bgp {protocol_name(client.name)} from rr_client {{",
-            f'    description "{client.name}";',
+            f"    description {quoted(client.name, 'client name')};",
             f"    neighbor {client.address} as {plan.asn};",
             "}",
         ]

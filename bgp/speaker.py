@@ -21,6 +21,7 @@ from ipaddress import IPv4Network
 from bgp.files import SpeakerFiles, write_atomic, write_json
 from bgp.sessions import SpeakerPlan
 from topology import processes
+from topology.kernel_text import token
 from topology.names import LabPaths
 
 AGENT_PROCESS = "agent"
@@ -56,8 +57,8 @@ def render_exabgp_config(plan: SpeakerPlan, agent: Sequence[str]) -> str:
     for peer in plan.peers:
         lines += [
             "",
-            f"neighbor {peer.address} {{",
-            f"    description {peer.name};",
+            f"neighbor {token(peer.address)} {{",
+            f"    description {token(peer.name, 'peer name')};",
             f"    router-id {plan.router_id};",
             f"    local-address {plan.local_address};",
             f"    local-as {plan.asn};",

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from lab.limits import Limits, default_limits
 from lab.runtime import LabRuntime, PodAddressError, one_change_at_a_time
 from lab.store import ObjectKey
+from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from topology.engine import Progress
 
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
 CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy"}
 
 
@@ -56,7 +55,7 @@ def sourced_documents(sources: Iterable[tuple[str, str]]) -> list[tuple[str, dic
     """(source, document) for every YAML document, `kind: List` unpacked (validation comes from the model)."""
     docs: list[tuple[str, dict[str, Any]]] = []
     for source, text in sources:
-        for doc in yaml.load_all(text, Loader=YAML_LOADER):
+        for doc in load_all(text):
             if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
                 docs.extend((source, item) for item in doc["items"])
             elif doc is not None:
@@ -68,37 +67,48 @@ def raw_documents(sources: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
     return [doc for _, doc in sourced_documents(sources)]
 
 
-def read_sources(files: Iterable[Path]) -> list[tuple[str, str]]:
+def read_sources(files: Iterable[Path], limits: Limits | None = None) -> list[tuple[str, str]]:
+    """The text of each file: regular files within the size limit, UTF-8 (see policy_dataplane.policy.safeyaml)."""
+    max_bytes = (limits or default_limits()).fileBytes
     sources = []
     for path in files:
         try:
-            sources.append((str(path), Path(path).read_text()))
-        except OSError as exc:
-            raise ApplyError(f"{path}: cannot read: {exc.strerror}") from None
+            sources.append((str(path), read_text(path, max_bytes)))
+        except InputError as exc:
+            raise ApplyError(str(exc)) from None
     return sources
 
 
-def validate(sources: list[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
+def validate(sources: list[tuple[str, str]], backend: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     """Raises the model's DocumentsInvalid (every problem, naming file, object and field) or returns
-    (source, document) pairs."""
+    (source, document) pairs. With a backend, every policy is also compiled and rendered for it: what a
+    host could not be given is refused here, before the store changes."""
+    from policy_dataplane.dataplane.preflight import unprogrammable
     from policy_dataplane.policy.documents import load_sources
+    from policy_dataplane.policy.model import Policy
 
-    load_sources(sources)
+    objects = load_sources(sources)
+    if backend is not None:
+        problems = unprogrammable((o for o in objects if isinstance(o, Policy)), backend)
+        if problems:
+            raise ApplyError(f"{len(problems)} problem(s), nothing applied:\n" + "\n".join(f"  - {p}" for p in problems))
     return sourced_documents(sources)
 
 
 def apply_files(runtime: LabRuntime, files: Iterable[Path], progress: Progress | None = None) -> ApplyReport:
-    return apply_sources(runtime, read_sources(files), progress)
+    return apply_sources(runtime, read_sources(files, runtime.spec.effective_limits()), progress)
 
 
 @one_change_at_a_time
 def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress: Progress | None = None
                   ) -> ApplyReport:
-    sourced = validate(sources)
+    sourced = validate(sources, runtime.spec.dataplane)
     docs = [doc for _, doc in sourced]
     report = ApplyReport()
     _check_references(runtime, docs)
+    _check_limits(runtime, docs)
     new_pods: list[tuple[str, ObjectKey, dict[str, Any]]] = []
+    before = {key_of(doc): runtime.store.get_object(key_of(doc)) for doc in docs}
     with runtime.store.transaction():
         load = Counter(p.host for p in runtime.store.placements())
         hosts = runtime.host_names()
@@ -115,19 +125,58 @@ def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress:
             runtime.store.put_object(key, doc)
             (report.created if old is None else report.configured).append(str(key))
         _assign_addresses(runtime, new_pods)
-    if new_pods:
-        _plumb_new_pods(runtime, [key for _, key, _ in new_pods], progress)
-    runtime.sync_policy()
+    try:
+        if new_pods:
+            _plumb_new_pods(runtime, [key for _, key, _ in new_pods], progress)
+        runtime.sync_policy()
+    except Exception as exc:
+        raise ApplyError(f"nothing applied: {roll_back(runtime, before, exc)}") from None
     return report
+
+
+def roll_back(runtime: LabRuntime, before: dict[ObjectKey, dict[str, Any] | None], cause: Exception) -> str:
+    """After a change reached the store but could not be carried out (a host refused its program, a pod could
+    not be plumbed): the objects go back to what they were, pods that came with the change are removed again
+    and every host is brought back in line with the restored store. Hosts whose transaction failed kept their
+    last good program (nft and iptables-restore apply all or nothing). Returns what happened, for the error."""
+    from lab import warm
+
+    warm.forget(runtime.lab)
+    added_pods = [k for k, old in before.items() if k.kind == "Pod" and old is None]
+    plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in added_pods})
+    with runtime.store.transaction():
+        for key, old in before.items():
+            if old is None:
+                runtime.store.delete_object(key)
+            else:
+                runtime.store.put_object(key, old)
+        runtime.release_addresses([(p.namespace, p.name) for p in plans])
+    message = f"the change failed ({cause}); the store was rolled back"
+    try:
+        if plans:
+            fabric = runtime.fabric()
+            fabric.reload_responder(runtime.responder_targets())
+            fabric.remove_pods(plans)
+            fabric.update_announcements({p.host for p in plans})
+        runtime.sync_policy()
+    except Exception as again:  # the kernel keeps its last good program; the store says what it should be
+        message += f", but the hosts could not be brought back in line ({again}): run `lab apply` again"
+    return message
 
 
 def _check_references(runtime: LabRuntime, docs: list[dict[str, Any]]) -> None:
     namespaces = {k.name for k, _ in runtime.store.objects(kinds=["Namespace"])}
     namespaces |= {key_of(d).name for d in docs if d.get("kind") == "Namespace"}
+    tiers = {k.name for k, _ in runtime.store.objects(kinds=["Tier"])} | {"default"}
+    tiers |= {key_of(d).name for d in docs if d.get("kind") == "Tier"}
     problems = []
     hosts = set(runtime.host_names())
     for doc in docs:
         key = key_of(doc)
+        tier = (doc.get("spec") or {}).get("tier") if key.kind in POLICY_KINDS else None
+        if tier is not None and tier not in tiers:
+            problems.append(f"{key}: spec.tier: tier {tier!r} does not exist in lab {runtime.lab!r} "
+                            f"(tiers: {', '.join(sorted(tiers))})")
         if key.namespace and key.namespace not in namespaces:
             problems.append(f"{key}: metadata.namespace: namespace {key.namespace!r} does not exist in lab {runtime.lab!r}")
         if key.kind == "Pod":
@@ -154,6 +203,34 @@ def _container_problems(doc: dict[str, Any]) -> list[str]:
     if command is not None and not (isinstance(command, list) and all(isinstance(a, str) for a in command)):
         return ["spec.containers[0].command: must be a list of strings"]
     return [f"spec.containers[0].{p.removeprefix('field ')}" for p in container_problems(main.get("image"), command)]
+
+
+POLICY_KINDS = {"NetworkPolicy", "CalicoNetworkPolicy", "GlobalNetworkPolicy", "StagedNetworkPolicy",
+                "StagedGlobalNetworkPolicy", "StagedKubernetesNetworkPolicy"}
+
+
+def _check_limits(runtime: LabRuntime, docs: list[dict[str, Any]]) -> None:
+    """The lab's limits (lab.limits: pods, policies, rules per policy) with this apply, before the store
+    changes."""
+    from lab.limits import LIMITS_ENV
+
+    limits = runtime.spec.effective_limits()
+    stored = set(runtime.store.object_keys())
+    keys = {key_of(d) for d in docs}
+    problems = []
+    for what, kinds in (("pods", {"Pod"}), ("policies", POLICY_KINDS)):
+        total = sum(1 for k in stored | keys if k.kind in kinds)
+        if total > getattr(limits, what):
+            problems.append(f"the lab would hold {total} {what}, more than its limit of {getattr(limits, what)} "
+                            f"(raise it with `limits: {{{what}: N}}` in the lab file or {LIMITS_ENV}={what}=N)")
+    for doc in docs:
+        spec: dict[str, Any] = doc.get("spec") or {}
+        rules = sum(len(spec.get(d) or []) for d in ("ingress", "egress"))
+        if key_of(doc).kind in POLICY_KINDS and rules > limits.rules:
+            problems.append(f"{key_of(doc)}: spec: {rules} rules, more than the limit of {limits.rules} per policy "
+                            f"(raise it with `limits: {{rules: N}}` in the lab file)")
+    if problems:
+        raise ApplyError(f"{len(problems)} problem(s), nothing applied:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def _with_node(doc: dict[str, Any], old: dict[str, Any] | None, hosts: list[str],
@@ -197,12 +274,23 @@ def _plumb_new_pods(runtime: LabRuntime, keys: list[ObjectKey], progress: Progre
     fabric.reload_responder(runtime.responder_targets())
 
 
+def with_namespace_contents(runtime: LabRuntime, keys: list[ObjectKey]) -> list[ObjectKey]:
+    """The keys plus, for each Namespace among them, every object stored in it (Pods, policies, NetworkSets),
+    as Kubernetes deletes a namespace's contents with it; contents first, each key once."""
+    namespaces = {k.name for k in keys if k.kind == "Namespace"}
+    if not namespaces:
+        return keys
+    contents = sorted((k for k in runtime.store.object_keys() if k.namespace in namespaces and k not in keys), key=str)
+    return contents + keys
+
+
 @one_change_at_a_time
 def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
     report = ApplyReport()
     missing = [str(k) for k in keys if runtime.store.get_object(k) is None]
     if missing:
         raise ApplyError("nothing deleted: not found: " + ", ".join(missing))
+    keys = with_namespace_contents(runtime, keys)
     pods = [k for k in keys if k.kind == "Pod"]
     plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in pods})
     with runtime.store.transaction():

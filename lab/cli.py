@@ -12,7 +12,7 @@ from lab.app import app
 
 # `lab --help` lists commands in the order their modules register them: the everyday ones first.
 FIRST = ("updown", "inspect", "graph", "bgp", "ipam", "apply", "label", "diff", "explain", "counters", "probe",
-         "matrix", "latency", "policy_latency", "scenario", "bank")
+         "matrix", "latency", "policy_latency", "scenario", "bank", "bench")
 
 
 def register_commands() -> None:
@@ -21,13 +21,25 @@ def register_commands() -> None:
         importlib.import_module(f"lab.commands.{name}")
 
 
+def user_errors() -> tuple[type[Exception], ...]:
+    """Failures a user can act on, whatever command meets them: a message, never a traceback."""
+    from lab.limits import LimitsError
+    from lab.runtime import LabNotUp
+    from policy_dataplane.dataplane.program_state import StateError
+    from topology.kernel_text import UnsafeText
+    from topology.names import NameError_
+
+    # LabNotUp: pointed at a lab that is not up; NameError_: an invalid --lab value (`../../etc`, `x;y`);
+    # StateError: a run-time file from another version.
+    return (LabNotUp, NameError_, StateError, LimitsError, UnsafeText)
+
+
 def main() -> None:
     from lab.console import errors
-    from lab.runtime import LabNotUp
 
     register_commands()
     try:
         app()
-    except LabNotUp as exc:  # any command pointed at a lab that is not up: a message, not a traceback
+    except user_errors() as exc:
         errors.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise SystemExit(1) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -28,6 +28,18 @@ def require_root(what: str) -> None:
     """Network namespaces, nftables and the lab's state need root: say so before anything half-happens."""
     if os.geteuid() != 0:
         fail(f"{what} needs root (network namespaces, nftables, BGP speakers): run it with sudo")
+
+
+def require_namespaces(endpoints: Iterable[Any], lab: str) -> None:
+    """Before probing: every endpoint's network namespace is there (one deleted by hand would otherwise
+    surface as a traceback from deep inside the probes)."""
+    from topology.netns import exists
+
+    missing = sorted(e.name for e in endpoints if not exists(e.netns))
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        fail(f"lab {lab!r}: the network namespace of {shown} is gone (deleted outside the lab); "
+             f"rebuild the lab with `lab down {lab}` and `lab up`")
 
 
 def print_json(data: Any) -> None:

@@ -16,10 +16,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lab.limits import LIMITS_ENV, Limits, LimitsError, default_limits
+from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
+from policy_dataplane.policy.validation import Problems, check_dns_label, check_dns_subdomain, check_labels
 from topology.names import LAB_NAME_RE, MAX_LAB_NAME
 
 DNS_LABEL_MAX = 63
 Runtime = Literal["netns", "docker"]
+MAX_SHOWN = 50  # problems listed in a message; the rest are counted
 
 
 class LabFileError(ValueError):
@@ -28,7 +32,8 @@ class LabFileError(ValueError):
     def __init__(self, source: str, problems: list[str]):
         self.source = source
         self.problems = problems
-        super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+        shown = problems[:MAX_SHOWN] + ([f"... and {len(problems) - MAX_SHOWN} more"] if len(problems) > MAX_SHOWN else [])
+        super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in shown))
 
 
 class _Strict(BaseModel):
@@ -124,6 +129,8 @@ class IpamSpec(_Strict):
 
 
 def _parse_network(value: Any) -> Any:
+    if isinstance(value, bool):  # `fabric: yes` is not the network 0.0.0.1/32
+        raise ValueError(f"{value!r} is not an IPv4 network in CIDR form")
     if isinstance(value, str):
         try:
             return ipaddress.IPv4Network(value, strict=True)
@@ -132,13 +139,25 @@ def _parse_network(value: Any) -> Any:
     return value
 
 
+class LimitsSpec(_Strict):
+    """Raises (or lowers) the limits of lab.limits for this lab."""
+
+    hosts: int | None = Field(default=None, ge=1)
+    pods: int | None = Field(default=None, ge=1)
+    externals: int | None = Field(default=None, ge=1)
+    policies: int | None = Field(default=None, ge=1)
+    rules: int | None = Field(default=None, ge=1)
+    fileBytes: int | None = Field(default=None, ge=1)
+    yamlNodes: int | None = Field(default=None, ge=1)
+
+
 class LabSpecModel(_Strict):
     name: str = "demo"
     hosts: int | list[HostSpec] = 3
     fabric: IPv4Network = IPv4Network("10.99.0.0/24")
     ipam: IpamSpec = Field(default_factory=IpamSpec)
     bgp: BgpSpec = Field(default_factory=BgpSpec)
-    dataplane: Literal["nftables", "iptables"] = "nftables"
+    dataplane: Literal["nftables", "iptables", "none"] = "nftables"  # none: no filter, for benchmarks
     runtime: Runtime = Field(default="netns", description="how pods run: bare namespaces, or Docker containers")
     image: str | None = Field(default=None, description="the image of docker pods that name none")
     namespaces: list[NamespaceSpec] = Field(default_factory=list)
@@ -146,6 +165,10 @@ class LabSpecModel(_Strict):
     externals: list[ExternalSpec] = Field(default_factory=list)
     links: list[LinkSpec] = Field(default_factory=list, description="shapes of nodes' fabric links")
     apply: list[str] = Field(default_factory=list, description="policy YAML files, relative to the lab file")
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+
+    def effective_limits(self) -> Limits:
+        return default_limits().raised(self.limits.model_dump(exclude_none=True))
 
     @field_validator("fabric", mode="before")
     @classmethod
@@ -181,7 +204,7 @@ class LabSpec:
         return pod.image or self.model.image if self.pod_runtime(pod) == "docker" else None
 
     def policy_files(self) -> list[Path]:
-        return [(self.base_dir / p) for p in self.model.apply]
+        return [(self.base_dir / p).resolve() for p in self.model.apply]
 
 
 def pod_instances(model: LabSpecModel) -> list[tuple[PodSpec, str]]:
@@ -220,8 +243,8 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
 
 def parse_lab(data: Any, source: str, base_dir: Path) -> LabSpec:
     """Validates lab file data; raises LabFileError with every problem found."""
-    if data is None:
-        data = {}
+    if data is None or data == {}:
+        raise LabFileError(source, ["lab: the file is empty (a lab needs at least a name or hosts)"])
     if not isinstance(data, dict):
         raise LabFileError(source, ["lab: the file must hold a mapping (name, hosts, pods, ...)"])
     try:
@@ -233,6 +256,9 @@ def parse_lab(data: Any, source: str, base_dir: Path) -> LabSpec:
             problems.append(f"{obj}: field {field}: {err['msg']}")
         raise LabFileError(source, problems) from None
     spec = LabSpec(model=model, source=source, base_dir=base_dir)
+    problems = size_problems(model)
+    if problems:  # before anything counts, lists or places a hundred million hosts
+        raise LabFileError(source, problems)
     problems = check_semantics(spec)
     if problems:
         raise LabFileError(source, problems)
@@ -253,16 +279,59 @@ def with_overrides(spec: LabSpec, dataplane: str | None = None, layout: str | No
 
 
 def load_lab_file(path: str | Path) -> LabSpec:
+    """Reads (a regular UTF-8 file within the size limit, bounded YAML, one document) and validates."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise LabFileError(str(path), [f"lab: cannot read the file: {exc.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
+        limits = default_limits()
+        docs = load_all(read_text(path, limits.fileBytes), limits.yamlNodes)
+    except (InputError, LimitsError) as exc:
+        raise LabFileError(str(path), [f"lab: {exc}"]) from None
     except yaml.YAMLError as exc:
         raise LabFileError(str(path), [f"lab: not valid YAML: {exc}"]) from None
-    return parse_lab(data, str(path), path.parent)
+    if len(docs) > 1:
+        raise LabFileError(str(path), [f"lab: the file holds {len(docs)} YAML documents; a lab file is one"])
+    return parse_lab(docs[0] if docs else None, str(path), path.parent.resolve())
+
+
+def size_problems(m: LabSpecModel) -> list[str]:
+    """Counts against the lab's limits (lab.limits), each with the way to raise it."""
+    try:
+        limits = m.effective_limits()
+    except LimitsError as exc:
+        return [f"lab: {exc}"]
+    counts = {
+        "hosts": m.hosts if isinstance(m.hosts, int) else len(m.hosts),
+        "pods": sum(p.replicas for p in m.pods),
+        "externals": len(m.externals),
+    }
+    return [
+        f"lab: field {what}: {count} {what} is more than the limit of {getattr(limits, what)} "
+        f"(raise it with `limits: {{{what}: N}}` in the lab file or {LIMITS_ENV}={what}=N)"
+        for what, count in counts.items() if count > getattr(limits, what)
+    ]
+
+
+def capacity_problems(spec: LabSpec, hosts: list[str]) -> list[str]:
+    """Whether the pool can address every pod, as the IPAM will hand addresses out: each host claims at most
+    maxBlocksPerHost blocks, and borrowing (without strictAffinity) only reaches blocks already claimed."""
+    from lab.plan import place_pods
+
+    ipam, pods = spec.model.ipam, spec.pod_instances()
+    if ipam.blockSize < ipam.pool.prefixlen or not hosts:
+        return []
+    per_block = 2 ** (32 - ipam.blockSize)
+    pool_blocks = 2 ** (ipam.blockSize - ipam.pool.prefixlen)
+    claimable = min(pool_blocks, len(hosts) * ipam.maxBlocksPerHost)
+    if len(pods) > claimable * per_block:
+        return [f"lab: field ipam: {len(pods)} pods do not fit: {len(hosts)} hosts can claim {claimable} blocks of "
+                f"/{ipam.blockSize} ({per_block} addresses each) from {ipam.pool} with maxBlocksPerHost "
+                f"{ipam.maxBlocksPerHost}"]
+    if not ipam.strictAffinity:
+        return []
+    per_host = Counter(p.host for p in place_pods(hosts, pods))
+    return [f"host {host}: field ipam.maxBlocksPerHost: {count} pods on this host need more than "
+            f"{ipam.maxBlocksPerHost} blocks of /{ipam.blockSize}, and strictAffinity forbids borrowing"
+            for host, count in per_host.items() if count > ipam.maxBlocksPerHost * per_block]
 
 
 def _duplicates(names: list[str]) -> list[str]:
@@ -277,12 +346,31 @@ def _dns_label_problem(name: str) -> str | None:
     return None
 
 
+def kubernetes_name_problems(m: LabSpecModel) -> list[str]:
+    """Names and labels against the Kubernetes rules, before anything else looks at them: every one of them
+    ends up in a kernel name, a script or a configuration file (namespace: DNS label; pod and service
+    account: DNS subdomain; label keys: qualified names; label values: at most 63 safe characters)."""
+    out: Problems = []
+    for i, ns in enumerate(m.namespaces):
+        check_dns_label(ns.name, f"namespace {ns.name!r}: field name", out)
+        check_labels(ns.labels, f"namespace {ns.name!r}: field labels", out)
+    for i, pod in enumerate(m.pods):
+        obj = f"pod {pod.namespace}/{pod.name}"
+        check_dns_label(pod.namespace, f"{obj!r}: field namespace", out)
+        check_dns_subdomain(pod.serviceAccountName, f"{obj}: field serviceAccountName", out)
+        check_labels(pod.labels, f"{obj}: field labels", out)
+    for what, items in (("host", m.hosts if isinstance(m.hosts, list) else []), ("external", m.externals)):
+        for item in items:
+            check_labels(item.labels, f"{what} {item.name!r}: field labels", out)
+    return [f"{path}: {message}" for path, message in out]
+
+
 def check_semantics(spec: LabSpec) -> list[str]:
     """Cross-field checks pydantic cannot do alone. Returns every problem found."""
     from topology.docker_images import container_problems
 
     m = spec.model
-    problems: list[str] = []
+    problems: list[str] = kubernetes_name_problems(m)
     if not LAB_NAME_RE.match(m.name):
         problems.append(
             f"lab: field name: {m.name!r} must be 1-{MAX_LAB_NAME} lower-case letters or digits, starting with a letter"
@@ -361,9 +449,10 @@ def check_semantics(spec: LabSpec) -> list[str]:
         else:
             ext_ips[ext.ip] = obj
     problems.extend(_link_problems(spec, hosts, ext_names))
+    problems += capacity_problems(spec, hosts)
     for i, rel in enumerate(m.apply):
-        if not (spec.base_dir / rel).is_file():
-            problems.append(f"lab: field apply[{i}]: no such file {rel!r} next to the lab file")
+        if (p := apply_path_problem(spec.base_dir, rel)) is not None:
+            problems.append(f"lab: field apply[{i}]: {p}")
     return problems
 
 
@@ -398,6 +487,16 @@ def _runtime_problems(spec: LabSpec, obj: str, pod: PodSpec) -> list[str]:
         return [f"{obj}: field {f}: only a pod with runtime: docker has one"
                 for f in ("image", "command") if getattr(pod, f) is not None]
     return [f"{obj}: {p}" for p in container_problems(pod.image, pod.command)]
+def apply_path_problem(base_dir: Path, rel: str) -> str | None:
+    """A policy file named by a lab file must be a regular file inside the lab file's folder: a lab file
+    cannot make the lab (running as root) read `/etc/shadow` or `../../etc/passwd`."""
+    folder = base_dir.resolve()
+    path = (folder / rel).resolve()
+    if not path.is_relative_to(folder):
+        return f"{rel!r} is outside the lab file's folder {folder}: only files inside it are read"
+    if not path.is_file():
+        return f"no regular file {rel!r} in the lab file's folder {folder}"
+    return None
 
 
 def _port_problems(obj: str, ports: list[PortSpec]) -> list[str]:

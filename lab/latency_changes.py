@@ -29,7 +29,7 @@ QUARANTINED = "netpol-lab/latency-quarantine"
 KINDS = ("deny", "label")
 
 
-def _runtime_call(lab: str, action: Callable[[LabRuntime], Any]) -> None:
+def in_lab(lab: str, action: Callable[[LabRuntime], Any]) -> None:
     """Each write opens the lab afresh: the probe stream calls it from another thread."""
     runtime = LabRuntime.open(lab)
     try:
@@ -113,18 +113,18 @@ def lab_changes(lab: str, kind: str, destination: ProbeEndpoint, sources: Sequen
 
         def apply() -> None:
             if kind == "deny":
-                _runtime_call(lab, lambda r: apply_sources(r, write))
+                in_lab(lab, lambda r: apply_sources(r, write))
             else:
-                _runtime_call(lab, lambda r: label(r, key_for("pod", destination.name), {QUARANTINED: "true"}))
+                in_lab(lab, lambda r: label(r, key_for("pod", destination.name), {QUARANTINED: "true"}))
 
         def revert() -> None:
             if kind == "deny":  # (gone already when the write itself failed)
-                _runtime_call(lab, lambda r: _delete_if_there(r, write))
+                in_lab(lab, lambda r: _delete_if_there(r, write))
             else:
-                _runtime_call(lab, lambda r: label(r, key_for("pod", destination.name), {QUARANTINED: None}))
+                in_lab(lab, lambda r: label(r, key_for("pod", destination.name), {QUARANTINED: None}))
 
         yield lambda i: Change(f"{kind}-{i}", paths, apply=apply, revert=revert)
     finally:
-        _runtime_call(lab, cleanup)
+        in_lab(lab, cleanup)
 
-__all__ = ["KINDS", "lab_changes", "DENY_POLICY", "QUARANTINE_POLICY"]
+__all__ = ["KINDS", "in_lab", "lab_changes", "DENY_POLICY", "QUARANTINE_POLICY"]

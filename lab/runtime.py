@@ -244,6 +244,7 @@ def expected_verdicts(
     """The oracle's verdict for each (source, destination) pair, from one bulk matrix of the lab's world."""
     from lab.world import world_of
     from policy_dataplane.policy.bulk import matrix
+    from traffic.packets import ICMP_PROBE_CODE, ICMP_PROBE_TYPE
 
     runtime = LabRuntime.open(lab)
     try:
@@ -258,7 +259,10 @@ def expected_verdicts(
     if not refs:
         return []
     proto = str(protocol.value if hasattr(protocol, "value") else protocol)
-    m = matrix(world, proto, None if proto.lower() == "icmp" else port, refs)
+    if proto.lower() == "icmp":  # the oracle judges the very packet the probes send: an echo request
+        m = matrix(world, proto, None, refs, icmp_type=ICMP_PROBE_TYPE, icmp_code=ICMP_PROBE_CODE)
+    else:
+        m = matrix(world, proto, port, refs)
     index = {r: i for i, r in enumerate(refs)}
     return [bool(m.allowed[index[ref(s)], index[ref(d)]]) for s, d in pairs]
 

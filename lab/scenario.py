@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from lab.apply import ApplyReport, apply_files, delete_files, delete_keys, key_for, label
 from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
 from lab.store import ObjectKey
+from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 
 SCENARIOS_DIR = Path(__file__).parent / "scenarios"
 SUFFIX = ".scenario.yaml"
@@ -106,9 +107,14 @@ def load_scenario(name_or_path: str) -> LoadedScenario:
     if not path.is_file():
         raise ScenarioError(f"no scenario {name_or_path!r} (built in: {', '.join(builtin) or 'none'})")
     try:
-        data = yaml.safe_load(path.read_text())
+        docs = load_all(read_text(path))  # bounded like every other input (policy_dataplane.policy.safeyaml)
+    except InputError as exc:
+        raise ScenarioError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+    if len(docs) != 1:
+        raise ScenarioError(f"{path}: a scenario file holds one YAML document, this one {len(docs)}")
+    data = docs[0]
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:

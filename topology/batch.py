@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from topology.kernel_text import token
 from topology.model import HOST_VETH_MAC, NODE_IFNAME, POD_IFNAME, FabricPlan, NodePlan, PodPlan
 
 ETH0_INDEX = 2
@@ -16,32 +17,32 @@ BRIDGE_INDEX = 2
 
 
 def netns_add(names: Iterable[str]) -> list[str]:
-    return [f"netns add {name}" for name in names]
+    return [f"netns add {token(name, 'namespace')}" for name in names]
 
 
 def netns_delete(names: Iterable[str]) -> list[str]:
-    return [f"netns del {name}" for name in names]
+    return [f"netns del {token(name, 'namespace')}" for name in names]
 
 
 def fabric_bridge(fabric: FabricPlan) -> str:
     # No STP and no forwarding delay: ports forward the moment they come up.
     return (
-        f"link add {fabric.bridge} index {BRIDGE_INDEX} netns {fabric.netns} "
+        f"link add {token(fabric.bridge)} index {BRIDGE_INDEX} netns {token(fabric.netns)} "
         "type bridge stp_state 0 forward_delay 0"
     )
 
 
 def node_veth(fabric: FabricPlan, node: NodePlan) -> str:
     return (
-        f"link add {node.fabric_port} netns {fabric.netns} "
-        f"type veth peer name {NODE_IFNAME} index {ETH0_INDEX} netns {node.netns}"
+        f"link add {token(node.fabric_port)} netns {token(fabric.netns)} "
+        f"type veth peer name {NODE_IFNAME} index {ETH0_INDEX} netns {token(node.netns)}"
     )
 
 
 def pod_veth(pod: PodPlan) -> str:
     return (
-        f"link add {pod.host_ifname} address {HOST_VETH_MAC} netns {pod.host_netns} "
-        f"type veth peer name {POD_IFNAME} address {pod.mac} index {ETH0_INDEX} netns {pod.netns}"
+        f"link add {token(pod.host_ifname)} address {HOST_VETH_MAC} netns {token(pod.host_netns)} "
+        f"type veth peer name {POD_IFNAME} address {token(pod.mac)} index {ETH0_INDEX} netns {token(pod.netns)}"
     )
 
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from topology.kernel_text import batch_lines
+
 NETNS_RUN_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 
@@ -81,6 +83,7 @@ def run_ip_batch(lines: Sequence[str], *, force: bool = False) -> None:
     """One `ip -batch -` for many commands; raises with ip's own messages when any line fails."""
     if not lines:
         return
+    lines = batch_lines(lines)  # a line break inside a line would be a second, unintended command
     argv = ["ip", "-force", "-batch", "-"] if force else ["ip", "-batch", "-"]
     done = subprocess.run(argv, input="\n".join(lines) + "\n", capture_output=True, text=True)
     if done.returncode != 0 and not force:

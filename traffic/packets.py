@@ -17,6 +17,7 @@ from traffic.checksum import crc32c, ones_sum
 from traffic.model import Protocol
 
 IP_HEADER_LEN = 20
+ICMP_PROBE_TYPE, ICMP_PROBE_CODE = 8, 0  # an echo request: what the oracle is asked about for ICMP probes
 MAGIC = b"nplp"  # start of every UDP and ICMP probe payload, so our packets are known in captures
 
 # Source ports above Linux's ephemeral range (32768-60999): no socket of the kernel's own ever holds them,
@@ -48,7 +49,7 @@ def template(protocol: Protocol) -> bytes:
     elif protocol is Protocol.UDP:
         l4 = UDP(sport=0, dport=0, chksum=0) / Raw(MAGIC + b"\0\0\0\0")
     elif protocol is Protocol.ICMP:
-        l4 = ICMP(type=8, code=0, id=0, seq=0, chksum=0) / Raw(MAGIC + b"\0\0\0\0")
+        l4 = ICMP(type=ICMP_PROBE_TYPE, code=ICMP_PROBE_CODE, id=0, seq=0, chksum=0) / Raw(MAGIC + b"\0\0\0\0")
     else:
         l4 = SCTP(sport=0, dport=0, tag=0, chksum=0) / SCTPChunkInit(
             init_tag=0, a_rwnd=65535, n_out_streams=1, n_in_streams=1, init_tsn=1

@@ -21,8 +21,8 @@ SHOWN = 200  # rows of the table; --json lists every change
 def diff(
     files: list[Path] = typer.Option(..., "-f", "--filename", help="YAML files, as for `lab apply`"),
     delete: bool = typer.Option(False, "--delete", help="what deleting the files' objects would change"),
-    protocol: Optional[Protocol] = typer.Option(None, "--protocol", "-p", help="only this protocol (with --port)"),
-    port: Optional[int] = typer.Option(None, "--port", help="only this port [default: every declared port]"),
+    protocol: Optional[Protocol] = typer.Option(None, "--protocol", "-p", case_sensitive=False, help="only this protocol (with --port)"),
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="only this port [default: every declared port]"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:

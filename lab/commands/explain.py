@@ -49,7 +49,7 @@ def explain(
     src: str = typer.Argument(..., help="source: NS/POD, a node of the lab (e.g. an external) or an IP address"),
     dst: str = typer.Argument(..., help="destination: NS/POD, a node of the lab or an IP address"),
     protocol: str = typer.Option("TCP", "--protocol", "-p", help="TCP, UDP, SCTP, ICMP, ICMPv6 or a number"),
-    port: Optional[int] = typer.Option(None, "--port", help="destination port"),
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="destination port"),
     icmp_type: Optional[int] = typer.Option(None, "--icmp-type"),
     icmp_code: Optional[int] = typer.Option(None, "--icmp-code"),
     files: list[Path] = typer.Option([], "-f", "--filename", help="work from these YAML files alone"),

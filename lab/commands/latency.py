@@ -16,8 +16,8 @@ from traffic.model import Protocol
 @app.command(rich_help_panel="Traffic")
 def latency(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
-    protocol: Protocol = typer.Option(Protocol.ICMP, "--protocol", "-p"),
-    port: int = typer.Option(80, "--port"),
+    protocol: Protocol = typer.Option(Protocol.ICMP, "--protocol", "-p", case_sensitive=False),
+    port: int = typer.Option(80, "--port", min=1, max=65535),
     count: int = typer.Option(200, "--count", "-c", min=1, help="probes per pair per condition"),
     pairs: int = typer.Option(20, "--pairs", min=1, help="pod pairs per path class (same-host, cross-host)"),
     as_json: bool = typer.Option(False, "--json", help="print the JSON report"),

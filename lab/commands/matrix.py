@@ -9,17 +9,17 @@ from typing import Optional
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json, require_root
+from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json, require_namespaces, require_root
 from traffic.model import Protocol
 
 
 @app.command(rich_help_panel="Traffic")
 def matrix(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
-    protocol: Protocol = typer.Option(Protocol.TCP, "--protocol", "-p"),
-    port: int = typer.Option(80, "--port"),
+    protocol: Protocol = typer.Option(Protocol.TCP, "--protocol", "-p", case_sensitive=False),
+    port: int = typer.Option(80, "--port", min=1, max=65535),
     namespaces: Optional[str] = typer.Option(None, "--namespaces", "-n", help="a,b: only these namespaces"),
-    sample: Optional[int] = typer.Option(None, "--sample", help="probe K expected-denied pairs (stratified)"),
+    sample: Optional[int] = typer.Option(None, "--sample", min=0, help="probe K expected-denied pairs (stratified)"),
     full: bool = typer.Option(False, "--full", help="probe every pair"),
     as_json: bool = typer.Option(False, "--json", help="print the JSON report"),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
@@ -36,6 +36,7 @@ def matrix(
         fail("give --sample K or --full, not both")
     groups = {g.strip() for g in namespaces.split(",") if g.strip()} if namespaces else None
     endpoints = probe_endpoints(lab)
+    require_namespaces(endpoints, lab)
     with ProbeEngine() as engine:
         report = measure_matrix(
             engine, endpoints, lambda pairs, proto, p: expected_verdicts(lab, pairs, proto, p),

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, fail, print_json, require_root
+from lab.console import LAB_OPTION_HELP, console, fail, print_json, require_namespaces, require_root
 from traffic.model import Protocol
 
 
@@ -16,8 +16,8 @@ def probe(
     src: str = typer.Argument(..., help="source: ns/pod, host or external name, or IP"),
     dst: str = typer.Argument(..., help="destination: ns/pod, host or external name, or IP"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
-    protocol: Protocol = typer.Option(Protocol.TCP, "--protocol", "-p"),
-    port: int = typer.Option(80, "--port"),
+    protocol: Protocol = typer.Option(Protocol.TCP, "--protocol", "-p", case_sensitive=False),
+    port: int = typer.Option(80, "--port", min=1, max=65535),
     count: int = typer.Option(1, "--count", "-c", min=1),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
@@ -33,6 +33,7 @@ def probe(
         source, target = find_endpoint(endpoints, src), find_endpoint(endpoints, dst)
     except KeyError as exc:
         fail(str(exc.args[0]))
+    require_namespaces([source, target], lab)
     results = run_probes([Probe(source, target, protocol, port)] * count)
     rtts = [r.rtt_us for r in results if r.rtt_us is not None]
     delivered = sum(r.delivered for r in results)

@@ -17,6 +17,7 @@ DEMO_LAB = Path(__file__).parents[1] / "labs" / "demo.yaml"
 class Backend(str, Enum):
     NFTABLES = "nftables"
     IPTABLES = "iptables"
+    NONE = "none"  # no filter at all: for benchmarks
 
 
 class Layout(str, Enum):

@@ -1,6 +1,6 @@
 """The dataplane of one lab, as the CLI uses it: compile the world per host and program every host.
 
-    dp = Dataplane("demo")                      # backend "nftables" (default) or "iptables"
+    dp = Dataplane("demo")                      # backend "nftables" (default), "iptables" or "none"
     dp.install_base("h1")                       # before any pod exists on h1: fail closed from the start
     dp.sync(world, {"h1": [(("ns", "pod"), "cali0123456789a")], ...})   # diff per host, all hosts at once
     dp.resync(world, placement)                 # after a restart: full atomic replace, flows survive
@@ -13,12 +13,12 @@ transaction; unchanged hosts cost nothing. It returns per-host results with timi
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from policy_dataplane.dataplane import program_state
 from policy_dataplane.dataplane.compile import IncrementalCompiler, PodKey
 from policy_dataplane.dataplane.counters import Counters, read_counters
 from policy_dataplane.dataplane.drops import DropWatcher
@@ -27,6 +27,7 @@ from policy_dataplane.dataplane.nft.nft_filter import ApplyResult, HostFilter, a
 from policy_dataplane.policy.world import World
 from topology import names
 
+BACKENDS = ("nftables", "iptables", "none")  # none: no filter at all, the floor benchmarks compare against
 Placement = Mapping[str, Sequence[tuple[PodKey, str]]]  # host -> [(pod key, host-side ifname)]
 
 
@@ -43,8 +44,8 @@ class SyncReport:
 
 class Dataplane:
     def __init__(self, lab: str, backend: str = "nftables", host_netns: Callable[[str], str] | None = None) -> None:
-        if backend not in ("nftables", "iptables"):
-            raise ValueError(f"unknown dataplane backend {backend!r} (nftables or iptables)")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown dataplane backend {backend!r} ({', '.join(BACKENDS)})")
         self.lab = lab
         self.backend = backend
         self._netns = host_netns or (lambda host: names.host_netns(lab, host))
@@ -59,6 +60,10 @@ class Dataplane:
                 from policy_dataplane.dataplane.iptables.iptables_filter import IptablesHostFilter
 
                 self._hosts[host] = IptablesHostFilter(netns)  # type: ignore[assignment]
+            elif self.backend == "none":
+                from policy_dataplane.dataplane.nofilter import NoFilter
+
+                self._hosts[host] = NoFilter(netns)  # type: ignore[assignment]
             else:
                 self._hosts[host] = HostFilter(netns)
         return self._hosts[host]
@@ -86,19 +91,21 @@ class Dataplane:
         applied = {h: f.applied for h, f in self._hosts.items() if f.applied is not None}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps({"backend": self.backend, "applied": applied}))
+        tmp.write_text(program_state.dumps(self.backend, applied))
         tmp.replace(path)
 
     def load_state(self, path: Path) -> bool:
         """Take over what a previous process applied (see save_state). If the kernel no longer matches it
-        (a host restarted), the first diff fails atomically and that host falls back to a full replace."""
+        (a host restarted), the first diff fails atomically and that host falls back to a full replace.
+        False when there is no state; StateError (saying to rebuild the lab) when the file is not one."""
         try:
-            state = pickle.loads(path.read_bytes())
-        except (OSError, pickle.UnpicklingError, EOFError):
+            text = path.read_bytes()
+        except FileNotFoundError:
             return False
-        if state.get("backend") != self.backend:
+        backend, applied = program_state.loads(text, str(path))
+        if backend != self.backend:
             return False
-        for host, program in state["applied"].items():
+        for host, program in applied.items():
             f = self.host(host)
             f.applied = program
             f.fallback_full = True
@@ -136,4 +143,4 @@ class Dataplane:
         return DropWatcher({h: self._netns(h) for h in hosts}, by_ip.get, programs=programs)
 
 
-__all__ = ["Dataplane", "SyncReport", "Placement"]
+__all__ = ["BACKENDS", "Dataplane", "SyncReport", "Placement"]

@@ -44,6 +44,7 @@ from policy_dataplane.policy.selectors import (
     All,
     And,
     Expr,
+    Global,
     Has,
     Not,
     Or,
@@ -189,7 +190,7 @@ def policy_from_doc(doc: dict[str, Any], *, global_: bool, staged: bool = False,
     applies_to = _applies_to(spec, namespace, problems)
     ingress = tuple(_rule(r, f"spec.ingress[{i}]", namespace, problems) for i, r in enumerate(spec.ingress or []))
     egress = tuple(_rule(r, f"spec.egress[{i}]", namespace, problems) for i, r in enumerate(spec.egress or []))
-    types = _types(spec)
+    types = _types(spec, problems)
     if problems:
         raise Invalid(problems)
     kind = PolicyKind.CALICO_GLOBAL_NETWORK_POLICY if global_ else PolicyKind.CALICO_NETWORK_POLICY
@@ -206,7 +207,9 @@ def policy_from_doc(doc: dict[str, Any], *, global_: bool, staged: bool = False,
     )
 
 
-def _types(spec: PolicySpecDoc) -> frozenset[Direction]:
+def _types(spec: PolicySpecDoc, problems: Problems) -> frozenset[Direction]:
+    if spec.types and len(set(spec.types)) != len(spec.types):
+        problems.append(("spec.types", f"{spec.types} lists a type twice"))
     if spec.types:
         return frozenset(Direction(t) for t in spec.types)
     # Calico's defaulting: egress rules only -> Egress; both -> both; otherwise Ingress.
@@ -218,19 +221,38 @@ def _types(spec: PolicySpecDoc) -> frozenset[Direction]:
     return frozenset(types)
 
 
+def _uses_global(expr: Expr) -> bool:
+    if isinstance(expr, Global):
+        return True
+    if isinstance(expr, Not):
+        return _uses_global(expr.operand)
+    if isinstance(expr, (And, Or)):
+        return any(_uses_global(o) for o in expr.operands)
+    return False
+
+
+def _selector(text: str, path: str, problems: Problems) -> Selector | None:
+    """A selector where `global()` has no meaning (everywhere but a rule's namespaceSelector, as in Calico)."""
+    sel = parse_selector(text, path, problems)
+    if sel is not None and _uses_global(sel.expr):
+        problems.append((path, "global() is only allowed in a rule's namespaceSelector"))
+        return None
+    return sel
+
+
 def _applies_to(spec: PolicySpecDoc, namespace: str | None, problems: Problems) -> Selector:
     parts: list[Selector] = []
     if namespace is not None:
         parts.append(eq(NAMESPACE_LABEL, namespace))
     if spec.selector:
-        sel = parse_selector(spec.selector, "spec.selector", problems)
+        sel = _selector(spec.selector, "spec.selector", problems)
         parts.append(sel or ALL)
     if spec.namespaceSelector:
-        ns = parse_selector(spec.namespaceSelector, "spec.namespaceSelector", problems)
+        ns = _selector(spec.namespaceSelector, "spec.namespaceSelector", problems)
         if ns is not None:
             parts.append(_namespace_scope(ns))
     if spec.serviceAccountSelector:
-        sa = parse_selector(spec.serviceAccountSelector, "spec.serviceAccountSelector", problems)
+        sa = _selector(spec.serviceAccountSelector, "spec.serviceAccountSelector", problems)
         if sa is not None:
             parts.append(prefixed(sa, SERVICE_ACCOUNT_LABEL_PREFIX))
     return Selector(and_(*(p.expr for p in parts)))
@@ -270,6 +292,9 @@ def _rule(doc: RuleDoc, path: str, namespace: str | None, problems: Problems) ->
         problems.append((f"{path}.http", "HTTP matches need an application-layer proxy, which netpol-lab does not run"))
     source = _entity(doc.source, f"{path}.source", namespace, protocol, doc.ipVersion, problems)
     destination = _entity(doc.destination, f"{path}.destination", namespace, protocol, doc.ipVersion, problems)
+    versions = {n.version for side in (source, destination) for n in (*side.nets, *side.not_nets)}
+    if len(versions) > 1:
+        problems.append((path, "mixes IPv4 and IPv6 CIDRs in one rule (Calico refuses it: split the rule)"))
     return Rule(action, protocol, not_protocol, icmp, not_icmp, doc.ipVersion, source, destination)
 
 
@@ -319,6 +344,9 @@ def _entity(
         problems.append((f"{path}.services", "Kubernetes service matches are not supported by netpol-lab"))
     nets = _nets(doc.nets, f"{path}.nets", ip_version, problems)
     not_nets = _nets(doc.notNets, f"{path}.notNets", ip_version, problems)
+    for i, net in enumerate(not_nets):
+        if net.prefixlen == 0:
+            problems.append((f"{path}.notNets[{i}]", f"{net} excludes every address: the rule could never match"))
     ports = _ports(doc.ports, f"{path}.ports", problems)
     not_ports = _ports(doc.notPorts, f"{path}.notPorts", problems)
     if (ports or not_ports) and protocol not in PORT_PROTOCOLS:
@@ -336,7 +364,7 @@ def _entity(
     elif namespace is not None and scoped:
         parts.append(eq(NAMESPACE_LABEL, namespace))
     if doc.selector:
-        sel = parse_selector(doc.selector, f"{path}.selector", problems)
+        sel = _selector(doc.selector, f"{path}.selector", problems)
         if sel is not None:
             parts.append(sel)
     if doc.serviceAccounts is not None:
@@ -346,11 +374,11 @@ def _entity(
         if sa.names:
             parts.append(in_(SERVICE_ACCOUNT_LABEL, set(sa.names)))
         if sa.selector:
-            sas = parse_selector(sa.selector, f"{path}.serviceAccounts.selector", problems)
+            sas = _selector(sa.selector, f"{path}.serviceAccounts.selector", problems)
             if sas is not None:
                 parts.append(prefixed(sas, SERVICE_ACCOUNT_LABEL_PREFIX))
     selector = Selector(and_(*(p.expr for p in parts))) if scoped and parts else None
-    not_selector = parse_selector(doc.notSelector, f"{path}.notSelector", problems) if doc.notSelector else None
+    not_selector = _selector(doc.notSelector, f"{path}.notSelector", problems) if doc.notSelector else None
     return EntityMatch(nets, not_nets, selector, not_selector, ports, not_ports)
 
 
@@ -421,6 +449,8 @@ def tier_from_doc(doc: dict[str, Any]) -> Tier:
         check_dns_label(name, "metadata.name", problems)
     if d.metadata.namespace:
         problems.append(("metadata.namespace", "a Tier has no namespace"))
+    if name == DEFAULT_TIER and d.spec.order is not None and d.spec.order != DEFAULT_TIER_ORDER:
+        problems.append(("spec.order", f"the default tier's order is fixed at {DEFAULT_TIER_ORDER:g}"))
     if problems:
         raise Invalid(problems)
     order = d.spec.order

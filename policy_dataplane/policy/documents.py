@@ -16,12 +16,12 @@ import yaml
 
 from policy_dataplane.policy import calico, k8s
 from policy_dataplane.policy.model import Namespace, NetworkSet, Pod, Policy, Tier
+from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from policy_dataplane.policy.validation import Invalid
 
 ModelObject = Union[Namespace, Pod, NetworkSet, Policy, Tier]
 
 CALICO = "projectcalico.org/v3"
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
 _Converter = Callable[[dict[str, Any], str], ModelObject]
 
 # (apiVersion, kind) -> converter(document, source) -> model object
@@ -72,9 +72,12 @@ def _describe(doc: dict[str, Any]) -> str:
 
 def _documents(text: str, source: str, problems: list[Problem]) -> list[tuple[str, Any]]:
     try:
-        raw = list(yaml.load_all(text, Loader=_LOADER))
+        raw = load_all(text)
     except yaml.YAMLError as e:
         problems.append(Problem(source, "", "", f"not valid YAML: {e}"))
+        return []
+    if all(doc is None for doc in raw):
+        problems.append(Problem(source, "", "", "the file holds no YAML document (it is empty)"))
         return []
     out: list[tuple[str, Any]] = []
     for i, doc in enumerate(raw, start=1):
@@ -116,9 +119,9 @@ def load_files(paths: Iterable[str | Path]) -> list[ModelObject]:
     problems: list[Problem] = []
     for path in paths:
         try:
-            sources.append((str(path), Path(path).read_text()))
-        except OSError as e:
-            problems.append(Problem(str(path), "", "", f"cannot read: {e.strerror}"))
+            sources.append((str(path), read_text(path)))
+        except InputError as e:
+            problems.append(Problem(str(path), "", "", str(e).removeprefix(f"{path}: ")))
     return load_sources(sources, problems)
 
 

@@ -41,13 +41,25 @@ class Strict(BaseModel):
 
 
 class Metadata(BaseModel):
-    """Object metadata: the fields we read are checked; server-set fields (uid, resourceVersion..) pass."""
+    """Object metadata: the fields we read are checked; the fields an API server sets (uid, resourceVersion..)
+    are accepted, as `kubectl get -o yaml` output carries them; anything else is an unknown field."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str | None = None
     namespace: str | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
+    generateName: str | None = None
+    uid: str | None = None
+    resourceVersion: str | None = None
+    generation: int | None = None
+    creationTimestamp: Any = None
+    deletionTimestamp: Any = None
+    deletionGracePeriodSeconds: int | None = None
+    selfLink: str | None = None
+    ownerReferences: list[dict[str, Any]] | None = None
+    finalizers: list[str] | None = None
+    managedFields: list[dict[str, Any]] | None = None
 
 
 class Document(Strict):

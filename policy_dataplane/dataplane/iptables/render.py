@@ -14,6 +14,7 @@ text (full replaces the whole filter table; diff is for `--noflush` and redeclar
 from __future__ import annotations
 
 from collections.abc import Iterable
+from ipaddress import IPv4Network
 
 from policy_dataplane.dataplane.hostprogram import (
     LOG_GROUP,
@@ -29,6 +30,7 @@ from policy_dataplane.dataplane.hostprogram import (
     Verdict,
 )
 from policy_dataplane.dataplane.nft.render import address_elements, log_prefix, rule_comment
+from topology.kernel_text import quoted
 
 P = "npl-"
 PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 132: "sctp"}
@@ -52,9 +54,18 @@ def _named_port_entries(members: Iterable[tuple[object, int, int]]) -> list[str]
     return [f"{addr},{PROTOCOLS.get(proto, str(proto))}:{port}" for addr, proto, port in sorted(members)]  # type: ignore[type-var]
 
 
+def ipset_net_elements(members: Iterable[IPv4Network]) -> list[str]:
+    """hash:net entries. ipset refuses a /0 network, so 0.0.0.0/0 goes in as its two /1 halves (as Felix
+    writes it)."""
+    out = []
+    for element in address_elements(members):
+        out += ["0.0.0.0/1", "128.0.0.0/1"] if element.endswith("/0") else [element]
+    return out
+
+
 def _ipsets(program: HostProgram) -> dict[str, tuple[str, list[str]]]:
     """ipset name -> (type, entries)."""
-    out = {ipset_name(n): ("hash:net", address_elements(m)) for n, m in program.address_sets.items()}
+    out = {ipset_name(n): ("hash:net", ipset_net_elements(m)) for n, m in program.address_sets.items()}
     out.update({ipset_name(n): ("hash:ip,port", _named_port_entries(m)) for n, m in program.named_port_sets.items()})
     return out
 
@@ -148,7 +159,7 @@ def rule_bodies(policy: PolicyProgram, index: int, rule: RuleProgram) -> list[st
         if icmp is not None:
             what = str(icmp[0]) if icmp[1] is None else f"{icmp[0]}/{icmp[1]}"
             head.append(f"-m icmp {'! ' if negate else ''}--icmp-type {what}")
-    comment = f'-m comment --comment "{rule_comment(policy, index)}"'
+    comment = f"-m comment --comment {quoted(rule_comment(policy, index))}"
     chain = chain_name(policy.chain)
     out = []
     for src_alt in _alternatives(rule.source):
@@ -248,5 +259,5 @@ def render_iptables_diff(old: HostProgram, new: HostProgram) -> str:
     return "\n".join(lines + ["COMMIT"]) + "\n"
 
 
-__all__ = ["render_ipset_full", "render_ipset_diff", "removed_ipsets", "render_iptables_full",
+__all__ = ["ipset_net_elements", "render_ipset_full", "render_ipset_diff", "removed_ipsets", "render_iptables_full",
            "render_iptables_diff", "ipset_name", "chain_name"]

@@ -38,6 +38,7 @@ from policy_dataplane.dataplane.hostprogram import (
     Verdict,
 )
 from policy_dataplane.dataplane.nft.nftnl import ElementChange
+from topology.kernel_text import quoted
 
 T = f"inet {TABLE}"
 DISPATCH = {Dir.EGRESS: "fw-dispatch", Dir.INGRESS: "tw-dispatch"}
@@ -145,7 +146,7 @@ def _alternatives(side: SideMatch) -> list[bool | None]:
 
 def rule_comment(policy: PolicyProgram, index: int) -> str:
     """Counters map nft rules back to (policy, rule index) by this comment (nft keeps it, max 128 bytes)."""
-    return f"{policy.name[:100]} r{index}".replace('"', "'")
+    return f"{policy.name[:100]} r{index}"
 
 
 def log_prefix(kind: str, chain: str, index: int) -> str:
@@ -181,7 +182,7 @@ def render_rule(policy: PolicyProgram, index: int, rule: RuleProgram) -> list[st
         # Calico allows notICMP only with protocol ICMP: "not this type (and code)"
         head.append(f"icmp type != {t}" if c is None else f"icmp type . icmp code != {t} . {c}")
     out = []
-    tail = f'counter {_verdict(rule, policy.chain, index)} comment "{rule_comment(policy, index)}"'
+    tail = f"counter {_verdict(rule, policy.chain, index)} comment {quoted(rule_comment(policy, index))}"
     for src_alt in _alternatives(rule.source):
         for dst_alt in _alternatives(rule.destination):
             body = head + _side(rule.source, "ip saddr", "sport", src_alt) + \
@@ -193,8 +194,7 @@ def render_rule(policy: PolicyProgram, index: int, rule: RuleProgram) -> list[st
 def policy_header(policy: PolicyProgram) -> str:
     """First rule of a policy chain: counts packets the policy evaluated and names it for readers of the
     table (nft 1.0.6 does not show chain comments in JSON)."""
-    name = policy.name[:100].replace('"', "'")
-    return f'counter comment "policy {name} {policy.direction.value}"'
+    return f"counter comment {quoted(f'policy {policy.name[:100]} {policy.direction.value}')}"
 
 
 def policy_rules(policy: PolicyProgram) -> list[str]:
@@ -204,7 +204,7 @@ def policy_rules(policy: PolicyProgram) -> list[str]:
 
 def endpoint_rules(endpoint: EndpointProgram, direction: Dir) -> list[str]:
     chain = endpoint.chain(direction)
-    out = [f'counter comment "endpoint {endpoint.key}"']
+    out = [f"counter comment {quoted(f'endpoint {endpoint.key}')}"]
     tiers = endpoint.tiers(direction)
     if tiers:
         out.append(CLEAR_MARKS)
@@ -212,7 +212,7 @@ def endpoint_rules(endpoint: EndpointProgram, direction: Dir) -> list[str]:
         out += [f"{NO_MARK} jump {policy}" for policy in tier.policies]
         if not tier.default_pass:
             out.append(f'{NO_MARK} counter log prefix "{log_prefix("T", chain, t)}" group {LOG_GROUP} drop '
-                       f'comment "tier {tier.name[:60]} default deny"')
+                       f"comment {quoted(f'tier {tier.name[:60]} default deny')}")
         out.append(f"meta mark and {MARK_ALLOW:#x} != 0 return")
         out.append(CLEAR_MARKS)  # pass (or the tier's default pass) goes on to the next tier
     out.append("return")  # no tier, or every tier passed: the profile allows

@@ -22,13 +22,15 @@ DEMO = SCENARIOS_DIR.parent / "labs" / "demo.yaml"
 
 
 def private_copy(tmp_path: Path, scenario: str, tamper=None) -> Path:  # type: ignore[no-untyped-def]
-    """The scenario and its lab file under tmp_path, the lab renamed, every file reference made absolute."""
+    """The scenario, its lab file and the lab's policy files under tmp_path, the lab renamed, the steps' file
+    references made absolute."""
     source = SCENARIOS_DIR / f"{scenario}.scenario.yaml"
     data = yaml.safe_load(source.read_text())
     lab_file = (DEMO if data["lab"] == "demo" else SCENARIOS_DIR / data["lab"]).resolve()
     lab = yaml.safe_load(lab_file.read_text())
     lab["name"] = LAB
-    lab["apply"] = [str(lab_file.parent / f) for f in lab.get("apply", [])]
+    for name in lab.get("apply", []):  # a lab file reads policy files from its own folder only: copy them
+        (tmp_path / name).write_text((lab_file.parent / name).read_text())
     (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
     data["lab"] = str(tmp_path / "lab.yaml")
     for step in data["steps"]:
