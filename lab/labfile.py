@@ -490,6 +490,8 @@ def _runtime_problems(spec: LabSpec, obj: str, pod: PodSpec) -> list[str]:
 def apply_path_problem(base_dir: Path, rel: str) -> str | None:
     """A policy file named by a lab file must be a regular file inside the lab file's folder: a lab file
     cannot make the lab (running as root) read `/etc/shadow` or `../../etc/passwd`."""
+    if "\0" in rel:
+        return f"{rel!r} is not a file name (it holds a NUL character)"
     folder = base_dir.resolve()
     path = (folder / rel).resolve()
     if not path.is_relative_to(folder):
