@@ -1,4 +1,4 @@
-"""Policy model figures at the bank's scale (DESIGN.md section 6): prints, asserts nothing.
+"""Policy model figures at the bank's scale (docs/ARCHITECTURE.md, Scenarios): prints, asserts nothing.
 
     .venv/bin/python bench/policy_model.py [--services 1500] [--repeat 100]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from bgp.files import ReflectorFiles, write_atomic
 from bgp.sessions import ReflectorPlan
 from topology import processes
+from topology.engines import get_engine
 from topology.kernel_text import quoted
 from topology.names import LabPaths
 
@@ -89,8 +90,8 @@ def start_reflector(paths: LabPaths, plan: ReflectorPlan, *, wait: bool = True) 
         raise ReflectorError(f"BIRD rejects the configuration of {plan.name}: {check.stderr.strip()}")
     files.socket.unlink(missing_ok=True)
     with open(files.log, "ab") as log:
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", plan.netns, "bird", "-f", "-c", str(files.config), "-s", str(files.socket)],
+        proc = get_engine().start_in(
+            plan.netns, ["bird", "-f", "-c", str(files.config), "-s", str(files.socket)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,6 +1,6 @@
 """Calico-style IPAM: a pool cut into blocks, blocks affine to hosts, addresses handed out per handle.
 
-Pure logic, no I/O. The rules follow Calico's (DESIGN.md section 2):
+Pure logic, no I/O. The rules follow Calico's IPAM:
 - a host allocates from its affine blocks first (lowest block, lowest address);
 - when they are full it claims the lowest free block of the pool, up to `max_blocks_per_host`;
 - after that, unless `strict_affinity`, it borrows one address from another host's block; the borrower

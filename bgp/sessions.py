@@ -1,6 +1,6 @@
 """Who peers with whom: pure plans of the BGP sessions of a lab.
 
-Layouts (DESIGN.md sections 2 and 4):
+Layouts (docs/ARCHITECTURE.md, ExaBGP):
 - `mesh` (default): iBGP full mesh among hosts and external learn-only speakers. In every pair exactly one
   side connects and the other only listens (two active ends made ExaBGP meshes fail to converge). The
   active side alternates along the sorted node list so every speaker dials about half of its peers.

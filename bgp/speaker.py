@@ -1,10 +1,10 @@
 """ExaBGP speakers: render the configuration of a speaker plan, start and stop the process, feed it prefixes.
 
-One ExaBGP per host (and per external learn-only node), started with `ip netns exec <netns>` so that it and
-its agent (`bgp.agent`) live in that namespace. The environment avoids ExaBGP's pitfalls (DESIGN.md
-section 4): it listens on the node's fabric address (passive peers need it), runs as root (the agent
-installs routes), does not wait for API acknowledgements, opens no CLI pipes, does not daemonize, writes no
-pid file of its own, and logs to a file in the run directory.
+One ExaBGP per host (and per external learn-only node), started inside that node's namespace by the lab's
+topology engine, so that it and its agent (`bgp.agent`) live there. The environment avoids ExaBGP's
+pitfalls (docs/ARCHITECTURE.md, ExaBGP): it listens on the node's fabric address (passive peers need it),
+runs as root (the agent installs routes), does not wait for API acknowledgements, opens no CLI pipes, does
+not daemonize, writes no pid file of its own, and logs to a file in the run directory.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ipaddress import IPv4Network
 from bgp.files import SpeakerFiles, write_atomic, write_json
 from bgp.sessions import SpeakerPlan
 from topology import processes
+from topology.engines import get_engine
 from topology.kernel_text import token
 from topology.names import LabPaths
 
@@ -137,8 +138,8 @@ def launch_speaker(paths: LabPaths, plan: SpeakerPlan) -> int:
     files.status.unlink(missing_ok=True)
     env = {**os.environ, **exabgp_environment(plan)}
     with open(files.log, "ab") as log:
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", plan.netns, *exabgp_argv(), str(files.config)],
+        proc = get_engine().start_in(
+            plan.netns, [*exabgp_argv(), str(files.config)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -146,7 +147,7 @@ def launch_speaker(paths: LabPaths, plan: SpeakerPlan) -> int:
             cwd=paths.run_dir,
             start_new_session=True,  # a Ctrl-C in the lab's terminal must not kill the fabric
         )
-    files.pid.write_text(f"{proc.pid}\n")  # `ip netns exec` execs exabgp: same pid
+    files.pid.write_text(f"{proc.pid}\n")
     return proc.pid
 
 

@@ -19,7 +19,8 @@ from lab.store import ObjectKey
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from topology.engine import Progress
 
-CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy"}
+CLUSTER_SCOPED = {"Namespace", "GlobalNetworkPolicy", "GlobalNetworkSet", "Tier", "StagedGlobalNetworkPolicy",
+                  "ExternalService", "HostEndpoint", "FelixConfiguration"}
 
 
 class ApplyError(ValueError):
@@ -102,7 +103,12 @@ def apply_files(runtime: LabRuntime, files: Iterable[Path], progress: Progress |
 @one_change_at_a_time
 def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress: Progress | None = None
                   ) -> ApplyReport:
-    sourced = validate(sources, runtime.spec.dataplane)
+    from lab.services import ServicesError, prepare
+
+    try:  # gateways of ExternalServices, ClusterIPs of Services
+        sourced = prepare(runtime, validate(sources, runtime.spec.dataplane))
+    except ServicesError as exc:
+        raise ApplyError(str(exc)) from None
     docs = [doc for _, doc in sourced]
     report = ApplyReport()
     _check_references(runtime, docs)
@@ -171,8 +177,12 @@ def _check_references(runtime: LabRuntime, docs: list[dict[str, Any]]) -> None:
     tiers |= {key_of(d).name for d in docs if d.get("kind") == "Tier"}
     problems = []
     hosts = set(runtime.host_names())
+    nodes = hosts | {e.name for e in runtime.spec.externals}
     for doc in docs:
         key = key_of(doc)
+        if key.kind == "HostEndpoint" and (doc.get("spec") or {}).get("node") not in nodes:
+            problems.append(f"{key}: spec.node: no host or external server {doc['spec'].get('node')!r} in lab "
+                            f"{runtime.lab!r} (nodes: {', '.join(sorted(nodes))})")
         tier = (doc.get("spec") or {}).get("tier") if key.kind in POLICY_KINDS else None
         if tier is not None and tier not in tiers:
             problems.append(f"{key}: spec.tier: tier {tier!r} does not exist in lab {runtime.lab!r} "
@@ -286,11 +296,13 @@ def with_namespace_contents(runtime: LabRuntime, keys: list[ObjectKey]) -> list[
 
 @one_change_at_a_time
 def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
+    from lab.services import with_owned
+
     report = ApplyReport()
     missing = [str(k) for k in keys if runtime.store.get_object(k) is None]
     if missing:
         raise ApplyError("nothing deleted: not found: " + ", ".join(missing))
-    keys = with_namespace_contents(runtime, keys)
+    keys = with_owned(runtime, with_namespace_contents(runtime, keys))  # an ExternalService takes its gateway
     pods = [k for k in keys if k.kind == "Pod"]
     plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in pods})
     with runtime.store.transaction():
@@ -320,6 +332,10 @@ KIND_ALIASES = {
     "tier": "Tier", "stagednetworkpolicy": "StagedNetworkPolicy",
     "stagedglobalnetworkpolicy": "StagedGlobalNetworkPolicy",
     "stagedkubernetesnetworkpolicy": "StagedKubernetesNetworkPolicy",
+    "service": "Service", "services": "Service", "svc": "Service",
+    "externalservice": "ExternalService", "externalservices": "ExternalService",
+    "hostendpoint": "HostEndpoint", "hostendpoints": "HostEndpoint", "hep": "HostEndpoint",
+    "felixconfiguration": "FelixConfiguration", "serviceaccount": "ServiceAccount", "sa": "ServiceAccount",
 }
 
 

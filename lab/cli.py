@@ -11,8 +11,8 @@ import lab.commands
 from lab.app import app
 
 # `lab --help` lists commands in the order their modules register them: the everyday ones first.
-FIRST = ("updown", "inspect", "graph", "bgp", "ipam", "apply", "label", "diff", "explain", "counters", "probe",
-         "matrix", "latency", "policy_latency", "scenario", "bank", "bench")
+FIRST = ("updown", "inspect", "controller", "graph", "bgp", "ipam", "apply", "label", "diff", "explain", "counters",
+         "probe", "matrix", "latency", "policy_latency", "scenario", "bank", "bench")
 
 
 def register_commands() -> None:
@@ -23,6 +23,7 @@ def register_commands() -> None:
 
 def user_errors() -> tuple[type[Exception], ...]:
     """Failures a user can act on, whatever command meets them: a message, never a traceback."""
+    from lab.controller.launcher import ControllerError
     from lab.limits import LimitsError
     from lab.runtime import LabNotUp
     from policy_dataplane.dataplane.program_state import StateError
@@ -30,8 +31,8 @@ def user_errors() -> tuple[type[Exception], ...]:
     from topology.names import NameError_
 
     # LabNotUp: pointed at a lab that is not up; NameError_: an invalid --lab value (`../../etc`, `x;y`);
-    # StateError: a run-time file from another version.
-    return (LabNotUp, NameError_, StateError, LimitsError, UnsafeText)
+    # StateError: a run-time file from another version; ControllerError: a write not programmed in time.
+    return (LabNotUp, NameError_, StateError, LimitsError, UnsafeText, ControllerError)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Shared terminal output: one rich console, progress bars for long work, and error exits."""
+"""What every command shares: one rich console, progress bars for long work, error exits, opening a lab
+and printing the report of a change."""
 
 from __future__ import annotations
 
@@ -62,3 +63,45 @@ def progress_bar(enabled: bool = True) -> Iterator[Any]:
             bar.update(tasks[what], completed=done, total=total)
 
         yield update
+
+
+def open_lab(lab: str, supervise: bool = True):  # type: ignore[no-untyped-def]
+    """The running lab; with `supervise`, its controller is started again first if it died."""
+    from lab.runtime import LabNotUp, LabRuntime
+
+    require_root(f"lab {lab!r}")
+    try:
+        runtime = LabRuntime.open(lab)
+    except LabNotUp as exc:
+        fail(str(exc))
+    if supervise:
+        from lab.health import restart_controller
+
+        restart_controller(runtime.paths)
+    return runtime
+
+
+def run_change(action):  # type: ignore[no-untyped-def]
+    """Run a change of the lab and print its report; a refused change exits with its message."""
+    print_report(attempt_change(action))
+
+
+def attempt_change(action):  # type: ignore[no-untyped-def]
+    from lab.apply import ApplyError
+    from policy_dataplane.policy.documents import DocumentsInvalid
+
+    try:
+        return action()
+    except (ApplyError, DocumentsInvalid) as exc:
+        fail(str(exc))
+
+
+def print_report(report) -> None:  # type: ignore[no-untyped-def]
+    lines = report.lines()
+    for line in lines:
+        console.print(line, highlight=False)
+    if len(lines) > SUMMARY_AFTER:
+        console.print(report.counts(), highlight=False)
+
+
+SUMMARY_AFTER = 20  # lines of output after which a count follows

@@ -6,16 +6,16 @@ This is the only place where the lab's desired state meets the topology and BGP 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from ipaddress import IPv4Network
 from typing import TYPE_CHECKING
 
 from lab.labfile import pod_instances
 from lab.plan import plan_node_addresses_from_model
-from topology.engine import NetnsEngine
+from topology.engine import Progress
+from topology.engines import get_engine
 from topology.model import (
     NODE_IFNAME,
     POD_IFNAME,
@@ -31,18 +31,15 @@ from topology.shaping import ShapedLink
 if TYPE_CHECKING:
     from lab.runtime import LabRuntime
 
-Progress = Callable[[int, int, str], None]
-
-
 class ConvergenceTimeout(RuntimeError):
     pass
 
 
 def kernel_routes(netns: str) -> set[IPv4Network]:
     """Destinations of the routes in a namespace's main table (`default` left out)."""
-    out = subprocess.run(["ip", "-j", "-n", netns, "route", "show"], capture_output=True, text=True, check=True)
+    out = get_engine().run_in(netns, ["ip", "-j", "route", "show"])
     routes = set()
-    for route in json.loads(out.stdout or "[]"):
+    for route in json.loads(out or "[]"):
         if route.get("dst", "default") != "default":
             routes.add(IPv4Network(route["dst"]))
     return routes
@@ -53,7 +50,7 @@ class Fabric:
         self.runtime = runtime
         self.lab = runtime.lab
         self.paths = runtime.paths
-        self.engine = NetnsEngine()
+        self.engine = get_engine(runtime.spec.engine)
 
     # topology -------------------------------------------------------------------------------------
     def nodes(self) -> list[NodePlan]:
@@ -95,7 +92,7 @@ class Fabric:
         """Apply every shape; returns the method used (netem or delayline), None when nothing is shaped."""
         from topology.link_shaper import LinkShaper
 
-        return LinkShaper(self.paths).apply(self.shaped_links())
+        return LinkShaper(self.paths, self.engine).apply(self.shaped_links())
 
     # bgp ------------------------------------------------------------------------------------------
     def announcements(self) -> dict[str, frozenset[IPv4Network]]:

@@ -7,6 +7,7 @@ field, so users see all of them at once (like netlab's error pile-up).
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import Counter
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -17,12 +18,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lab.limits import LIMITS_ENV, Limits, LimitsError, default_limits
+from policy_dataplane.dataplane.backends import backend_names
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from policy_dataplane.policy.validation import Problems, check_dns_label, check_dns_subdomain, check_labels
+from topology.engines import DEFAULT_ENGINE, engine_names
 from topology.names import LAB_NAME_RE, MAX_LAB_NAME
 
 DNS_LABEL_MAX = 63
 Runtime = Literal["netns", "docker"]
+_DNS_NAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
 MAX_SHOWN = 50  # problems listed in a message; the rest are counted
 
 
@@ -104,6 +108,7 @@ class PodSpec(_Strict):
 
 class ExternalSpec(_Strict):
     name: str
+    dnsNames: list[str] = Field(default_factory=list)  # names the cluster DNS answers too (api.github.com)
     ip: IPv4Address | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     ports: list[PortSpec] = Field(default_factory=list)
@@ -139,6 +144,11 @@ def _parse_network(value: Any) -> Any:
     return value
 
 
+class ClusterDnsSpec(_Strict):
+    replicas: int = Field(default=1, ge=1, le=8)
+    host: str | None = None
+
+
 class LimitsSpec(_Strict):
     """Raises (or lowers) the limits of lab.limits for this lab."""
 
@@ -157,23 +167,46 @@ class LabSpecModel(_Strict):
     fabric: IPv4Network = IPv4Network("10.99.0.0/24")
     ipam: IpamSpec = Field(default_factory=IpamSpec)
     bgp: BgpSpec = Field(default_factory=BgpSpec)
-    dataplane: Literal["nftables", "iptables", "none"] = "nftables"  # none: no filter, for benchmarks
+    dataplane: str = "nftables"  # a registered backend (policy_dataplane.dataplane.backends)
+    engine: str = DEFAULT_ENGINE  # a registered topology engine (topology.engines)
     runtime: Runtime = Field(default="netns", description="how pods run: bare namespaces, or Docker containers")
     image: str | None = Field(default=None, description="the image of docker pods that name none")
     namespaces: list[NamespaceSpec] = Field(default_factory=list)
     pods: list[PodSpec] = Field(default_factory=list)
     externals: list[ExternalSpec] = Field(default_factory=list)
     links: list[LinkSpec] = Field(default_factory=list, description="shapes of nodes' fabric links")
+    serviceCIDR: IPv4Network = IPv4Network("10.96.0.0/12")
+    clusterDNS: ClusterDnsSpec | None = None  # DNS pods `coredns` in kube-system and the kube-dns Service
+    hostPorts: list[PortSpec] = Field(default_factory=list, description="ports every host's own daemons answer")
     apply: list[str] = Field(default_factory=list, description="policy YAML files, relative to the lab file")
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
 
     def effective_limits(self) -> Limits:
         return default_limits().raised(self.limits.model_dump(exclude_none=True))
 
-    @field_validator("fabric", mode="before")
+    @field_validator("fabric", "serviceCIDR", mode="before")
     @classmethod
     def _strict_fabric(cls, value: Any) -> Any:
         return _parse_network(value)
+
+    def host_names(self) -> list[str]:
+        hosts = self.hosts
+        return [f"node{i}" for i in range(1, hosts + 1)] if isinstance(hosts, int) else [h.name for h in hosts]
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value not in engine_names():
+            raise ValueError(f"unknown topology engine {value!r} (one of: {', '.join(engine_names())})")
+        return value
+
+    @field_validator("dataplane")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        known = backend_names(for_labs=True)
+        if value not in known:
+            raise ValueError(f"unknown dataplane backend {value!r} (one of: {', '.join(known)})")
+        return value
 
 
 @dataclass(frozen=True)
@@ -189,9 +222,7 @@ class LabSpec:
         return self.model.name
 
     def host_names(self) -> list[str]:
-        from lab.plan import host_names
-
-        return host_names(self.model)
+        return self.model.host_names()
 
     def pod_instances(self) -> list[tuple[PodSpec, str]]:
         return pod_instances(self.model)
@@ -210,12 +241,24 @@ class LabSpec:
 def pod_instances(model: LabSpecModel) -> list[tuple[PodSpec, str]]:
     """Every pod the lab runs, with its instance name (`web`, or `web-0`.. with replicas)."""
     out: list[tuple[PodSpec, str]] = []
-    for pod in model.pods:
+    for pod in [*model.pods, *cluster_dns_pods(model)]:
         if pod.replicas == 1:
             out.append((pod, pod.name))
         else:
             out.extend((pod, f"{pod.name}-{i}") for i in range(pod.replicas))
     return out
+
+
+def cluster_dns_pods(model: LabSpecModel) -> list[PodSpec]:
+    """The DNS pods `clusterDNS` asks for: `coredns` (or coredns-0..) in kube-system, labelled like kube-dns."""
+    from services.dns import DNS_LABELS, DNS_NAMESPACE, DNS_PORT
+
+    if model.clusterDNS is None:
+        return []
+    ports = [PortSpec(name="dns", containerPort=DNS_PORT, protocol="UDP"),
+             PortSpec(name="dns-tcp", containerPort=DNS_PORT, protocol="TCP")]
+    return [PodSpec(name="coredns", namespace=DNS_NAMESPACE, labels=DNS_LABELS, host=model.clusterDNS.host,
+                    replicas=model.clusterDNS.replicas, ports=ports)]
 
 
 def _loc_to_object(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str, str]:
@@ -387,9 +430,12 @@ def check_semantics(spec: LabSpec) -> list[str]:
     ns_names = [n.name for n in m.namespaces]
     for dup in _duplicates(ns_names):
         problems.append(f"namespace {dup}: field name: duplicate namespace name")
-    declared_ns = set(ns_names) | {"default"}
-
+    declared_ns = set(ns_names) | {"default"} | ({"kube-system"} if m.clusterDNS else set())
     pool = m.ipam.pool
+    if m.serviceCIDR.overlaps(pool):  # the fabric may sit inside it (the defaults do): ClusterIPs skip it
+        problems.append(f"lab: field serviceCIDR: {m.serviceCIDR} overlaps the pod pool {pool}")
+    if m.clusterDNS and m.clusterDNS.host is not None and m.clusterDNS.host not in hosts:
+        problems.append(f"lab: field clusterDNS.host: no host named {m.clusterDNS.host!r}")
     if m.ipam.blockSize < pool.prefixlen:
         problems.append(f"lab: field ipam.blockSize: /{m.ipam.blockSize} blocks do not fit in the pool {pool}")
     if pool.overlaps(m.fabric):
@@ -438,6 +484,9 @@ def check_semantics(spec: LabSpec) -> list[str]:
         if (p := _dns_label_problem(ext.name)) is not None:
             problems.append(f"{obj}: field name: {p}")
         problems.extend(_port_problems(obj, ext.ports))
+        for i, dns_name in enumerate(ext.dnsNames):
+            if not _DNS_NAME_RE.match(dns_name):
+                problems.append(f"{obj}: field dnsNames[{i}]: {dns_name!r} must be a DNS name such as api.github.com")
         if ext.ip is None:
             continue
         if ext.ip in pool:
@@ -449,6 +498,7 @@ def check_semantics(spec: LabSpec) -> list[str]:
         else:
             ext_ips[ext.ip] = obj
     problems.extend(_link_problems(spec, hosts, ext_names))
+    problems.extend(_port_problems("lab", m.hostPorts))
     problems += capacity_problems(spec, hosts)
     for i, rel in enumerate(m.apply):
         if (p := apply_path_problem(spec.base_dir, rel)) is not None:

@@ -18,7 +18,7 @@ import yaml
 
 from lab.apply import apply_sources, delete_keys, key_for, key_of, label
 from lab.runtime import LabRuntime, expected_verdicts
-from lab.world import planned_world
+from lab.stored_world import planned_world
 from policy_dataplane.policy.bulk import matrix
 from traffic.model import Probe, ProbeEndpoint, Protocol
 from traffic.policy_latency import AffectedPath, Change

@@ -82,3 +82,14 @@ def fixed_ip(doc: dict[str, Any]) -> str | None:
         return None
     ips = json.loads(raw)
     return ips[0] if ips else None
+
+
+def kube_dns_service_document(cluster_ip: str) -> dict[str, Any]:
+    """The kube-dns Service in front of the DNS pods, at the address kubeadm gives it (range + 10)."""
+    from services.dns import DNS_LABELS, DNS_NAMESPACE, DNS_PORT, DNS_SERVICE
+
+    ports = [{"name": "dns", "protocol": "UDP", "port": DNS_PORT, "targetPort": DNS_PORT},
+             {"name": "dns-tcp", "protocol": "TCP", "port": DNS_PORT, "targetPort": DNS_PORT}]
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": DNS_SERVICE, "namespace": DNS_NAMESPACE, "labels": dict(DNS_LABELS)},
+            "spec": {"selector": dict(DNS_LABELS), "clusterIP": cluster_ip, "ports": ports}}

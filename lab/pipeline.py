@@ -14,15 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lab import warm
+from lab.controller import launcher
 from lab.labfile import LabSpec, NamespaceSpec
 from lab.objects import namespace_document, pod_document
 from lab.plan import place_pods
 from lab.runtime import LabRuntime
 from lab.store import ObjectKey, Store
 from topology import names, processes
+from topology.engine import Engine, Progress
+from topology.engines import engine_names, get_engine
 from topology.names import LabPaths
-
-Progress = Callable[[int, int, str], None]
 
 
 class LabError(RuntimeError):
@@ -43,15 +44,20 @@ def _noop(done: int, total: int, what: str) -> None:
     pass
 
 
+def _engines() -> list[Engine]:
+    """Every registered engine: a lab's namespaces are found (and removed) whichever engine made them."""
+    return [get_engine(name) for name in engine_names()]
+
+
 def is_up(lab: str) -> bool:
-    from topology.engine import NetnsEngine
-
     paths = LabPaths.for_lab(lab)
-    return paths.database.exists() or bool(NetnsEngine().list_owned(lab))
+    return paths.database.exists() or any(engine.list_owned(lab) for engine in _engines())
 
 
-def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: float = 60.0) -> dict[str, float]:
-    """Brings a lab up; returns the seconds each stage took. On failure removes everything it made."""
+def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: float = 60.0,
+       controller: bool = True, resync: float = 1.0) -> dict[str, float]:
+    """Brings a lab up; returns the seconds each stage took. On failure removes everything it made.
+    With `controller`, the lab's controller starts last and keeps it so (resyncing every `resync` s)."""
     lab = spec.name
     if is_up(lab):
         raise LabError(f"{spec.source}: lab: field name: a lab named {lab!r} is already up (run `lab down` first)")
@@ -61,7 +67,7 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
     try:
         runtime = _record(spec, paths)
         timer.run("addresses", lambda: _allocate(runtime))
-        timer.run("containers ready", lambda: runtime.fabric().engine.containers.prepare(runtime.pod_plans()))
+        timer.run("containers ready", lambda: runtime.fabric().engine.prepare_pods(runtime.pod_plans()))
         timer.run("fabric", lambda: runtime.fabric().build_nodes(progress))
         timer.run("filters", lambda: runtime.dataplane_install_base())
         timer.run("pods", lambda: runtime.fabric().add_pods(runtime.pod_plans(), progress))
@@ -73,7 +79,10 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
         if wait:
             timer.run("converged", lambda: runtime.fabric().wait_converged(timeout, progress))
         runtime.store.set_meta("status", "up")
+        runtime.store.set_meta("resync_interval", resync)
         runtime.store.close()
+        if controller:
+            timer.run("controller", lambda: launcher.start(paths, resync))
     except BaseException:
         down(lab, force=True)
         raise
@@ -93,11 +102,24 @@ def _record(spec: LabSpec, paths: LabPaths) -> LabRuntime:
             store.put_object(ObjectKey("Namespace", "", ns.name), namespace_document(ns))
         if "default" not in {ns.name for ns in spec.model.namespaces}:
             store.put_object(ObjectKey("Namespace", "", "default"), namespace_document(NamespaceSpec(name="default")))
+        if spec.model.clusterDNS is not None:
+            _record_cluster_dns(store, spec)
         for placed in placements:
             doc = pod_document(placed.spec, placed.name, placed.host, spec.pod_runtime(placed.spec),
                                spec.pod_image(placed.spec))
             store.put_object(ObjectKey("Pod", placed.namespace, placed.name), doc)
     return LabRuntime(spec.name, store=store)
+
+
+def _record_cluster_dns(store: Store, spec: LabSpec) -> None:
+    from lab.objects import kube_dns_service_document
+    from services.dns import DNS_NAMESPACE, DNS_SERVICE
+    from services.endpoints import dns_service_ip
+
+    if DNS_NAMESPACE not in {ns.name for ns in spec.model.namespaces}:
+        store.put_object(ObjectKey("Namespace", "", DNS_NAMESPACE), namespace_document(NamespaceSpec(name=DNS_NAMESPACE)))
+    ip = str(dns_service_ip(spec.model.serviceCIDR))
+    store.put_object(ObjectKey("Service", DNS_NAMESPACE, DNS_SERVICE), kube_dns_service_document(ip))
 
 
 def _allocate(runtime: LabRuntime) -> None:
@@ -112,24 +134,28 @@ def _allocate(runtime: LabRuntime) -> None:
 
 def down(lab: str, force: bool = False) -> list[str]:
     """Removes every process, namespace and file of a lab. Without force, the lab must be known."""
-    from topology.docker_engine import stop_daemon_if_idle
-    from topology.engine import NetnsEngine
-
     names.check_lab_name(lab)
     warm.forget(lab)
     paths = LabPaths.for_lab(lab)
-    engine = NetnsEngine()
-    owned = engine.list_owned(lab)
+    engines = _engines()
+    owned = [netns for engine in engines for netns in engine.list_owned(lab)]
     if not force and not paths.database.exists() and not owned:
         raise LabError(f"no lab named {lab!r} is up (use --force to clean up after a crash)")
-    engine.containers.remove_lab(lab)  # by label, before the pid sweep below would signal their processes
+    launcher.stop(paths)  # first: it would restart what is stopped next
+    for engine in engines:
+        engine.stop_pods(lab)  # Docker pods by label, before the pid sweep below would signal their processes
     pids = set(processes.pids_from_files(paths.run_dir, marker=f"{names.PREFIX}-{lab}")) if paths.run_dir.exists() else set()
     for netns in owned:
         pids.update(processes.pids_in_netns(netns))
     processes.terminate(sorted(pids))
-    removed = engine.destroy(lab)
+    removed = [netns for engine in engines for netns in engine.destroy(lab)]
+    from topology.docker_engine import stop_daemon_if_idle
+
     stop_daemon_if_idle()
     shutil.rmtree(paths.run_dir, ignore_errors=True)
+    from lab.services import remove_files
+
+    remove_files(lab)
     for suffix in ("", "-wal", "-shm"):
         paths.database.with_name(paths.database.name + suffix).unlink(missing_ok=True)
     return removed

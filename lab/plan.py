@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
-from lab.labfile import LabSpec, LabSpecModel, PodSpec
+from lab.labfile import LabSpecModel, PodSpec
 from topology.model import plan_fabric
 
 
@@ -33,19 +33,10 @@ class PodPlacement:
         return f"{self.namespace}/{self.name}"
 
 
-def host_names(model: LabSpecModel) -> list[str]:
-    hosts = model.hosts
-    return [f"node{i}" for i in range(1, hosts + 1)] if isinstance(hosts, int) else [h.name for h in hosts]
-
-
 def reflector_names(model: LabSpecModel) -> list[str]:
     if model.bgp.layout != "route-reflector":
         return []
     return [f"rr{i}" for i in range(1, model.bgp.reflectors + 1)]
-
-
-def plan_node_addresses(spec: LabSpec) -> list[NodeAddress]:
-    return plan_node_addresses_from_model(spec.name, spec.model)
 
 
 def plan_node_addresses_from_model(lab: str, model: LabSpecModel) -> list[NodeAddress]:
@@ -58,7 +49,7 @@ def plan_node_addresses_from_model(lab: str, model: LabSpecModel) -> list[NodeAd
     def iface(ip: IPv4Address) -> IPv4Interface:
         return IPv4Interface(f"{ip}/{fabric.prefixlen}")
 
-    nodes = [NodeAddress(h, "host", iface(next(free))) for h in host_names(model)]
+    nodes = [NodeAddress(h, "host", iface(next(free))) for h in model.host_names()]
     nodes += [NodeAddress(r, "reflector", iface(next(free))) for r in reflector_names(model)]
     for ext in model.externals:
         nodes.append(NodeAddress(ext.name, "external", iface(ext.ip if ext.ip is not None else next(free))))

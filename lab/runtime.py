@@ -64,6 +64,7 @@ class LabRuntime:
                 raise LabNotUp(f"no lab named {lab!r} is up (its state {self.paths.database} does not exist)")
             store = Store(self.paths.database)
         self.store = store
+        self._await_revision: int | None = None  # a change left to the lab's controller: its revision
 
     @classmethod
     def open(cls, lab: str) -> "LabRuntime":
@@ -78,6 +79,11 @@ class LabRuntime:
         with open(self.paths.config_file("changes.lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+        if self._await_revision is not None:  # the change is committed: wait until the controller programs it
+            from lab.controller.launcher import wait_programmed
+
+            revision, self._await_revision = self._await_revision, None
+            wait_programmed(self.paths, revision)
 
     def close(self) -> None:
         self.store.close()
@@ -88,9 +94,7 @@ class LabRuntime:
         return LabSpecModel.model_validate(self.store.get_meta("spec"))
 
     def host_names(self) -> list[str]:
-        from lab.plan import host_names
-
-        return host_names(self.spec)
+        return self.spec.host_names()
 
     def pod_documents(self) -> list[tuple[ObjectKey, dict[str, Any]]]:
         return self.store.objects(kinds=["Pod"])
@@ -153,14 +157,34 @@ class LabRuntime:
         return plans
 
     def responder_targets(self) -> list[PodPlan | ServerPlan]:
-        """Everything that answers on its declared ports: the placed pods and the external servers."""
+        """Everything that answers on its declared ports: the placed pods, the external servers and the
+        hosts' own daemons (`hostPorts`, e.g. SSH on 22)."""
         servers = [
             ServerPlan(ext.name, names.external_netns(self.lab, ext.name),
                        tuple(PortPlan(p.containerPort, p.protocol, p.name) for p in ext.ports))
             for ext in self.spec.externals if ext.ports
         ]  # fmt: skip
-        pods = [p for p in self.pod_plans() if p.container is None or p.container.responder]
-        return [*pods, *servers]
+        host_ports = tuple(PortPlan(p.containerPort, p.protocol, p.name) for p in self.spec.hostPorts)
+        if host_ports:
+            servers += [ServerPlan(h, names.host_netns(self.lab, h), host_ports) for h in self.host_names()]
+        return [*self._responder_pods(), *servers]
+
+    def _responder_pods(self) -> list[PodPlan]:
+        """Pod plans the responder serves: without the ports the services process serves (DNS, egress
+        gateways), and without Docker pods that serve with their own command."""
+        import dataclasses
+
+        from lab.services import served_by_daemon
+
+        labels = {(k.namespace, k.name): (d.get("metadata") or {}).get("labels") or {} for k, d in self.pod_documents()}
+        plans = []
+        for plan in self.pod_plans():
+            if plan.container is not None and not plan.container.responder:
+                continue  # a Docker pod serving with its own command
+            pod_labels = labels.get((plan.namespace, plan.name), {})
+            ports = tuple(p for p in plan.ports if not served_by_daemon(plan.namespace, pod_labels, p.port))
+            plans.append(plan if ports == plan.ports else dataclasses.replace(plan, ports=ports))
+        return plans
 
     def fabric(self) -> "Fabric":
         from lab.fabric import Fabric
@@ -176,16 +200,23 @@ class LabRuntime:
         """The hosts' filters, taking over what earlier commands applied (so changes go as diffs)."""
         from policy_dataplane.dataplane.lab_dataplane import Dataplane
 
-        dp = Dataplane(self.lab, backend=self.spec.dataplane)
+        dp = Dataplane(self.lab, backend=self.spec.dataplane, host_netns=self.node_netns)
         dp.load_state(self.dataplane_state)
         return dp
+
+    def node_netns(self, node: str) -> str:
+        """The namespace of a host or an external server (both carry a filter table: externals are
+        standalone hosts that host endpoints can guard)."""
+        externals = {e.name for e in self.spec.externals}
+        return names.external_netns(self.lab, node) if node in externals else names.host_netns(self.lab, node)
 
     def placement(
         self, placements: Iterable[Placement] | None = None
     ) -> dict[str, list[tuple[tuple[str, str], str]]]:
-        """host -> [((namespace, pod), host-side interface)] of every running pod (from `placements` when the
-        caller has read them already)."""
+        """node -> [((namespace, pod), host-side interface)] of every running pod (from `placements` when the
+        caller has read them already); external servers are nodes without pods."""
         out: dict[str, list[tuple[tuple[str, str], str]]] = {h: [] for h in self.host_names()}
+        out.update({e.name: [] for e in self.spec.externals})
         for p in self.store.placements() if placements is None else placements:
             # placements and pod documents are written together
             out[p.host].append(((p.namespace, p.name), names.pod_host_ifname(p.namespace, p.name)))
@@ -207,17 +238,26 @@ class LabRuntime:
 
             apply_files(self, files)
 
-    def sync_policy(self) -> "SyncReport":
+    def sync_policy(self) -> "SyncReport | None":
         """Brings every host's filters in line with the store: one transaction per changed host (from this
-        process's warm world and filters when it has them, see `lab.warm`)."""
-        from lab import warm
+        process's warm world and filters when it has them, see `lab.warm`). When the lab's controller runs,
+        it is the filters' only writer: the change is left to it, and `exclusive()` waits for it (None)."""
+        from lab import services, warm
+        from lab.controller.launcher import running_pid
 
-        return warm.sync(self)
+        if running_pid(self.paths) is not None:
+            services.sync(self)  # Services' DNAT, DNS records, gateways, resolv.conf: not the controller's yet
+            self._await_revision = self.store.revision
+            return None
+        report = warm.sync(self)
+        services.sync(self)  # Services' DNAT, DNS records, gateways, resolv.conf: they follow the same state
+        return report
 
 
 # What the traffic commands ask of a running lab -------------------------------------------------------
-def probe_endpoints(lab: str) -> list["ProbeEndpoint"]:
-    """Every pod and external host of a running lab, as the probes address them."""
+def probe_endpoints(lab: str, hosts: bool = False) -> list["ProbeEndpoint"]:
+    """Every pod and external host of a running lab (and with `hosts` the hosts themselves), as the probes
+    address them."""
     from lab.plan import plan_node_addresses_from_model
     from topology.model import node_netns
     from traffic.model import ProbeEndpoint
@@ -233,6 +273,9 @@ def probe_endpoints(lab: str) -> list["ProbeEndpoint"]:
                 endpoints.append(ProbeEndpoint(name=node.name, netns=node_netns(lab, node.name, "external"),
                                                ip=node.ip.ip, kind="external", namespace="(external)",
                                                host=node.name))
+            elif node.kind == "host" and hosts:
+                endpoints.append(ProbeEndpoint(name=node.name, netns=node_netns(lab, node.name, "host"),
+                                               ip=node.ip.ip, kind="host", namespace="(hosts)", host=node.name))
     finally:
         runtime.close()
     return endpoints
@@ -242,29 +285,36 @@ def expected_verdicts(
     lab: str, pairs: list[tuple["ProbeEndpoint", "ProbeEndpoint"]], protocol: str, port: int | None
 ) -> list[bool]:
     """The oracle's verdict for each (source, destination) pair, from one bulk matrix of the lab's world."""
-    from lab.world import world_of
+    from lab import service_targets
+    from lab.stored_world import world_of
     from policy_dataplane.policy.bulk import matrix
     from traffic.packets import ICMP_PROBE_CODE, ICMP_PROBE_TYPE
 
+    proto = str(protocol.value if hasattr(protocol, "value") else protocol)
     runtime = LabRuntime.open(lab)
     try:
         world = world_of(runtime)
+        to_services = {i: service_targets.expected(world, runtime, ref(s), d.name, proto, port or 0)
+                       for i, (s, d) in enumerate(pairs) if d.kind == "service"}
     finally:
         runtime.close()
-
-    def ref(ep: "ProbeEndpoint") -> str:
-        return ep.name if ep.kind == "pod" else str(ep.ip)
-
-    refs = sorted({ref(e) for pair in pairs for e in pair})
+    direct = [pair for i, pair in enumerate(pairs) if i not in to_services]
+    refs = sorted({ref(e) for pair in direct for e in pair})
     if not refs:
-        return []
-    proto = str(protocol.value if hasattr(protocol, "value") else protocol)
+        return [to_services[i] for i in range(len(pairs))]
     if proto.lower() == "icmp":  # the oracle judges the very packet the probes send: an echo request
         m = matrix(world, proto, None, refs, icmp_type=ICMP_PROBE_TYPE, icmp_code=ICMP_PROBE_CODE)
     else:
         m = matrix(world, proto, port, refs)
     index = {r: i for i, r in enumerate(refs)}
-    return [bool(m.allowed[index[ref(s)], index[ref(d)]]) for s, d in pairs]
+    return [to_services[i] if i in to_services else bool(m.allowed[index[ref(s)], index[ref(d)]])
+            for i, (s, d) in enumerate(pairs)]
+
+
+def ref(ep: "ProbeEndpoint") -> str:
+    """How the oracle names an endpoint: a pod by NS/NAME, anything else by its address."""
+    return ep.name if ep.kind == "pod" else str(ep.ip)
+
 
 
 def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManager[None]]]:
@@ -273,7 +323,7 @@ def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManage
     The lifted state lasts only for the measurement: the store's policies are programmed back afterwards,
     even when the run fails. A lab without policies has one condition."""
     from lab import warm
-    from lab.world import model_objects
+    from lab.stored_world import lab_nodes, model_objects
     from policy_dataplane.policy.model import Policy
     from policy_dataplane.policy.world import World
 
@@ -293,8 +343,10 @@ def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManage
             try:
                 warm.forget(lab)  # the filters change behind the warm state's back
                 dp = runtime.dataplane()
+                lifted = World.from_objects(without)
+                lifted.set_nodes(lab_nodes(runtime))
                 try:
-                    dp.sync(World.from_objects(without), runtime.placement())
+                    dp.sync(lifted, runtime.placement())
                     dp.save_state(runtime.dataplane_state)
                 finally:
                     dp.close()

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lab.apply import ApplyReport, apply_files, delete_files, delete_keys, key_for, label
 from lab.runtime import LabRuntime, expected_verdicts, probe_endpoints
+from lab.service_targets import find_target
 from lab.store import ObjectKey
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 
@@ -25,8 +26,8 @@ SCENARIOS_DIR = Path(__file__).parent / "scenarios"
 SUFFIX = ".scenario.yaml"
 POLICY_KINDS = [
     "NetworkPolicy", "CalicoNetworkPolicy", "GlobalNetworkPolicy", "StagedNetworkPolicy",
-    "StagedGlobalNetworkPolicy", "StagedKubernetesNetworkPolicy",
-]  # fmt: skip
+    "StagedGlobalNetworkPolicy", "StagedKubernetesNetworkPolicy", "HostEndpoint", "FelixConfiguration",
+]  # fmt: skip  (what `reset` removes: every policy, and what makes the nodes' own policy)
 PROBES_PER_CHECK = 2
 
 
@@ -39,13 +40,25 @@ class _Strict(BaseModel):
 
 
 class Check(_Strict):
+    """A flow (`to`: a pod, node, IP or svc/NS/NAME) or a name lookup from the pod (`lookup`: allow means the
+    name resolves through the cluster DNS)."""
+
     source: str = Field(alias="from")
-    to: str
+    to: str | None = None
+    lookup: str | None = None
     protocol: Literal["tcp", "udp", "sctp", "icmp"] = "tcp"
     port: int = Field(default=80, ge=1, le=65535)
     expect: Literal["allow", "deny"]
 
+    @model_validator(mode="after")
+    def _one_target(self) -> "Check":
+        if (self.to is None) == (self.lookup is None):
+            raise ValueError("give exactly one of to (a flow) or lookup (a name)")
+        return self
+
     def describe(self) -> str:
+        if self.lookup is not None:
+            return f"{self.source} looks up {self.lookup}"
         port = "" if self.protocol == "icmp" else f"/{self.port}"
         return f"{self.source} -> {self.to} {self.protocol}{port}"
 
@@ -65,9 +78,17 @@ class LabelChange(_Strict):
         return key_for("pod", self.pod) if self.pod is not None else key_for("namespace", str(self.namespace))
 
 
+class CompileTree(_Strict):
+    """A bank rule-file tree (see `lab bank generate`), compiled and applied."""
+
+    tree: str = Field(description="the tree's folder, relative to the scenario file")
+    optInAll: bool = Field(default=False, description="opt every service in (the rollout's switch)")
+
+
 class Step(_Strict):
     say: str
     reset: bool = False
+    compile: CompileTree | None = None
     apply: list[str] = Field(default_factory=list)
     delete: list[str] = Field(default_factory=list, description="files whose objects are deleted")
     label: list[LabelChange] = Field(default_factory=list)
@@ -122,6 +143,7 @@ def load_scenario(name_or_path: str) -> LoadedScenario:
         raise ScenarioError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(problems)) from None
     loaded = LoadedScenario(path.name.removesuffix(SUFFIX), path, scenario)
     missing = [f for step in scenario.steps for f in [*step.apply, *step.delete] if not loaded.file(f).is_file()]
+    missing += [s.compile.tree for s in scenario.steps if s.compile and not loaded.file(s.compile.tree).is_dir()]
     if not loaded.lab_file().is_file():
         missing.insert(0, scenario.lab)
     if missing:
@@ -144,13 +166,15 @@ class CheckOutcome:
 
 
 def perform(runtime: LabRuntime, loaded: LoadedScenario, step: Step) -> list[str]:
-    """The step's changes, in order: reset, apply, delete, label. Returns what was done, for people."""
+    """The step's changes, in order: reset, compile (a tree), apply, delete, label. Returns what was done."""
     done: list[str] = []
     if step.reset:
         keys = [key for key, _ in runtime.store.objects(kinds=POLICY_KINDS)]
         if keys:
             delete_keys(runtime, keys)
-        done.append(f"removed {len(keys)} policies")
+        done.append(f"removed {len(keys)} policies and host endpoint objects")
+    if step.compile is not None:
+        done.append(_apply_tree(runtime, loaded, step.compile))
     if step.apply:
         report = apply_files(runtime, [loaded.file(f) for f in step.apply])
         done.append(f"applied {', '.join(step.apply)}: {_changes(report)}")
@@ -164,6 +188,17 @@ def perform(runtime: LabRuntime, loaded: LoadedScenario, step: Step) -> list[str
     return done
 
 
+def _apply_tree(runtime: LabRuntime, loaded: LoadedScenario, step: CompileTree) -> str:
+    from lab.apply import apply_sources
+    from lab.banktree import compile_tree, dump
+
+    compiled = compile_tree(loaded.file(step.tree), opt_in=True if step.optInAll else None)
+    if compiled.problems:
+        raise ScenarioError(f"{step.tree}: " + "; ".join(compiled.problems[:5]))
+    report = apply_sources(runtime, [(f"{step.tree} (compiled)", dump(compiled.documents))])
+    return f"compiled and applied {step.tree}{' (all opted in)' if step.optInAll else ''}: {_changes(report)}"
+
+
 def _changes(report: ApplyReport) -> str:
     parts = [f"{len(keys)} {what}" for what, keys in
              (("created", report.created), ("configured", report.configured), ("unchanged", report.unchanged)) if keys]
@@ -171,15 +206,50 @@ def _changes(report: ApplyReport) -> str:
 
 
 def verify(lab: str, checks: list[Check]) -> list[CheckOutcome]:
-    """Each check answered by the oracle and by PROBES_PER_CHECK real probes."""
+    """Each check answered by the oracle and by PROBES_PER_CHECK real probes (or a real lookup)."""
+    lookups = {i: c for i, c in enumerate(checks) if c.lookup is not None}
+    flows = [c for c in checks if c.lookup is None]
+    answered = iter(_verify_flows(lab, flows))
+    looked_up = _verify_lookups(lab, lookups)
+    return [looked_up[i] if i in lookups else next(answered) for i in range(len(checks))]
+
+
+def _verify_lookups(lab: str, checks: dict[int, Check]) -> dict[int, CheckOutcome]:
+    """Each lookup made from the pod with its own resolver; the oracle says whether its DNS packets (UDP 53 to
+    the kube-dns Service's backends) pass policy."""
+    from lab import service_targets
+    from lab.lookup import lookup
+    from lab.stored_world import world_of
+    from services.dns import DNS_NAMESPACE, DNS_SERVICE
+
+    if not checks:
+        return {}
+    dns_ref = f"{service_targets.PREFIX}{DNS_NAMESPACE}/{DNS_SERVICE}"
+    runtime = LabRuntime.open(lab)
+    try:
+        world = world_of(runtime)
+        out = {}
+        for index, c in checks.items():
+            try:
+                allowed = service_targets.expected(world, runtime, c.source, dns_ref, "udp", 53)
+                found = lookup(runtime, c.source, str(c.lookup))
+            except (KeyError, ValueError) as exc:
+                raise ScenarioError(str(exc.args[0]) if exc.args else str(exc)) from None
+            out[index] = CheckOutcome(c, "allow" if allowed else "deny", "allow" if found.resolved else "deny")
+    finally:
+        runtime.close()
+    return out
+
+
+def _verify_flows(lab: str, checks: list[Check]) -> list[CheckOutcome]:
     from traffic.model import Probe, Protocol, find_endpoint
     from traffic.probes import run_probes
 
     if not checks:
         return []
-    endpoints = probe_endpoints(lab)
+    endpoints = probe_endpoints(lab, hosts=True)
     try:
-        pairs = [(find_endpoint(endpoints, c.source), find_endpoint(endpoints, c.to)) for c in checks]
+        pairs = [(find_endpoint(endpoints, c.source), find_target(lab, endpoints, str(c.to))) for c in checks]
     except KeyError as exc:
         raise ScenarioError(str(exc.args[0])) from None
     oracle: dict[int, bool] = {}

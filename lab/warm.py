@@ -42,14 +42,16 @@ def forget(lab: str) -> None:
         warm.dataplane.close()
 
 
-def sync(runtime: LabRuntime) -> SyncReport:
-    """Brings every host's filters in line with the store, from the warm state when it can follow."""
+def sync(runtime: LabRuntime, sole_writer: bool = False) -> SyncReport:
+    """Brings every host's filters in line with the store, from the warm state when it can follow.
+    `sole_writer` (the lab's controller): nobody else programs the filters, so any number of revisions
+    since the warm one can be followed."""
     warm = _WARM.pop(runtime.lab, None)
     if warm is not None and warm.database != runtime.paths.database:  # another lab of that name
         warm.dataplane.close()
         warm = None
     try:
-        if warm is None or not _catch_up(runtime, warm):
+        if warm is None or not _catch_up(runtime, warm, sole_writer):
             if warm is not None:
                 warm.dataplane.close()
             warm = _from_scratch(runtime)
@@ -65,7 +67,7 @@ def sync(runtime: LabRuntime) -> SyncReport:
 
 
 def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
-    from lab.world import model_object
+    from lab.stored_world import lab_nodes, model_object
     from policy_dataplane.policy.documents import object_key
     from policy_dataplane.policy.world import World
 
@@ -76,19 +78,20 @@ def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
         if obj is not None:
             keys[key] = object_key(obj)
             objects.append(obj)
-    return WarmPolicy(runtime.store.revision, runtime.paths.database, World.from_objects(objects),
-                      runtime.dataplane(), keys, placements)
+    world = World.from_objects(objects)
+    world.set_nodes(lab_nodes(runtime))
+    return WarmPolicy(runtime.store.revision, runtime.paths.database, world, runtime.dataplane(), keys, placements)
 
 
-def _catch_up(runtime: LabRuntime, warm: WarmPolicy) -> bool:
+def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) -> bool:
     """Apply what the store wrote since the warm revision; False when that cannot be followed safely."""
-    from lab.world import model_object
+    from lab.stored_world import model_object
     from policy_dataplane.policy.documents import object_key
 
     revision = runtime.store.revision
     if revision == warm.revision:
         return True
-    if revision != warm.revision + 1:  # someone else changed the lab too: their kernel state is unknown here
+    if revision != warm.revision + 1 and not sole_writer:  # someone else changed the lab too: their kernel state is unknown here
         return False
     placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
     docs = dict(runtime.store.objects_since(warm.revision))
@@ -113,4 +116,10 @@ def _catch_up(runtime: LabRuntime, warm: WarmPolicy) -> bool:
     return True
 
 
-__all__ = ["WarmPolicy", "sync", "forget"]
+def dataplane_of(lab: str) -> Dataplane | None:
+    """The dataplane this process keeps warm for the lab (None before its first sync)."""
+    warm = _WARM.get(lab)
+    return warm.dataplane if warm is not None else None
+
+
+__all__ = ["WarmPolicy", "sync", "forget", "dataplane_of"]

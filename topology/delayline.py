@@ -9,6 +9,7 @@ Releases come from one heap, so a packet leaves within a fraction of a milliseco
 from __future__ import annotations
 
 import argparse
+import functools
 import heapq
 import json
 import os
@@ -20,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from topology import netns
+from topology.engines import get_engine
 from topology.nfqueue import NF_ACCEPT, NF_DROP, QueueSocket
 
 MODULE = "topology.delayline"
@@ -51,9 +52,9 @@ class DelayLine:
     def __init__(self, configs: list[QueueConfig]) -> None:
         self.rng = random.Random()
         self.queues: list[tuple[QueueSocket, QueueConfig]] = []
+        engine = get_engine()  # the socket is opened in the link's namespace and stays bound there
         for config in configs:
-            with netns.entered(config.netns):
-                self.queues.append((QueueSocket(config.queue), config))
+            self.queues.append((engine.call_in(config.netns, functools.partial(QueueSocket, config.queue)), config))
         self.due: list[tuple[float, int, int]] = []  # (release time, queue index, packet id)
         self.stopping = False
 

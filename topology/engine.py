@@ -1,4 +1,10 @@
-"""The netns engine: builds a topology plan out of named network namespaces, veths and one bridge.
+"""The topology seam (the `Engine` protocol) and the netns engine, which builds a
+topology plan out of named network namespaces, veths and one bridge.
+
+Every other package enters a namespace only through an engine: `entered` / `call_in` (this thread, for
+sockets), `start_in` / `run_in` (a process inside: ExaBGP, BIRD, nft, ipset, iptables), `exec_in` (a
+user's command, `lab exec`). Engines are looked up by name in
+`topology/engines.py`: a new engine is its module plus one `register_engine` line there.
 
 Two phases per batch of namespaces: one `ip -batch` process creates the namespaces and their veths
 (each created directly in its namespaces), then this thread enters each namespace once with setns, writes
@@ -14,7 +20,8 @@ import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from contextlib import AbstractContextManager
+from typing import Protocol, TypeVar
 
 from topology import batch, names, netns, plumbing, rtnl, sysctl
 from topology.docker_engine import ContainerPods
@@ -24,7 +31,8 @@ from topology.rtnl import RtnlError, RtnlSocket
 from topology.sockets import NetlinkPool
 from topology.validation import PlanError, check_new_pods, check_plan
 
-Progress = Callable[[int, int, str], None]
+Progress = Callable[[int, int, str], None]  # (done, total, what): every long step of every package reports so
+T = TypeVar("T")
 
 # How long remove_pods lets the kernel tear down deleted pod namespaces before deleting veths itself.
 REMOVE_GRACE_FIXED = 1.0
@@ -74,13 +82,23 @@ def _pod_links(pods: Sequence[PodPlan]) -> dict[str, list[str]]:
 
 
 class Engine(Protocol):
-    """What the lab needs from a topology engine (netns here; a fake or Docker one could stand in)."""
+    """What the lab needs from a topology engine (netns here; Docker or Mininet ones can stand in).
+    Namespaces are named as `topology.names` says, whatever the engine."""
 
+    # nodes and pods
     def build(self, plan: TopologyPlan, progress: Progress | None = None) -> None: ...
     def add_pods(self, pods: Sequence[PodPlan], progress: Progress | None = None) -> None: ...
     def remove_pods(self, pods: Sequence[PodPlan]) -> None: ...
     def destroy(self, lab: str) -> list[str]: ...
+    def prepare_pods(self, pods: Sequence[PodPlan]) -> None: ...  # before anything is built (Docker images)
+    def stop_pods(self, lab: str) -> None: ...  # pods run by a runtime of their own (Docker), before a sweep
     def list_owned(self, lab: str) -> list[str]: ...
+
+    # entering a namespace
+    def entered(self, name: str) -> AbstractContextManager[None]: ...
+    def call_in(self, name: str, make: Callable[[], T]) -> T: ...
+    def start_in(self, name: str, argv: Sequence[str], **popen: object) -> subprocess.Popen[str]: ...
+    def run_in(self, name: str, argv: Sequence[str], stdin: str | None = None, check: bool = True) -> str: ...
     def exec_in(
         self, name: str, argv: Sequence[str], *, capture: bool = True, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]: ...
@@ -98,22 +116,40 @@ class NetnsEngine:
     def list_owned(self, lab: str) -> list[str]:
         return netns.list_netns(names.lab_netns_prefix(names.check_lab_name(lab)))
 
+    def prepare_pods(self, pods: Sequence[PodPlan]) -> None:
+        """Before anything of a lab is built: the lab's dockerd and the images of its Docker pods, if any."""
+        self.containers.prepare(pods)
+
+    def stop_pods(self, lab: str) -> None:
+        """Remove the lab's Docker pods by label, before `lab down` signals the processes in its namespaces."""
+        self.containers.remove_lab(lab)
+
+    # -- entering ----------------------------------------------------------------------------------------
+    def entered(self, name: str) -> AbstractContextManager[None]:
+        return netns.entered(name)
+
+    def call_in(self, name: str, make: Callable[[], T]) -> T:
+        return netns.call_in(name, make)
+
+    def start_in(self, name: str, argv: Sequence[str], **popen: object) -> subprocess.Popen[str]:
+        return netns.start_in(name, argv, **popen)
+
+    def run_in(self, name: str, argv: Sequence[str], stdin: str | None = None, check: bool = True) -> str:
+        return netns.run_in(name, argv, stdin, check)
+
     def exec_in(
         self, name: str, argv: Sequence[str], *, capture: bool = True, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command inside a lab namespace (for `lab exec`); stdio is captured unless capture=False."""
-        return subprocess.run(self.exec_argv(name, argv), capture_output=capture, text=True, timeout=timeout)
-
-    def exec_argv(self, name: str, argv: Sequence[str], interactive: bool = False) -> list[str]:
-        """The command line that runs argv inside a lab namespace: inside the container for a container
-        pod (its own tools and files), else `ip netns exec`."""
+        """Run a command inside a lab namespace (for `lab exec`); stdio is captured unless capture=False.
+        A container pod's command runs inside its container (its own tools and files)."""
         lab_of_netns(name)
         if not netns.exists(name):
             raise TopologyError(f"network namespace {name!r} does not exist")
         container = self.containers.container_of(name)
         if container is not None:
-            return self.containers.exec_argv(container, argv, interactive)
-        return ["ip", "netns", "exec", name, *argv]
+            argv = self.containers.exec_argv(container, argv, interactive=not capture)
+            return subprocess.run(argv, capture_output=capture, text=True, timeout=timeout)
+        return netns.exec_interactive(name, argv, capture=capture, timeout=timeout)
 
     # -- building --------------------------------------------------------------------------------------
     def build(self, plan: TopologyPlan, progress: Progress | None = None) -> None:
@@ -205,7 +241,7 @@ class NetnsEngine:
         for host_netns, ifnames in by_host.items():
             if not netns.exists(host_netns):
                 continue
-            with netns.entered(host_netns), RtnlSocket() as sock:
+            with self.entered(host_netns), RtnlSocket() as sock:
                 while (left := ifnames & sock.link_indexes().keys()) and time.monotonic() < deadline:
                     time.sleep(0.02)
                 if left:

@@ -1,7 +1,7 @@
 """Applying link shapes to a running lab: tc qdiscs on both ends, and the delay line where netem is missing.
 
-Everything happens inside the lab's namespaces (`tc -n`, `ip netns exec ... iptables-restore --noflush`
-into the mangle table, which the lab's filters never touch); the delay line is a lab process with a pid
+Everything happens inside the lab's namespaces, entered through the topology engine (`tc`, and
+`iptables-restore --noflush` into the mangle table, which the lab's filters never touch); the delay line is a lab process with a pid
 file in the lab's run directory, so `lab down` ends it like the responder.
 """
 
@@ -17,6 +17,9 @@ from collections.abc import Sequence
 
 from topology import names, processes
 from topology.delayline import MODULE
+from topology.engine import Engine
+from topology.engines import get_engine
+from topology.netns import CommandFailed
 from topology.shaping import Method, ShapedLink, delayline_rules, tc_commands
 
 METHOD_ENV = "NETPOL_LAB_SHAPING"  # force netem or delayline (default: netem when the kernel has it)
@@ -29,28 +32,30 @@ class ShapingError(RuntimeError):
     pass
 
 
-def _run(argv: list[str], stdin: str | None = None) -> None:
-    done = subprocess.run(argv, input=stdin, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise ShapingError(f"{' '.join(argv)}: {done.stderr.strip() or done.stdout.strip()}")
+def _run_in(engine: Engine, netns: str, argv: list[str], stdin: str | None = None) -> None:
+    try:
+        engine.run_in(netns, argv, stdin)
+    except CommandFailed as exc:
+        raise ShapingError(str(exc)) from exc
 
 
-def kernel_has_netem(netns: str) -> bool:
+def kernel_has_netem(engine: Engine, netns: str) -> bool:
     """Try a netem qdisc on the namespace's loopback (and take it away again)."""
-    base = ["tc", "-n", netns, "qdisc"]
-    if subprocess.run([*base, "add", "dev", "lo", "root", "netem", "delay", "1ms"], capture_output=True).returncode:
+    try:
+        engine.run_in(netns, ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"])
+    except CommandFailed:
         return False
-    subprocess.run([*base, "del", "dev", "lo", "root"], capture_output=True)
+    engine.run_in(netns, ["tc", "qdisc", "del", "dev", "lo", "root"], check=False)
     return True
 
 
-def choose_method(netns: str) -> Method:
+def choose_method(engine: Engine, netns: str) -> Method:
     forced = os.environ.get(METHOD_ENV)
     if forced in ("netem", "delayline"):
         return forced
     if forced:
         raise ShapingError(f"{METHOD_ENV}={forced!r}: use netem or delayline")
-    return "netem" if kernel_has_netem(netns) else "delayline"
+    return "netem" if kernel_has_netem(engine, netns) else "delayline"
 
 
 def queue_plan(links: Sequence[ShapedLink]) -> dict[str, list[tuple[ShapedLink, int]]]:
@@ -63,8 +68,9 @@ def queue_plan(links: Sequence[ShapedLink]) -> dict[str, list[tuple[ShapedLink, 
 
 
 class LinkShaper:
-    def __init__(self, paths: names.LabPaths) -> None:
+    def __init__(self, paths: names.LabPaths, engine: Engine | None = None) -> None:
         self.paths = paths
+        self.engine = engine or get_engine()
 
     @property
     def pid_file(self):  # type: ignore[no-untyped-def]
@@ -74,10 +80,10 @@ class LinkShaper:
         """Shape every link; returns the method used (None: nothing to shape)."""
         if not links:
             return None
-        method = choose_method(links[0].netns)
+        method = choose_method(self.engine, links[0].netns)
         for link in links:
-            for argv in tc_commands(link, method):
-                _run(argv)
+            for netns, argv in tc_commands(link, method):
+                _run_in(self.engine, netns, argv)
         if method == "delayline":
             self._start_delay_line(queue_plan(links))
         return method
@@ -102,7 +108,7 @@ class LinkShaper:
             time.sleep(0.02)
         # Queues bound: only now send packets their way (before, --queue-bypass would let them pass anyway).
         for ns, links in queues.items():
-            _run(["ip", "netns", "exec", ns, "iptables-restore", "--noflush"], delayline_rules(links))
+            _run_in(self.engine, ns, ["iptables-restore", "--noflush"], delayline_rules(links))
 
     def stop(self) -> bool:
         return processes.stop_ours(self.pid_file, marker=MODULE)

@@ -23,6 +23,8 @@ RTM_DELLINK = 17
 RTM_GETLINK = 18
 RTM_NEWADDR = 20
 RTM_NEWROUTE = 24
+RTM_GETROUTE = 26
+RTA_TABLE = 15
 RTM_NEWNEIGH = 28
 RTM_SETNEIGHTBL = 67
 NLM_F_REQUEST = 0x1
@@ -41,6 +43,8 @@ IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
 IFLA_MASTER = 10
 IFLA_OPERSTATE = 16
+IFLA_EXT_MASK = 29
+RTEXT_FILTER_SKIP_STATS = 1 << 3
 IF_OPER_UP = 6
 IFLA_AF_SPEC = 26
 IFLA_INET_CONF = 1
@@ -251,6 +255,27 @@ def parse_link(payload: bytes) -> LinkInfo:
     return LinkInfo(index, name, operstate)
 
 
+@dataclass(frozen=True)
+class RouteInfo:
+    destination: IPv4Network
+    oif: int | None
+    table: int
+
+
+def parse_route(payload: bytes) -> RouteInfo:
+    """Destination, output interface and table of an RTM_NEWROUTE payload (IPv4)."""
+    _family, dst_len, _src_len, _tos, table, _proto, _scope, _type, _flags = _RTMSG.unpack_from(payload)
+    dst, oif = b"\0\0\0\0", None
+    for kind, data in iter_attrs(payload[_RTMSG.size :]):
+        if kind == RTA_DST:
+            dst = data[:4]
+        elif kind == RTA_OIF:
+            (oif,) = struct.unpack_from("=i", data)
+        elif kind == RTA_TABLE:
+            (table,) = struct.unpack_from("=I", data)
+    return RouteInfo(IPv4Network((IPv4Address(dst), dst_len)), oif, table)
+
+
 class RtnlSocket:
     """A NETLINK_ROUTE socket in the namespace of the thread that opened it."""
 
@@ -309,19 +334,28 @@ class RtnlSocket:
 
     def links(self) -> dict[str, LinkInfo]:
         """Every link of the namespace by name (one dump)."""
+        skip_stats = attr(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_SKIP_STATS))  # a much smaller dump
+        request = Request(RTM_GETLINK, NLM_F_DUMP, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + skip_stats,
+                          "link dump")
+        return {link.name: link for link in map(parse_link, self._dump(request, RTM_NEWLINK))}
+
+    def routes(self) -> list[RouteInfo]:
+        """Every IPv4 route of the namespace's main table (one dump)."""
+        request = Request(RTM_GETROUTE, NLM_F_DUMP, _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0), "route dump")
+        return [r for r in map(parse_route, self._dump(request, RTM_NEWROUTE)) if r.table == RT_TABLE_MAIN]
+
+    def _dump(self, request: Request, wanted: int) -> list[bytes]:
         seq = self._next_seq()
-        request = Request(RTM_GETLINK, NLM_F_DUMP, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0), "link dump")
         self.sock.send(encode(request, seq))
-        links: dict[str, LinkInfo] = {}
+        payloads: list[bytes] = []
         while True:
             for kind, flags, msg_seq, payload in iter_messages(self.sock.recv(1 << 20)):
                 if msg_seq != seq:
                     continue
                 if kind == NLMSG_DONE:
-                    return links
+                    return payloads
                 if kind == NLMSG_ERROR:
                     error, text = parse_error(flags, payload)
-                    raise RtnlError([f"link dump: {os.strerror(error)} {text}".strip()])
-                if kind == RTM_NEWLINK:
-                    link = parse_link(payload)
-                    links[link.name] = link
+                    raise RtnlError([f"{request.what}: {os.strerror(error)} {text}".strip()])
+                if kind == wanted:
+                    payloads.append(payload)

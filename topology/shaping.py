@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from topology.kernel_text import token
+
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s)?\s*$")
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, None: 1.0}
 TBF_BURST_BYTES = 32 * 1024
@@ -82,18 +84,19 @@ def tbf_args(mbit: float) -> list[str]:
     return ["tbf", "rate", f"{mbit:g}mbit", "burst", str(TBF_BURST_BYTES), "latency", f"{TBF_LATENCY_MS}ms"]
 
 
-def tc_commands(link: ShapedLink, method: Method) -> list[list[str]]:
-    """`tc` argv lists for both ends: tbf for bandwidth, netem (under it, if any) for the rest."""
+def tc_commands(link: ShapedLink, method: Method) -> list[tuple[str, list[str]]]:
+    """(namespace, `tc` argv) for both ends: tbf for bandwidth, netem (under it, if any) for the rest.
+    The caller runs each inside its namespace through the topology engine."""
     commands = []
     for netns, ifname in ((link.netns, link.ifname), (link.peer_netns, link.peer_ifname)):
-        base = ["tc", "-n", netns, "qdisc", "replace", "dev", ifname]
+        base = ["tc", "qdisc", "replace", "dev", token(ifname, "interface")]
         netem = method == "netem" and link.shape.timed
         if link.shape.bandwidth_mbit:
-            commands.append([*base, "root", "handle", "1:", *tbf_args(link.shape.bandwidth_mbit)])
+            commands.append((netns, [*base, "root", "handle", "1:", *tbf_args(link.shape.bandwidth_mbit)]))
             if netem:
-                commands.append([*base, "parent", "1:1", "handle", "10:", *netem_args(link.shape)])
+                commands.append((netns, [*base, "parent", "1:1", "handle", "10:", *netem_args(link.shape)]))
         elif netem:
-            commands.append([*base, "root", "handle", "1:", *netem_args(link.shape)])
+            commands.append((netns, [*base, "root", "handle", "1:", *netem_args(link.shape)]))
     return commands
 
 
@@ -103,5 +106,6 @@ def delayline_rules(links: list[tuple[ShapedLink, int]]) -> str:
     lines = ["*mangle"]
     for link, queue in links:
         target = f"-j NFQUEUE --queue-num {queue} --queue-bypass"
-        lines += [f"-A PREROUTING -i {link.ifname} {target}", f"-A POSTROUTING -o {link.ifname} {target}"]
+        ifname = token(link.ifname, "interface")  # iptables-restore text: checked in kernel_text's one place
+        lines += [f"-A PREROUTING -i {ifname} {target}", f"-A POSTROUTING -o {ifname} {target}"]
     return "\n".join(lines + ["COMMIT", ""])

@@ -68,7 +68,3 @@ def write_settings(settings: Iterable[Setting]) -> None:
     for key, value in settings:
         with open(sysctl_path(key), "w") as f:
             f.write(value)
-
-
-def read_setting(key: str) -> str:
-    return sysctl_path(key).read_text().strip()

@@ -7,9 +7,9 @@ Other sources to the same destination are control paths: they must stay allowed 
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 
+from topology.engines import get_engine
 from topology.names import PREFIX
 from traffic.model import Probe, ProbeEndpoint, Protocol
 from traffic.policy_latency import AffectedPath, Change
@@ -30,8 +30,7 @@ def render_drop_table(sources: Sequence[ProbeEndpoint], destination: ProbeEndpoi
 
 
 def nft_in(netns: str, script: str) -> None:
-    subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=script, text=True, check=True,
-                   capture_output=True)
+    get_engine().run_in(netns, ["nft", "-f", "-"], stdin=script)
 
 
 def nft_deny_change(
@@ -51,8 +50,7 @@ def nft_deny_change(
     )
 
     def remove() -> None:
-        subprocess.run(["ip", "netns", "exec", where, "nft", "delete", "table", "inet", TABLE],
-                       capture_output=True, check=False)  # absent already is fine
+        get_engine().run_in(where, ["nft", "delete", "table", "inet", TABLE], check=False)  # absent is fine
 
     return Change(name, paths, apply=lambda: nft_in(where, render_drop_table(denied, destination, hook)),
                   revert=remove, prepare=remove)

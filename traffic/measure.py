@@ -27,9 +27,12 @@ def measure_matrix(
     sample: int | None = None,
     full: bool = False,
     seed: int = 0,
+    destinations: Sequence[ProbeEndpoint] | None = None,
 ) -> MatrixReport:
-    """Probe the chosen pairs once each and compare with the expectation. Only `engine` touches the kernel."""
-    pairs = all_pairs(filter_groups(endpoints, groups))
+    """Probe the chosen pairs once each and compare with the expectation. Only `engine` touches the kernel.
+    With `destinations`, every endpoint (of the groups) is a source towards each of them only."""
+    sources = filter_groups(endpoints, groups)
+    pairs = all_pairs(sources) if destinations is None else [(s, d) for d in destinations for s in sources]
     verdicts = list(expected(pairs, protocol, port))
     if len(verdicts) != len(pairs):
         raise ValueError(f"expected {len(pairs)} verdicts, got {len(verdicts)}")

@@ -12,7 +12,7 @@ from enum import StrEnum
 from ipaddress import IPv4Address
 from typing import Literal
 
-EndpointKind = Literal["pod", "external", "host"]
+EndpointKind = Literal["pod", "external", "host", "service"]  # a service: packets to its ClusterIP
 
 
 class Protocol(StrEnum):

@@ -7,19 +7,9 @@ A socket stays bound to the namespace it was created in, so the calling thread e
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
-from typing import TypeVar
 
-from topology import netns
-
-T = TypeVar("T")
-
-
-def call_in_netns(netns_name: str, make: Callable[[], T]) -> T:
-    """Run `make()` inside `netns_name` (this thread only, then back): what it opens stays bound there."""
-    with netns.entered(netns_name):
-        return make()
-
+from topology.engine import Engine
+from topology.engines import get_engine
 
 RCVBUF_BYTES = 16 * 1024 * 1024
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
@@ -46,7 +36,8 @@ def _raw_receiver(protocol: int) -> socket.socket:
     return sock
 
 
-def open_sockets(netns: str, sender: bool, protocols: tuple[int, ...]
+def open_sockets(netns: str, sender: bool, protocols: tuple[int, ...], engine: Engine | None = None
                  ) -> tuple[socket.socket | None, list[socket.socket]]:
     """A sender (if asked) and one receiver per protocol, all made in one visit to the namespace."""
-    return call_in_netns(netns, lambda: (_raw_sender() if sender else None, [_raw_receiver(p) for p in protocols]))
+    return (engine or get_engine()).call_in(
+        netns, lambda: (_raw_sender() if sender else None, [_raw_receiver(p) for p in protocols]))

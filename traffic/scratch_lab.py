@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from topology import netns, rtnl
+from topology import rtnl
 from topology.docker_images import DEFAULT_IMAGE
-from topology.engine import NetnsEngine
+from topology.engine import Engine
+from topology.engines import DEFAULT_ENGINE, get_engine
 from topology.model import (
     NODE_IFNAME,
     ContainerPlan,
@@ -40,6 +41,7 @@ class ScratchLab:
     lab: str
     pods_per_host: tuple[int, ...] = (3, 1)
     namespaces: int = 2
+    engine_name: str = DEFAULT_ENGINE
     runtime: str = "netns"  # or "docker": every pod a container of the default image (responder-style idle)
     endpoints: list[ProbeEndpoint] = field(default_factory=list, compare=False)
 
@@ -100,12 +102,16 @@ class ScratchLab:
         return {i: [(self.block(j), self.host_ip(j)) for j in hosts if j != i] for i in hosts}
 
     # side effects --------------------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        return get_engine(self.engine_name)
+
     def up(self) -> list[ProbeEndpoint]:
-        if self.runtime == "docker":
-            NetnsEngine().containers.prepare(self.plan().pods)
-        NetnsEngine().build(self.plan())
+        engine = self.engine
+        engine.prepare_pods(self.plan().pods)
+        engine.build(self.plan())
         for host, routes in self.static_routes().items():
-            with netns.entered(self.host_netns(host)), RtnlSocket() as sock:
+            with engine.entered(self.host_netns(host)), RtnlSocket() as sock:
                 uplink = sock.link_indexes()[NODE_IFNAME]
                 sock.transact([rtnl.route_add(self.block(host), blackhole=True)]  # as Calico: own block
                               + [rtnl.route_add(block, gateway=via, oif=uplink) for block, via in routes])
@@ -115,13 +121,13 @@ class ScratchLab:
     def add_pod(self, host: int, ns_name: str, pod: str, ip: IPv4Address) -> ProbeEndpoint:
         """Create one more pod on a running scratch lab (e.g. the "new pod" of a policy-latency run)."""
         plan = self.plan_pod(host, ns_name, pod, ip)
-        NetnsEngine().add_pods([plan])
+        self.engine.add_pods([plan])
         return ProbeEndpoint(f"{ns_name}/{pod}", plan.netns, ip, "pod", ns_name, self.host_name(host))
 
     def remove_pod(self, host: int, ns_name: str, pod: str) -> None:
         """Delete a pod: its namespace, veth and the host's /32 route."""
-        NetnsEngine().remove_pods([self.plan_pod(host, ns_name, pod, IPv4Address(0))])
+        self.engine.remove_pods([self.plan_pod(host, ns_name, pod, IPv4Address(0))])
 
     def down(self) -> None:
         """Delete every namespace of this lab that exists (safe to call after a failed `up`)."""
-        NetnsEngine().destroy(self.lab)
+        self.engine.destroy(self.lab)

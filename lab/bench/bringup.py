@@ -39,11 +39,11 @@ def pss_kib(pids: list[int]) -> int:
 def lab_pids(lab: str) -> list[int]:
     """Every process of the lab: those its pid files name and any running inside its namespaces."""
     from topology import names, processes
-    from topology.engine import NetnsEngine
+    from topology.engines import get_engine
 
     paths = names.LabPaths.for_lab(lab)
     pids = set(processes.pids_from_files(paths.run_dir, marker=f"{names.PREFIX}-{lab}"))
-    for netns in NetnsEngine().list_owned(lab):
+    for netns in get_engine().list_owned(lab):
         pids.update(processes.pids_in_netns(netns))
     return sorted(pids)
 

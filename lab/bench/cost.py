@@ -53,11 +53,11 @@ def new_flow_rtts(pairs: Sequence[Pair], port: int, count: int) -> list[float]:
 
 
 def established_rtts(pairs: Sequence[Pair], port: int, count: int) -> list[float]:
-    from traffic.netns import call_in_netns
+    from topology.engines import get_engine
 
     rtts: list[float] = []
     for src, dst in pairs:
-        conn = call_in_netns(src.netns, lambda: socket.create_connection((str(dst.ip), port), timeout=2.0))
+        conn = get_engine().call_in(src.netns, lambda: socket.create_connection((str(dst.ip), port), timeout=2.0))
         try:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for _ in range(count):
@@ -84,7 +84,7 @@ def measure_cost(lab: str, port: int, count: int, per_class: int = 3,
                  progress: Callable[[int, int, str], None] | None = None) -> CostRun:
     from lab import warm
     from lab.runtime import LabRuntime
-    from lab.world import model_objects
+    from lab.stored_world import model_objects
     from policy_dataplane.policy.model import Policy
     from policy_dataplane.policy.world import World
 

@@ -42,7 +42,7 @@ def _new_pod_document(template: dict[str, Any], name: str, host: str, ip: str) -
 def pod_creations(lab: str, template: ProbeEndpoint, sources: Sequence[ProbeEndpoint], port: int,
                   ) -> Iterator[Callable[[int], Change]]:
     """Yields `i -> Change`: the i-th change creates pod `bench-new-i` like `template`, on the i-th host."""
-    from lab.world import model_objects
+    from lab.stored_world import model_objects
     from policy_dataplane.policy.bulk import matrix
     from policy_dataplane.policy.documents import load_sources
     from policy_dataplane.policy.model import Pod

@@ -51,7 +51,7 @@ def measure_programming(lab: str) -> Programming:
     same program the lab has applied, so traffic is not disturbed) and records the size."""
     from lab import warm
     from lab.runtime import LabRuntime
-    from lab.world import world_of
+    from lab.stored_world import world_of
     from policy_dataplane.dataplane.lab_dataplane import Dataplane
 
     runtime = LabRuntime.open(lab)

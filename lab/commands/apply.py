@@ -8,33 +8,16 @@ from typing import Optional
 import typer
 
 from lab.app import app
-from lab.commands.inspect import open_lab
-from lab.console import LAB_OPTION_HELP, console, fail, progress_bar
+from lab.console import (
+    LAB_OPTION_HELP,
+    attempt_change,
+    fail,
+    open_lab,
+    print_report,
+    progress_bar,
+    run_change,
+)
 
-
-def _run(action):  # type: ignore[no-untyped-def]
-    _print(_attempt(action))
-
-
-def _attempt(action):  # type: ignore[no-untyped-def]
-    from lab.apply import ApplyError
-    from policy_dataplane.policy.documents import DocumentsInvalid
-
-    try:
-        return action()
-    except (ApplyError, DocumentsInvalid) as exc:
-        fail(str(exc))
-
-
-def _print(report) -> None:  # type: ignore[no-untyped-def]
-    lines = report.lines()
-    for line in lines:
-        console.print(line, highlight=False)
-    if len(lines) > SUMMARY_AFTER:
-        console.print(report.counts(), highlight=False)
-
-
-SUMMARY_AFTER = 20  # lines of output after which a count follows
 BAR_FROM = 50  # new pods from which plumbing shows a progress bar
 
 
@@ -53,10 +36,10 @@ def apply(
                 if total >= BAR_FROM:
                     bar(done, total, what)
 
-            report = _attempt(lambda: apply_files(runtime, files, progress))
+            report = attempt_change(lambda: apply_files(runtime, files, progress))
     finally:
         runtime.close()
-    _print(report)
+    print_report(report)
 
 
 @app.command(rich_help_panel="Policy")
@@ -72,9 +55,9 @@ def delete(
     runtime = open_lab(lab)
     try:
         if files:
-            _run(lambda: delete_files(runtime, files))
+            run_change(lambda: delete_files(runtime, files))
         elif kind and name:
-            _run(lambda: delete_keys(runtime, [key_for(kind, name)]))
+            run_change(lambda: delete_keys(runtime, [key_for(kind, name)]))
         else:
             fail("give -f FILE, or KIND and NAME (e.g. `lab delete pod dev/web`)")
     finally:

@@ -14,7 +14,9 @@ from lab.console import console, errors, fail, print_json, progress_bar, require
 
 
 def parse_dataplanes(text: str) -> tuple[str, ...]:
-    from policy_dataplane.dataplane.lab_dataplane import BACKENDS
+    from policy_dataplane.dataplane.backends import backend_names
+
+    BACKENDS = backend_names(for_labs=True)
 
     chosen = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     unknown = [d for d in chosen if d not in BACKENDS]

@@ -9,8 +9,7 @@ import typer
 from rich.table import Table
 
 from lab.app import app
-from lab.commands.inspect import open_lab
-from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json
+from lab.console import LAB_OPTION_HELP, console, errors, fail, open_lab, print_json
 
 
 @app.command(rich_help_panel="Policy")
@@ -25,7 +24,7 @@ def counters(
             fail("counters are read from the nftables dataplane; this lab runs the iptables baseline")
         dp = runtime.dataplane()
         try:
-            data = dp.counters(runtime.host_names())
+            data = dp.counters(list(runtime.placement()))  # hosts and external servers
         finally:
             dp.close()
     finally:
@@ -67,13 +66,13 @@ def drops(
     """Denied (and logged) packets as they happen, naming pods and the policy that denied them."""
     import json
 
-    from lab.world import world_of
+    from lab.stored_world import world_of
 
     runtime = open_lab(lab)
     try:
         world = world_of(runtime)
         dp = runtime.dataplane()
-        hosts = runtime.host_names()
+        hosts = list(runtime.placement())  # hosts and external servers
     finally:
         runtime.close()
 

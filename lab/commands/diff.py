@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 
 from lab.app import app
-from lab.commands.inspect import open_lab
-from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json
+from lab.console import LAB_OPTION_HELP, console, errors, fail, open_lab, print_json
 from traffic.model import Protocol
 
 SHOWN = 200  # rows of the table; --json lists every change
@@ -29,7 +28,7 @@ def diff(
     """Dry run: the flows whose verdict the files would change, on every port something listens on (or the
     one given). Nothing is applied: the lab and its filters stay as they are."""
     from lab.apply import ApplyError, read_sources
-    from lab.world import planned_world, world_of
+    from lab.stored_world import planned_world, world_of
     from policy_dataplane.policy.diff import PROTOCOL_NAMES, verdict_changes
     from policy_dataplane.policy.documents import DocumentsInvalid
 

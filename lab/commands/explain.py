@@ -25,8 +25,8 @@ def current_world(lab: str) -> tuple[World, dict[str, str]]:
     """The policy world of a running lab (its stored objects, pods with the addresses the lab gave them),
     and the fabric address of each node by name (so `tasks` means the external server)."""
     from lab.runtime import LabNotUp, LabRuntime
+    from lab.stored_world import world_of
     from lab.targets import node_addresses
-    from lab.world import world_of
 
     try:
         runtime = LabRuntime.open(lab)
@@ -47,7 +47,7 @@ def world_from_files(files: list[Path]) -> World:
 @app.command(rich_help_panel="Policy")
 def explain(
     src: str = typer.Argument(..., help="source: NS/POD, a node of the lab (e.g. an external) or an IP address"),
-    dst: str = typer.Argument(..., help="destination: NS/POD, a node of the lab or an IP address"),
+    dst: str = typer.Argument(..., help="destination: NS/POD, svc/NS/NAME (a Service), a node of the lab or an IP"),
     protocol: str = typer.Option("TCP", "--protocol", "-p", help="TCP, UDP, SCTP, ICMP, ICMPv6 or a number"),
     port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="destination port"),
     icmp_type: Optional[int] = typer.Option(None, "--icmp-type"),
@@ -63,6 +63,10 @@ def explain(
     from policy_dataplane.policy.evaluate import verdict
     from policy_dataplane.policy.explain import render, to_json
 
+    if dst.startswith("svc/"):
+        if files:
+            fail("a Service destination needs the running lab (its endpoints): leave out -f")
+        return explain_service(lab, src, dst, protocol, port, as_json)
     try:
         world, nodes = (world_from_files(files), {}) if files else current_world(lab)
     except (DocumentsInvalid, NoLabState) as exc:
@@ -78,3 +82,40 @@ def explain(
         print_json(to_json(result))
     else:
         console.print(render(result))
+
+
+def explain_service(lab: str, src: str, dst: str, protocol: str, port: int | None, as_json: bool) -> None:
+    """The Service's ClusterIP, the backend each of its endpoints would be, and the policy decision for each
+    (DNAT happens before policy, so policy judges the flow to the backend pod)."""
+    from rich.text import Text
+
+    from lab import service_targets
+    from lab.runtime import LabRuntime
+    from lab.stored_world import world_of
+    from lab.targets import node_addresses
+    from policy_dataplane.policy.explain import render, to_json
+
+    if port is None:
+        fail("a Service destination needs --port (the Service's port)")
+    runtime = LabRuntime.open(lab)
+    try:
+        world = world_of(runtime)
+        src = node_addresses(runtime).get(src, src)
+        cluster_ip, _ = service_targets.backends(runtime, dst, port, protocol)
+        found = service_targets.verdicts(world, runtime, src, dst, protocol, port)
+    except (KeyError, ValueError) as exc:
+        fail(str(exc.args[0]) if exc.args else str(exc))
+    finally:
+        runtime.close()
+    if as_json:
+        print_json({"service": service_targets.service_key(dst), "cluster_ip": cluster_ip, "port": port,
+                    "protocol": protocol, "allowed": bool(found) and all(v.allowed for _, v in found),
+                    "backends": [{"backend": c.backend, "port": c.port, "verdict": to_json(v)} for c, v in found]})
+        return
+    console.print(Text.assemble((f"{dst} {cluster_ip}:{port}/{protocol.upper()}", "bold"),
+                                f": DNAT to one of {len(found)} ready backend(s), then policy"))
+    if not found:
+        console.print(Text("no ready backend: the host rejects the flow", style="red"))
+    for choice, v in found:
+        console.print(Text(f"-> backend {choice.backend} port {choice.port}", style="bold"))
+        console.print(render(v))

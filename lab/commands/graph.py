@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 
 from lab.app import app
-from lab.commands.inspect import open_lab
-from lab.console import LAB_OPTION_HELP, errors
+from lab.console import LAB_OPTION_HELP, errors, open_lab
 
 
 @app.command(rich_help_panel="Lab")

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, fail, print_json, require_root
-
-
-def open_lab(lab: str):  # type: ignore[no-untyped-def]
-    from lab.runtime import LabNotUp, LabRuntime
-
-    require_root(f"lab {lab!r}")
-    try:
-        return LabRuntime.open(lab)
-    except LabNotUp as exc:
-        fail(str(exc))
+from lab.console import LAB_OPTION_HELP, fail, open_lab, print_json
 
 
 @app.command(rich_help_panel="Lab")
@@ -25,16 +13,24 @@ def status(
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Hosts, pods, addresses and blocks of a running lab."""
+    """Hosts, pods, addresses and blocks of a running lab, and its health: exits 1 when it is degraded."""
+    from lab.health import controller_health, render_health
     from lab.status import lab_status
     from lab.summary import render_status
 
-    runtime = open_lab(lab)
+    runtime = open_lab(lab, supervise=False)
     try:
         data = lab_status(runtime)
+        data["controller"] = controller_health(runtime.paths)
     finally:
         runtime.close()
-    print_json(data) if as_json else render_status(data)
+    if as_json:
+        print_json(data)
+    else:
+        render_status(data)
+        render_health(data["controller"])
+    if data["controller"]["degraded"]:
+        raise typer.Exit(1)
 
 
 @app.command(name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, rich_help_panel="Lab")
@@ -45,6 +41,7 @@ def exec_(
 ) -> None:
     """Run a command inside a pod or node namespace (a Docker pod: in its container): lab exec dev/web -- ip route."""
     from lab.targets import resolve_netns
+    from topology.engines import get_engine
 
     argv = list(ctx.args)
     if not argv:
@@ -52,11 +49,9 @@ def exec_(
     runtime = open_lab(lab)
     try:
         netns = resolve_netns(runtime, target)
+        engine = get_engine(runtime.spec.engine)
     except KeyError as exc:
         fail(str(exc.args[0]))
     finally:
         runtime.close()
-    from topology.engine import NetnsEngine
-
-    # A container pod's command runs inside its container (its own tools), any other in the namespace.
-    raise typer.Exit(subprocess.call(NetnsEngine().exec_argv(netns, argv, interactive=True)))
+    raise typer.Exit(engine.exec_in(netns, argv, capture=False).returncode)

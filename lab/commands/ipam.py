@@ -6,8 +6,7 @@ import typer
 from rich.table import Table
 
 from lab.app import app
-from lab.commands.inspect import open_lab
-from lab.console import LAB_OPTION_HELP, console, print_json
+from lab.console import LAB_OPTION_HELP, console, open_lab, print_json
 
 
 @app.command(rich_help_panel="Lab")

@@ -1,4 +1,4 @@
-"""`lab label pod NS/POD k=v k-` and `lab label ns NAME k=v`; `lab get pods|namespaces|policies`."""
+"""`lab label pod NS/POD k=v k-` and `lab label ns NAME k=v`; `lab get pods|namespaces|policies|...`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import typer
 from rich.table import Table
 
 from lab.app import app
-from lab.commands.apply import _run
-from lab.commands.inspect import open_lab
-from lab.console import LAB_OPTION_HELP, console, fail, print_json
+from lab.console import LAB_OPTION_HELP, console, fail, open_lab, print_json, run_change
 
 GET_KINDS = {
     "pods": ["Pod"],
@@ -16,6 +14,10 @@ GET_KINDS = {
     "policies": ["NetworkPolicy", "CalicoNetworkPolicy", "GlobalNetworkPolicy", "StagedNetworkPolicy",
                  "StagedGlobalNetworkPolicy", "StagedKubernetesNetworkPolicy", "Tier"],
     "networksets": ["NetworkSet", "GlobalNetworkSet"],
+    "services": ["Service"],
+    "externalservices": ["ExternalService"],
+    "hostendpoints": ["HostEndpoint", "FelixConfiguration"],
+    "serviceaccounts": ["ServiceAccount"],
 }
 
 
@@ -33,14 +35,15 @@ def label_(
         fail(f"can label pods and namespaces, not {kind!r}")
     runtime = open_lab(lab)
     try:
-        _run(lambda: label(runtime, key_for(kind, name), parse_label_changes(changes)))
+        run_change(lambda: label(runtime, key_for(kind, name), parse_label_changes(changes)))
     finally:
         runtime.close()
 
 
 @app.command(rich_help_panel="Policy")
 def get(
-    what: str = typer.Argument(..., help="pods, namespaces, policies or networksets"),
+    what: str = typer.Argument(..., help="pods, namespaces, policies, networksets, services, externalservices, "
+                                            "hostendpoints or serviceaccounts"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="the stored documents, as JSON"),
 ) -> None:
@@ -56,6 +59,8 @@ def get(
     if as_json:
         print_json([doc for _, doc in objects])
         return
+    if what == "services":
+        return _print_services(lab)
     table = Table(title=what, title_justify="left")
     for col in ("kind", "namespace", "name", "labels" if what != "policies" else "spec", "host", "ip"):
         table.add_column(col)
@@ -64,6 +69,25 @@ def get(
         labels = ",".join(f"{k}={v}" for k, v in sorted((doc.get("metadata", {}).get("labels") or {}).items()))
         summary = labels if what != "policies" else _policy_summary(doc)
         table.add_row(key.kind, key.namespace, key.name, summary, placed.host if placed else "", placed.ip if placed else "")
+    console.print(table)
+
+
+def _print_services(lab: str) -> None:
+    """ClusterIP, ports (port -> targetPort) and the ready endpoints behind each Service."""
+    from lab.services import lab_services
+
+    runtime = open_lab(lab)
+    try:
+        state = lab_services(runtime)
+    finally:
+        runtime.close()
+    table = Table(title="services", title_justify="left")
+    for col in ("namespace", "name", "cluster-ip", "ports", "endpoints"):
+        table.add_column(col)
+    for svc in state.endpoints():
+        ports = ", ".join(f"{p.port}/{p.protocol}->{p.target}" for p in svc.service.ports)
+        eps = sorted({f"{e.backend.ip}:{e.port}" for _, endpoints in svc.by_port for e in endpoints})
+        table.add_row(svc.service.namespace, svc.service.name, str(svc.cluster_ip), ports, " ".join(eps) or "<none>")
     console.print(table)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, fail, require_root
+from lab.console import LAB_OPTION_HELP, fail, open_lab, require_root
 
 
 @app.command(name="cli", rich_help_panel="Lab")
@@ -16,7 +16,6 @@ def cli(
     script: Path | None = typer.Option(None, "--script", help="run Mininet CLI commands from a file, then leave"),
 ) -> None:
     """Mininet's CLI on the running lab: `dev/web ping prod/db`, `pingall`, `net`, `dump`, `node1 ip route`."""
-    from lab.commands.inspect import open_lab
     from lab.mininet_view import runtime_view
     from topology.mininet_engine import MininetUnavailable, build_net, close_net, run_cli
 

@@ -14,7 +14,7 @@ from traffic.model import Protocol
 @app.command(rich_help_panel="Traffic")
 def probe(
     src: str = typer.Argument(..., help="source: ns/pod, host or external name, or IP"),
-    dst: str = typer.Argument(..., help="destination: ns/pod, host or external name, or IP"),
+    dst: str = typer.Argument(..., help="destination: ns/pod, svc/NS/NAME (a Service), host or external name, or IP"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
     protocol: Protocol = typer.Option(Protocol.TCP, "--protocol", "-p", case_sensitive=False),
     port: int = typer.Option(80, "--port", min=1, max=65535),
@@ -24,13 +24,14 @@ def probe(
     """Probe SRC -> DST with real packets: delivered or dropped, whether a reply came back, RTTs."""
     require_root("lab probe")  # raw sockets in the lab's namespaces
     from lab.runtime import probe_endpoints
+    from lab.service_targets import find_target
     from traffic.latency import percentiles
     from traffic.model import Probe, find_endpoint
     from traffic.probes import run_probes
 
-    endpoints = probe_endpoints(lab)
+    endpoints = probe_endpoints(lab, hosts=True)
     try:
-        source, target = find_endpoint(endpoints, src), find_endpoint(endpoints, dst)
+        source, target = find_endpoint(endpoints, src), find_target(lab, endpoints, dst)
     except KeyError as exc:
         fail(str(exc.args[0]))
     require_namespaces([source, target], lab)
@@ -58,3 +59,28 @@ def probe(
         p = percentiles(rtts)
         console.print(f"rtt µs: min {min(rtts):.1f} p50 {p['p50']:.1f} p90 {p['p90']:.1f} p99 {p['p99']:.1f} "
                       f"max {max(rtts):.1f}")
+
+
+@app.command(rich_help_panel="Traffic")
+def lookup(
+    pod: str = typer.Argument(..., help="the pod that asks: NS/POD"),
+    name: str = typer.Argument(..., help="a name: a Service (backend, backend.shop, ...), an external's name"),
+    lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
+) -> None:
+    """Resolve NAME from inside POD with its own resolv.conf and the cluster DNS (real DNS packets, so policy
+    that denies DNS egress makes it fail). Exit status 1 when it does not resolve."""
+    require_root("lab lookup")
+    from lab.lookup import lookup as resolve
+    from lab.runtime import LabRuntime
+
+    runtime = LabRuntime.open(lab)
+    try:
+        found = resolve(runtime, pod, name)
+    except (KeyError, ValueError) as exc:
+        fail(str(exc.args[0]))
+    finally:
+        runtime.close()
+    if not found.resolved:
+        console.print(f"{pod}: {name}: [bold red]does not resolve[/]")
+        raise typer.Exit(1)
+    console.print(f"{pod}: {name} -> {', '.join(found.addresses)}")

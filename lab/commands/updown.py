@@ -14,12 +14,6 @@ from lab.console import LAB_OPTION_HELP, console, fail, progress_bar, require_ro
 DEMO_LAB = Path(__file__).parents[1] / "labs" / "demo.yaml"
 
 
-class Backend(str, Enum):
-    NFTABLES = "nftables"
-    IPTABLES = "iptables"
-    NONE = "none"  # no filter at all: for benchmarks
-
-
 class Layout(str, Enum):
     MESH = "mesh"
     ROUTE_REFLECTOR = "route-reflector"
@@ -30,9 +24,11 @@ def up(
     file: Optional[Path] = typer.Option(None, "-f", "--file", help="lab file (YAML); the built-in demo if omitted"),
     wait: bool = typer.Option(True, help="wait until every host has every route"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bars"),
-    dataplane: Optional[Backend] = typer.Option(None, "--dataplane", help="override the lab file's filters backend"),
+    dataplane: Optional[str] = typer.Option(None, "--dataplane",
+                                            help="override the lab file's filters backend (e.g. iptables)"),
     layout: Optional[Layout] = typer.Option(None, "--layout", help="override the lab file's BGP layout"),
     name: Optional[str] = typer.Option(None, "--name", help="override the lab's name (e.g. a second demo)"),
+    resync: float = typer.Option(1.0, "--resync", min=0.05, help="seconds between the controller's resyncs"),
 ) -> None:
     """Bring a lab up: hosts, pods, BGP, filters. With no file, the built-in demo world."""
     from lab import pipeline
@@ -42,13 +38,13 @@ def up(
     try:
         spec = load_lab_file(file or DEMO_LAB)
         if dataplane or layout or name:
-            spec = with_overrides(spec, dataplane and dataplane.value, layout and layout.value, name)
+            spec = with_overrides(spec, dataplane, layout and layout.value, name)
     except LabFileError as exc:
         fail(str(exc))
     require_root("lab up")
     try:
         with progress_bar(not quiet) as progress:
-            timings = pipeline.up(spec, progress=progress, wait=wait)
+            timings = pipeline.up(spec, progress=progress, wait=wait, resync=resync)
     except pipeline.LabError as exc:
         fail(str(exc))
     print_summary(spec.name, timings)

@@ -43,7 +43,7 @@ from policy_dataplane.policy.model import (
     Rule,
     Selector,
 )
-from policy_dataplane.policy.resolve import resolve
+from policy_dataplane.policy.resolve import ResolvedTier, resolve
 from policy_dataplane.policy.world import World
 
 PodKey = tuple[str, str]
@@ -148,6 +148,9 @@ def _item_networks(world: World, item: tuple) -> list[IPv4Network]:  # type: ign
     if kind == "pod":
         pod = world.pods.get((namespace, name))
         return [host_network(ip) for ip in pod.ips if isinstance(ip, IPv4Address)] if pod else []
+    if kind == "hep":  # a host endpoint's expected IPs are what selectors match (as in Calico)
+        hep = world.host_endpoints.get(name)
+        return [host_network(ip) for ip in hep.expected_ips if isinstance(ip, IPv4Address)] if hep else []
     netset = world.netsets.get((namespace or None, name))
     return list(_v4(netset.nets)) if netset else []
 
@@ -174,13 +177,32 @@ def named_port_members(world: World, ref: NamedPortRef, local_pods: set[PodKey])
     return frozenset(out)
 
 
-def compile_host(world: World, local: Mapping[PodKey, str]) -> HostProgram:
+def compile_host(world: World, local: Mapping[PodKey, str], node: str | None = None) -> HostProgram:
     """`local`: pod key -> host-side interface of the pods on this host. Pods the world does not know get no
-    endpoint (their interface stays unknown to the program: dropped)."""
-    return _compile_host(world, local)[0]
+    endpoint (their interface stays unknown to the program: dropped). `node`: the node's name, for its own
+    policy (host endpoint, failsafe ports)."""
+    return _compile_host(world, local, node)[0]
 
 
-def _compile_host(world: World, local: Mapping[PodKey, str]) -> tuple[HostProgram, dict[str, NamedPortRef]]:
+def tier_programs(tiers: tuple[ResolvedTier, ...], direction: Dir, policies: dict[str, PolicyProgram],
+                  needs: _Needs) -> tuple[TierProgram, ...]:
+    """Resolved tiers as chain lists, compiling each policy chain once per host."""
+    programs = []
+    for tier in tiers:
+        chains = []
+        for policy in tier.policies:
+            chain = policy_chain(policy.name, direction)
+            if chain not in policies:
+                policies[chain] = compile_policy(policy, direction, needs)
+            chains.append(chain)
+        programs.append(TierProgram(tier.tier.name, tuple(chains), tier.tier.default_action is Action.PASS))
+    return tuple(programs)
+
+
+def _compile_host(world: World, local: Mapping[PodKey, str], node: str | None = None
+                  ) -> tuple[HostProgram, dict[str, NamedPortRef]]:
+    from policy_dataplane.dataplane.compile_node import node_program
+
     needs = _Needs()
     policies: dict[str, PolicyProgram] = {}
     endpoints: dict[str, EndpointProgram] = {}
@@ -188,30 +210,19 @@ def _compile_host(world: World, local: Mapping[PodKey, str]) -> tuple[HostProgra
         pod = world.pods.get(key)
         if pod is None:
             continue
-        tiers: dict[Dir, tuple[TierProgram, ...]] = {}
-        for direction in Dir:
-            resolved = resolve(world, pod, DIRECTIONS[direction])
-            programs = []
-            for tier in resolved:
-                chains = []
-                for policy in tier.policies:
-                    chain = policy_chain(policy.name, direction)
-                    if chain not in policies:
-                        policies[chain] = compile_policy(policy, direction, needs)
-                    chains.append(chain)
-                programs.append(TierProgram(tier.tier.name, tuple(chains), tier.tier.default_action is Action.PASS))
-            tiers[direction] = tuple(programs)
+        tiers = {d: tier_programs(resolve(world, pod, DIRECTIONS[d]), d, policies, needs) for d in Dir}
         endpoints[ifname] = EndpointProgram(str(pod), ifname, tiers[Dir.INGRESS], tiers[Dir.EGRESS])
+    node_policy = node_program(world, node, lambda tiers, d: tier_programs(tiers, d, policies, needs))
     address_sets = {"s-" + sid: selector_members(world, sel) for sid, sel in needs.selectors.items()}
     address_sets.update(needs.nets)
     local_pods = set(local)
     named = {name: named_port_members(world, ref, local_pods) for name, ref in needs.named_ports.items()}
-    return HostProgram(address_sets, named, policies, endpoints), needs.named_ports
+    return HostProgram(address_sets, named, policies, endpoints, node_policy), needs.named_ports
 
 
 def compile_hosts(world: World, placement: Mapping[str, Mapping[PodKey, str]]) -> dict[str, HostProgram]:
     """host -> program, for every host of the placement (host -> {pod key: ifname})."""
-    return {host: compile_host(world, local) for host, local in placement.items()}
+    return {host: compile_host(world, local, host) for host, local in placement.items()}
 
 
 def _endpoint(world: World, pod: Pod, ifname: str, policies: Mapping[str, PolicyProgram]) -> EndpointProgram | None:
@@ -242,15 +253,16 @@ def _patch_endpoints(world: World, previous: HostProgram, before: Mapping[PodKey
             if endpoint is None:
                 return None
             endpoints[local[key]] = endpoint
-    used = {c for e in endpoints.values() for d in Dir for t in e.tiers(d) for c in t.policies}
-    if used != previous.policies.keys():
+    patched = HostProgram(previous.address_sets, previous.named_port_sets, previous.policies, endpoints, previous.node)
+    if patched.used_chains() != previous.policies.keys():
         return None
-    return HostProgram(previous.address_sets, previous.named_port_sets, previous.policies, endpoints)
+    return patched
 
 
 def _identity_snapshot(world: World) -> tuple[dict[Any, object], ...]:
     """Everything but pods, by object identity (world objects are frozen: a change is a new object)."""
-    return (dict(world.policies), dict(world.staged), dict(world.namespaces), dict(world.netsets), dict(world.tiers))
+    return (dict(world.policies), dict(world.staged), dict(world.namespaces), dict(world.netsets), dict(world.tiers),
+            dict(world.host_endpoints), dict(world.service_accounts), dict(world.nodes), {"felix": world.felix})
 
 
 def _same_objects(a: tuple[dict[Any, object], ...], b: tuple[dict[Any, object], ...]) -> bool:
@@ -285,7 +297,7 @@ class IncrementalCompiler:
         return dict(programs)
 
     def _full(self, world: World, host: str, local: Mapping[PodKey, str]) -> HostProgram:
-        program, refs = _compile_host(world, local)
+        program, refs = _compile_host(world, local, host)
         self._named_refs[host] = refs
         return program
 
@@ -327,7 +339,7 @@ class IncrementalCompiler:
                 named = {name: named_port_members(world, ref, set(local))
                          for name, ref in self._named_refs[host].items()}
             programs[host] = previous if sets is previous.address_sets and named is previous.named_port_sets \
-                else HostProgram(sets, named, previous.policies, previous.endpoints)
+                else HostProgram(sets, named, previous.policies, previous.endpoints, previous.node)
         return programs
 
 

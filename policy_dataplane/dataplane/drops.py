@@ -4,8 +4,8 @@ Every Deny rule, Log rule, tier-end default deny and unknown-interface drop of t
 group `LOG_GROUP` with a prefix `<kind> <chain> <index>` (see nft/render.py). A `DropWatcher` opens one
 nfnetlink_log socket per host namespace (our own netlink, no daemon), binds the group with packet copy,
 and turns each message into a `DropEvent`: addresses, protocol and ports from the copied header, and the
-policy, rule or isolating policies from the host's table (`counters.describe_table`, re-read when a chain
-it does not know shows up). Parsing (`parse_nflog`, `event_from`) is pure; only the watcher touches sockets.
+policy, rule or isolating policies from the names the backend gives for the host's chains (its `describe`,
+asked again when a chain it does not know shows up). Parsing (`parse_nflog`, `event_from`) is pure; only the watcher touches sockets.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, replace
 from ipaddress import IPv4Address
 from typing import Any
 
-from policy_dataplane.dataplane.counters import TableInfo, describe_program, describe_table, read_table
-from policy_dataplane.dataplane.hostprogram import LOG_GROUP, HostProgram
-from policy_dataplane.dataplane.netns_exec import call_in_netns
+from policy_dataplane.dataplane.counters import TableInfo
+from policy_dataplane.dataplane.hostprogram import LOG_GROUP
+from topology.engine import Engine
+from topology.engines import get_engine
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_ULOG = 4
@@ -73,7 +74,7 @@ class DropEvent:
         src, dst = self.src_name or str(p.src), self.dst_name or str(p.dst)
         if self.kind == "default-deny":
             why = (f"no policy in tier {self.tier} allowed it ({self.direction} of {self.endpoint}; isolated by "
-                   f"{', '.join(self.isolating_policies) or '?'})")
+                   f"{', '.join(self.isolating_policies) or 'being a host endpoint: no default-allow profile'})")
         elif self.kind == "unknown-interface":
             why = "interface not programmed yet (fail closed)"
         else:
@@ -188,7 +189,7 @@ def _expect_ack(sock: socket.socket) -> None:
             raise OSError(-error, f"nfnetlink_log config refused: {error}")
 
 
-def open_nflog(netns: str, group: int = LOG_GROUP) -> socket.socket:
+def open_nflog(netns: str, group: int = LOG_GROUP, engine: Engine | None = None) -> socket.socket:
     """A netlink socket in `netns` bound to NFLOG `group` with packet copy (only one listener per group)."""
     def make() -> socket.socket:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
@@ -196,7 +197,7 @@ def open_nflog(netns: str, group: int = LOG_GROUP) -> socket.socket:
         sock.bind((0, 0))
         return sock
 
-    sock = call_in_netns(netns, make)
+    sock = (engine or get_engine()).call_in(netns, make)
     try:
         sock.send(_config_message(group, _attr(NFULA_CFG_CMD, bytes([NFULNL_CFG_CMD_BIND])), 1))
         _expect_ack(sock)
@@ -213,26 +214,22 @@ def open_nflog(netns: str, group: int = LOG_GROUP) -> socket.socket:
 class DropWatcher:
     """Listens on every host: `poll(timeout)` returns the events that arrived; `follow()` yields forever."""
 
-    def __init__(self, host_netns: Mapping[str, str], names: Callable[[IPv4Address], str | None] | None = None,
-                 group: int = LOG_GROUP, programs: Mapping[str, HostProgram] | None = None) -> None:
-        """`programs`: name chains from these HostPrograms instead of reading nft tables (the iptables
-        backend, whose rules nft cannot list, logs with the same prefixes)."""
+    def __init__(self, host_netns: Mapping[str, str], describe: Callable[[str], TableInfo],
+                 names: Callable[[IPv4Address], str | None] | None = None, group: int = LOG_GROUP,
+                 engine: Engine | None = None) -> None:
+        """`describe(host)`: the names behind that host's chains, from its backend (every backend logs with
+        the same prefixes)."""
         self.names = names or (lambda ip: None)
         self.host_netns = dict(host_netns)
-        self.programs = dict(programs or {})
-        self.tables = {host: self._describe(host) for host in host_netns}
+        self._describe = describe
+        self.tables = {host: describe(host) for host in host_netns}
         self.sockets: dict[socket.socket, str] = {}
         try:
             for host, netns in host_netns.items():
-                self.sockets[open_nflog(netns, group)] = host
+                self.sockets[open_nflog(netns, group, engine)] = host
         except BaseException:
             self.close()
             raise
-
-    def _describe(self, host: str) -> TableInfo:
-        if host in self.programs:
-            return describe_program(host, self.programs[host])
-        return describe_table(host, read_table(self.host_netns[host]))
 
     def __enter__(self) -> DropWatcher:
         return self

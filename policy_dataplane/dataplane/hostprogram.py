@@ -5,7 +5,10 @@ Nothing here knows about policies' YAML or about the kernel. The program lists:
 * named-port sets of (address, protocol, port) triples,
 * policy chains (one per enforced policy and direction, `pi-`/`po-` + hash), each an ordered rule list,
 * endpoints: the host-side interface and, per direction, the ordered tiers of policy chains that apply
-  (an empty tuple means no policy selects the endpoint in that direction: it allows).
+  (an empty tuple means no policy selects the endpoint in that direction: it allows),
+* the node's own policy (`NodeProgram`): the host endpoint guarding its fabric interface, with tiers per
+  phase (normal, applyOnForward, doNotTrack, preDNAT), the failsafe ports and what a pod's traffic to its
+  own host meets after its egress policy.
 
 Names are content-independent where identity matters (a policy chain is named after its policy, a selector
 set after the selector's canonical id), so a change rewrites that chain or those elements, not everything.
@@ -23,6 +26,7 @@ LOG_GROUP = 1  # NFLOG group of Log rules and of every drop (drops.py listens to
 MARK_ALLOW = 0x10000  # a policy allowed the packet (Felix's accept mark)
 MARK_PASS = 0x20000  # a policy passed the packet to the next tier
 MARK_MASK = MARK_ALLOW | MARK_PASS
+MARK_PRE_DNAT = 0x40000  # a preDNAT policy allowed the packet: normal host endpoint policy is skipped
 
 
 class Verdict(str, Enum):
@@ -131,6 +135,82 @@ def endpoint_chain(ifname: str, direction: Dir) -> str:
 
 
 @dataclass(frozen=True)
+class FailsafeRule:
+    protocol: int
+    port: int
+    net: str | None = None  # the remote address must be in it (None: any)
+
+
+@dataclass(frozen=True)
+class HostEndpointProgram:
+    """The host endpoint on one interface of the node, tiers per phase and direction (see hostpath.py)."""
+
+    key: str  # "hep <name> (<node>/<interface>)"
+    ifname: str
+    ingress: tuple[TierProgram, ...] = ()  # to the node's own processes (tracked)
+    egress: tuple[TierProgram, ...] = ()  # from them
+    forward_ingress: tuple[TierProgram, ...] = ()  # applyOnForward: forwarded in (none: not policed)
+    forward_egress: tuple[TierProgram, ...] = ()
+    untracked_ingress: tuple[TierProgram, ...] = ()  # doNotTrack (no tier default: only rules decide)
+    untracked_egress: tuple[TierProgram, ...] = ()
+    pre_dnat_ingress: tuple[TierProgram, ...] = ()  # preDNAT (no tier default either)
+    default_allow: bool = False  # the default-allow profile: what no normal policy decides is allowed
+
+    def chains(self) -> dict[str, tuple[TierProgram, ...]]:
+        """Chain name -> its tiers, for every chain this endpoint has (the forward chains only when some
+        applyOnForward policy selects it: otherwise forwarded traffic is not policed)."""
+        out = {f"hi-{self.ifname}": self.ingress, f"ho-{self.ifname}": self.egress,
+               f"hui-{self.ifname}": self.untracked_ingress, f"huo-{self.ifname}": self.untracked_egress,
+               f"hpi-{self.ifname}": self.pre_dnat_ingress}
+        if self.forward_ingress:
+            out[f"hfi-{self.ifname}"] = self.forward_ingress
+        if self.forward_egress:
+            out[f"hfo-{self.ifname}"] = self.forward_egress
+        return out
+
+
+@dataclass(frozen=True)
+class HepChainRole:
+    """What a host endpoint chain does, by its name's kind (`hi-eth0` -> `hi`); both renderers follow it."""
+
+    direction: str  # ingress / egress
+    failsafe: str | None  # which failsafe ports it accepts first: "inbound", "outbound" or none
+    decisive: bool  # tier defaults and the profile apply (normal and applyOnForward policy)
+    on_allow: str  # "return" (normal), "notrack" (doNotTrack: untracked and accepted), "pre-dnat" (mark, accept)
+
+
+HEP_CHAIN_ROLES = {
+    "hi": HepChainRole("ingress", "inbound", True, "return"), "ho": HepChainRole("egress", "outbound", True, "return"),
+    "hfi": HepChainRole("ingress", None, True, "return"), "hfo": HepChainRole("egress", None, True, "return"),
+    "hui": HepChainRole("ingress", "inbound", False, "notrack"),
+    "huo": HepChainRole("egress", "outbound", False, "notrack"),
+    "hpi": HepChainRole("ingress", "inbound", False, "pre-dnat"),
+}
+
+
+def hep_chain_role(chain: str) -> HepChainRole | None:
+    """The role of a host endpoint chain; None for any other chain."""
+    kind, dash, _ = chain.partition("-")
+    return HEP_CHAIN_ROLES.get(kind) if dash else None
+
+
+@dataclass(frozen=True)
+class NodeProgram:
+    """What guards the node itself. Without a host endpoint only `endpoint_to_host` matters."""
+
+    endpoint: HostEndpointProgram | None = None
+    failsafe_inbound: tuple[FailsafeRule, ...] = ()
+    failsafe_outbound: tuple[FailsafeRule, ...] = ()
+    endpoint_to_host: str = "accept"  # accept or drop (Calico's Return: the lab's INPUT accepts)
+
+    def failsafe(self, role: HepChainRole) -> tuple[FailsafeRule, ...]:
+        return {"inbound": self.failsafe_inbound, "outbound": self.failsafe_outbound}.get(role.failsafe or "", ())
+
+
+NO_NODE_POLICY = NodeProgram()
+
+
+@dataclass(frozen=True)
 class HostProgram:
     """Everything one host enforces. Mappings are keyed by name; equality means "same program"."""
 
@@ -138,6 +218,14 @@ class HostProgram:
     named_port_sets: dict[str, frozenset[NamedPortMember]] = field(default_factory=dict)
     policies: dict[str, PolicyProgram] = field(default_factory=dict)  # by chain name
     endpoints: dict[str, EndpointProgram] = field(default_factory=dict)  # by ifname
+    node: NodeProgram = NO_NODE_POLICY
+
+    def used_chains(self) -> set[str]:
+        """Policy chains some endpoint (workload or host) jumps to."""
+        used = {c for e in self.endpoints.values() for d in Dir for t in e.tiers(d) for c in t.policies}
+        if self.node.endpoint is not None:
+            used |= {c for tiers in self.node.endpoint.chains().values() for t in tiers for c in t.policies}
+        return used
 
     def __hash__(self) -> int:  # dict fields: hash by identity of content is not needed, but frozen wants one
         return hash((tuple(sorted(self.address_sets)), tuple(sorted(self.endpoints))))
@@ -153,16 +241,9 @@ class HostProgram:
                     for name in (side.named_ports, side.not_named_ports):
                         if name is not None and name not in self.named_port_sets:
                             raise ValueError(f"{policy.chain} refers to unknown named-port set {name}")
-        for endpoint in self.endpoints.values():
-            for direction in Dir:
-                for tier in endpoint.tiers(direction):
-                    for chain in tier.policies:
-                        if chain not in self.policies:
-                            raise ValueError(f"{endpoint.key} refers to unknown policy chain {chain}")
-
-    def policy_names(self) -> dict[str, str]:
-        """chain name -> policy display name (drop logs and counters report policies by name)."""
-        return {chain: p.name for chain, p in self.policies.items()}
+        for chain in self.used_chains():
+            if chain not in self.policies:
+                raise ValueError(f"an endpoint refers to unknown policy chain {chain}")
 
 
 EMPTY_PROGRAM = HostProgram()

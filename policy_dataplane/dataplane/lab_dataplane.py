@@ -1,6 +1,6 @@
 """The dataplane of one lab, as the CLI uses it: compile the world per host and program every host.
 
-    dp = Dataplane("demo")                      # backend "nftables" (default), "iptables" or "none"
+    dp = Dataplane("demo")                      # a registered backend: "nftables" (default), "iptables", "none"
     dp.install_base("h1")                       # before any pod exists on h1: fail closed from the start
     dp.sync(world, {"h1": [(("ns", "pod"), "cali0123456789a")], ...})   # diff per host, all hosts at once
     dp.resync(world, placement)                 # after a restart: full atomic replace, flows survive
@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from policy_dataplane.dataplane import program_state
+from policy_dataplane.dataplane.backend import ApplyResult, Backend, HostFilter, apply_hosts
+from policy_dataplane.dataplane.backends import get_backend
 from policy_dataplane.dataplane.compile import IncrementalCompiler, PodKey
-from policy_dataplane.dataplane.counters import Counters, read_counters
+from policy_dataplane.dataplane.counters import Counters, TableInfo
 from policy_dataplane.dataplane.drops import DropWatcher
 from policy_dataplane.dataplane.hostprogram import HostProgram
-from policy_dataplane.dataplane.nft.nft_filter import ApplyResult, HostFilter, apply_hosts
 from policy_dataplane.policy.world import World
 from topology import names
 
-BACKENDS = ("nftables", "iptables", "none")  # none: no filter at all, the floor benchmarks compare against
-Placement = Mapping[str, Sequence[tuple[PodKey, str]]]  # host -> [(pod key, host-side ifname)]
+PodsByHost = Mapping[str, Sequence[tuple[PodKey, str]]]  # host -> [(pod key, host-side ifname)]
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,12 @@ class SyncReport:
 
 
 class Dataplane:
-    def __init__(self, lab: str, backend: str = "nftables", host_netns: Callable[[str], str] | None = None) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown dataplane backend {backend!r} ({', '.join(BACKENDS)})")
+    def __init__(self, lab: str, backend: str | Backend = "nftables",
+                 host_netns: Callable[[str], str] | None = None) -> None:
+        """`backend`: a registered name, or a Backend itself (a test's own fake kernel)."""
+        self.driver = get_backend(backend) if isinstance(backend, str) else backend
         self.lab = lab
-        self.backend = backend
+        self.backend = self.driver.name
         self._netns = host_netns or (lambda host: names.host_netns(lab, host))
         self._hosts: dict[str, HostFilter] = {}
         self.programs: dict[str, HostProgram] = {}  # last compiled, per host
@@ -55,27 +56,17 @@ class Dataplane:
 
     def host(self, host: str) -> HostFilter:
         if host not in self._hosts:
-            netns = self._netns(host)
-            if self.backend == "iptables":
-                from policy_dataplane.dataplane.iptables.iptables_filter import IptablesHostFilter
-
-                self._hosts[host] = IptablesHostFilter(netns)  # type: ignore[assignment]
-            elif self.backend == "none":
-                from policy_dataplane.dataplane.nofilter import NoFilter
-
-                self._hosts[host] = NoFilter(netns)  # type: ignore[assignment]
-            else:
-                self._hosts[host] = HostFilter(netns)
+            self._hosts[host] = self.driver.host_filter(self._netns(host))
         return self._hosts[host]
 
     def install_base(self, host: str) -> ApplyResult:
         return self.host(host).install_base()
 
-    def compile(self, world: World, placement: Placement) -> dict[str, HostProgram]:
+    def compile(self, world: World, placement: PodsByHost) -> dict[str, HostProgram]:
         """Programs per host; incremental: only hosts and sets a pod change can touch are recompiled."""
         return self._compiler.compile(world, {host: dict(pods) for host, pods in placement.items()})
 
-    def sync(self, world: World, placement: Placement) -> SyncReport:
+    def sync(self, world: World, placement: PodsByHost) -> SyncReport:
         started = time.perf_counter()
         programs = self.compile(world, placement)
         compiled = time.perf_counter()
@@ -111,7 +102,7 @@ class Dataplane:
             f.fallback_full = True
         return True
 
-    def resync(self, world: World, placement: Placement) -> SyncReport:
+    def resync(self, world: World, placement: PodsByHost) -> SyncReport:
         """Forget what was applied and replace every host's table in one transaction each."""
         for host in placement:
             self.host(host).applied = None
@@ -131,16 +122,20 @@ class Dataplane:
 
     def counters(self, hosts: Sequence[str]) -> Counters:
         """Packets and bytes per policy, rule and endpoint on these hosts (read from the kernel: works from a
-        fresh process). nftables backend only."""
-        return read_counters({h: self._netns(h) for h in hosts})
+        fresh process)."""
+        return self.driver.counters({h: self._netns(h) for h in hosts})
 
     def drops(self, hosts: Sequence[str], world: World | None = None) -> DropWatcher:
         """A watcher of denied (and logged) packets on these hosts; pod names come from the world's pods.
-        Use as a context manager: `poll(timeout)` or `follow()`. With the iptables backend, policy names come
-        from the programs this Dataplane last synced."""
+        Use as a context manager: `poll(timeout)` or `follow()`. Policy names come from the backend (from the
+        programs this Dataplane last synced when the kernel cannot name them)."""
         by_ip = {ip: str(pod) for pod in world.pods.values() for ip in pod.ips} if world else {}
-        programs = {h: self.programs[h] for h in hosts if h in self.programs} if self.backend == "iptables" else None
-        return DropWatcher({h: self._netns(h) for h in hosts}, by_ip.get, programs=programs)
+        by_ip.update({node.ip: node.name for node in world.nodes.values()} if world else {})
+
+        def describe(host: str) -> TableInfo:
+            return self.driver.describe(host, self._netns(host), self.programs.get(host))
+
+        return DropWatcher({h: self._netns(h) for h in hosts}, describe, by_ip.get)
 
 
-__all__ = ["BACKENDS", "Dataplane", "SyncReport", "Placement"]
+__all__ = ["Dataplane", "PodsByHost", "SyncReport"]

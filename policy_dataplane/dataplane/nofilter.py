@@ -1,16 +1,18 @@
 """The `none` dataplane: no filter at all, the physical floor a benchmark compares the filters against.
 
-Same interface as nft.nft_filter.HostFilter (install_base / plan / start / apply / resync / remove / close), so the
-Dataplane facade drives it like the others, but nothing reaches the kernel: every pod reaches every other,
+A `backend.HostFilter` like the others (install_base / start / apply / resync / remove / close), so the
+Dataplane facade drives it like them, but nothing reaches the kernel: every pod reaches every other,
 whatever the policy says. Only for measuring what filtering costs; never a way to run a lab for real.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from policy_dataplane.dataplane.backend import ApplyResult
+from policy_dataplane.dataplane.counters import Counters, TableInfo, counters_from
 from policy_dataplane.dataplane.hostprogram import EMPTY_PROGRAM, HostProgram
-from policy_dataplane.dataplane.nft.nft_filter import ApplyResult
 
 
 class NoFilter:
@@ -50,4 +52,17 @@ class _Done:
         return ApplyResult(self.host.netns, "none", 0, 0.0)
 
 
-__all__ = ["NoFilter"]
+class NoFilterBackend:
+    name = "none"
+
+    def host_filter(self, netns: str) -> NoFilter:
+        return NoFilter(netns)
+
+    def counters(self, host_netns: Mapping[str, str]) -> Counters:
+        return counters_from(TableInfo(host) for host in host_netns)  # nothing counts
+
+    def describe(self, host: str, netns: str, program: HostProgram | None) -> TableInfo:
+        return TableInfo(host)  # nothing drops or logs
+
+
+__all__ = ["NoFilter", "NoFilterBackend"]

@@ -30,6 +30,8 @@ def policy_program(policy: Policy) -> HostProgram:
 
 def render(program: HostProgram, backend: str) -> None:
     program.check()
+    if backend == "none":  # no filter is programmed at all
+        return
     if backend == "iptables":
         from policy_dataplane.dataplane.iptables.render import render_ipset_full, render_iptables_full
 

@@ -1,4 +1,4 @@
-"""The synthetic bank (DESIGN.md section 6): ~1500 microservices declaring their egress as labels.
+"""The synthetic bank (docs/ARCHITECTURE.md, Scenarios): ~1500 microservices declaring their egress as labels.
 
 Each service `sNNNN` declares egress rules as files `svc/manifests/egress/<target>.rule`; the bank's
 generator turns them into pod labels `bank.com/egress-s-<target>: "true"` and one ingress policy per

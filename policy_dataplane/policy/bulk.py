@@ -15,12 +15,13 @@ from typing import cast
 
 import numpy as np
 
-from policy_dataplane.policy.evaluate import Endpoint, Side, endpoint, entity_matches
+from policy_dataplane.policy.evaluate import Endpoint, Flow, Side, endpoint, entity_matches, evaluate_flow
 from policy_dataplane.policy.model import (
+    DEFAULT_FELIX_CONFIG,
     Action,
     Direction,
     EntityMatch,
-    ExternalHost,
+    HostNode,
     IPNetwork,
     NamedPort,
     Pod,
@@ -42,12 +43,6 @@ class Matrix:
 
     def index(self, ep: Endpoint) -> int:
         return self.endpoints.index(ep)
-
-    def is_allowed(self, src: Endpoint, dst: Endpoint) -> bool:
-        return bool(self.allowed[self.index(src), self.index(dst)])
-
-    def allowed_pairs(self) -> list[tuple[Endpoint, Endpoint]]:
-        return [(self.endpoints[i], self.endpoints[j]) for i, j in zip(*np.nonzero(self.allowed))]
 
 
 class _Bits:
@@ -213,11 +208,13 @@ def matrix(
         endpoint(world, e) for e in endpoints
     ) if endpoints is not None else tuple(world.pods[k] for k in sorted(world.pods))
     n = len(eps)
+    if world.host_endpoints or world.felix != DEFAULT_FELIX_CONFIG or any(isinstance(e, HostNode) for e in eps):
+        return _pairwise(world, eps, protocol_number(protocol), port, icmp_type, icmp_code, staged_view)
     bits = _Bits(world, eps, protocol_number(protocol), port)
     egress_rows: list[int] = []
     ingress_rows: list[int] = []
     for ep in eps:
-        if isinstance(ep, ExternalHost):
+        if not isinstance(ep, Pod):
             egress_rows.append(bits.all)
             ingress_rows.append(bits.all)
             continue
@@ -226,6 +223,18 @@ def matrix(
     egress = _to_bool_rows(egress_rows, n)  # [src, dst]
     ingress = _to_bool_rows(ingress_rows, n)  # [dst, src]
     return Matrix(eps, bits.protocol, port, egress & ingress.T)
+
+
+def _pairwise(world: World, eps: tuple[Endpoint, ...], protocol: int, port: int | None, icmp_type: int | None,
+              icmp_code: int | None, staged_view: bool) -> Matrix:
+    """Flows through nodes (host endpoints, a node's own traffic): the oracle, pair by pair (labs with host
+    endpoints are small; the bitset shortcut knows pod and network-set policy only)."""
+    allowed = np.zeros((len(eps), len(eps)), dtype=bool)
+    for i, src in enumerate(eps):
+        for j, dst in enumerate(eps):
+            flow = Flow(src, dst, protocol, port, icmp_type, icmp_code)
+            allowed[i, j] = evaluate_flow(world, flow, staged_view=staged_view).allowed
+    return Matrix(eps, protocol, port, allowed)
 
 
 __all__ = ["Matrix", "matrix"]

@@ -5,15 +5,20 @@ Validation follows calicoctl's validator where it matters for the dataplane: act
 only with TCP/UDP/SCTP/UDPLite, ICMP fields only with ICMP/ICMPv6), port ranges, CIDRs against
 ipVersion, selector syntax, tier-prefixed policy names. Namespace and service-account scoping of rule
 selectors is folded in the way Calico does it (`pcns.`/`pcsa.` prefixed labels, `global()`), so that the
-compiler sees one selector per match. Features that need parts this lab does not model (host endpoints:
-doNotTrack/preDNAT; Kubernetes services; HTTP matches) are rejected with a message saying so.
+compiler sees one selector per match. HostEndpoint and FelixConfiguration (failsafe ports, the action for
+pods' traffic to their own host) are read here too, as are the host endpoint options of a
+GlobalNetworkPolicy (doNotTrack, preDNAT, applyOnForward) with calicoctl's rules for combining them.
+Features that need parts this lab does not model (Kubernetes service matches, HTTP matches) are rejected
+with a message saying so.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from policy_dataplane.policy.model import (
+    DEFAULT_ALLOW_PROFILE,
     DEFAULT_TIER,
     DEFAULT_TIER_ORDER,
     NAMESPACE_LABEL,
@@ -25,6 +30,9 @@ from policy_dataplane.policy.model import (
     Action,
     Direction,
     EntityMatch,
+    FailsafePort,
+    FelixConfig,
+    HostEndpoint,
     IcmpMatch,
     IPNetwork,
     NamedPort,
@@ -66,9 +74,12 @@ from policy_dataplane.policy.validation import (
     check_labels,
     check_port_name,
     parse_cidr,
+    parse_ip,
     parse_selector,
     validate_model,
 )
+
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 # --- boundary models -----------------------------------------------------------------------------------
 
@@ -146,6 +157,34 @@ class TierDoc(Document):
     spec: TierSpecDoc = TierSpecDoc()
 
 
+class HostEndpointSpecDoc(Strict):
+    node: str | None = None
+    interfaceName: str | None = None
+    expectedIPs: list[str] | None = None
+    profiles: list[str] | None = None
+    ports: list[dict[str, Any]] | None = None
+
+
+class HostEndpointDoc(Document):
+    spec: HostEndpointSpecDoc = HostEndpointSpecDoc()
+
+
+class ProtoPortDoc(Strict):
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+    port: int
+    net: str | None = None
+
+
+class FelixConfigurationSpecDoc(Strict):
+    failsafeInboundHostPorts: list[ProtoPortDoc] | None = None
+    failsafeOutboundHostPorts: list[ProtoPortDoc] | None = None
+    defaultEndpointToHostAction: Literal["Drop", "Accept", "Return"] | None = None
+
+
+class FelixConfigurationDoc(Document):
+    spec: FelixConfigurationSpecDoc = FelixConfigurationSpecDoc()
+
+
 
 def _name(meta: Metadata, problems: Problems) -> str:
     if not meta.name:
@@ -178,9 +217,7 @@ def policy_from_doc(doc: dict[str, Any], *, global_: bool, staged: bool = False,
     check_dns_label(tier, "spec.tier", problems)
     if tier != DEFAULT_TIER and name and not name.startswith(f"{tier}."):
         problems.append(("metadata.name", f"a policy in tier {tier!r} must be named '{tier}.<name>'"))
-    for flag in ("doNotTrack", "preDNAT"):
-        if getattr(spec, flag):
-            problems.append((f"spec.{flag}", "applies to host endpoints, which netpol-lab does not model"))
+    _check_host_options(spec, global_, problems)
     staged_action = None
     if staged:
         staged_action = StagedAction(spec.stagedAction or "Set")
@@ -204,7 +241,29 @@ def policy_from_doc(doc: dict[str, Any], *, global_: bool, staged: bool = False,
         egress=egress if Direction.EGRESS in types else (),
         staged=staged_action,
         source=source,
+        do_not_track=bool(spec.doNotTrack),
+        pre_dnat=bool(spec.preDNAT),
+        apply_on_forward=bool(spec.applyOnForward),
     )
+
+
+def _check_host_options(spec: PolicySpecDoc, global_: bool, problems: Problems) -> None:
+    """calicoctl's rules for the host endpoint options."""
+    flags = [f for f in ("doNotTrack", "preDNAT", "applyOnForward") if getattr(spec, f) is not None]
+    if not global_:
+        for flag in flags:
+            problems.append((f"spec.{flag}", "only a GlobalNetworkPolicy has host endpoint options"))
+        return
+    if spec.doNotTrack and spec.preDNAT:
+        problems.append(("spec.preDNAT", "a policy cannot be both doNotTrack and preDNAT"))
+    for flag in ("doNotTrack", "preDNAT"):
+        if getattr(spec, flag) and not spec.applyOnForward:
+            problems.append(("spec.applyOnForward", f"must be true when {flag} is (it applies to forwarded traffic)"))
+    if spec.preDNAT:
+        if spec.egress:
+            problems.append(("spec.egress", "a preDNAT policy has ingress rules only"))
+        if spec.types and "Egress" in spec.types:
+            problems.append(("spec.types", "a preDNAT policy has type Ingress only"))
 
 
 def _types(spec: PolicySpecDoc, problems: Problems) -> frozenset[Direction]:
@@ -459,4 +518,75 @@ def tier_from_doc(doc: dict[str, Any]) -> Tier:
     return Tier(name, order, Action(d.spec.defaultAction or "Deny"))
 
 
-__all__ = ["policy_from_doc", "network_set_from_doc", "tier_from_doc"]
+# --- host endpoints and Felix configuration ------------------------------------------------------------
+
+
+def host_endpoint_from_doc(doc: dict[str, Any]) -> HostEndpoint:
+    d: HostEndpointDoc = validate_model(HostEndpointDoc, doc)
+    problems: Problems = []
+    name = _name(d.metadata, problems)
+    labels = check_labels(d.metadata.labels, "metadata.labels", problems)
+    if d.metadata.namespace:
+        problems.append(("metadata.namespace", "a HostEndpoint has no namespace"))
+    spec = d.spec
+    if not spec.node:
+        problems.append(("spec.node", "is required (the host or external server the interface belongs to)"))
+    else:
+        check_dns_subdomain(spec.node, "spec.node", problems)
+    interface = spec.interfaceName or None
+    if interface is not None and interface != "*" and not _IFNAME.match(interface):
+        problems.append(("spec.interfaceName", f"{interface!r} is not an interface name (1-15 letters, digits, _ . -) "
+                                               "nor '*'"))
+    ips = []
+    for i, text in enumerate(spec.expectedIPs or []):
+        ip = parse_ip(text, f"spec.expectedIPs[{i}]", problems)
+        if ip is not None:
+            ips.append(ip)
+    if interface is None and not ips:
+        problems.append(("spec.interfaceName", "give an interfaceName or at least one of expectedIPs"))
+    for i, profile in enumerate(spec.profiles or []):
+        if profile != DEFAULT_ALLOW_PROFILE:
+            problems.append((f"spec.profiles[{i}]", f"{profile!r}: netpol-lab knows the built-in profile "
+                                                    f"{DEFAULT_ALLOW_PROFILE!r} only"))
+    if spec.ports:
+        problems.append(("spec.ports", "named host ports are not supported by netpol-lab"))
+    if problems:
+        raise Invalid(problems)
+    return HostEndpoint(name, spec.node or "", interface, tuple(ips), labels, tuple(spec.profiles or ()))
+
+
+def felix_configuration_from_doc(doc: dict[str, Any]) -> FelixConfig:
+    d: FelixConfigurationDoc = validate_model(FelixConfigurationDoc, doc)
+    problems: Problems = []
+    name = _name(d.metadata, problems)
+    if name and name != "default":
+        problems.append(("metadata.name", "netpol-lab reads the cluster-wide FelixConfiguration 'default' only"))
+    if d.metadata.namespace:
+        problems.append(("metadata.namespace", "a FelixConfiguration has no namespace"))
+    spec, defaults = d.spec, FelixConfig()
+    inbound = _failsafe(spec.failsafeInboundHostPorts, "spec.failsafeInboundHostPorts", problems)
+    outbound = _failsafe(spec.failsafeOutboundHostPorts, "spec.failsafeOutboundHostPorts", problems)
+    if problems:
+        raise Invalid(problems)
+    return FelixConfig(
+        defaults.failsafe_inbound if inbound is None else inbound,
+        defaults.failsafe_outbound if outbound is None else outbound,
+        spec.defaultEndpointToHostAction or defaults.endpoint_to_host_action,
+    )
+
+
+def _failsafe(docs: list[ProtoPortDoc] | None, path: str, problems: Problems) -> tuple[FailsafePort, ...] | None:
+    if docs is None:
+        return None
+    out = []
+    for i, p in enumerate(docs):
+        if not 1 <= p.port <= 65535:
+            problems.append((f"{path}[{i}].port", "must be between 1 and 65535"))
+            continue
+        net = parse_cidr(p.net, f"{path}[{i}].net", problems) if p.net else None
+        out.append(FailsafePort(protocol_number(p.protocol), p.port, net))
+    return tuple(out)
+
+
+__all__ = ["policy_from_doc", "network_set_from_doc", "tier_from_doc", "host_endpoint_from_doc",
+           "felix_configuration_from_doc"]

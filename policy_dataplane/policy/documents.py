@@ -15,11 +15,20 @@ from typing import Any, Union
 import yaml
 
 from policy_dataplane.policy import calico, k8s
-from policy_dataplane.policy.model import Namespace, NetworkSet, Pod, Policy, Tier
+from policy_dataplane.policy.model import (
+    FelixConfig,
+    HostEndpoint,
+    Namespace,
+    NetworkSet,
+    Pod,
+    Policy,
+    ServiceAccount,
+    Tier,
+)
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from policy_dataplane.policy.validation import Invalid
 
-ModelObject = Union[Namespace, Pod, NetworkSet, Policy, Tier]
+ModelObject = Union[Namespace, Pod, NetworkSet, Policy, Tier, HostEndpoint, FelixConfig, ServiceAccount]
 
 CALICO = "projectcalico.org/v3"
 _Converter = Callable[[dict[str, Any], str], ModelObject]
@@ -28,6 +37,7 @@ _Converter = Callable[[dict[str, Any], str], ModelObject]
 CONVERTERS: dict[tuple[str, str], _Converter] = {
     ("v1", "Namespace"): lambda d, s: k8s.namespace_from_doc(d),
     ("v1", "Pod"): lambda d, s: k8s.pod_from_doc(d),
+    ("v1", "ServiceAccount"): lambda d, s: k8s.service_account_from_doc(d),
     ("networking.k8s.io/v1", "NetworkPolicy"): lambda d, s: k8s.network_policy_from_doc(d, source=s),
     (CALICO, "StagedKubernetesNetworkPolicy"): lambda d, s: k8s.network_policy_from_doc(d, staged=True, source=s),
     (CALICO, "NetworkPolicy"): lambda d, s: calico.policy_from_doc(d, global_=False, source=s),
@@ -39,7 +49,16 @@ CONVERTERS: dict[tuple[str, str], _Converter] = {
     (CALICO, "NetworkSet"): lambda d, s: calico.network_set_from_doc(d, global_=False),
     (CALICO, "GlobalNetworkSet"): lambda d, s: calico.network_set_from_doc(d, global_=True),
     (CALICO, "Tier"): lambda d, s: calico.tier_from_doc(d),
+    (CALICO, "HostEndpoint"): lambda d, s: calico.host_endpoint_from_doc(d),
+    (CALICO, "FelixConfiguration"): lambda d, s: calico.felix_configuration_from_doc(d),
 }
+
+
+def validated_elsewhere() -> dict[tuple[str, str], Callable[[dict[str, Any]], None]]:
+    """Kinds an apply accepts that are not policy objects (Services, ExternalServices): their validators."""
+    from services.objects import VALIDATORS
+
+    return VALIDATORS
 
 
 @dataclass(frozen=True)
@@ -96,9 +115,16 @@ def _convert(where: str, doc: Any, problems: list[Problem]) -> ModelObject | Non
         problems.append(Problem(where, "", "", "a document must be a mapping with apiVersion, kind, metadata"))
         return None
     api, kind = doc.get("apiVersion"), doc.get("kind")
+    elsewhere = validated_elsewhere().get((str(api), str(kind)))
+    if elsewhere is not None:  # a Service or ExternalService: checked here, no policy object
+        try:
+            elsewhere(doc)
+        except Invalid as e:
+            problems += [Problem(where, _describe(doc), f, m) for f, m in e.problems]
+        return None
     converter = CONVERTERS.get((str(api), str(kind)))
     if converter is None:
-        known = ", ".join(sorted({f"{a} {k}" for a, k in CONVERTERS}))
+        known = ", ".join(sorted({f"{a} {k}" for a, k in [*CONVERTERS, *validated_elsewhere()]}))
         problems.append(Problem(where, _describe(doc), "kind", f"unknown apiVersion/kind {api} {kind} (known: {known})"))
         return None
     try:
@@ -167,6 +193,12 @@ def object_key(obj: ModelObject) -> tuple[str, Any]:
         return ("NetworkSet", obj.key)
     if isinstance(obj, Tier):
         return ("Tier", obj.name)
+    if isinstance(obj, HostEndpoint):
+        return ("HostEndpoint", obj.name)
+    if isinstance(obj, FelixConfig):
+        return ("FelixConfiguration", "default")
+    if isinstance(obj, ServiceAccount):
+        return ("ServiceAccount", obj.key)
     return ("StagedPolicy" if obj.staged else "Policy", obj.key)
 
 

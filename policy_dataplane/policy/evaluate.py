@@ -19,6 +19,7 @@ from policy_dataplane.policy.model import (
     Direction,
     EntityMatch,
     ExternalHost,
+    HostNode,
     IPAddress,
     NamedPort,
     Pod,
@@ -28,10 +29,10 @@ from policy_dataplane.policy.model import (
     protocol_name,
     protocol_number,
 )
-from policy_dataplane.policy.resolve import resolve
-from policy_dataplane.policy.world import World, netset_item, pod_item
+from policy_dataplane.policy.resolve import ResolvedTier, resolve
+from policy_dataplane.policy.world import World, hep_item, netset_item, pod_item
 
-Endpoint = Pod | ExternalHost
+Endpoint = Pod | HostNode | ExternalHost
 
 
 class Outcome(str, Enum):
@@ -102,6 +103,16 @@ class Reason(str, Enum):
     DENIED_BY_RULE = "denied by rule"
     NOTHING_ALLOWED = "no policy allowed it: end of tier default action (Deny)"
     PASSED_THROUGH = "every tier passed: the namespace profile allows"
+    # host endpoints (hostpath.py)
+    NO_DECISION = "no rule decided: evaluation goes on"
+    HOST_ENDPOINT_DEFAULT_DENY = "host endpoint: no policy allowed it and no default-allow profile: denied"
+    PROFILE_ALLOWS = "host endpoint: no policy decided: its default-allow profile allows"
+    FAILSAFE = "failsafe port: always allowed"
+    NOT_FORWARD_POLICED = "forwarded, and no applyOnForward policy selects the host endpoint: allowed"
+    ENDPOINT_TO_HOST = "a pod's traffic to its own host: the DefaultEndpointToHostAction decides"
+    UNTRACKED_ALLOWED = "allowed by a doNotTrack rule, and so is its reply"
+    UNTRACKED_REPLY_DENIED = "allowed by a doNotTrack rule, but no doNotTrack rule allows the reply (no conntrack state)"
+    PRE_DNAT_ALLOWED = "allowed by a preDNAT rule: normal host endpoint policy is skipped"
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,7 @@ class Verdict:
     egress: DirectionTrace
     ingress: DirectionTrace
     staged: Verdict | None = None  # what would happen with staged policies enforced (None: none exist)
+    hops: tuple[DirectionTrace, ...] = ()  # host endpoints on the way (hostpath.py), in path order
 
     @property
     def would_change(self) -> bool:
@@ -146,6 +158,10 @@ class Side:
 def _in_selector(world: World, selector: Selector, side: Side) -> bool:
     if isinstance(side.endpoint, Pod) and world.selector_matches_item(selector, pod_item(side.endpoint.key)):
         return True
+    if side.ip is not None:  # host endpoints: by their expected IPs, as the compiled address set holds them
+        for hep in world.heps_containing(side.ip):
+            if world.selector_matches_item(selector, hep_item(hep.name)):
+                return True
     # Network sets: an address inside a selected set's CIDRs matches (as the compiled address set does).
     if side.ip is not None:
         for netset in world.netsets_containing(side.ip):
@@ -203,15 +219,14 @@ def rule_matches(world: World, rule: Rule, flow: Flow, src: Side, dst: Side) -> 
 # --- evaluation ----------------------------------------------------------------------------------------
 
 
-def _evaluate_direction(
-    world: World, flow: Flow, direction: Direction, src: Side, dst: Side, staged_view: bool
+def walk_tiers(
+    world: World, flow: Flow, direction: Direction, tiers: tuple[ResolvedTier, ...], src: Side, dst: Side,
+    endpoint: str, *, end: Outcome = Outcome.ALLOW, tier_default: bool = True, end_reason: Reason | None = None,
 ) -> DirectionTrace:
-    local = src.endpoint if direction is Direction.EGRESS else dst.endpoint
-    if not isinstance(local, Pod):
-        return DirectionTrace(direction, str(local), True, Reason.NOT_A_POD)
-    tiers = resolve(world, local, direction, staged_view=staged_view)
-    if not tiers:
-        return DirectionTrace(direction, str(local), True, Reason.NOT_ISOLATED)
+    """Evaluate ordered tiers for one endpoint and direction. `end`: what happens when every tier passed (the
+    profile: ALLOW for pods; DENY for a host endpoint without the default-allow profile; NO_MATCH for
+    untracked and pre-DNAT policy, which only decide what a rule says). `tier_default`: a tier where no
+    policy decided applies its default action (not so for untracked and pre-DNAT policy)."""
     steps: list[TierStep] = []
     all_logs: list[RuleRef] = []
     notes: list[str] = []
@@ -219,7 +234,7 @@ def _evaluate_direction(
         policy_steps: list[PolicyStep] = []
         tier_outcome: Outcome | None = None
         decided: RuleRef | None = None
-        if not rt.declared:
+        if not rt.declared and tier_default:
             notes.append(f"tier {rt.tier.name!r} is not declared: it sorts last and denies by default")
         for policy in rt.policies:
             logs: list[RuleRef] = []
@@ -242,23 +257,41 @@ def _evaluate_direction(
                 tier_outcome, decided = outcome, ref
                 break
         if tier_outcome is None:  # every policy fell through: the tier's default action
-            tier_outcome = Outcome.PASS if rt.tier.default_action is Action.PASS else Outcome.DENY
+            deny = tier_default and rt.tier.default_action is not Action.PASS
+            tier_outcome = Outcome.DENY if deny else Outcome.PASS
         steps.append(TierStep(rt.tier.name, rt.tier.order, tuple(policy_steps), tier_outcome, rt.declared))
         notes += [n for n in src.notes + dst.notes if n not in notes]
         if tier_outcome is Outcome.ALLOW:
             return DirectionTrace(
-                direction, str(local), True, Reason.ALLOWED_BY_RULE, tuple(steps), decided, rt.tier.name,
+                direction, endpoint, True, Reason.ALLOWED_BY_RULE, tuple(steps), decided, rt.tier.name,
                 tuple(all_logs), tuple(notes),
             )
         if tier_outcome is Outcome.DENY:
             reason = Reason.DENIED_BY_RULE if decided else Reason.NOTHING_ALLOWED
             return DirectionTrace(
-                direction, str(local), False, reason, tuple(steps), decided, rt.tier.name, tuple(all_logs),
+                direction, endpoint, False, reason, tuple(steps), decided, rt.tier.name, tuple(all_logs),
                 tuple(notes),
             )
-    return DirectionTrace(
-        direction, str(local), True, Reason.PASSED_THROUGH, tuple(steps), None, None, tuple(all_logs), tuple(notes)
-    )
+    if end is Outcome.NO_MATCH:
+        reason = end_reason or Reason.NO_DECISION
+    elif end is Outcome.ALLOW:
+        reason = end_reason or (Reason.PASSED_THROUGH if tiers else Reason.NOT_ISOLATED)
+    else:
+        reason = end_reason or Reason.HOST_ENDPOINT_DEFAULT_DENY
+    return DirectionTrace(direction, endpoint, end is not Outcome.DENY, reason, tuple(steps), None, None,
+                          tuple(all_logs), tuple(notes))
+
+
+def _evaluate_direction(
+    world: World, flow: Flow, direction: Direction, src: Side, dst: Side, staged_view: bool
+) -> DirectionTrace:
+    local = src.endpoint if direction is Direction.EGRESS else dst.endpoint
+    if not isinstance(local, Pod):
+        return DirectionTrace(direction, str(local), True, Reason.NOT_A_POD)
+    tiers = resolve(world, local, direction, staged_view=staged_view)
+    if not tiers:
+        return DirectionTrace(direction, str(local), True, Reason.NOT_ISOLATED)
+    return walk_tiers(world, flow, direction, tiers, src, dst, str(local))
 
 
 def _side_ip(endpoint: Endpoint, explicit: IPAddress | None) -> IPAddress | None:
@@ -268,17 +301,24 @@ def _side_ip(endpoint: Endpoint, explicit: IPAddress | None) -> IPAddress | None
 def evaluate_flow(world: World, flow: Flow, *, staged_view: bool = False) -> Verdict:
     src = Side(flow.src, _side_ip(flow.src, flow.src_ip), flow.src_port)
     dst = Side(flow.dst, _side_ip(flow.dst, flow.dst_ip), flow.port)
+    from policy_dataplane.policy.hostpath import host_hops
+
     egress = _evaluate_direction(world, flow, Direction.EGRESS, src, dst, staged_view)
     ingress = _evaluate_direction(world, flow, Direction.INGRESS, src, dst, staged_view)
-    return Verdict(flow, egress.allowed and ingress.allowed, egress, ingress)
+    hops = host_hops(world, flow, src, dst, staged_view)
+    allowed = egress.allowed and ingress.allowed and all(h.allowed for h in hops)
+    return Verdict(flow, allowed, egress, ingress, None, hops)
 
 
 def endpoint(world: World, ref: str | Endpoint | tuple[str, str]) -> Endpoint:
-    """'ns/pod', ('ns', 'pod'), a Pod, an ExternalHost or an IP (a pod's IP means that pod)."""
-    if isinstance(ref, (Pod, ExternalHost)):
+    """'ns/pod', ('ns', 'pod'), a node's name, a Pod, a HostNode, an ExternalHost or an IP (a pod's or a
+    node's IP means that pod or node)."""
+    if isinstance(ref, (Pod, ExternalHost, HostNode)):
         return ref
     if isinstance(ref, tuple):
         return world.pods[ref]
+    if "/" not in ref and (node := world.node(ref)) is not None:
+        return node
     try:
         ip = ipaddress.ip_address(ref)
     except ValueError:
@@ -289,7 +329,7 @@ def endpoint(world: World, ref: str | Endpoint | tuple[str, str]) -> Endpoint:
         if pod is None:
             raise KeyError(f"no pod {ns}/{name} in the world (and {ref!r} is not an IP address)") from None
         return pod
-    return world.pod_at(ip) or ExternalHost(ip)
+    return world.pod_at(ip) or world.node_at(ip) or ExternalHost(ip)
 
 
 def verdict(
@@ -321,7 +361,7 @@ def verdict(
     if not world.staged:
         return enforced
     would = evaluate_flow(world, flow, staged_view=True)
-    return Verdict(flow, enforced.allowed, enforced.egress, enforced.ingress, would)
+    return Verdict(flow, enforced.allowed, enforced.egress, enforced.ingress, would, enforced.hops)
 
 
 __all__ = [
@@ -340,4 +380,5 @@ __all__ = [
     "rule_matches",
     "entity_matches",
     "Side",
+    "walk_tiers",
 ]

@@ -1,7 +1,8 @@
 """A verdict trace for people (rich) and for programs (JSON-ready dicts).
 
 `render(verdict)` returns a rich renderable: the flow, the verdict, then per direction the tiers and
-policies in evaluation order with what each did, the deciding rule, Log hits and notes; then, if staged
+policies in evaluation order with what each did, the deciding rule, Log hits and notes, then the same for
+each host endpoint on the way (failsafe ports, doNotTrack, preDNAT, applyOnForward); then, if staged
 policies exist, what would happen with them enforced. `to_json(verdict)` gives the same as plain data.
 """
 
@@ -28,9 +29,9 @@ def _word(allowed: bool) -> Text:
     return Text("ALLOWED", style="bold green") if allowed else Text("DENIED", style="bold red")
 
 
-def _direction_tree(trace: DirectionTrace) -> Tree:
+def _direction_tree(trace: DirectionTrace, where: str = "") -> Tree:
     head = Text.assemble(
-        (f"{trace.direction.value.lower()} of {trace.endpoint}: ", "bold"),
+        (f"{where}{trace.direction.value.lower()} of {trace.endpoint}: ", "bold"),
         _word(trace.allowed),
         f" ({trace.reason.value}",
         f": {trace.decided_by}" if trace.decided_by else "",
@@ -65,7 +66,8 @@ def render(verdict: Verdict) -> RenderableType:
         _direction_tree(verdict.egress),
         _direction_tree(verdict.ingress),
     ]
-    logs = verdict.egress.logs + verdict.ingress.logs
+    parts += [_direction_tree(hop, "on the way, host endpoint: ") for hop in verdict.hops]
+    logs = verdict.egress.logs + verdict.ingress.logs + tuple(log for hop in verdict.hops for log in hop.logs)
     if logs:
         parts.append(Text("Log hits: " + "; ".join(str(r) for r in logs), style="cyan"))
     if verdict.staged is not None:
@@ -89,7 +91,7 @@ def _direction_json(trace: DirectionTrace) -> dict[str, Any]:
         "allowed": trace.allowed,
         "reason": trace.reason.name.lower(),
         "reason_text": trace.reason.value,
-        "isolated": trace.reason not in (Reason.NOT_A_POD, Reason.NOT_ISOLATED),
+        "isolated": trace.reason not in (Reason.NOT_A_POD, Reason.NOT_ISOLATED, Reason.NOT_FORWARD_POLICED),
         "decided_by": _rule_json(trace.decided_by),
         "decided_in_tier": trace.decided_in_tier,
         "tiers": [
@@ -131,6 +133,7 @@ def to_json(verdict: Verdict) -> dict[str, Any]:
         "allowed": verdict.allowed,
         "egress": _direction_json(verdict.egress),
         "ingress": _direction_json(verdict.ingress),
+        "host_endpoints": [_direction_json(hop) for hop in verdict.hops],
         "staged": None,
     }
     if verdict.staged is not None:

@@ -38,6 +38,7 @@ from policy_dataplane.policy.model import (
     PortMatch,
     PortRange,
     Rule,
+    ServiceAccount,
     StagedAction,
     protocol_number,
 )
@@ -130,6 +131,12 @@ class NetworkPolicyDoc(Document):
 class NamespaceDoc(Document):
     spec: dict[str, Any] | None = None
     status: dict[str, Any] | None = None
+
+
+class ServiceAccountDoc(Document):
+    secrets: list[dict[str, Any]] | None = None
+    imagePullSecrets: list[dict[str, Any]] | None = None
+    automountServiceAccountToken: bool | None = None
 
 
 class ContainerPortDoc(Strict):
@@ -229,6 +236,18 @@ def namespace_from_doc(doc: dict[str, Any]) -> Namespace:
         raise Invalid(problems)
     # Kubernetes sets this label on every namespace (and keeps it equal to the name).
     return Namespace(name, labels.with_(**{K8S_NAMESPACE_NAME_LABEL: name}))
+
+
+def service_account_from_doc(doc: dict[str, Any]) -> ServiceAccount:
+    d: ServiceAccountDoc = validate_model(ServiceAccountDoc, doc)
+    problems: Problems = []
+    name, namespace = _name_and_namespace(d.metadata, problems, namespaced=True)
+    if name:
+        check_dns_subdomain(name, "metadata.name", problems)
+    labels = check_labels(d.metadata.labels, "metadata.labels", problems)
+    if problems:
+        raise Invalid(problems)
+    return ServiceAccount(namespace, name, labels)
 
 
 def pod_from_doc(doc: dict[str, Any]) -> Pod:
@@ -447,6 +466,7 @@ __all__ = [
     "label_selector",
     "namespace_from_doc",
     "pod_from_doc",
+    "service_account_from_doc",
     "network_policy_from_doc",
     "LabelSelector",
 ]

@@ -77,6 +77,15 @@ __all__ = [
     "Pod",
     "NetworkSet",
     "ExternalHost",
+    "HostEndpoint",
+    "HostNode",
+    "FailsafePort",
+    "FelixConfig",
+    "ServiceAccount",
+    "DEFAULT_FELIX_CONFIG",
+    "DEFAULT_ALLOW_PROFILE",
+    "ALL_INTERFACES",
+    "hostendpoint_labels",
     "Selector",
     "ALL",
     "DEFAULT_TIER",
@@ -334,6 +343,10 @@ class Policy:
     egress: tuple[Rule, ...] = ()
     staged: StagedAction | None = None  # None: enforced
     source: str = field(default="", compare=False)  # "file#N" where it came from, for messages
+    # Host endpoint options (GlobalNetworkPolicy only): see hostpath.py for where each one applies.
+    do_not_track: bool = False  # untracked (raw table, notrack): stateless, both directions need rules
+    pre_dnat: bool = False  # before Service DNAT, ingress only
+    apply_on_forward: bool = False  # also covers traffic the host forwards (to its pods, or on)
 
     @property
     def name(self) -> str:
@@ -440,14 +453,113 @@ class ExternalHost:
         return str(self.ip)
 
 
-def selector_labels(pod: Pod, namespace: Namespace | None) -> Labels:
+@dataclass(frozen=True)
+class ServiceAccount:
+    """A Kubernetes ServiceAccount: its labels reach the pods that run as it (`pcsa.<key>`), which is what
+    `serviceAccountSelector` and `serviceAccounts.selector` match."""
+
+    namespace: str
+    name: str
+    labels: Labels = field(default_factory=Labels)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+ALL_INTERFACES = "*"
+DEFAULT_ALLOW_PROFILE = "projectcalico-default-allow"  # Calico's built-in profile that allows everything
+
+
+@dataclass(frozen=True)
+class HostEndpoint:
+    """A Calico HostEndpoint: one interface of a node (`interface_name`, or `*` for all of them, or None to
+    find it by `expected_ips`), with labels policies select it by. A node is a lab host or an external
+    server (a standalone host). `expected_ips` are the addresses rule selectors see for it."""
+
+    name: str
+    node: str
+    interface_name: str | None = None
+    expected_ips: tuple[IPAddress, ...] = ()
+    labels: Labels = field(default_factory=Labels)
+    profiles: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    @property
+    def default_allow(self) -> bool:
+        """With Calico's default-allow profile, what no policy decides is allowed (otherwise denied)."""
+        return DEFAULT_ALLOW_PROFILE in self.profiles
+
+    def __str__(self) -> str:
+        return f"hep {self.name} ({self.node}/{self.interface_name or 'by IP'})"
+
+
+@dataclass(frozen=True)
+class HostNode:
+    """A node of the lab as a flow's end: a host (or an external server) itself, i.e. its own processes."""
+
+    name: str
+    ip: IPAddress
+    external: bool = False
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class FailsafePort:
+    """Traffic a host endpoint always lets through (Calico's failsafe rules): inbound matches the local
+    port (the destination), outbound the remote one; `net` limits the remote address."""
+
+    protocol: int
+    port: int
+    net: IPNetwork | None = None
+
+    def __str__(self) -> str:
+        return f"{protocol_name(self.protocol).lower()}:{self.port}" + (f" ({self.net})" if self.net else "")
+
+
+def _failsafe(*specs: str) -> tuple[FailsafePort, ...]:
+    return tuple(FailsafePort(protocol_number(p.split(":")[0]), int(p.split(":")[1])) for p in specs)
+
+
+@dataclass(frozen=True)
+class FelixConfig:
+    """What `FelixConfiguration default` sets for the lab: failsafe ports (Calico's defaults: SSH, DHCP,
+    BGP, etcd, Typha, the API server) and what happens to a pod's packets for its own host after its egress
+    policy allowed them (Accept, as Calico's Kubernetes manifests set it; Drop; or Return to the host's own
+    INPUT rules, which in the lab accept)."""
+
+    failsafe_inbound: tuple[FailsafePort, ...] = _failsafe(
+        "tcp:22", "udp:68", "tcp:179", "tcp:2379", "tcp:2380", "tcp:5473", "tcp:6443", "tcp:6666", "tcp:6667")
+    failsafe_outbound: tuple[FailsafePort, ...] = _failsafe(
+        "udp:53", "udp:67", "tcp:179", "tcp:2379", "tcp:2380", "tcp:5473", "tcp:6443", "tcp:6666", "tcp:6667")
+    endpoint_to_host_action: str = "Accept"  # Accept, Drop or Return
+
+
+DEFAULT_FELIX_CONFIG = FelixConfig()
+
+
+def hostendpoint_labels(hep: HostEndpoint) -> Labels:
+    """Selectors see a host endpoint's own labels only (no namespace: `global()` matches it)."""
+    return hep.labels
+
+
+def selector_labels(pod: Pod, namespace: Namespace | None, service_account: ServiceAccount | None = None) -> Labels:
     """The labels selectors see on a pod: its own, Calico's pseudo-labels, `pcns.` namespace labels and
-    `pcsa.projectcalico.org/name` (the service account's name; service accounts carry no other labels here)."""
+    `pcsa.projectcalico.org/name` (the service account's name) and `pcsa.<key>` for each label of the
+    pod's ServiceAccount object, when one is declared."""
     d: dict[str, str] = dict(pod.labels)
     if namespace is not None:
         for k, v in namespace.labels.items():
             d[NAMESPACE_LABEL_PREFIX + k] = v
     d[NAMESPACE_LABEL_PREFIX + NAME_LABEL] = pod.namespace
+    if service_account is not None:
+        for k, v in service_account.labels.items():
+            d[SERVICE_ACCOUNT_LABEL_PREFIX + k] = v
     d[NAMESPACE_LABEL] = pod.namespace
     d[ORCHESTRATOR_LABEL] = "k8s"
     d[SERVICE_ACCOUNT_LABEL] = pod.service_account

@@ -171,6 +171,14 @@ def parse_cidr(text: str, path: str, problems: Problems) -> IPNetwork | None:
         return None
 
 
+def parse_ip(text: str, path: str, problems: Problems) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        problems.append((path, f"{text!r} is not an IP address"))
+        return None
+
+
 def parse_selector(text: str, path: str, problems: Problems) -> Selector | None:
     try:
         return parse(text)

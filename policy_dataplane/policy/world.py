@@ -2,8 +2,12 @@
 
 `World.apply(objects)` adds or replaces objects, `World.delete(objects_or_keys)` removes them; both keep
 the label index current incrementally (a pod relabel touches only the selectors it can affect; a
-namespace relabel touches its pods). Items in the index are pods (`("pod", ns, name)`) and network sets
-(`("set", ns or "", name)`), carrying the labels of `model.selector_labels` / `model.netset_labels`.
+namespace or service account relabel touches its pods). Items in the index are pods (`("pod", ns, name)`),
+network sets (`("set", ns or "", name)`) and host endpoints (`("hep", "", name)`), carrying the labels of
+`model.selector_labels` / `model.netset_labels` / `model.hostendpoint_labels`.
+
+The lab's nodes (hosts and external servers, `set_nodes`) are not documents: the lab tells the world which
+exist and their addresses, so the oracle can follow a flow through a node (see hostpath.py).
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ from typing import Any
 from policy_dataplane.policy.documents import ModelObject, object_key
 from policy_dataplane.policy.labelindex import ItemKey, LabelIndex, MembershipChange, memberships_from_scratch
 from policy_dataplane.policy.model import (
+    DEFAULT_FELIX_CONFIG,
     DEFAULT_TIER,
     DEFAULT_TIER_OBJECT,
+    FelixConfig,
+    HostEndpoint,
+    HostNode,
     IPAddress,
     Labels,
     Namespace,
@@ -25,7 +33,9 @@ from policy_dataplane.policy.model import (
     Policy,
     PolicyKey,
     Selector,
+    ServiceAccount,
     Tier,
+    hostendpoint_labels,
     implicit_namespace,
     netset_labels,
     selector_labels,
@@ -40,12 +50,20 @@ def netset_item(key: tuple[str | None, str]) -> ItemKey:
     return ("set", key[0] or "", key[1])
 
 
+def hep_item(name: str) -> ItemKey:
+    return ("hep", "", name)
+
+
 class World:
     def __init__(self) -> None:
         self.namespaces: dict[str, Namespace] = {}
         self.pods: dict[tuple[str, str], Pod] = {}
         self.netsets: dict[tuple[str | None, str], NetworkSet] = {}
         self.tiers: dict[str, Tier] = {DEFAULT_TIER: DEFAULT_TIER_OBJECT}
+        self.host_endpoints: dict[str, HostEndpoint] = {}
+        self.service_accounts: dict[tuple[str, str], ServiceAccount] = {}
+        self.felix: FelixConfig = DEFAULT_FELIX_CONFIG
+        self.nodes: dict[str, HostNode] = {}  # the lab's hosts and external servers (set_nodes)
         self.policies: dict[PolicyKey, Policy] = {}  # enforced
         self.staged: dict[PolicyKey, Policy] = {}  # staged (never enforced)
         self.index = LabelIndex()
@@ -70,6 +88,33 @@ class World:
         """A declared tier; an undeclared one sorts last and denies by default (noted in traces)."""
         return self.tiers.get(name) or Tier(name, None)
 
+    def set_nodes(self, nodes: Iterable[HostNode]) -> None:
+        self.nodes = {n.name: n for n in nodes}
+
+    def node(self, name: str) -> HostNode | None:
+        """A node the lab declared, or else one a host endpoint names (its first expected IP as address:
+        how `lab explain -f` knows nodes from files alone)."""
+        if name in self.nodes:
+            return self.nodes[name]
+        hep = next((h for h in sorted(self.host_endpoints.values(), key=lambda h: h.name)
+                    if h.node == name and h.expected_ips), None)
+        return HostNode(name, hep.expected_ips[0]) if hep else None
+
+    def node_at(self, ip: IPAddress) -> HostNode | None:
+        found = next((n for n in self.nodes.values() if n.ip == ip), None)
+        if found is None:
+            hep = next((h for h in self.host_endpoints.values() if ip in h.expected_ips and h.node not in self.nodes),
+                       None)
+            found = HostNode(hep.node, ip) if hep else None
+        return found
+
+    def heps_containing(self, ip: IPAddress) -> list[HostEndpoint]:
+        return [h for h in self.host_endpoints.values() if ip in h.expected_ips]
+
+    def _labels_of(self, pod: Pod) -> Labels:
+        return selector_labels(pod, self.namespace(pod.namespace),
+                               self.service_accounts.get((pod.namespace, pod.service_account)))
+
     def pod_at(self, ip: IPAddress) -> Pod | None:
         key = self._pods_by_ip.get(ip)
         return self.pods.get(key) if key else None
@@ -77,10 +122,11 @@ class World:
     def netsets_containing(self, ip: IPAddress) -> list[NetworkSet]:
         return [s for s in self.netsets.values() if s.contains(ip)]
 
-    def policies_applying(self, pod: Pod, *, staged: bool = False) -> list[Policy]:
-        """Policies whose selector selects this pod (enforced ones; or the staged ones)."""
+    def policies_applying(self, pod: Pod | HostEndpoint, *, staged: bool = False) -> list[Policy]:
+        """Policies whose selector selects this pod or host endpoint (enforced ones; or the staged ones)."""
         out = []
-        for sid in self.index.matches(pod_item(pod.key)):
+        item = hep_item(pod.name) if isinstance(pod, HostEndpoint) else pod_item(pod.key)
+        for sid in self.index.matches(item):
             for is_staged, key in self._policies_by_selector.get(sid, ()):
                 if is_staged == staged:
                     out.append((self.staged if staged else self.policies)[key])
@@ -96,8 +142,8 @@ class World:
     # --- changes ---------------------------------------------------------------------------------------
 
     def apply(self, objects: Iterable[ModelObject]) -> list[MembershipChange]:
-        """Add or replace each object (namespaces first, so pods see their namespace labels once)."""
-        ordered = sorted(objects, key=lambda o: 0 if isinstance(o, Namespace) else 1)
+        """Add or replace each object (namespaces and service accounts first, so pods see their labels once)."""
+        ordered = sorted(objects, key=lambda o: 0 if isinstance(o, (Namespace, ServiceAccount)) else 1)
         changes: list[MembershipChange] = []
         for obj in ordered:
             changes += self._apply_one(obj)
@@ -127,8 +173,17 @@ class World:
             self.namespaces[obj.name] = obj
             changes: list[MembershipChange] = []
             for key in self._pods_by_ns.get(obj.name, ()):
-                changes += self.index.set_item(pod_item(key), selector_labels(self.pods[key], obj))
+                changes += self.index.set_item(pod_item(key), self._labels_of(self.pods[key]))
             return changes
+        if isinstance(obj, ServiceAccount):
+            self.service_accounts[obj.key] = obj
+            return self._relabel_service_account(obj.key)
+        if isinstance(obj, HostEndpoint):
+            self.host_endpoints[obj.name] = obj
+            return self.index.set_item(hep_item(obj.name), hostendpoint_labels(obj))
+        if isinstance(obj, FelixConfig):
+            self.felix = obj
+            return []
         if isinstance(obj, Pod):
             old = self.pods.get(obj.key)
             if old is not None:
@@ -138,7 +193,7 @@ class World:
             self._pods_by_ns.setdefault(obj.namespace, set()).add(obj.key)
             for ip in obj.ips:
                 self._pods_by_ip[ip] = obj.key
-            return self.index.set_item(pod_item(obj.key), selector_labels(obj, self.namespace(obj.namespace)))
+            return self.index.set_item(pod_item(obj.key), self._labels_of(obj))
         if isinstance(obj, NetworkSet):
             self.netsets[obj.key] = obj
             return self.index.set_item(netset_item(obj.key), netset_labels(obj))
@@ -146,6 +201,14 @@ class World:
             self.tiers[obj.name] = obj
             return []
         return self._apply_policy(obj)
+
+    def _relabel_service_account(self, key: tuple[str, str]) -> list[MembershipChange]:
+        changes: list[MembershipChange] = []
+        for pod_key in self._pods_by_ns.get(key[0], ()):
+            pod = self.pods[pod_key]
+            if pod.service_account == key[1]:
+                changes += self.index.set_item(pod_item(pod_key), self._labels_of(pod))
+        return changes
 
     def _apply_policy(self, policy: Policy) -> list[MembershipChange]:
         table = self.staged if policy.staged else self.policies
@@ -177,10 +240,19 @@ class World:
             self.namespaces.pop(ident, None)
             changes: list[MembershipChange] = []
             for pod_key in self._pods_by_ns.get(ident, ()):
-                changes += self.index.set_item(
-                    pod_item(pod_key), selector_labels(self.pods[pod_key], self.namespace(ident))
-                )
+                changes += self.index.set_item(pod_item(pod_key), self._labels_of(self.pods[pod_key]))
             return changes
+        if kind == "ServiceAccount":
+            if self.service_accounts.pop(ident, None) is None:
+                return []
+            return self._relabel_service_account(ident)
+        if kind == "HostEndpoint":
+            if self.host_endpoints.pop(ident, None) is None:
+                return []
+            return self.index.remove_item(hep_item(ident))
+        if kind == "FelixConfiguration":
+            self.felix = DEFAULT_FELIX_CONFIG
+            return []
         if kind == "Pod":
             pod = self.pods.pop(ident, None)
             if pod is None:
@@ -216,10 +288,12 @@ class World:
         """Every item with the labels it should carry, computed afresh from the objects."""
         items: dict[ItemKey, Labels] = {}
         for pod in self.pods.values():
-            items[pod_item(pod.key)] = selector_labels(pod, self.namespace(pod.namespace))
+            items[pod_item(pod.key)] = self._labels_of(pod)
+        for hep in self.host_endpoints.values():
+            items[hep_item(hep.name)] = hostendpoint_labels(hep)
         for netset in self.netsets.values():
             items[netset_item(netset.key)] = netset_labels(netset)
         return items
 
 
-__all__ = ["World", "pod_item", "netset_item"]
+__all__ = ["World", "pod_item", "netset_item", "hep_item"]

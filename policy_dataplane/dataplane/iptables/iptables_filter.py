@@ -1,6 +1,6 @@
 """Applies HostPrograms as iptables (legacy, Calico's classic) + ipsets in a host namespace: the baseline.
 
-Same interface as program.HostFilter (install_base / plan / start / apply / resync / remove), so the
+A `backend.HostFilter` like the nftables one (install_base / plan / start / apply / resync / remove), so the
 Dataplane facade and the benchmark drive both. One change runs `ipset restore` (new sets, element changes),
 then `iptables-restore --noflush` with only the changed chains, then destroys sets no longer used: three
 steps, not one transaction (as with Felix). A full sync rewrites the whole filter table in one restore.
@@ -12,6 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from policy_dataplane.dataplane.backend import ApplyResult
 from policy_dataplane.dataplane.hostprogram import EMPTY_PROGRAM, HostProgram
 from policy_dataplane.dataplane.iptables.render import (
     removed_ipsets,
@@ -20,8 +21,10 @@ from policy_dataplane.dataplane.iptables.render import (
     render_iptables_diff,
     render_iptables_full,
 )
-from policy_dataplane.dataplane.netns_exec import finish, run_in_netns, start_in_netns
-from policy_dataplane.dataplane.nft.nft_filter import ApplyResult
+from policy_dataplane.dataplane.iptables.render_node import BUILTIN, needs_full_restore
+from topology.engine import Engine
+from topology.engines import get_engine
+from topology.netns import finish
 
 IPTABLES_RESTORE = "iptables-legacy-restore"
 IPTABLES = "iptables-legacy"
@@ -40,8 +43,9 @@ class IptablesPlan:
 
 
 class IptablesHostFilter:
-    def __init__(self, netns: str) -> None:
+    def __init__(self, netns: str, engine: Engine | None = None) -> None:
         self.netns = netns
+        self.engine = engine or get_engine()
         self.applied: HostProgram | None = None
         self.fallback_full = False  # accepted for the facade's load_state; a failed iptables diff raises
 
@@ -52,7 +56,7 @@ class IptablesHostFilter:
         if new is self.applied:
             return IptablesPlan("none")
         new.check()
-        if self.applied is None:
+        if self.applied is None or needs_full_restore(self.applied, new):
             return IptablesPlan("full", render_ipset_full(new), render_iptables_full(new), tuple(self._stale_sets(new)))
         ipsets, rules = render_ipset_diff(self.applied, new), render_iptables_diff(self.applied, new)
         destroy = tuple(removed_ipsets(self.applied, new))
@@ -60,7 +64,7 @@ class IptablesHostFilter:
 
     def _stale_sets(self, new: HostProgram) -> list[str]:
         """On a full sync: our ipsets that exist in the kernel but not in the program."""
-        listed = run_in_netns(self.netns, ["ipset", "list", "-n"], check=False).split()
+        listed = self.engine.run_in(self.netns, ["ipset", "list", "-n"], check=False).split()
         wanted = set(render_ipset_full(new).split())
         return [name for name in listed if name.startswith("npl-") and name not in wanted]
 
@@ -75,20 +79,21 @@ class IptablesHostFilter:
         plan = self.plan(new)
         started = time.perf_counter()
         if plan.ipsets:
-            run_in_netns(self.netns, ["ipset", "restore"], stdin=plan.ipsets)
+            self.engine.run_in(self.netns, ["ipset", "restore"], stdin=plan.ipsets)
         proc = None
         if plan.rules:
             argv = [IPTABLES_RESTORE] + (["--noflush"] if plan.mode == "diff" else [])
-            proc = start_in_netns(self.netns, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = self.engine.start_in(self.netns, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         return _IptablesPending(self, new, plan, proc, started)
 
     def remove(self) -> None:
         self.applied = None
-        empty = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
-        run_in_netns(self.netns, [IPTABLES_RESTORE], stdin=empty, check=False)
-        for name in run_in_netns(self.netns, ["ipset", "list", "-n"], check=False).split():
+        empty = "".join(f"*{table}\n" + "".join(f":{c} ACCEPT [0:0]\n" for c in chains) + "COMMIT\n"
+                        for table, chains in BUILTIN.items())
+        self.engine.run_in(self.netns, [IPTABLES_RESTORE], stdin=empty, check=False)
+        for name in self.engine.run_in(self.netns, ["ipset", "list", "-n"], check=False).split():
             if name.startswith("npl-"):
-                run_in_netns(self.netns, ["ipset", "destroy", name], check=False)
+                self.engine.run_in(self.netns, ["ipset", "destroy", name], check=False)
 
     def close(self) -> None:
         pass
@@ -108,7 +113,7 @@ class _IptablesPending:
             finish(self.host.netns, argv, self.proc, self.plan.rules)
         if self.plan.destroy:
             script = "".join(f"destroy {name}\n" for name in self.plan.destroy)
-            run_in_netns(self.host.netns, ["ipset", "restore"], stdin=script)
+            self.host.engine.run_in(self.host.netns, ["ipset", "restore"], stdin=script)
         self.host.applied = self.new
         return ApplyResult(self.host.netns, self.plan.mode, self.plan.commands, time.perf_counter() - self.started)
 

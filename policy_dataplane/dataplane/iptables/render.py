@@ -1,8 +1,8 @@
 """HostProgram -> Calico-style iptables + ipsets (the baseline the nftables dataplane is compared with).
 
 The same program as nft/render.py, laid out the way Felix's iptables mode does it: ipsets per selector (hash:net)
-and per named port (hash:ip,port); `npl-FORWARD` / `npl-INPUT` / `npl-OUTPUT` accept established, drop
-invalid and jump to the dispatch chains, which test each workload interface in turn (a linear list: Felix
+and per named port (hash:ip,port); `npl-FORWARD` / `npl-INPUT` accept established, drop invalid and jump to
+the dispatch chains (the node's own policy, host endpoints included, is render_node.py's), which test each workload interface in turn (a linear list: Felix
 builds a small tree of these) and `goto` the endpoint chain, or drop an unknown `cali*` interface; endpoint
 chains jump to linear per-policy chains while no mark is set; Allow marks then returns (two rules, as
 Felix emits them), Deny logs (NFLOG) and drops, Log logs.
@@ -29,13 +29,13 @@ from policy_dataplane.dataplane.hostprogram import (
     SideMatch,
     Verdict,
 )
+from policy_dataplane.dataplane.iptables import render_node as iptables_node
 from policy_dataplane.dataplane.nft.render import address_elements, log_prefix, rule_comment
 from topology.kernel_text import quoted
 
 P = "npl-"
 PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 132: "sctp"}
 DISPATCH = {Dir.EGRESS: ("npl-from-wl", "-i"), Dir.INGRESS: ("npl-to-wl", "-o")}
-BASE = (("FORWARD", (Dir.EGRESS, Dir.INGRESS)), ("INPUT", (Dir.EGRESS,)), ("OUTPUT", (Dir.INGRESS,)))
 MULTIPORT_MAX = 15  # entries per multiport match (a range counts as two)
 
 
@@ -212,36 +212,35 @@ def dispatch_rules(program: HostProgram, direction: Dir) -> list[str]:
 
 
 def _chains(program: HostProgram) -> dict[str, list[str]]:
-    """Every non-base chain of the program with its rules, dispatch chains first."""
+    """Every non-base filter chain of the program with its rules, dispatch chains first."""
     chains = {DISPATCH[d][0]: dispatch_rules(program, d) for d in (Dir.EGRESS, Dir.INGRESS)}
     for policy in program.policies.values():
         chains[chain_name(policy.chain)] = policy_chain_rules(policy)
     for endpoint in program.endpoints.values():
         for d in Dir:
             chains[chain_name(endpoint.chain(d))] = endpoint_chain_rules(endpoint, d)
+    chains.update(iptables_node.node_chains(program.node)["filter"])
     return chains
 
 
-def _base_rules() -> dict[str, list[str]]:
-    out = {}
-    for hook, directions in BASE:
-        chain = f"{P}{hook}"
-        rules = [f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-                 f"-A {chain} -m conntrack --ctstate INVALID -j DROP"]
-        rules += [f"-A {chain} {DISPATCH[d][1]} cali+ -j {DISPATCH[d][0]}" for d in directions]
-        out[chain] = rules
-    return out
-
-
 def render_iptables_full(program: HostProgram) -> str:
-    """The whole filter table (iptables-restore without --noflush replaces it atomically)."""
-    base, chains = _base_rules(), _chains(program)
-    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
-    lines += [f":{c} - [0:0]" for c in list(base) + list(chains)]
-    lines += [f"-A {hook} -j {P}{hook}" for hook, _ in BASE]
-    for rules in list(base.values()) + list(chains.values()):
-        lines += rules
-    return "\n".join(lines + ["COMMIT"]) + "\n"
+    """The filter, raw and mangle tables (iptables-restore without --noflush replaces each atomically)."""
+    base = iptables_node.base_rules(program.node, DISPATCH[Dir.EGRESS][0], DISPATCH[Dir.INGRESS][0])
+    node = iptables_node.node_chains(program.node)
+    copies = iptables_node.phase_policy_chains(program.node)
+    chains_of = {"filter": _chains(program)}
+    for table in ("raw", "mangle"):
+        chains_of[table] = {chain_name(c): policy_chain_rules(program.policies[c]) for c in sorted(copies[table])}
+        chains_of[table].update(node[table])
+    lines = []
+    for table in ("raw", "mangle", "filter"):
+        lines += [f"*{table}"] + [f":{c} ACCEPT [0:0]" for c in iptables_node.BUILTIN[table]]
+        lines += [f":{c} - [0:0]" for c in list(base[table]) + list(chains_of[table])]
+        lines += [f"-A {c[len(P):]} -j {c}" for c in base[table]]
+        for rules in list(base[table].values()) + list(chains_of[table].values()):
+            lines += rules
+        lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
 
 
 def render_iptables_diff(old: HostProgram, new: HostProgram) -> str:

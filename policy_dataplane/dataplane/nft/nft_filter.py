@@ -1,13 +1,12 @@
 """Puts HostPrograms into host namespaces: one `nft -f` transaction per host and change.
 
-`HostFilter(netns)` remembers the program it last applied. `install_base()` writes the empty program (the
-table, the dispatch maps and the fail-closed rules) before any pod exists; `apply(new)` sends only the diff
+`NftablesHostFilter(netns)` remembers the program it last applied. `install_base()` writes the empty program
+(the table, the dispatch maps and the fail-closed rules) before any pod exists; `apply(new)` sends only the diff
 (when only set members changed, the usual label change, as one nf_tables netlink batch: no `nft` process);
 `resync(new)` replaces the whole table atomically (after a restart, when nothing is remembered): conntrack
 entries are not touched and the first rule accepts established flows, so open connections survive.
 
 nft applies a script as one transaction: if any line fails, nothing changes, and `applied` stays as it was.
-`apply_hosts` starts one `nft` per changed host at once and then waits for all (hosts are independent).
 """
 
 from __future__ import annotations
@@ -15,24 +14,18 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from policy_dataplane.dataplane.backend import ApplyResult
 from policy_dataplane.dataplane.hostprogram import EMPTY_PROGRAM, TABLE, HostProgram
-from policy_dataplane.dataplane.netns_exec import CommandFailed, finish, run_in_netns, start_in_netns
 from policy_dataplane.dataplane.nft.nftnl import ElementChange, NetlinkRefused, NftSocket
 from policy_dataplane.dataplane.nft.render import element_changes, render_diff, render_full
+from topology.engine import Engine
+from topology.engines import get_engine
+from topology.netns import CommandFailed, finish
 
 NFT = ["nft", "-f", "-"]
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    netns: str
-    mode: str  # "none" (no change), "elements" (netlink), "diff", "full"
-    commands: int  # lines of the transaction
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -46,11 +39,12 @@ class Plan:
         return len(self.elements) if self.mode == "elements" else self.text.count("\n")
 
 
-class HostFilter:
-    """The lab's nftables table in one host namespace."""
+class NftablesHostFilter:
+    """The lab's nftables table in one host namespace (a `backend.HostFilter`)."""
 
-    def __init__(self, netns: str, use_netlink: bool = True) -> None:
+    def __init__(self, netns: str, use_netlink: bool = True, engine: Engine | None = None) -> None:
         self.netns = netns
+        self.engine = engine or get_engine()
         self.applied: HostProgram | None = None  # None: unknown (fresh start): the next apply is a full one
         self.use_netlink = use_netlink
         self._netlink: NftSocket | None = None
@@ -96,19 +90,19 @@ class HostFilter:
         proc = None
         if plan.mode == "elements":  # synchronous: a netlink batch takes well under a millisecond
             if self._netlink is None:
-                self._netlink = NftSocket(self.netns)
+                self._netlink = NftSocket(self.netns, self.engine)
             self._netlink.send(plan.elements)
         elif plan.text:
-            proc = start_in_netns(self.netns, NFT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE)
+            proc = self.engine.start_in(self.netns, NFT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
         return _Pending(self, new, plan, proc, started)
 
     def listing(self) -> dict[str, Any]:
-        return normalized_listing(self.netns)
+        return normalized_listing(self.netns, self.engine)
 
     def remove(self) -> None:
         """Delete the table (the namespace stays); the next apply starts over."""
-        run_in_netns(self.netns, ["nft", "delete", "table", "inet", TABLE], check=False)
+        self.engine.run_in(self.netns, ["nft", "delete", "table", "inet", TABLE], check=False)
         self.applied = None
         self.close()
 
@@ -120,7 +114,7 @@ class HostFilter:
 
 @dataclass
 class _Pending:
-    host: HostFilter
+    host: NftablesHostFilter
     new: HostProgram
     plan: Plan
     proc: subprocess.Popen[str] | None
@@ -134,30 +128,10 @@ class _Pending:
                 if not (self.host.fallback_full and self.plan.mode == "diff"):
                     raise
                 self.plan = Plan("full", render_full(self.new))
-                run_in_netns(self.host.netns, NFT, stdin=self.plan.text)
+                self.host.engine.run_in(self.host.netns, NFT, stdin=self.plan.text)
         self.host.applied = self.new
         self.host.fallback_full = False
         return ApplyResult(self.host.netns, self.plan.mode, self.plan.commands, time.perf_counter() - self.started)
-
-
-def apply_hosts(changes: Mapping[HostFilter, HostProgram]) -> list[ApplyResult]:
-    """Apply each host's program, all hosts at once. A host whose transaction fails keeps its old program;
-    the others are applied; the first failure is raised after all have finished."""
-    pending, failures = [], []
-    for host, program in changes.items():
-        try:
-            pending.append(host.start(program))
-        except (NetlinkRefused, CommandFailed) as error:
-            failures.append(error)
-    results = []
-    for p in pending:
-        try:
-            results.append(p.wait())
-        except CommandFailed as error:
-            failures.append(error)
-    if failures:
-        raise failures[0]  # type: ignore[misc]
-    return results
 
 
 # --- reading back -----------------------------------------------------------------------------------------
@@ -177,9 +151,9 @@ def _strip(obj: Any) -> Any:
     return obj
 
 
-def normalized_listing(netns: str) -> dict[str, Any]:
+def normalized_listing(netns: str, engine: Engine | None = None) -> dict[str, Any]:
     """The table as the kernel holds it, comparable across loads: objects by (kind, name), rules by chain."""
-    raw = json.loads(run_in_netns(netns, ["nft", "-j", "list", "table", "inet", TABLE]))
+    raw = json.loads((engine or get_engine()).run_in(netns, ["nft", "-j", "list", "table", "inet", TABLE]))
     objects: dict[str, Any] = {}
     rules: dict[str, list[Any]] = {}
     for entry in raw.get("nftables", []):
@@ -193,4 +167,4 @@ def normalized_listing(netns: str) -> dict[str, Any]:
     return {"objects": objects, "rules": rules}
 
 
-__all__ = ["HostFilter", "Plan", "ApplyResult", "apply_hosts", "normalized_listing"]
+__all__ = ["NftablesHostFilter", "Plan", "normalized_listing"]

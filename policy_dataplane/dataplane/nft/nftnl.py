@@ -1,6 +1,6 @@
 """Set element updates over nf_tables netlink, without starting `nft` (the common change: a label moves a
 pod into or out of selector sets). One batch = one kernel transaction, like `nft -f`, but with no process
-start and no ruleset cache read (DESIGN.md section 5: each `nft` first reads the whole ruleset).
+start and no ruleset cache read (docs/ARCHITECTURE.md, Costs: each `nft` first reads the whole ruleset).
 
 Only what the dataplane needs: add / delete IPv4 elements of interval sets (`type ipv4_addr; flags
 interval`) in table `inet npl`. The kernel stores an interval [a, b] as a start element `a` and an end
@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
+from policy_dataplane.dataplane.backend import ApplyRefused
 from policy_dataplane.dataplane.hostprogram import TABLE
-from policy_dataplane.dataplane.netns_exec import call_in_netns
+from topology.engine import Engine
+from topology.engines import get_engine
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
@@ -91,7 +93,7 @@ def encode_batch(changes: Sequence[ElementChange], first_seq: int = 1) -> tuple[
     return b"".join(out), acked
 
 
-class NetlinkRefused(RuntimeError):
+class NetlinkRefused(ApplyRefused):
     def __init__(self, netns: str, errno_: int) -> None:
         super().__init__(f"nf_tables refused the element batch in {netns}: {os.strerror(errno_)}")
         self.errno = errno_
@@ -100,9 +102,10 @@ class NetlinkRefused(RuntimeError):
 class NftSocket:
     """A netlink socket inside one host namespace (opened once, reused for every change)."""
 
-    def __init__(self, netns: str) -> None:
+    def __init__(self, netns: str, engine: Engine | None = None) -> None:
         self.netns = netns
-        self.sock = call_in_netns(netns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER))
+        self.sock = (engine or get_engine()).call_in(
+            netns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER))
         self.sock.bind((0, 0))
         self._seq = 1
 

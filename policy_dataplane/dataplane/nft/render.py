@@ -3,10 +3,11 @@
 Layout of the one table (`inet npl`) in a host namespace:
 * `fw-dispatch` / `tw-dispatch`: interface verdict maps, from-workload interface -> `goto fw-<if>` (the
   endpoint's egress policy), to-workload interface -> `goto tw-<if>` (its ingress policy).
-* base chains on forward, input (pod -> host) and output (host -> pod): established/related accepted,
-  invalid dropped, then both dispatches in turn (a pod-to-pod packet on one host passes the sender's egress
-  AND the receiver's ingress, because endpoint chains return on allow, as in Felix); a `cali*` interface
-  the maps do not know is dropped: fail closed.
+* base chains on forward and input (pod -> host): established/related accepted, invalid dropped, then
+  both dispatches in turn (a pod-to-pod packet on one host passes the sender's egress AND the receiver's
+  ingress, because endpoint chains return on allow, as in Felix); a `cali*` interface the maps do not know
+  is dropped: fail closed. The node's own policy (host endpoints, failsafe ports; output, raw and preDNAT
+  base chains) is rendered by render_node.py.
 * endpoint chains: a counter, then per tier each policy chain is jumped to while no mark is set; a tier where
   nobody allowed or passed drops (logged); an allow mark returns. No tier: return (allow).
 * policy chains: rules in order; Allow / Pass set a mark and return, Deny logs and drops, Log logs and goes on.
@@ -25,29 +26,31 @@ from policy_dataplane.dataplane.hostprogram import (
     EMPTY_PROGRAM,
     LOG_GROUP,
     MARK_ALLOW,
-    MARK_MASK,
     MARK_PASS,
     TABLE,
     Dir,
     EndpointProgram,
     HostProgram,
     NamedPortMember,
+    NodeProgram,
     PolicyProgram,
     RuleProgram,
     SideMatch,
     Verdict,
 )
 from policy_dataplane.dataplane.nft.nftnl import ElementChange
+from policy_dataplane.dataplane.nft.render_node import (
+    BASE_CHAINS,
+    CLEAR_MARKS,
+    NO_MARK,
+    base_rules,
+    node_chains,
+)
 from topology.kernel_text import quoted
 
 T = f"inet {TABLE}"
 DISPATCH = {Dir.EGRESS: "fw-dispatch", Dir.INGRESS: "tw-dispatch"}
 WORKLOAD_PREFIX = "cali"
-BASE_CHAINS = (("forward", "forward"), ("input", "input"), ("output", "output"))
-ICMPV6_LINK = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert",
-               "mld-listener-query", "mld-listener-report", "mld2-listener-report")
-CLEAR_MARKS = f"meta mark set meta mark and {0xFFFFFFFF ^ MARK_MASK:#x}"
-NO_MARK = f"meta mark and {MARK_MASK:#x} == 0"
 
 
 # --- sets ------------------------------------------------------------------------------------------------
@@ -69,7 +72,7 @@ def address_elements(members: Iterable[IPv4Network]) -> list[str]:
 def element_changes(old: HostProgram, new: HostProgram) -> list[ElementChange] | None:
     """When two programs differ only in the members of existing address sets: those element changes
     (deletions first), which netlink can apply without nft. None when anything else differs."""
-    if (old.policies != new.policies or old.endpoints != new.endpoints
+    if (old.policies != new.policies or old.endpoints != new.endpoints or old.node != new.node
             or old.named_port_sets != new.named_port_sets or old.address_sets.keys() != new.address_sets.keys()):
         return None
     deletions, additions = [], []
@@ -223,7 +226,8 @@ def endpoint_rules(endpoint: EndpointProgram, direction: Dir) -> list[str]:
 
 
 def base_commands() -> list[str]:
-    """The table skeleton: maps and base chains, fail closed for any workload interface not in the maps.
+    """The table skeleton: maps, the dispatch chains and the base chains (their rules come from the node
+    program, see render_node.py), fail closed for any workload interface not in the maps.
 
     Base chains jump to `from-wl` / `to-wl`, which `goto` the endpoint chain found in the map: its return
     comes back to the base chain (so the ingress dispatch still follows), while an interface the map does
@@ -236,18 +240,26 @@ def base_commands() -> list[str]:
         out.append(f"add rule {T} {chain} {key} vmap @{DISPATCH[direction]}")
         out.append(f'add rule {T} {chain} counter log prefix "U {chain} 0" group {LOG_GROUP} drop '
                    f'comment "unknown workload interface"')
-    for chain, hook in BASE_CHAINS:
-        out.append(f"add chain {T} {chain} {{ type filter hook {hook} priority filter; policy accept; }}")
-        out.append(f"add rule {T} {chain} ct state established,related accept")
-        out.append(f"add rule {T} {chain} ct state invalid counter drop")
-        # IPv6 neighbour discovery and MLD on the veths (the lab's policy is IPv4; these keep links working
-        # and out of the policy counters)
-        out.append(f"add rule {T} {chain} icmpv6 type {{ {', '.join(ICMPV6_LINK)} }} accept")
-        if hook != "output":  # from a workload: its egress policy
-            out.append(f'add rule {T} {chain} iifname "{WORKLOAD_PREFIX}*" jump from-wl')
-        if hook != "input":  # to a workload: its ingress policy
-            out.append(f'add rule {T} {chain} oifname "{WORKLOAD_PREFIX}*" jump to-wl')
+    for chain, (hook, priority) in BASE_CHAINS.items():
+        out.append(f"add chain {T} {chain} {{ type filter hook {hook} priority {priority}; policy accept; }}")
     return out
+
+
+def _node_commands(old: NodeProgram, new: NodeProgram, fresh: bool) -> tuple[list[str], list[str]]:
+    """(host endpoint chains created or refilled, then base chains refilled; host endpoint chains to delete
+    once nothing refers to them). `fresh`: the base chains are empty (a full render)."""
+    out: list[str] = []
+    before, after = node_chains(old), node_chains(new)
+    for chain, rules in after.items():
+        if before.get(chain) == rules:
+            continue
+        out.append(f"add chain {T} {chain}" if chain not in before else f"flush chain {T} {chain}")
+        out += _chain_fill(chain, rules)
+    old_base, new_base = base_rules(old), base_rules(new)
+    for chain, rules in new_base.items():
+        if fresh or old_base.get(chain) != rules:
+            out += ([] if fresh else [f"flush chain {T} {chain}"]) + _chain_fill(chain, rules)
+    return out, [f"delete chain {T} {chain}" for chain in before if chain not in after]
 
 
 def _chain_fill(chain: str, bodies: list[str]) -> list[str]:
@@ -263,7 +275,7 @@ def render_full(program: HostProgram, replace: bool = True) -> str:
     """The whole table in one transaction. With `replace`, an existing table is deleted first in the same
     transaction (atomic: packets see the old program or the new, never none; conntrack is untouched)."""
     head = [f"add table {T}", f"delete table {T}"] if replace else []
-    return "\n".join(head + base_commands() + _diff_commands(EMPTY_PROGRAM, program)) + "\n"
+    return "\n".join(head + base_commands() + _diff_commands(EMPTY_PROGRAM, program, fresh=True)) + "\n"
 
 
 def render_diff(old: HostProgram, new: HostProgram) -> str:
@@ -291,7 +303,7 @@ def _set_updates(old: dict[str, frozenset], new: dict[str, frozenset], decl, ele
     return adds, removes
 
 
-def _diff_commands(old: HostProgram, new: HostProgram) -> list[str]:
+def _diff_commands(old: HostProgram, new: HostProgram, fresh: bool = False) -> list[str]:
     set_adds, set_removes = _set_updates(old.address_sets, new.address_sets, _set_decl, address_elements)
     np_adds, np_removes = _set_updates(old.named_port_sets, new.named_port_sets, _named_port_set_decl,
                                        named_port_elements)
@@ -320,7 +332,11 @@ def _diff_commands(old: HostProgram, new: HostProgram) -> list[str]:
             out += _chain_fill(chain, rules)
         if previous_ep is None:
             out += [_map_element("add", endpoint, d) for d in Dir]
+    # the node's own chains and the base chains, then (below) what they no longer use
+    node_adds, node_removes = _node_commands(old.node, new.node, fresh)
+    out += node_adds
     # removals, parents first: dispatch entries, endpoint chains, policy chains, sets
+    out += node_removes
     for ifname, endpoint in old.endpoints.items():
         if ifname not in new.endpoints:
             out += [_map_element("delete", endpoint, d) for d in Dir]

@@ -34,12 +34,12 @@ def make_lab(lab_dirs: Path, request: pytest.FixtureRequest) -> Iterator[Callabl
     callspec = getattr(request.node, "callspec", None)
     pod_runtime = callspec.params.get("pod_runtime") if callspec is not None else None
 
-    def bring_up(data: dict[str, Any]) -> LabSpec:
+    def bring_up(data: dict[str, Any], controller: bool = True) -> LabSpec:
         if pod_runtime is not None:
             data = {"runtime": pod_runtime, **data}
         spec = parse_lab(data, f"<test {data['name']}>", lab_dirs)
         started.append(spec.name)
-        pipeline.up(spec, timeout=60)
+        pipeline.up(spec, timeout=60, controller=controller)
         return spec
 
     try:

@@ -75,7 +75,7 @@ def test_mesh_every_pod_reaches_every_pod_and_the_external_host(make_lab, pod_ru
 
 
 def test_stopping_a_speaker_withdraws_its_blocks_and_restarting_restores_them(make_lab):
-    make_lab(four_by_ten("it2"))
+    make_lab(four_by_ten("it2"), controller=False)  # no controller: it would restart the stopped speaker
     runtime = LabRuntime.open("it2")
     try:
         from bgp import speaker

@@ -26,7 +26,7 @@ from topology import names
 pytestmark = pytest.mark.root
 CHECKOUT = Path(__file__).parents[3]
 SCENARIOS = CHECKOUT / "lab" / "scenarios"
-OUR_PACKAGES = ("lab", "bgp", "topology", "policy_dataplane", "traffic")
+OUR_PACKAGES = ("lab", "bgp", "topology", "policy_dataplane", "traffic", "services")
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*cache",
                                     ".hypothesis", ".benchmarks", "out")
 

@@ -36,6 +36,8 @@ def private_copy(tmp_path: Path, scenario: str, tamper=None) -> Path:  # type: i
     for step in data["steps"]:
         for files in ("apply", "delete"):
             step[files] = [str(SCENARIOS_DIR / f) for f in step.get(files, [])]
+        if "compile" in step:
+            step["compile"]["tree"] = str(SCENARIOS_DIR / step["compile"]["tree"])
     if tamper:
         tamper(data)
     path = tmp_path / f"{scenario}.scenario.yaml"
@@ -69,6 +71,19 @@ def test_every_builtin_scenario_plays_as_documented(scenario_lab: Path, name: st
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["failures"] == 0 and report["checks"] >= 5
+
+
+def test_a_wrong_documented_lookup_fails_the_run(scenario_lab: Path) -> None:
+    def claim_names_resolve_under_deny_all_egress(data: dict) -> None:  # type: ignore[type-arg]
+        step = next(s for s in data["steps"] if "4-deny-all-egress.yaml" in str(s.get("apply")))
+        data["steps"] = [data["steps"][0], {**step, "check": [c for c in step["check"] if "lookup" in c][:1]}]
+        data["steps"][1]["check"][0]["expect"] = "allow"
+
+    result = run(str(private_copy(scenario_lab, "recipes", claim_names_resolve_under_deny_all_egress)), "--down")
+    assert result.exit_code == 1
+    wrong = [c for step in json.loads(result.stdout)["steps"] for c in step["checks"] if not c["ok"]]
+    assert wrong == [{"check": "shop/frontend looks up backend.shop.svc.cluster.local", "expect": "allow",
+                      "oracle": "deny", "measured": "deny", "ok": False}]
 
 
 def test_a_wrong_documented_verdict_fails_the_run(scenario_lab: Path) -> None:

@@ -27,7 +27,7 @@ LAB = "dt1"
 HOSTS = ("h1", "h2")
 POD_PORTS = (ContainerPort("http", 8080, 6), ContainerPort("dns", 53, 17), ContainerPort("sig", 3868, 132))
 TEAMS = {"ns0": "a", "ns1": "b"}
-# DESIGN.md's quarantine: labelling a pod quarantine=true cuts it off, logging what it tried
+# The quarantine scenario (docs/ARCHITECTURE.md, Scenarios): labelling a pod quarantine=true cuts it off, logging what it tried
 QUARANTINE = """
 apiVersion: projectcalico.org/v3
 kind: GlobalNetworkPolicy

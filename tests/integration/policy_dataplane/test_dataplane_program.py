@@ -13,15 +13,15 @@ from dataplane_lab import HOSTS, LAB, QUARANTINE, DataplaneLab, assert_matches_o
 
 from policy_dataplane.dataplane.hostprogram import HostProgram, RuleProgram, SideMatch, Verdict
 from policy_dataplane.dataplane.lab_dataplane import Dataplane
-from policy_dataplane.dataplane.netns_exec import CommandFailed
-from policy_dataplane.dataplane.nft.nft_filter import HostFilter, normalized_listing
+from policy_dataplane.dataplane.nft.nft_filter import NftablesHostFilter, normalized_listing
 from policy_dataplane.dataplane.nft.nftnl import NetlinkRefused
 from policy_dataplane.dataplane.nft.render import render_diff
 from policy_dataplane.policy.documents import load_text
 from policy_dataplane.policy.model import Labels, Namespace, Pod
 from topology import names
+from topology.engines import get_engine
+from topology.netns import CommandFailed
 from traffic.model import Protocol
-from traffic.netns import call_in_netns
 
 pytestmark = pytest.mark.root
 TCP, UDP, ICMP = Protocol.TCP, Protocol.UDP, Protocol.ICMP
@@ -39,7 +39,7 @@ spec:
 """ + QUARANTINE
 
 
-def isolate_p1(lab: DataplaneLab) -> tuple[HostFilter, HostProgram, dict[str, object]]:
+def isolate_p1(lab: DataplaneLab) -> tuple[NftablesHostFilter, HostProgram, dict[str, object]]:
     """POLICIES applied and ns1/p1 made a `web` pod: (h1's filter, its applied program, its table)."""
     lab.apply(POLICIES)
     lab.label("ns1/p1", role="web")
@@ -132,8 +132,8 @@ def test_a_bad_program_leaves_the_running_one_untouched(lab: DataplaneLab) -> No
 
 def _connect(lab: DataplaneLab, src: str, dst: str, port: int) -> tuple[socket.socket, socket.socket]:
     """A kernel TCP connection from pod `src` to pod `dst` (both sockets returned, connected)."""
-    server = call_in_netns(lab.endpoints[dst].netns, lambda: socket.create_server(("0.0.0.0", port)))
-    client = call_in_netns(lab.endpoints[src].netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    server = get_engine().call_in(lab.endpoints[dst].netns, lambda: socket.create_server(("0.0.0.0", port)))
+    client = get_engine().call_in(lab.endpoints[src].netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
     client.settimeout(2)
     client.connect((str(lab.endpoints[dst].ip), port))
     server.settimeout(2)

@@ -5,6 +5,7 @@ Cross-host and external reachability use static routes the TEST adds (in the rea
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ from topology_plans import make_plan
 from topology import names, netns, plumbing
 from topology.engine import NetnsEngine, TopologyError
 from topology.model import TopologyPlan, plan_pod
+from topology.netns import CommandFailed
 from topology.responder import start_responder
 from topology.responder_ctl import running_pid
 from topology.validation import PlanError
@@ -205,3 +207,23 @@ def test_exec_in_runs_inside_the_namespace(lab) -> None:  # type: ignore[no-unty
     assert out.returncode == 0 and "10.210.0.1/32" in out.stdout
     with pytest.raises(TopologyError):
         lab.engine.exec_in(names.pod_netns("tt1", "nope", "nope"), ["true"])
+
+
+def test_every_way_into_a_namespace_enters_that_one_and_only_there(lab) -> None:  # type: ignore[no-untyped-def]
+    """run_in, start_in (setns before exec), call_in (this thread) and exec_in (`ip netns exec`) all land in
+    the pod's namespace, and the calling thread is back home afterwards."""
+    plan = make_plan(lab.name)
+    lab.engine.build(plan)
+    target = plan.pods[0].netns
+    inside = f"net:[{netns.identity(target)}]"
+    home = os.readlink("/proc/thread-self/ns/net")
+    assert home != inside
+    readlink = ["readlink", "/proc/self/ns/net"]
+    assert lab.engine.run_in(target, readlink).strip() == inside
+    proc = lab.engine.start_in(target, readlink, stdout=subprocess.PIPE)
+    assert proc.communicate()[0].strip() == inside
+    assert lab.engine.call_in(target, lambda: os.readlink("/proc/thread-self/ns/net")) == inside
+    assert lab.engine.exec_in(target, readlink).stdout.strip() == inside
+    assert os.readlink("/proc/thread-self/ns/net") == home
+    with pytest.raises(CommandFailed, match="false"):
+        lab.engine.run_in(target, ["false"])

@@ -132,7 +132,7 @@ def cli(small_lab: SmallLab, monkeypatch: pytest.MonkeyPatch):  # type: ignore[n
     from lab.app import app
 
     fake = types.ModuleType("lab.runtime")
-    fake.probe_endpoints = lambda name: list(small_lab.endpoints.values())  # type: ignore[attr-defined]
+    fake.probe_endpoints = lambda name, hosts=False: list(small_lab.endpoints.values())  # type: ignore[attr-defined]
     fake.expected_verdicts = lambda name, pairs, protocol, port: [True] * len(pairs)  # type: ignore[attr-defined]
     fake.latency_conditions = lambda name: {"as-is": nullcontext}  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "lab.runtime", fake)

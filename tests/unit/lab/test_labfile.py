@@ -97,3 +97,12 @@ def test_command_line_overrides_are_validated_like_the_file() -> None:
     assert spec.model.pods == load_lab_file(DEMO).model.pods
     with pytest.raises(LabFileError, match="field name"):
         with_overrides(load_lab_file(DEMO), name="Not_Valid")
+
+
+def test_host_ports_are_checked_like_pod_ports() -> None:
+    spec = parse_lab({"hostPorts": [{"name": "ssh", "containerPort": 22}]}, "lab.yaml", Path("."))
+    assert [p.containerPort for p in spec.model.hostPorts] == [22]
+    with pytest.raises(LabFileError) as err:
+        parse_lab({"hostPorts": [{"name": "ssh", "containerPort": 22}, {"name": "ssh", "containerPort": 2222}]},
+                  "lab.yaml", Path("."))
+    assert "lab: field ports: duplicate port name 'ssh'" in str(err.value)

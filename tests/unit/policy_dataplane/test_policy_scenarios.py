@@ -1,4 +1,4 @@
-"""DESIGN.md section 6 scenarios as fixtures, with the verdicts the design documents."""
+"""The scenarios of docs/ARCHITECTURE.md (Scenarios) as fixtures, with the verdicts documented there."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from lab.labfile import LabFileError, parse_lab
 from topology import nfqueue
 from topology.delayline import QueueConfig, hold_seconds
+from topology.kernel_text import UnsafeText
 from topology.link_shaper import queue_plan
 from topology.shaping import LinkShape, ShapedLink, delayline_rules, duration_ms, tc_commands
 
@@ -35,19 +36,19 @@ def link(**shape: float) -> ShapedLink:
 
 def test_netem_on_both_ends_like_tclink() -> None:
     assert tc_commands(link(delay_ms=20, jitter_ms=2, loss_pct=1.5), "netem") == [
-        ["tc", "-n", "npl-x-h-node1", "qdisc", "replace", "dev", "eth0", "root", "handle", "1:",
-         "netem", "delay", "20000us", "2000us", "loss", "1.5%"],
-        ["tc", "-n", "npl-x-fabric", "qdisc", "replace", "dev", "nplh123", "root", "handle", "1:",
-         "netem", "delay", "20000us", "2000us", "loss", "1.5%"],
+        ("npl-x-h-node1", ["tc", "qdisc", "replace", "dev", "eth0", "root", "handle", "1:",
+                           "netem", "delay", "20000us", "2000us", "loss", "1.5%"]),
+        ("npl-x-fabric", ["tc", "qdisc", "replace", "dev", "nplh123", "root", "handle", "1:",
+                          "netem", "delay", "20000us", "2000us", "loss", "1.5%"]),
     ]  # fmt: skip
 
 
 def test_bandwidth_is_tbf_with_netem_under_it_and_alone_with_the_delay_line() -> None:
-    both = tc_commands(link(delay_ms=5, bandwidth_mbit=10), "netem")
-    assert [c[7:10] for c in both] == [["root", "handle", "1:"], ["parent", "1:1", "handle"]] * 2
-    assert both[0][10:13] == ["tbf", "rate", "10mbit"]
-    alone = tc_commands(link(delay_ms=5, bandwidth_mbit=10), "delayline")
-    assert len(alone) == 2 and all(c[10] == "tbf" for c in alone)
+    both = [argv for _, argv in tc_commands(link(delay_ms=5, bandwidth_mbit=10), "netem")]
+    assert [c[5:8] for c in both] == [["root", "handle", "1:"], ["parent", "1:1", "handle"]] * 2
+    assert both[0][8:11] == ["tbf", "rate", "10mbit"]
+    alone = [argv for _, argv in tc_commands(link(delay_ms=5, bandwidth_mbit=10), "delayline")]
+    assert len(alone) == 2 and all(c[8] == "tbf" for c in alone)
     assert tc_commands(link(delay_ms=5), "delayline") == []  # the delay line does it all
 
 
@@ -59,6 +60,14 @@ def test_delay_line_rules_send_both_directions_of_the_link_to_its_queue() -> Non
         "-A POSTROUTING -o eth0 -j NFQUEUE --queue-num 100 --queue-bypass",
         "COMMIT",
     ]
+
+
+def test_an_interface_name_that_would_break_the_rules_text_is_refused() -> None:
+    bad = ShapedLink("pod", "npl-x-h-node1", "eth0\n-F", "p", "eth0", LinkShape(delay_ms=1))
+    with pytest.raises(UnsafeText):
+        delayline_rules([(bad, 100)])
+    with pytest.raises(UnsafeText):
+        tc_commands(bad, "netem")
 
 
 def test_queue_numbers_count_per_namespace_and_skip_bandwidth_only_links() -> None:

@@ -154,3 +154,15 @@ def test_permanent_neighbour_matches_pyroute2() -> None:
         [("NDA_DST", "169.254.1.1"), ("NDA_LLADDR", "ee:ee:ee:ee:ee:ee")],
     )
     assert ours == theirs
+
+
+def test_a_route_request_parses_back_to_its_destination_interface_and_table():
+    from ipaddress import IPv4Network
+
+    from topology import rtnl
+
+    request = rtnl.route_add(IPv4Network("10.1.2.3/32"), oif=7)
+    route = rtnl.parse_route(request.payload)
+    assert (route.destination, route.oif, route.table) == (IPv4Network("10.1.2.3/32"), 7, rtnl.RT_TABLE_MAIN)
+    default = rtnl.parse_route(rtnl.route_add(IPv4Network("0.0.0.0/0"), gateway=rtnl.IPv4Address("169.254.1.1")).payload)
+    assert default.destination == IPv4Network("0.0.0.0/0") and default.oif is None

@@ -1,0 +1,168 @@
+"""Carries the planned actions out: the only module of the controller that changes the kernel.
+
+Each action reuses the lab's own building blocks (the topology engine, the speaker, BIRD and responder
+control functions, the warm dataplane), so a repair does exactly what `lab up` and `lab apply` do.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lab.controller import state as st
+from topology import batch, netns, processes, responder_ctl
+from topology.names import LabPaths, host_netns, responder_pods_file
+
+if TYPE_CHECKING:
+    from bgp.sessions import BgpPlan
+    from lab.controller.observe import HostReader
+    from lab.runtime import LabRuntime
+    from policy_dataplane.dataplane.lab_dataplane import Dataplane
+
+
+@dataclass
+class Memory:
+    """What the controller remembers between passes: the process table and what it wrote to each filter."""
+
+    table: dict[str, st.ProcessRecord] = field(default_factory=dict)
+    filters: dict[str, st.FilterRecord] = field(default_factory=dict)
+    programmed_revision: int = -1
+    last_repair: dict[str, str] = field(default_factory=dict)  # host (or "" for the lab) -> last repair
+
+
+def exit_status(pid: int | None) -> str:
+    """How a process we saw before ended: its status when it was our child, else only that it is gone."""
+    if pid is None:
+        return "never started"
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return f"pid {pid} gone"
+    if done == 0:
+        return f"pid {pid} stopped answering"
+    if os.WIFSIGNALED(status):
+        return f"pid {pid} killed by signal {os.WTERMSIG(status)}"
+    return f"pid {pid} exited with {os.WEXITSTATUS(status)}"
+
+
+class Executor:
+    def __init__(self, runtime: LabRuntime, bgp: BgpPlan, reader: HostReader, memory: Memory) -> None:
+        self.runtime = runtime
+        self.paths: LabPaths = runtime.paths
+        self.bgp = bgp
+        self.reader = reader
+        self.memory = memory
+
+    def run(self, action: st.Action) -> str:
+        """Carry one action out; returns the host it concerned ("" for the lab)."""
+        if isinstance(action, st.RemoveStrayPods):
+            self._reload_responder()  # its sockets would keep the namespaces alive
+            netns.run_ip_batch(batch.netns_delete(action.netns), force=True)
+            return ""
+        if isinstance(action, st.RecreatePods):
+            return self._recreate(action.keys)
+        if isinstance(action, st.Announce):
+            from bgp import speaker
+
+            wanted = self.runtime.ipam().announcements(action.node) if self.bgp.speaker(action.node).announces \
+                else frozenset()
+            speaker.set_announcements(self.paths, action.node, wanted)
+            return action.node
+        if isinstance(action, st.ReloadResponder):
+            self._reload_responder()
+            return ""
+        if isinstance(action, st.SyncPolicy):
+            self.sync_policy()
+            return ""
+        if isinstance(action, st.ReprogramHost):
+            self._reprogram(action.host)
+            return action.host
+        if isinstance(action, st.RestartProcess):
+            return self._restart(action.name)
+        raise TypeError(f"unknown action {action!r}")
+
+    # filters ------------------------------------------------------------------------------------------
+    def dataplane(self) -> Dataplane:
+        from lab import warm
+
+        dp = warm.dataplane_of(self.runtime.lab)
+        if dp is None:
+            self.sync_policy()
+            dp = warm.dataplane_of(self.runtime.lab)
+            assert dp is not None
+        return dp
+
+    def sync_policy(self) -> None:
+        from lab import warm
+
+        revision = self.runtime.store.revision
+        report = warm.sync(self.runtime, sole_writer=True)
+        for host, result in report.hosts.items():
+            record = self.memory.filters.get(host)
+            if result.mode != "none":
+                self._remember_filter(host, revision)
+            elif record is not None:  # nothing to write: the table holds this revision if it holds the last
+                self.memory.filters[host] = st.FilterRecord(record.fingerprint, revision)
+        self.memory.programmed_revision = revision
+
+    def _reprogram(self, host: str) -> None:
+        dp = self.dataplane()
+        program = dp.programs.get(host)
+        if program is None:
+            self.sync_policy()
+            program = dp.programs[host]
+        dp.host(host).resync(program)
+        dp.save_state(self.runtime.dataplane_state)
+        self._remember_filter(host, self.memory.programmed_revision)
+
+    def _remember_filter(self, host: str, revision: int) -> None:
+        fingerprint = self.reader.fingerprint(host_netns(self.runtime.lab, host))
+        if fingerprint is not None:
+            self.memory.filters[host] = st.FilterRecord(fingerprint, revision)
+
+    # pods ---------------------------------------------------------------------------------------------
+    def _recreate(self, keys: tuple[str, ...]) -> str:
+        fabric = self.runtime.fabric()
+        plans = self.runtime.pod_plans(only=set(keys))
+        gone = frozenset(p.netns for p in plans)
+        self._reload_responder(without=gone)  # release the old namespaces before their veths are removed
+        fabric.remove_pods(plans)
+        fabric.add_pods(plans)
+        self._reload_responder()
+        hosts = sorted({p.host for p in plans})
+        return hosts[0] if len(hosts) == 1 else ""
+
+    def _reload_responder(self, without: frozenset[str] = frozenset()) -> None:
+        targets = [t for t in self.runtime.responder_targets() if t.netns not in without]
+        responder_ctl.write_responder_pods(responder_pods_file(self.paths), targets)
+        if responder_ctl.running_pid(self.paths) is not None:
+            responder_ctl.reload_responder(self.paths)
+
+    # processes ----------------------------------------------------------------------------------------
+    def _restart(self, name: str) -> str:
+        from bgp import bird, speaker
+
+        record = self.memory.table[name]
+        last_exit = exit_status(record.pid)
+        pid: int | None = None
+        try:
+            if record.kind == "speaker":
+                speaker.stop_speaker(self.paths, record.node)  # its agent, if it lingers
+                # not waited for (ExaBGP takes a second or more to start): the plan gives its agent time
+                pid = speaker.launch_speaker(self.paths, self.bgp.speaker(record.node))
+            elif record.kind == "reflector":
+                bird.stop_reflector(self.paths, record.node)
+                plan = next(r for r in self.bgp.reflectors if r.name == record.node)
+                pid = bird.start_reflector(self.paths, plan)
+            else:
+                responder_ctl.stop_responder(self.paths)
+                pid = responder_ctl.start_responder(self.paths, self.runtime.responder_targets())
+        finally:
+            st.record_restart(record, pid, time.monotonic(), last_exit)
+            record.argv = tuple(processes.argv(pid)) if pid is not None else record.argv
+        return record.node
+
+
+__all__ = ["Executor", "Memory", "exit_status"]

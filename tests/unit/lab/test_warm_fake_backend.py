@@ -1,0 +1,171 @@
+"""The warm policy sync (lab.warm) and the apply helpers (lab.apply) against a lab whose dataplane is a
+backend registered by the test, in memory: every check compares what the "kernel" holds with a compile
+from scratch of the store. Covers following the store incrementally, a revision gap (another process
+changed the lab), a pod moved to another host without its document changing, and deletions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab import pipeline, warm
+from lab.apply import apply_sources, delete_keys, label
+from lab.labfile import parse_lab
+from lab.runtime import LabRuntime
+from lab.store import ObjectKey, Placement
+from lab.stored_world import world_of
+from policy_dataplane.dataplane import backends as backend_registry
+from policy_dataplane.dataplane.backends import register_backend
+from policy_dataplane.dataplane.compile import compile_hosts
+from policy_dataplane.dataplane.fake.backend import FakeBackend, FakeKernel
+from policy_dataplane.dataplane.hostprogram import HostProgram
+from topology import names
+
+LAB = "wf1"
+SPEC = {
+    "name": LAB, "hosts": 2, "dataplane": "memory",
+    "namespaces": [{"name": "a", "labels": {"env": "a"}}],
+    "pods": [{"name": "web", "namespace": "a", "host": "node1", "labels": {"role": "web"}},
+             {"name": "db", "namespace": "a", "host": "node2", "labels": {"role": "db"}},
+             {"name": "api", "namespace": "a", "host": "node1", "labels": {"role": "api"}}],
+}
+DB_POLICY = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db, namespace: a}
+spec:
+  podSelector: {matchLabels: {role: db}}
+  ingress: [{from: [{podSelector: {matchLabels: {role: web}}}]}]
+"""
+
+
+@dataclass
+class RecordingFabric:
+    """Stands in for the kernel side of pods (namespaces, veths, routes): records what it was asked."""
+
+    calls: list[str]
+
+    def add_pods(self, plans: list[Any], progress: Any = None) -> None:
+        self.calls.append("add " + " ".join(sorted(p.key for p in plans)))
+
+    def remove_pods(self, plans: list[Any]) -> None:
+        self.calls.append("remove " + " ".join(sorted(p.key for p in plans)))
+
+    def update_announcements(self, hosts: set[str]) -> None:
+        pass
+
+    def reload_responder(self, targets: list[Any]) -> None:
+        pass
+
+
+@dataclass
+class FakeLab:
+    runtime: LabRuntime
+    kernel: FakeKernel
+    fabric_calls: list[str]
+
+    def expected(self) -> dict[str, HostProgram]:
+        """What a from-scratch compile of the store gives, per host namespace."""
+        placement = {h: dict(p) for h, p in self.runtime.placement().items()}
+        programs = compile_hosts(world_of(self.runtime), placement)
+        return {names.host_netns(LAB, h): p for h, p in programs.items()}
+
+    def warm_world(self) -> object:
+        return warm._WARM[LAB].world
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLab]:
+    monkeypatch.setenv(names.STATE_ROOT_ENV, str(tmp_path / "state"))
+    monkeypatch.setenv(names.RUN_ROOT_ENV, str(tmp_path / "run"))
+    kernel, calls = FakeKernel(), []
+    monkeypatch.setattr(backend_registry, "_BACKENDS", dict(backend_registry._BACKENDS))
+    register_backend("memory", lambda: FakeBackend(kernel))  # the one line a new backend needs
+    monkeypatch.setattr(LabRuntime, "fabric", lambda self: RecordingFabric(calls))
+    runtime = pipeline._record(parse_lab(SPEC, "test", tmp_path), names.LabPaths.for_lab(LAB))
+    pipeline._allocate(runtime)
+    try:
+        runtime.sync_policy()
+        yield FakeLab(runtime, kernel, calls)
+    finally:
+        warm.forget(LAB)
+        runtime.close()
+
+
+def write_elsewhere(lab: FakeLab, key: ObjectKey, labels: dict[str, str]) -> None:
+    """A change written by another process: the store moves on, this process's warm state does not."""
+    doc = lab.runtime.store.get_object(key)
+    assert doc is not None
+    with lab.runtime.store.transaction():
+        lab.runtime.store.put_object(key, {**doc, "metadata": {**doc["metadata"], "labels": labels}})
+
+
+def test_the_lab_comes_up_with_every_host_programmed(lab: FakeLab) -> None:
+    assert lab.kernel.tables == lab.expected()
+    assert set(lab.kernel.tables) == {names.host_netns(LAB, "node1"), names.host_netns(LAB, "node2")}
+
+
+def test_apply_and_label_follow_the_store_incrementally(lab: FakeLab) -> None:
+    world = lab.warm_world()
+    report = apply_sources(lab.runtime, [("db.yaml", DB_POLICY)])
+    assert report.created == ["NetworkPolicy a/db"]
+    assert lab.kernel.tables == lab.expected()
+    assert lab.kernel.changes[-1].mode == "diff"
+    label(lab.runtime, ObjectKey("Pod", "a", "api"), {"role": "web"})  # api may now reach db
+    assert lab.kernel.tables == lab.expected()
+    assert lab.warm_world() is world  # followed, not rebuilt
+    db_host = names.host_netns(LAB, "node2")
+    assert lab.kernel.changes[-1].netns == db_host  # only db's host enforces a set that changed
+
+
+def test_a_revision_gap_rebuilds_from_the_store(lab: FakeLab) -> None:
+    apply_sources(lab.runtime, [("db.yaml", DB_POLICY)])
+    world = lab.warm_world()
+    write_elsewhere(lab, ObjectKey("Pod", "a", "api"), {"role": "web"})
+    write_elsewhere(lab, ObjectKey("Pod", "a", "web"), {"role": "none"})  # two revisions it did not follow
+    lab.runtime.sync_policy()
+    assert lab.warm_world() is not world
+    assert lab.kernel.tables == lab.expected()
+    web_ip = next(p.ip for p in lab.runtime.store.placements() if p.name == "web")
+    db_sets = lab.kernel.tables[names.host_netns(LAB, "node2")].address_sets.values()
+    assert not any(any(str(net.network_address) == web_ip for net in s) for s in db_sets)
+
+
+def test_a_pod_moved_to_another_host_moves_its_endpoint_and_address(lab: FakeLab) -> None:
+    apply_sources(lab.runtime, [("db.yaml", DB_POLICY)])
+    web = next(p for p in lab.runtime.store.placements() if p.name == "web")
+    moved_ip = str(IPv4Address(web.ip) + 200)  # a pool address no pod has
+    with lab.runtime.store.transaction():  # placement only: the pod's document is unchanged
+        lab.runtime.store.put_placement(Placement(web.namespace, web.name, "node2", moved_ip))
+    lab.runtime.sync_policy()
+    assert lab.kernel.tables == lab.expected()
+    node1, node2 = (lab.kernel.tables[names.host_netns(LAB, h)] for h in ("node1", "node2"))
+    assert "a/web" in {e.key for e in node2.endpoints.values()} - {e.key for e in node1.endpoints.values()}
+    allowed = {str(net.network_address) for s in node2.address_sets.values() for net in s}
+    assert moved_ip in allowed and web.ip not in allowed  # db's policy follows web's new address
+
+
+def test_deleting_a_policy_and_a_pod_removes_them_from_the_kernel(lab: FakeLab) -> None:
+    apply_sources(lab.runtime, [("db.yaml", DB_POLICY)])
+    assert any(p.policies for p in lab.kernel.tables.values())
+    delete_keys(lab.runtime, [ObjectKey("NetworkPolicy", "a", "db")])
+    assert not any(p.policies for p in lab.kernel.tables.values())
+    delete_keys(lab.runtime, [ObjectKey("Pod", "a", "web")])
+    assert lab.fabric_calls == ["remove a/web"]
+    assert lab.kernel.tables == lab.expected()
+    assert all("a/web" not in {e.key for e in p.endpoints.values()} for p in lab.kernel.tables.values())
+
+
+def test_a_new_pod_is_plumbed_then_guarded(lab: FakeLab) -> None:
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: cache, namespace: a, labels: {role: db}}\n"
+           "spec: {nodeName: node2, containers: [{name: c}]}\n")
+    apply_sources(lab.runtime, [("db.yaml", DB_POLICY), ("cache.yaml", pod)])
+    assert lab.fabric_calls == ["add a/cache"]
+    assert lab.kernel.tables == lab.expected()
+    node2 = lab.kernel.tables[names.host_netns(LAB, "node2")]
+    assert {e.key for e in node2.endpoints.values()} == {"a/db", "a/cache"}
