@@ -245,19 +245,27 @@ def test_a_killed_apply_converges_without_the_user(lab, tmp_path):
     (tmp_path / "bulk.yaml").write_text("---\n".join(docs))
     prefix = f"{names.lab_netns_prefix(LAB)}p-prod.bulk-"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])}
-    apply = subprocess.Popen([sys.executable, "-m", "lab", "apply", "--lab", LAB, "-f", str(tmp_path / "bulk.yaml")],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: bool(netns.list_netns(prefix)), 120, "the apply started plumbing")
-    finally:
-        apply.kill()
-        apply.wait()
+
+    # `lab apply` dies (exit 137, as if killed -9) after it committed every pod and plumbed half of them: a
+    # deterministic point, where killing it from outside races the batched plumbing.
+    dies_halfway = (
+        "import os, sys\n"
+        "import lab.apply as apply\n"
+        "plumb = apply._plumb_new_pods\n"
+        "def half(runtime, keys, progress):\n"
+        "    plumb(runtime, keys[: len(keys) // 2], progress)\n"
+        "    os._exit(137)\n"
+        "apply._plumb_new_pods = half\n"
+        "from lab.cli import main\n"
+        "main()\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", dies_halfway, "apply", "--lab", LAB, "-f", str(tmp_path / "bulk.yaml")],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 137, killed.stderr
     made = len(netns.list_netns(prefix))
-    runtime = LabRuntime.open(LAB)
-    try:
+    with LabRuntime.open(LAB) as runtime:
         stored = [p for p in runtime.store.placements() if p.name.startswith("bulk-")]
-    finally:
-        runtime.close()
     assert len(stored) == count and made < count, (len(stored), made)  # the store ran ahead of the kernel
     wait_for(lambda: len(netns.list_netns(prefix)) == count, 60, "every stored pod plumbed")
     wait_for(lambda: not status(lab)["degraded"], 60, "healthy after the interrupted apply")
