@@ -107,6 +107,10 @@ class ProbeEngine:
             sock = self._senders[netns]
         return sock
 
+    def receiver(self, netns: str, protocol: Protocol) -> socket.socket:
+        """The capture socket for `protocol` in `netns` (opened by `prepare`)."""
+        return self._receivers[(netns, protocol)]
+
     def _open(self, netns: str, sender: bool, protocols: Iterable[Protocol]) -> None:
         wanted = [p for p in protocols if (netns, p) not in self._receivers]
         sender = sender and netns not in self._senders
