@@ -118,10 +118,11 @@ class BulkResults:
 
 
 class BulkTcpProbe:
-    """TCP SYNs on `port` from `endpoints[sources[i]]` to `endpoints[destinations[i]]`, one probe per i."""
+    """TCP SYNs from `endpoints[sources[i]]` to `endpoints[destinations[i]]` on `ports` (one for all, or
+    `ports[i]`), one probe per i."""
 
     def __init__(self, engine: ProbeEngine, endpoints: Sequence[ProbeEndpoint], sources: npt.ArrayLike,
-                 destinations: npt.ArrayLike, port: int, workers: int | None = None) -> None:
+                 destinations: npt.ArrayLike, ports: int | npt.ArrayLike, workers: int | None = None) -> None:
         src_index = np.asarray(sources, dtype=np.intp)
         dst_index = np.asarray(destinations, dtype=np.intp)
         if src_index.shape != dst_index.shape or src_index.ndim != 1:
@@ -134,7 +135,7 @@ class BulkTcpProbe:
         self._src, self._dst = ips[src_index], ips[dst_index]
         self._base = random.randrange(1, 1 << 31)
         tokens = (np.arange(n, dtype=np.uint64) + np.uint64(self._base)).astype(np.uint32)
-        self._packets = tcp_syns(self._src, self._dst, port, tokens)
+        self._packets = tcp_syns(self._src, self._dst, ports, tokens)
         # probes by source namespace: one worker at a time owns a namespace's sender and capture sockets
         namespaces = sorted({e.netns for e in endpoints})
         ns_of = np.array([namespaces.index(e.netns) for e in endpoints], dtype=np.intp)[src_index]
@@ -143,7 +144,7 @@ class BulkTcpProbe:
         self._groups = [(ns, order[bounds[k]:bounds[k + 1]]) for k, ns in enumerate(namespaces)
                         if bounds[k + 1] > bounds[k]]
         first_of = {e.netns: e for e in (endpoints[i] for i in np.unique(src_index))}
-        engine.prepare(Probe(e, e, Protocol.TCP, port) for e in first_of.values())
+        engine.prepare(Probe(e, e, Protocol.TCP) for e in first_of.values())
         self.results = BulkResults(np.zeros(n, dtype=np.uint8), np.zeros(n, dtype=np.int64),
                                    np.zeros(n, dtype=np.int64))
         self._answered = 0
@@ -151,9 +152,9 @@ class BulkTcpProbe:
 
     @classmethod
     def of(cls, engine: ProbeEngine, probes: Sequence[Probe], workers: int | None = None) -> "BulkTcpProbe":
-        """From `Probe`s (all TCP, one port)."""
-        if {p.protocol for p in probes} - {Protocol.TCP} or len({p.port for p in probes}) > 1:
-            raise ValueError("bulk probe: TCP probes on one port only")
+        """From `Probe`s (all TCP)."""
+        if {p.protocol for p in probes} - {Protocol.TCP}:
+            raise ValueError("bulk probe: TCP probes only")
         ids: dict[int, int] = {}
         endpoints: list[ProbeEndpoint] = []
         for probe in probes:
@@ -163,7 +164,7 @@ class BulkTcpProbe:
                     endpoints.append(e)
         sources = [ids[id(p.src)] for p in probes]
         destinations = [ids[id(p.dst)] for p in probes]
-        return cls(engine, endpoints, sources, destinations, probes[0].port if probes else 0, workers)
+        return cls(engine, endpoints, sources, destinations, [p.port for p in probes], workers)
 
     @property
     def outstanding(self) -> int:

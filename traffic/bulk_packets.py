@@ -39,9 +39,9 @@ def _address_sums(addresses: U32) -> npt.NDArray[np.uint64]:
     return (a >> np.uint64(16)) + (a & np.uint64(0xFFFF))
 
 
-def tcp_syns(src: U32, dst: U32, port: int, tokens: U32) -> U8:
+def tcp_syns(src: U32, dst: U32, port: int | npt.ArrayLike, tokens: U32) -> U8:
     """One SYN per row (TCP_PACKET_LEN bytes), byte for byte what `packets.builder(Protocol.TCP)` makes for
-    (src, dst, port, token); addresses as host-order uint32 (int(IPv4Address))."""
+    (src, dst, port, token); addresses as host-order uint32 (int(IPv4Address)); one port or one per row."""
     tmpl = np.frombuffer(template(Protocol.TCP), dtype=np.uint8)
     n = len(tokens)
     pkts = np.tile(tmpl, (n, 1))
@@ -50,10 +50,11 @@ def tcp_syns(src: U32, dst: U32, port: int, tokens: U32) -> U8:
     pkts[:, 12:16] = _be_bytes(src, 4)
     pkts[:, 16:20] = _be_bytes(dst, 4)
     pkts[:, 20:22] = _be_bytes(sports, 2)
-    pkts[:, 22:24] = np.frombuffer(port.to_bytes(2, "big"), dtype=np.uint8)
+    ports = np.broadcast_to(np.asarray(port, dtype=np.uint64), (n,))
+    pkts[:, 22:24] = _be_bytes(ports, 2)
     pkts[:, 24:28] = _be_bytes(tokens, 4)
-    base = ones_sum(template(Protocol.TCP)[IP_HEADER_LEN:]) + 6 + TCP_PACKET_LEN - IP_HEADER_LEN + port
-    total = (np.uint64(base) + _address_sums(src) + _address_sums(dst) + sports
+    base = ones_sum(template(Protocol.TCP)[IP_HEADER_LEN:]) + 6 + TCP_PACKET_LEN - IP_HEADER_LEN
+    total = (np.uint64(base) + _address_sums(src) + _address_sums(dst) + sports + ports
              + (tokens64 >> np.uint64(16)) + (tokens64 & np.uint64(0xFFFF)))
     for _ in range(2):
         total = (total & np.uint64(0xFFFF)) + (total >> np.uint64(16))

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from traffic.model import ProbeEndpoint, ProbeResult, Protocol
 
 FULL_UP_TO = 20_000
@@ -27,6 +30,15 @@ def all_pairs(endpoints: Sequence[ProbeEndpoint]) -> list[Pair]:
     """Every ordered pair of distinct endpoints, sources and destinations in (group, name) order."""
     ordered = sorted(endpoints, key=lambda e: (e.group, e.name))
     return [(a, b) for a in ordered for b in ordered if a is not b]
+
+
+def all_pair_indices(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """`all_pairs` of n endpoints already in (group, name) order, as index arrays: (sources, destinations)."""
+    if n < 2:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    sources = np.repeat(np.arange(n, dtype=np.intp), n - 1)
+    others = np.tile(np.arange(n - 1, dtype=np.intp), n)
+    return sources, others + (others >= sources)  # every other endpoint: skip the source itself
 
 
 def filter_groups(endpoints: Sequence[ProbeEndpoint], groups: set[str] | None) -> list[ProbeEndpoint]:

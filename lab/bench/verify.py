@@ -12,7 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from traffic.model import ProbeEndpoint, ProbeResult
+import numpy as np
+import numpy.typing as npt
+
+from traffic.model import ProbeEndpoint
 
 REPLY_TIMEOUT = 1.0  # seconds to wait for answers after the last probe: what is still missing was dropped
 
@@ -38,71 +41,58 @@ class Verification:
 
 
 def group_grid(pairs: Sequence[tuple[ProbeEndpoint, ProbeEndpoint]], expected: Sequence[bool],
-               results: Sequence[ProbeResult]) -> dict[str, Any]:
+               delivered: npt.ArrayLike) -> dict[str, Any]:
     """Per (source group, destination group): probed, measured allowed and mismatches, as square grids."""
     groups = sorted({e.group for pair in pairs for e in pair})
     index = {g: i for i, g in enumerate(groups)}
     n = len(groups)
-    probed = [[0] * n for _ in groups]
-    allowed = [[0] * n for _ in groups]
-    mismatches = [[0] * n for _ in groups]
-    for (a, b), ok, result in zip(pairs, expected, results, strict=True):
-        i, j = index[a.group], index[b.group]
-        probed[i][j] += 1
-        allowed[i][j] += result.delivered
-        mismatches[i][j] += result.delivered != ok
-    return {"groups": groups, "probed": probed, "allowed": allowed, "mismatches": mismatches}
+    cell = np.fromiter((index[a.group] * n + index[b.group] for a, b in pairs), dtype=np.int64, count=len(pairs))
+    measured = np.asarray(delivered, dtype=bool)
+    wrong = measured != np.asarray(expected, dtype=bool)
+
+    def grid(weights: Any) -> list[list[int]]:
+        return np.bincount(cell, weights=weights, minlength=n * n).astype(np.int64).reshape(n, n).tolist()
+
+    return {"groups": groups, "probed": grid(None), "allowed": grid(measured), "mismatches": grid(wrong)}
 
 
 def verify_all(lab: str, port: int, filtered: bool = True,
                progress: Callable[[int, int, str], None] | None = None) -> Verification:
     """`filtered` False (the `none` dataplane): every pair is expected to be delivered."""
     from lab.traffic_hooks import expected_verdicts, probe_endpoints
-    from traffic.matrix import all_pairs
-    from traffic.model import Probe, Protocol
+    from traffic.bulk import BulkTcpProbe
+    from traffic.matrix import all_pair_indices, all_pairs
     from traffic.probes import ProbeEngine, ProbeOptions
 
     out = Verification()
     started = time.perf_counter()
-    pods = [e for e in probe_endpoints(lab) if e.kind == "pod"]
-    pairs = all_pairs(pods)
+    pods = sorted((e for e in probe_endpoints(lab) if e.kind == "pod"), key=lambda e: (e.group, e.name))
+    pairs = all_pairs(pods)  # sources and destinations in the same order as `pods`
+    sources, destinations = all_pair_indices(len(pods))
     out.pairs = len(pairs)
-    probes = [Probe(a, b, Protocol.TCP, port) for a, b in pairs]
     out.prepare_s = time.perf_counter() - started
     started = time.perf_counter()
     expected = expected_verdicts(lab, pairs, "tcp", port) if filtered else [True] * len(pairs)
     out.oracle_s = time.perf_counter() - started
     with ProbeEngine(ProbeOptions(reply_timeout=REPLY_TIMEOUT)) as engine:
         started = time.perf_counter()
-        # TCP answers come back to the source: a sender and capture sockets in every pod (one probe each
-        # says so, instead of scanning millions)
-        engine.prepare(Probe(p, p, Protocol.TCP, port) for p in pods)
+        # TCP answers come back to the source: a sender and capture sockets in every pod, packets built
+        bulk = BulkTcpProbe(engine, pods, sources, destinations, port)
         out.prepare_s += time.perf_counter() - started
-        session = engine.session()
-        burst = engine.options.burst
-        chunk = max(burst, len(probes) // 50)
         started = time.perf_counter()
-        for start in range(0, len(probes), burst):
-            for probe in probes[start:start + burst]:
-                session.send(probe)
-            session.drain(0.0)
-            if progress and start % chunk < burst:
-                progress(start, len(probes), "verify: probes sent")
+        bulk.send_all(progress=lambda done, total: progress(done, total, "verify: probes sent") if progress else None)
         # answers still on their way: read until none is outstanding but the dropped ones
-        expected_answers = sum(expected)
-        settle = time.perf_counter()
-        while session.outstanding > len(probes) - expected_answers and time.perf_counter() - settle < REPLY_TIMEOUT:
-            session.drain(0.01)
+        bulk.wait(REPLY_TIMEOUT, expected_answers=sum(expected))
         out.probing_s = time.perf_counter() - started
         started = time.perf_counter()
-        session.wait(REPLY_TIMEOUT)
+        bulk.wait(REPLY_TIMEOUT)
         out.waited_s = time.perf_counter() - started
-        results = session.results()
+        delivered = bulk.results.delivered
     if progress:
-        progress(len(probes), len(probes), "verify: probes sent")
-    out.delivered = sum(r.delivered for r in results)
-    out.mismatches = sum(r.delivered != ok for r, ok in zip(results, expected, strict=True))
-    out.heatmap = group_grid(pairs, expected, results)
+        progress(len(pairs), len(pairs), "verify: probes sent")
+    out.delivered = int(delivered.sum())
+    out.mismatches = int((delivered != np.asarray(expected, dtype=bool)).sum())
+    out.heatmap = group_grid(pairs, expected, delivered)
     return out
 
 
