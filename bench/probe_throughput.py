@@ -3,6 +3,9 @@
 Two runs, both on a scratch lab (`traffic.scratch_lab`, 2 hosts, pods split evenly):
 - `rate` (default): PROBES probes spread over every ordered pod pair, per protocol, no policy: every probe
   must be answered; prints probes/s, the share delivered and RTT percentiles.
+- `full`: every ordered pair of WORLD pods probed once (TCP, 2,248,500 for 1500), ALLOWED random pairs
+  allowed by an nftables set in each host's forward hook, every other SYN dropped there (the bank's shape);
+  prints probes/s (`--engine bulk`, the default, or `session`: one sendto per probe) and the mismatches.
 - `world`: the 1500-service verification: WORLD pods, ALLOWED random pairs expected allowed, the rest
   expected denied, a stratified sample of DENIED of those probed. The denials are real: an nftables set of
   (source . destination) in each host's forward hook drops their SYNs. Prints the time to verify (pair
@@ -10,6 +13,7 @@ Two runs, both on a scratch lab (`traffic.scratch_lab`, 2 hosts, pods split even
 Needs root. Lab name `trbench`. Cleans up on exit.
 
     .venv/bin/python bench/probe_throughput.py [--pods 50] [--probes 100000] [--protocol all]
+    .venv/bin/python bench/probe_throughput.py --mode full [--world 1500] [--engine session]
     .venv/bin/python bench/probe_throughput.py --mode world [--world 1500] [--allowed 13376] [--denied 100000]
 """
 
@@ -18,13 +22,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import resource
 import subprocess
 import time
 from collections import Counter
 
+import numpy as np
+
 from traffic.bulk import BulkTcpProbe
 from traffic.latency import percentiles
-from traffic.matrix import all_pairs, select_pairs
+from traffic.matrix import all_pair_indices, all_pairs, select_pairs
 from traffic.measure import measure_matrix
 from traffic.model import Probe, ProbeEndpoint, Protocol
 from traffic.probes import ProbeEngine, ProbeOptions
@@ -133,9 +140,75 @@ def world_run(args: argparse.Namespace) -> None:
         lab.down()
 
 
+def allow_set_script(allowed: list[tuple[ProbeEndpoint, ProbeEndpoint]]) -> str:
+    """Drop the first SYN of every pair but the allowed ones: the bank's shape, a few allowed among millions."""
+    elements = ",\n".join(f"{a.ip} . {b.ip}" for a, b in allowed)
+    return (
+        "table inet trbench {\n"
+        "  set allowed { type ipv4_addr . ipv4_addr; elements = {\n" + elements + "\n  } }\n"
+        "  chain denials { type filter hook forward priority 0; policy accept;\n"
+        "    tcp flags & (syn | ack) == syn ip saddr . ip daddr != @allowed drop\n  }\n}\n"
+    )
+
+
+def full_run(args: argparse.Namespace) -> None:
+    """Every ordered pair of the world probed once (TCP), by the bulk prober or by one session."""
+    half = args.world // 2
+    lab = ScratchLab(args.lab, pods_per_host=(args.world - half, half), namespaces=50)
+    try:
+        pods = sorted(up(lab), key=lambda e: (e.group, e.name))
+        rng = random.Random(1)
+        sources, destinations = all_pair_indices(len(pods))
+        allowed = np.zeros(len(sources), dtype=bool)
+        allowed[rng.sample(range(len(sources)), min(args.allowed, len(sources)))] = True
+        chosen = [(pods[a], pods[b]) for a, b in zip(sources[allowed], destinations[allowed], strict=True)]
+        for host in range(len(lab.pods_per_host)):
+            subprocess.run(["ip", "netns", "exec", lab.host_netns(host), "nft", "-f", "-"],
+                           input=allow_set_script(chosen), text=True, check=True)
+        print(f"{len(sources)} ordered pairs, {len(chosen)} allowed (an nft set), the rest dropped")
+        with ProbeEngine(ProbeOptions(reply_timeout=1.0)) as engine:
+            started = time.perf_counter()
+            if args.engine == "bulk":
+                bulk = BulkTcpProbe(engine, pods, sources, destinations, args.port, workers=args.workers)
+                print(f"packets built, sockets opened in {time.perf_counter() - started:.1f} s")
+                started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+                bulk.send_all()
+                bulk.wait(1.0, expected_answers=len(chosen))
+                probing = time.perf_counter() - started
+                spent = resource.getrusage(resource.RUSAGE_SELF)
+                bulk.wait(1.0)
+                delivered = bulk.results.delivered
+            else:
+                probes = [Probe(pods[a], pods[b], Protocol.TCP, args.port) for a, b in zip(sources, destinations,
+                                                                                          strict=True)]
+                engine.prepare(Probe(p, p, Protocol.TCP, args.port) for p in pods)
+                print(f"probes listed, sockets opened in {time.perf_counter() - started:.1f} s")
+                session = engine.session()
+                started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+                for start in range(0, len(probes), engine.options.burst):
+                    for probe in probes[start:start + engine.options.burst]:
+                        session.send(probe)
+                    session.drain(0.0)
+                settle = time.perf_counter()
+                while session.outstanding > len(probes) - len(chosen) and time.perf_counter() - settle < 1.0:
+                    session.drain(0.01)
+                probing = time.perf_counter() - started
+                spent = resource.getrusage(resource.RUSAGE_SELF)
+                session.wait(1.0)
+                delivered = np.array([r.delivered for r in session.results()])
+        mismatches = int((delivered != allowed).sum())
+        print(f"{args.engine}: {len(sources)} probes in {probing:.1f} s = {len(sources) / probing:,.0f} probes/s "
+              f"(+1.0 s waiting for the dropped); delivered {int(delivered.sum())}; mismatches {mismatches}")
+        user, system = spent.ru_utime - cpu.ru_utime, spent.ru_stime - cpu.ru_stime
+        print(f"CPU while probing: user {user:.1f} s, system {system:.1f} s = "
+              f"{(user + system) / len(sources) * 1e6:.1f} µs per probe ({(user + system) / probing:.2f} cores busy)")
+    finally:
+        lab.down()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=["rate", "world"], default="rate")
+    parser.add_argument("--mode", choices=["rate", "world", "full"], default="rate")
     parser.add_argument("--pods", type=int, default=50)
     parser.add_argument("--probes", type=int, default=100_000)
     parser.add_argument("--protocol", default="all", choices=[*(p.value for p in Protocol), "all"])
@@ -148,7 +221,7 @@ def main() -> None:
                         help="bulk: sendmmsg batches by source on every core (TCP); session: one sendto per probe")
     parser.add_argument("--workers", type=int, default=None, help="bulk sender threads (default: one per core)")
     args = parser.parse_args()
-    (world_run if args.mode == "world" else rate_run)(args)
+    {"rate": rate_run, "world": world_run, "full": full_run}[args.mode](args)
 
 
 if __name__ == "__main__":
