@@ -6,6 +6,7 @@ measured into a `BenchResult` (pure, unit-tested).
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -152,6 +153,8 @@ def assemble(options: BenchOptions, runs: dict[str, DataplaneRun]) -> BenchResul
     fig("programming.rules", s, "rules (all hosts)", "count", lambda r: r.programming.size.rules)
     fig("programming.sets", s, "sets (all hosts)", "count", lambda r: r.programming.size.sets)
     fig("programming.elements", s, "set elements (all hosts)", "count", lambda r: r.programming.size.elements)
+    fig("programming.change_ms", s, "one label change, program every host: p50", "ms",
+        lambda r: statistics.median(r.programming.change_s) * 1000 if r.programming.change_s else None)
     from lab.bench.latency import CHANGES
 
     for kind, label in CHANGES.items():

@@ -16,14 +16,20 @@ from typer.testing import CliRunner
 from lab.bench.bringup import BringUp
 from lab.bench.cost import CostRun
 from lab.bench.figures import BASELINE, Figure, display, display_ratio, ratio
-from lab.bench.programming import Programming, ProgramSize, program_size
+from lab.bench.programming import (
+    Programming,
+    ProgramSize,
+    label_change_target,
+    program_size,
+    time_label_changes,
+)
 from lab.bench.report import render_html
 from lab.bench.run import BenchOptions, DataplaneRun, assemble
 from lab.bench.table import bench_table
 from lab.bench.verify import Verification, group_grid
 from lab.cli import app, register_commands
 from policy_dataplane.dataplane.lab_dataplane import Dataplane
-from policy_dataplane.policy.bankgen import BankSpec, bank_objects
+from policy_dataplane.policy.bankgen import EGRESS_LABEL_PREFIX, BankSpec, bank_objects
 from policy_dataplane.policy.world import World
 from topology import names
 from traffic.model import ProbeEndpoint
@@ -178,3 +184,19 @@ def test_bench_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     out = CliRunner().invoke(app, ["bench", "--quick"])
     assert out.exit_code == 1 and "needs root" in out.output
+
+
+def test_label_changes_are_timed_and_change_the_program_then_revert_it() -> None:
+    world = World.from_objects(bank_objects(BankSpec(services=20)))
+    hosts = {"h1": [(k, names.pod_host_ifname(*k)) for k in sorted(world.pods)]}
+    dp = Dataplane("u", backend="none", host_netns=lambda h: f"no-such-netns-{h}")
+    before = dp.compile(world, hosts)["h1"]
+    namespace, name, label = label_change_target(world)
+    assert label.startswith(EGRESS_LABEL_PREFIX)
+    changed = World.from_objects(bank_objects(BankSpec(services=20)))
+    changed.label_pod(namespace, name, **{label: None})
+    assert Dataplane("u", backend="none").compile(changed, hosts)["h1"] != before  # a change the kernel sees
+    timings = time_label_changes(dp, world, hosts, rounds=3)
+    assert len(timings) == 6 and all(t >= 0 for t in timings)
+    assert world.pods[(namespace, name)].labels[label] == "true"
+    assert dp.programs["h1"] == before  # the world and the program end as they began
