@@ -138,7 +138,8 @@ class BulkTcpProbe:
         self._packets = tcp_syns(self._src, self._dst, ports, tokens)
         # probes by source namespace: one worker at a time owns a namespace's sender and capture sockets
         namespaces = sorted({e.netns for e in endpoints})
-        ns_of = np.array([namespaces.index(e.netns) for e in endpoints], dtype=np.intp)[src_index]
+        number = {ns: k for k, ns in enumerate(namespaces)}
+        ns_of = np.array([number[e.netns] for e in endpoints], dtype=np.intp)[src_index]
         order = np.argsort(ns_of, kind="stable")
         bounds = np.searchsorted(ns_of[order], np.arange(len(namespaces) + 1))
         self._groups = [(ns, order[bounds[k]:bounds[k + 1]]) for k, ns in enumerate(namespaces)
