@@ -180,15 +180,21 @@ class BulkTcpProbe:
         """Every probe sent once, each source's answers read right after its sends."""
         queue = list(reversed(self._groups))
         done = [0]
+        errors: list[BaseException] = []
 
         def work() -> None:
             out, inp = _Messages(BATCH, receive=False), _Messages(BATCH, receive=True)
             while True:
                 with self._lock:
-                    if not queue:
+                    if not queue or errors:
                         return
                     netns, indices = queue.pop()
-                self._send_group(netns, indices, out, inp)
+                try:
+                    self._send_group(netns, indices, out, inp)
+                except BaseException as error:  # noqa: BLE001 - raised again by send_all, in the caller
+                    with self._lock:
+                        errors.append(error)
+                    return
                 with self._lock:
                     done[0] += len(indices)
                     if progress:
@@ -199,6 +205,8 @@ class BulkTcpProbe:
             thread.start()
         for thread in threads:
             thread.join()
+        if errors:
+            raise errors[0]
 
     def drain(self, timeout: float) -> None:
         """Read every capture socket the probes use (waiting up to `timeout` s for the first answer)."""
