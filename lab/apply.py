@@ -21,7 +21,7 @@ from lab import converge, warm
 from lab.fabric import Fabric
 from lab.limits import Limits, default_limits
 from lab.objects import IP_ANNOTATION
-from lab.plan import place_pods_by_load
+from lab.placement import least_loaded_host
 from lab.runtime import LabRuntime, PodAddressError, one_change_at_a_time
 from lab.store import ObjectKey
 from policy_dataplane.policy.documents import load_sources
@@ -239,7 +239,7 @@ def _with_node(doc: dict[str, Any], old: dict[str, Any] | None, hosts: list[str]
     if old is not None:
         spec["nodeName"] = old["spec"]["nodeName"]
     else:
-        spec["nodeName"] = spec.get("nodeName") or place_pods_by_load(hosts, load)
+        spec["nodeName"] = spec.get("nodeName") or least_loaded_host(hosts, load)
         load[spec["nodeName"]] += 1
     return {**doc, "spec": spec}
 

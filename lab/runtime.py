@@ -176,7 +176,7 @@ class LabRuntime:
         """Pod plans without the ports the services process serves (DNS, egress gateways)."""
         import dataclasses
 
-        from lab.services import served_by_daemon
+        from services.daemon_ctl import served_by_daemon
 
         labels = {(k.namespace, k.name): (d.get("metadata") or {}).get("labels") or {} for k, d in self.pod_documents()}
         plans = []
