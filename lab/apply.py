@@ -93,12 +93,13 @@ def validate(sources: list[tuple[str, str]], backend: str | None = None) -> list
     """Raises the model's DocumentsInvalid (every problem, naming file, object and field) or returns
     (source, document) pairs. With a backend, every policy is also compiled and rendered for it: what a
     host could not be given is refused here, before the store changes."""
+    from policy_dataplane.dataplane.backends import get_backend
     from policy_dataplane.dataplane.preflight import unprogrammable
     from policy_dataplane.policy.model import Policy
 
     objects = load_sources(sources)
     if backend is not None:
-        problems = unprogrammable((o for o in objects if isinstance(o, Policy)), backend)
+        problems = unprogrammable((o for o in objects if isinstance(o, Policy)), get_backend(backend))
         if problems:
             raise ApplyError(f"{len(problems)} problem(s), nothing applied:\n" + "\n".join(f"  - {p}" for p in problems))
     return sourced_documents(sources)
@@ -152,9 +153,13 @@ def roll_back(runtime: LabRuntime, before: dict[ObjectKey, dict[str, Any] | None
     """After a change reached the store but could not be carried out (a host refused its program, a pod could
     not be plumbed): the objects go back to what they were, pods that came with the change are removed again
     and every host is brought back in line with the restored store. Hosts whose transaction failed kept their
-    last good program (nft and iptables-restore apply all or nothing). Returns what happened, for the error."""
+    last good program (nft and iptables-restore apply all or nothing); hosts that took it are replaced with
+    the restored program. Returns what happened, for the error."""
 
     warm.forget(runtime.lab)
+    # Hosts are programmed at once: those that took the change before another refused it hold a program no
+    # saved state records. Without the state, the re-sync below replaces every host's filter as a whole.
+    runtime.dataplane_state.unlink(missing_ok=True)
     added_pods = [k for k, old in before.items() if k.kind == "Pod" and old is None]
     plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in added_pods})
     with runtime.store.transaction():

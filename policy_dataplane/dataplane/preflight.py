@@ -3,13 +3,14 @@
 A policy that validates but cannot be programmed (text a renderer refuses, a set a backend cannot hold)
 must be refused like any invalid input, not discovered while hosts are being programmed. Each policy is
 compiled on its own into a HostProgram (its sets empty: membership never makes a program unrenderable) and
-rendered with the backend's renderer. Pure: nothing here touches the kernel.
+checked by the lab's backend (`Backend.check`: rendered as an apply would, no kernel touched).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from policy_dataplane.dataplane.backend import Backend
 from policy_dataplane.dataplane.compile import _Needs, compile_policy
 from policy_dataplane.dataplane.hostprogram import Dir, HostProgram
 from policy_dataplane.policy.model import Direction, Policy
@@ -28,29 +29,14 @@ def policy_program(policy: Policy) -> HostProgram:
     )
 
 
-def render(program: HostProgram, backend: str) -> None:
-    program.check()
-    if backend == "none":  # no filter is programmed at all
-        return
-    if backend == "iptables":
-        from policy_dataplane.dataplane.iptables.render import render_ipset_full, render_iptables_full
-
-        render_ipset_full(program)
-        render_iptables_full(program)
-    else:
-        from policy_dataplane.dataplane.nft.render import render_full
-
-        render_full(program)
-
-
-def unprogrammable(policies: Iterable[Policy], backend: str) -> list[str]:
+def unprogrammable(policies: Iterable[Policy], backend: Backend) -> list[str]:
     """'policy: why' for every policy the backend could not be given."""
     problems = []
     for policy in policies:
         try:
-            render(policy_program(policy), backend)
+            backend.check(policy_program(policy))
         except (UnsafeText, ValueError) as exc:
-            problems.append(f"{policy.name}: cannot be programmed with {backend}: {exc}")
+            problems.append(f"{policy.name}: cannot be programmed with {backend.name}: {exc}")
     return problems
 
 

@@ -120,6 +120,9 @@ class FakeBackend:
     def host_filter(self, netns: str) -> FakeHostFilter:
         return FakeHostFilter(netns, self.kernel)
 
+    def check(self, program: HostProgram) -> None:
+        program.check()  # no text is rendered: only the program's own consistency can refuse it
+
     def counters(self, host_netns: Mapping[str, str]) -> Counters:
         return counters_from(TableInfo(host) for host in host_netns)  # no packets pass a dict
 

@@ -30,7 +30,13 @@ from policy_dataplane.dataplane.hostprogram import (
     Verdict,
 )
 from policy_dataplane.dataplane.iptables import render_node as iptables_node
-from policy_dataplane.dataplane.nft.render import address_elements, log_prefix, rule_comment
+from policy_dataplane.dataplane.nft.render import (
+    address_elements,
+    endpoint_label,
+    log_prefix,
+    policy_label,
+    rule_comment,
+)
 from topology.kernel_text import quoted
 
 P = "npl-"
@@ -182,14 +188,17 @@ def rule_bodies(policy: PolicyProgram, index: int, rule: RuleProgram) -> list[st
 
 
 def policy_chain_rules(policy: PolicyProgram) -> list[str]:
-    return [line for i, rule in enumerate(policy.rules) for line in rule_bodies(policy, i, rule)]
+    """A header rule (no target: it counts the packets the policy evaluates and names it, as nft's does),
+    then the rules."""
+    header = f"-A {chain_name(policy.chain)} -m comment --comment {quoted(policy_label(policy))}"
+    return [header] + [line for i, rule in enumerate(policy.rules) for line in rule_bodies(policy, i, rule)]
 
 
 def endpoint_chain_rules(endpoint: EndpointProgram, direction: Dir) -> list[str]:
     chain = chain_name(endpoint.chain(direction))
     no_mark = f"-m mark --mark 0/{MARK_MASK:#x}"
     clear = f"-j MARK --set-xmark 0/{MARK_MASK:#x}"
-    out = [f"-A {chain} {clear}"]
+    out = [f"-A {chain} -m comment --comment {quoted(endpoint_label(endpoint))} {clear}"]  # names it, counts it
     for t, tier in enumerate(endpoint.tiers(direction)):
         out += [f"-A {chain} {no_mark} -j {chain_name(p)}" for p in tier.policies]
         if not tier.default_pass:

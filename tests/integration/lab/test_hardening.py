@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -157,6 +158,52 @@ def test_iptables_programs_slash_zero_and_rolls_back_what_it_cannot_program(make
         assert matrix_mismatches("ith", Protocol.TCP, 80) == []
     finally:
         runtime.close()
+
+
+OFFICE = """apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: office}
+spec:
+  selector: all()
+  ingress: [{action: Allow, source: {nets: [10.77.0.0/16]}}, {action: Allow, source: {selector: all()}}]
+"""
+
+
+def kernel_filters(netns: str) -> tuple[str, list[str]]:
+    """What a host's kernel holds: its iptables rules (without the dump's date lines and the built-in chains'
+    counters, which a full restore resets) and its ipsets."""
+    saved = subprocess.run(["ip", "netns", "exec", netns, "iptables-legacy-save"], capture_output=True, text=True,
+                           check=True).stdout
+    sets = subprocess.run(["ip", "netns", "exec", netns, "ipset", "list", "-n"], capture_output=True, text=True,
+                          check=True).stdout
+    rules = [re.sub(r"\[\d+:\d+\]$", "[0:0]", line) for line in saved.splitlines() if not line.startswith("#")]
+    return "\n".join(rules), sorted(sets.split())
+
+
+def test_a_program_the_kernel_refuses_rolls_back_store_and_kernel(make_lab) -> None:
+    """The kernel itself refuses node1's program: a set of another type holds the name the new policy's set
+    needs (ipset's kernel module answers "set with the same name already exists"). node2 took the change
+    meanwhile (hosts are programmed at once). The apply must leave the store and both kernels as before."""
+    from policy_dataplane.dataplane.iptables.render import ipset_name
+    from policy_dataplane.dataplane.preflight import policy_program
+    from policy_dataplane.policy.documents import load_text
+
+    make_lab({**small_lab("irf"), "dataplane": "iptables", "hosts": 2}, controller=False)
+    hosts = [names.host_netns("irf", h) for h in ("node1", "node2")]
+    [office] = load_text(OFFICE)
+    [nets_set] = [ipset_name(n) for n in policy_program(office).address_sets if n.startswith("n-")]  # type: ignore[arg-type]
+    with LabRuntime.open("irf") as runtime:
+        objects, placements = runtime.store.objects(), runtime.store.placements()
+        before = {netns: kernel_filters(netns) for netns in hosts}
+        subprocess.run(["ip", "netns", "exec", hosts[0], "ipset", "create", nets_set, "hash:ip"], check=True)
+        with pytest.raises(ApplyError, match="already exists.*the store was rolled back") as refused:
+            apply_sources(runtime, [("office.yaml", OFFICE)])
+        assert "could not be brought back" not in str(refused.value)
+        assert runtime.store.objects() == objects and runtime.store.placements() == placements
+    after = {netns: kernel_filters(netns) for netns in hosts}
+    assert after[hosts[1]] == before[hosts[1]]  # node2 had taken the change: it is undone
+    assert after[hosts[0]][0] == before[hosts[0]][0]  # node1's rules never changed
+    assert matrix_mismatches("irf", Protocol.TCP, 80) == []  # packets agree with the restored store
 
 
 # 8. semantics -------------------------------------------------------------------------------------------------
