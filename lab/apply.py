@@ -18,11 +18,13 @@ import yaml
 
 from bgp.ipam import IpamError
 from lab import converge, warm
+from lab.addresses import PodAddressError, assign_addresses, fixed_ip_of, release_addresses
 from lab.fabric import Fabric
 from lab.limits import Limits, default_limits
 from lab.objects import IP_ANNOTATION
 from lab.placement import least_loaded_host
-from lab.runtime import LabRuntime, PodAddressError, one_change_at_a_time
+from lab.pod_plans import pod_plans, responder_targets
+from lab.runtime import LabRuntime, one_change_at_a_time
 from lab.store import ObjectKey
 from policy_dataplane.policy.documents import load_sources
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
@@ -161,19 +163,19 @@ def roll_back(runtime: LabRuntime, before: dict[ObjectKey, dict[str, Any] | None
     # saved state records. Without the state, the re-sync below replaces every host's filter as a whole.
     runtime.dataplane_state.unlink(missing_ok=True)
     added_pods = [k for k, old in before.items() if k.kind == "Pod" and old is None]
-    plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in added_pods})
+    plans = pod_plans(runtime, only={f"{k.namespace}/{k.name}" for k in added_pods})
     with runtime.store.transaction():
         for key, old in before.items():
             if old is None:
                 runtime.store.delete_object(key)
             else:
                 runtime.store.put_object(key, old)
-        runtime.release_addresses([(p.namespace, p.name) for p in plans])
+        release_addresses(runtime, [(p.namespace, p.name) for p in plans])
     message = f"the change failed ({cause}); the store was rolled back"
     try:
         if plans:
             fabric = Fabric(runtime)
-            fabric.reload_responder(runtime.responder_targets())
+            fabric.reload_responder(responder_targets(runtime))
             fabric.remove_pods(plans)
             fabric.update_announcements({p.host for p in plans})
         converge.sync(runtime)
@@ -252,13 +254,13 @@ def _with_node(doc: dict[str, Any], old: dict[str, Any] | None, hosts: list[str]
 def _assign_addresses(runtime: LabRuntime, pods: list[tuple[str, ObjectKey, dict[str, Any]]]) -> None:
     """Addresses for the new pods in one IPAM pass; a refusal names the file, the pod and the field."""
 
-    pods = sorted(pods, key=lambda item: runtime.fixed_ip_of(item[2]) is None)  # fixed first: never taken
-    wanted = [(key.namespace, key.name, doc["spec"]["nodeName"], runtime.fixed_ip_of(doc)) for _, key, doc in pods]
+    pods = sorted(pods, key=lambda item: fixed_ip_of(item[2]) is None)  # fixed first: never taken
+    wanted = [(key.namespace, key.name, doc["spec"]["nodeName"], fixed_ip_of(doc)) for _, key, doc in pods]
     try:
-        runtime.assign_addresses(wanted)
+        assign_addresses(runtime, wanted)
     except PodAddressError as exc:
         source, key, doc = pods[exc.index]
-        where = (f"metadata.annotations[{IP_ANNOTATION}]" if runtime.fixed_ip_of(doc) is not None
+        where = (f"metadata.annotations[{IP_ANNOTATION}]" if fixed_ip_of(doc) is not None
                  else f"spec.nodeName ({doc['spec']['nodeName']})")
         raise ApplyError(f"nothing applied: {source}: {key}: {where}: {exc.cause}") from None
     except IpamError as exc:
@@ -268,10 +270,10 @@ def _assign_addresses(runtime: LabRuntime, pods: list[tuple[str, ObjectKey, dict
 def _plumb_new_pods(runtime: LabRuntime, keys: list[ObjectKey], progress: Progress | None) -> None:
     fabric = Fabric(runtime)
     wanted = {f"{k.namespace}/{k.name}" for k in keys}
-    plans = runtime.pod_plans(only=wanted)
+    plans = pod_plans(runtime, only=wanted)
     fabric.add_pods(plans, progress)
     fabric.update_announcements({p.host for p in plans})
-    fabric.reload_responder(runtime.responder_targets())
+    fabric.reload_responder(responder_targets(runtime))
 
 
 def with_namespace_contents(runtime: LabRuntime, keys: list[ObjectKey]) -> list[ObjectKey]:
@@ -294,15 +296,15 @@ def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
         raise ApplyError("nothing deleted: not found: " + ", ".join(missing))
     keys = with_owned(runtime, with_namespace_contents(runtime, keys))  # an ExternalService takes its gateway
     pods = [k for k in keys if k.kind == "Pod"]
-    plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in pods})
+    plans = pod_plans(runtime, only={f"{k.namespace}/{k.name}" for k in pods})
     with runtime.store.transaction():
         for key in keys:
             runtime.store.delete_object(key)
             report.deleted.append(str(key))
-        runtime.release_addresses([(k.namespace, k.name) for k in pods])
+        release_addresses(runtime, [(k.namespace, k.name) for k in pods])
     if plans:
         fabric = Fabric(runtime)
-        fabric.reload_responder(runtime.responder_targets())  # its sockets would keep the namespaces alive
+        fabric.reload_responder(responder_targets(runtime))  # its sockets would keep the namespaces alive
         fabric.remove_pods(plans)
         fabric.update_announcements({p.host for p in plans})
     converge.sync(runtime)

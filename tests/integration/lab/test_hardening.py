@@ -15,7 +15,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 
 from lab import warm
+from lab.addresses import ipam_of
 from lab.apply import ApplyError, apply_sources, delete_keys, key_for
+from lab.pod_plans import pod_plans
 from lab.runtime import LabRuntime
 from lab.store import ObjectKey
 from lab.traffic_hooks import expected_verdicts, probe_endpoints
@@ -141,7 +143,7 @@ def test_iptables_programs_slash_zero_and_rolls_back_what_it_cannot_program(make
     make_lab({**small_lab("ith"), "dataplane": "iptables", "hosts": 2}, controller=False)
     runtime = LabRuntime.open("ith")
     try:
-        web0 = next(p for p in runtime.pod_plans() if p.key == "dev/web-0")
+        web0 = next(p for p in pod_plans(runtime) if p.key == "dev/web-0")
         apply_sources(runtime, [("anywhere.yaml", ANYWHERE % web0.ip)])
         assert matrix_mismatches("ith", Protocol.TCP, 80) == []  # /0 as two /1s, the except still denies
         kept = runtime.store.revision
@@ -227,17 +229,17 @@ def test_namespace_deletion_takes_its_contents_and_icmp_matrices_use_the_echo_ty
     try:
         apply_sources(runtime, [("echo.yaml", ICMP_ECHO_ONLY)])
         assert matrix_mismatches("itn", Protocol.ICMP, 0) == []  # the 54 false mismatches
-        dev = [p for p in runtime.pod_plans() if p.namespace == "dev"]
+        dev = [p for p in pod_plans(runtime) if p.namespace == "dev"]
         apply_sources(runtime, [("pol.yaml", ANYWHERE % dev[0].ip)])
         report = delete_keys(runtime, [key_for("namespace", "dev")])
         assert "Pod dev/db" in report.deleted and "NetworkSet dev/office" in report.deleted
         assert "NetworkPolicy dev/from-anywhere" in report.deleted
         assert not [k for k in runtime.store.object_keys() if k.namespace == "dev"]
         assert not {p.netns for p in dev} & netns_names()
-        assert all(runtime.ipam().allocation(f"dev/{p.name}") is None for p in dev)
+        assert all(ipam_of(runtime).allocation(f"dev/{p.name}") is None for p in dev)
         assert matrix_mismatches("itn", Protocol.TCP, 80) == []
         # a pod namespace deleted behind the lab's back: `lab matrix` says so instead of a traceback
-        gone = next(p for p in runtime.pod_plans() if p.namespace == "prod")
+        gone = next(p for p in pod_plans(runtime) if p.namespace == "prod")
         subprocess.run(["ip", "netns", "del", gone.netns], check=True)
         done = lab_cli(Path.cwd(), "matrix", "--lab", "itn", "-o", str(lab_dirs / "m"))
         assert done.returncode == 1 and "Traceback" not in done.stderr
