@@ -142,6 +142,7 @@ def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress:
             runtime.store.put_object(key, doc)
             (report.created if old is None else report.configured).append(str(key))
         _assign_addresses(runtime, new_pods)
+        _check_programmable(runtime)  # the whole world as the transaction would commit it
     try:
         if new_pods:
             _plumb_new_pods(runtime, [key for _, key, _ in new_pods], progress)
@@ -182,6 +183,20 @@ def roll_back(runtime: LabRuntime, before: dict[ObjectKey, dict[str, Any] | None
     except Exception as again:  # the kernel keeps its last good program; the store says what it should be
         message += f", but the hosts could not be brought back in line ({again}): run `lab apply` again"
     return message
+
+
+def _check_programmable(runtime: LabRuntime) -> None:
+    """Compile every host's program from the store as it stands (inside the transaction of a change) and
+    refuse the change if the lab's backend could not give one of them to its host."""
+    from lab.stored_world import world_of
+    from policy_dataplane.dataplane.backends import get_backend
+    from policy_dataplane.dataplane.compile import compile_hosts
+    from policy_dataplane.dataplane.preflight import unprogrammable_hosts
+
+    placement = {node: dict(pods) for node, pods in runtime.placement().items()}
+    problems = unprogrammable_hosts(compile_hosts(world_of(runtime), placement), get_backend(runtime.spec.dataplane))
+    if problems:
+        raise ApplyError(f"{len(problems)} problem(s), nothing applied:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def _check_references(runtime: LabRuntime, docs: list[dict[str, Any]]) -> None:

@@ -8,7 +8,11 @@ from policy_dataplane.dataplane.counters import Counters, TableInfo, describe_pr
 from policy_dataplane.dataplane.hostprogram import HostProgram
 from policy_dataplane.dataplane.iptables.counters import read_counters
 from policy_dataplane.dataplane.iptables.iptables_filter import IptablesHostFilter
-from policy_dataplane.dataplane.iptables.render import render_ipset_full, render_iptables_full
+from policy_dataplane.dataplane.iptables.render import (
+    check_set_sizes,
+    render_ipset_full,
+    render_iptables_full,
+)
 
 
 class IptablesBackend:
@@ -19,6 +23,7 @@ class IptablesBackend:
 
     def check(self, program: HostProgram) -> None:
         program.check()
+        check_set_sizes(program)
         render_ipset_full(program)
         render_iptables_full(program)
 

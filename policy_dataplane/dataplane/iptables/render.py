@@ -76,6 +76,17 @@ def _ipsets(program: HostProgram) -> dict[str, tuple[str, list[str]]]:
     return out
 
 
+IPSET_MAXELEM = 65536  # ipset's default maxelem: the kernel refuses more entries ("Hash is full")
+
+
+def check_set_sizes(program: HostProgram) -> None:
+    """ValueError for a set the kernel would refuse to fill (its sets are created with the default maxelem)."""
+    for name, (_kind, entries) in sorted(_ipsets(program).items()):
+        if len(entries) > IPSET_MAXELEM:
+            raise ValueError(f"ipset {name} would hold {len(entries)} entries, more than the kernel takes in one "
+                             f"set ({IPSET_MAXELEM}, ipset's maxelem)")
+
+
 def render_ipset_full(program: HostProgram) -> str:
     lines = []
     for name, (kind, entries) in sorted(_ipsets(program).items()):
@@ -267,5 +278,5 @@ def render_iptables_diff(old: HostProgram, new: HostProgram) -> str:
     return "\n".join(lines + ["COMMIT"]) + "\n"
 
 
-__all__ = ["ipset_net_elements", "render_ipset_full", "render_ipset_diff", "removed_ipsets", "render_iptables_full",
+__all__ = ["IPSET_MAXELEM", "check_set_sizes", "ipset_net_elements", "render_ipset_full", "render_ipset_diff", "removed_ipsets", "render_iptables_full",
            "render_iptables_diff", "ipset_name", "chain_name"]
