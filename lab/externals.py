@@ -26,7 +26,6 @@ from lab.pod_plans import responder_targets
 from lab.runtime import LabRuntime
 from topology import responder_ctl
 from topology.model import NodePlan
-from topology.netns import exists as netns_exists
 
 
 class ExternalError(ValueError):
@@ -118,7 +117,7 @@ def _carry_out(runtime: LabRuntime, old_nodes: dict[str, NodePlan], added: str |
     fabric = Fabric(runtime)
     nodes = {n.name: n for n in fabric.nodes()}
     plans = fabric.speaker_plans()
-    if added and added in nodes and not netns_exists(nodes[added].netns):
+    if added and added in nodes and nodes[added].netns not in fabric.engine.list_owned(runtime.lab):
         fabric.engine.add_nodes(fabric.topology_plan().fabric, [nodes[added]])
         dp = runtime.dataplane()
         try:
