@@ -32,7 +32,7 @@ class ExternalError(ValueError):
     """A change of the lab's externals that cannot be made; nothing was changed."""
 
 
-def _pinned(runtime: LabRuntime) -> dict[str, Any]:
+def pinned_spec(runtime: LabRuntime) -> dict[str, Any]:
     """The stored spec as lab-file data, every external at the address it has now."""
     data = runtime.spec.model_dump(mode="json")
     ips = {n.name: str(n.ip.ip) for n in plan_node_addresses_from_model(runtime.lab, runtime.spec) if n.kind == "external"}
@@ -40,7 +40,7 @@ def _pinned(runtime: LabRuntime) -> dict[str, Any]:
     return data
 
 
-def _validated(runtime: LabRuntime, data: dict[str, Any], what: str) -> LabSpecModel:
+def validated_spec(runtime: LabRuntime, data: dict[str, Any], what: str) -> LabSpecModel:
     """The lab spec with the change, checked as `lab up` checks a lab file; every node that stays keeps its
     address."""
     source = f"lab {runtime.lab} ({what})"
@@ -59,9 +59,9 @@ def add_external(runtime: LabRuntime, external: dict[str, Any]) -> NodePlan:
     """Add an external server (a mapping as under `externals:` in a lab file) to the running lab."""
     if not isinstance(external, dict) or not isinstance(external.get("name"), str):
         raise ExternalError(f"lab {runtime.lab}: an external is a mapping with a name (as under `externals:`)")
-    data = _pinned(runtime)
+    data = pinned_spec(runtime)
     data["externals"].append(external)
-    model = _validated(runtime, data, f"adding external {external['name']}")
+    model = validated_spec(runtime, data, f"adding external {external['name']}")
     return _change(runtime, model, added=external["name"])
 
 
@@ -73,9 +73,9 @@ def remove_external(runtime: LabRuntime, name: str) -> NodePlan:
     guarding = [f"{k}" for k, doc in runtime.store.objects(kinds=["HostEndpoint"]) if (doc.get("spec") or {}).get("node") == name]
     if guarding:
         raise ExternalError(f"external {name}: HostEndpoint(s) {', '.join(guarding)} name it: delete them first")
-    data = _pinned(runtime)
+    data = pinned_spec(runtime)
     data["externals"] = [e for e in data["externals"] if e["name"] != name]
-    return _change(runtime, _validated(runtime, data, f"removing external {name}"), removed=name)
+    return _change(runtime, validated_spec(runtime, data, f"removing external {name}"), removed=name)
 
 
 def _change(runtime: LabRuntime, model: LabSpecModel, added: str | None = None, removed: str | None = None) -> NodePlan:
@@ -141,4 +141,4 @@ def _carry_out(runtime: LabRuntime, old_nodes: dict[str, NodePlan], added: str |
     return nodes[added] if added else old_nodes[removed or ""]
 
 
-__all__ = ["ExternalError", "add_external", "remove_external"]
+__all__ = ["ExternalError", "add_external", "pinned_spec", "remove_external", "validated_spec"]
