@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab import pipeline
-from lab.externals import ExternalError, pinned_spec, validated_spec, add_external, remove_external
+from lab.externals import ExternalError, add_external, pinned_spec, remove_external, validated_spec
 from lab.labfile import parse_lab
 from lab.plan import plan_node_addresses_from_model
 from lab.runtime import LabRuntime
