@@ -137,6 +137,12 @@ def _carry_out(runtime: LabRuntime, old_nodes: dict[str, NodePlan], added: str |
     responder_ctl.start_responder(runtime.paths, responder_targets(runtime))
     if removed and removed in old_nodes:
         fabric.engine.remove_nodes([old_nodes[removed]])
+        dp = runtime.dataplane()
+        try:
+            dp.forget(removed)  # what its filter held went with its namespace
+            dp.save_state(runtime.dataplane_state)
+        finally:
+            dp.close()
     converge.sync(runtime)
     return nodes[added] if added else old_nodes[removed or ""]
 

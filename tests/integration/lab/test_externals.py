@@ -12,6 +12,7 @@ from lab.externals import ExternalError, add_external, remove_external
 from lab.fabric import Fabric
 from lab.runtime import LabRuntime
 from lab.traffic_hooks import expected_verdicts, probe_endpoints
+from policy_dataplane.dataplane import program_state
 from topology import names, netns
 from traffic.measure import measure_matrix
 from traffic.model import Protocol
@@ -80,6 +81,8 @@ def test_an_external_added_and_removed_while_the_lab_is_up(make_lab, layout: str
         assert {n: p for n, p in speaker_pids(runtime).items()} == before
         assert configs_naming(runtime, str(node.fabric_ip.ip)) == set()
         assert [e.name for e in runtime.spec.externals] == ["tasks"]
+        _backend, applied = program_state.loads(runtime.dataplane_state.read_bytes(), "dataplane.state")
+        assert set(applied) == {"node1", "node2", "tasks"}  # the saved filters forget crm's
         assert launcher.running_pid(runtime.paths) is not None
     wrong, probed = mismatches(443)
     assert "crm" not in probed and wrong == []
