@@ -13,12 +13,23 @@ from ipaddress import IPv4Network
 
 from bgp import bird, speaker
 from bgp.sessions import plan_sessions
+from lab.labfile import pod_instances
 from lab.plan import plan_node_addresses_from_model
 from lab.runtime import LabRuntime
 from topology import names, responder_ctl
 from topology.engine import Progress
 from topology.engines import get_engine
-from topology.model import NodePlan, PodPlan, ServerPlan, TopologyPlan, plan_fabric, plan_node
+from topology.model import (
+    NODE_IFNAME,
+    POD_IFNAME,
+    NodePlan,
+    PodPlan,
+    ServerPlan,
+    TopologyPlan,
+    plan_fabric,
+    plan_node,
+)
+from topology.shaping import ShapedLink
 
 
 class ConvergenceTimeout(RuntimeError):
@@ -61,6 +72,28 @@ class Fabric:
 
     def remove_pods(self, pods: Sequence[PodPlan]) -> None:
         self.engine.remove_pods(pods)
+
+    # link shaping -------------------------------------------------------------------------------
+    def shaped_links(self) -> list[ShapedLink]:
+        """The lab file's `links` (nodes' fabric links) and pods' `link`, as veths with a shape."""
+        spec = self.runtime.spec
+        fabric = self.topology_plan().fabric
+        nodes = {n.name: n for n in self.nodes()}
+        links = [ShapedLink(f"fabric link of {ln.node}", nodes[ln.node].netns, NODE_IFNAME, fabric.netns,
+                            nodes[ln.node].fabric_port, ln.shape()) for ln in spec.links]
+        pod_shapes = {(p.namespace, name): p.link for p, name in pod_instances(spec) if p.link is not None}
+        if pod_shapes:
+            for pod in self.runtime.pod_plans():
+                if (shape := pod_shapes.get((pod.namespace, pod.name))) is not None:
+                    links.append(ShapedLink(f"link of pod {pod.key}", pod.host_netns, pod.host_ifname, pod.netns,
+                                            POD_IFNAME, shape.shape()))
+        return links
+
+    def shape_links(self) -> str | None:
+        """Apply every shape; returns the method used (netem or delayline), None when nothing is shaped."""
+        from topology.link_shaper import LinkShaper
+
+        return LinkShaper(self.paths, self.engine).apply(self.shaped_links())
 
     # bgp ------------------------------------------------------------------------------------------
     def announcements(self) -> dict[str, frozenset[IPv4Network]]:

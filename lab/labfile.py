@@ -25,6 +25,7 @@ from topology.engines import DEFAULT_ENGINE, engine_names
 from topology.names import LAB_NAME_RE, MAX_LAB_NAME
 
 DNS_LABEL_MAX = 63
+Runtime = Literal["netns", "docker"]
 _DNS_NAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
 MAX_SHOWN = 50  # problems listed in a message; the rest are counted
 
@@ -49,6 +50,37 @@ class PortSpec(_Strict):
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
 
 
+class ShapeSpec(_Strict):
+    """A link's shape, as Mininet's TCLink takes it: each applies in both directions."""
+
+    delay: str | float | None = Field(default=None, description="one-way delay: 20ms, 500us, 0.1s")
+    jitter: str | float | None = Field(default=None, description="± this much around delay (uniform)")
+    loss: float = Field(default=0, ge=0, le=100, description="percent of packets dropped, each way")
+    bandwidth: float | None = Field(default=None, gt=0, le=100_000, description="Mbit/s, each way")
+
+    @field_validator("delay", "jitter")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        from topology.shaping import duration_ms
+
+        if value is not None:
+            duration_ms(value)  # its ValueError names the value and what is expected
+        return value
+
+    def shape(self):  # type: ignore[no-untyped-def]
+        from topology.shaping import LinkShape, duration_ms
+
+        return LinkShape(delay_ms=duration_ms(self.delay) if self.delay is not None else 0.0,
+                         jitter_ms=duration_ms(self.jitter) if self.jitter is not None else 0.0,
+                         loss_pct=self.loss, bandwidth_mbit=self.bandwidth)
+
+
+class LinkSpec(ShapeSpec):
+    """The fabric link of one node (host, external or reflector `rrN`)."""
+
+    node: str
+
+
 class HostSpec(_Strict):
     name: str
     labels: dict[str, str] = Field(default_factory=dict)
@@ -68,6 +100,10 @@ class PodSpec(_Strict):
     ports: list[PortSpec] = Field(default_factory=list)
     ip: IPv4Address | None = None
     serviceAccountName: str = "default"
+    runtime: Runtime | None = Field(default=None, description="netns or docker; the lab's runtime when left out")
+    image: str | None = Field(default=None, description="a local Docker image (docker runtime); never pulled")
+    command: list[str] | None = Field(default=None, description="the container's argv; the image's when left out")
+    link: ShapeSpec | None = Field(default=None, description="shape of the pod's veth")
 
 
 class ExternalSpec(_Strict):
@@ -133,9 +169,12 @@ class LabSpecModel(_Strict):
     bgp: BgpSpec = Field(default_factory=BgpSpec)
     dataplane: str = "nftables"  # a registered backend (policy_dataplane.dataplane.backends)
     engine: str = DEFAULT_ENGINE  # a registered topology engine (topology.engines)
+    runtime: Runtime = Field(default="netns", description="how pods run: bare namespaces, or Docker containers")
+    image: str | None = Field(default=None, description="the image of docker pods that name none")
     namespaces: list[NamespaceSpec] = Field(default_factory=list)
     pods: list[PodSpec] = Field(default_factory=list)
     externals: list[ExternalSpec] = Field(default_factory=list)
+    links: list[LinkSpec] = Field(default_factory=list, description="shapes of nodes' fabric links")
     serviceCIDR: IPv4Network = IPv4Network("10.96.0.0/12")
     clusterDNS: ClusterDnsSpec | None = None  # DNS pods `coredns` in kube-system and the kube-dns Service
     hostPorts: list[PortSpec] = Field(default_factory=list, description="ports every host's own daemons answer")
@@ -186,17 +225,28 @@ class LabSpec:
         return self.model.host_names()
 
     def pod_instances(self) -> list[tuple[PodSpec, str]]:
-        """Every pod the lab runs, with its instance name (`web`, or `web-0`.. with replicas)."""
-        out: list[tuple[PodSpec, str]] = []
-        for pod in [*self.model.pods, *cluster_dns_pods(self.model)]:
-            if pod.replicas == 1:
-                out.append((pod, pod.name))
-            else:
-                out.extend((pod, f"{pod.name}-{i}") for i in range(pod.replicas))
-        return out
+        return pod_instances(self.model)
+
+    def pod_runtime(self, pod: PodSpec) -> Runtime:
+        return pod.runtime or self.model.runtime
+
+    def pod_image(self, pod: PodSpec) -> str | None:
+        """The image of a docker pod (None: the lab's default image); None for a netns pod."""
+        return pod.image or self.model.image if self.pod_runtime(pod) == "docker" else None
 
     def policy_files(self) -> list[Path]:
         return [(self.base_dir / p).resolve() for p in self.model.apply]
+
+
+def pod_instances(model: LabSpecModel) -> list[tuple[PodSpec, str]]:
+    """Every pod the lab runs, with its instance name (`web`, or `web-0`.. with replicas)."""
+    out: list[tuple[PodSpec, str]] = []
+    for pod in [*model.pods, *cluster_dns_pods(model)]:
+        if pod.replicas == 1:
+            out.append((pod, pod.name))
+        else:
+            out.extend((pod, f"{pod.name}-{i}") for i in range(pod.replicas))
+    return out
 
 
 def cluster_dns_pods(model: LabSpecModel) -> list[PodSpec]:
@@ -213,11 +263,13 @@ def cluster_dns_pods(model: LabSpecModel) -> list[PodSpec]:
 
 def _loc_to_object(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str, str]:
     """Turns a pydantic location into ('pod dev/web', 'ports[0].containerPort')."""
-    if len(loc) >= 2 and loc[0] in ("pods", "namespaces", "externals", "hosts") and isinstance(loc[1], int):
-        kind = {"pods": "pod", "namespaces": "namespace", "externals": "external", "hosts": "host"}[loc[0]]
+    kinds = {"pods": "pod", "namespaces": "namespace", "externals": "external", "hosts": "host", "links": "link"}
+    if len(loc) >= 2 and loc[0] in kinds and isinstance(loc[1], int):
+        kind = kinds[loc[0]]
         items = data.get(loc[0]) or []
         item = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else {}
-        name = item.get("name", f"#{loc[1]}") if isinstance(item, dict) else f"#{loc[1]}"
+        key = "node" if kind == "link" else "name"
+        name = item.get(key, f"#{loc[1]}") if isinstance(item, dict) else f"#{loc[1]}"
         if kind == "pod" and isinstance(item, dict):
             name = f"{item.get('namespace', 'default')}/{name}"
         field = _format_loc(loc[2:]) or "(itself)"
@@ -356,6 +408,8 @@ def kubernetes_name_problems(m: LabSpecModel) -> list[str]:
 
 def check_semantics(spec: LabSpec) -> list[str]:
     """Cross-field checks pydantic cannot do alone. Returns every problem found."""
+    from topology.docker_images import container_problems
+
     m = spec.model
     problems: list[str] = kubernetes_name_problems(m)
     if not LAB_NAME_RE.match(m.name):
@@ -401,6 +455,7 @@ def check_semantics(spec: LabSpec) -> list[str]:
         if pod.host is not None and pod.host not in hosts:
             problems.append(f"{obj}: field host: no host named {pod.host!r} (hosts: {', '.join(hosts)})")
         problems.extend(_port_problems(obj, pod.ports))
+        problems.extend(_runtime_problems(spec, obj, pod))
         if pod.ip is not None:
             if pod.replicas != 1:
                 problems.append(f"{obj}: field ip: a fixed IP needs replicas: 1")
@@ -411,6 +466,8 @@ def check_semantics(spec: LabSpec) -> list[str]:
             else:
                 fixed_seen[pod.ip] = obj
 
+    if m.image is not None:
+        problems.extend(f"lab: {p}" for p in container_problems(m.image, None))
     ext_names = [e.name for e in m.externals]
     for dup in _duplicates(ext_names):
         problems.append(f"external {dup}: field name: duplicate external host name")
@@ -438,6 +495,7 @@ def check_semantics(spec: LabSpec) -> list[str]:
             problems.append(f"{obj}: field ip: {ext.ip} is already taken by {ext_ips[ext.ip]}")
         else:
             ext_ips[ext.ip] = obj
+    problems.extend(_link_problems(spec, hosts, ext_names))
     problems.extend(_port_problems("lab", m.hostPorts))
     problems += capacity_problems(spec, hosts)
     for i, rel in enumerate(m.apply):
@@ -446,9 +504,42 @@ def check_semantics(spec: LabSpec) -> list[str]:
     return problems
 
 
+def _shape_problems(obj: str, shape: ShapeSpec) -> list[str]:
+    link = shape.shape()
+    if link.jitter_ms > link.delay_ms:
+        return [f"{obj}: field jitter: {shape.jitter!r} is more than the delay ({shape.delay!r}); "
+                "a packet cannot leave before it was sent"]
+    return []
+
+
+def _link_problems(spec: LabSpec, hosts: list[str], externals: list[str]) -> list[str]:
+    m = spec.model
+    from lab.plan import reflector_names
+
+    nodes = hosts + externals + reflector_names(m)
+    problems = [f"link {dup}: field node: the node's link is shaped twice" for dup in _duplicates([ln.node for ln in m.links])]
+    for link in m.links:
+        if link.node not in nodes:
+            problems.append(f"link {link.node}: field node: no node named {link.node!r} (nodes: {', '.join(nodes)})")
+        problems.extend(_shape_problems(f"link {link.node}", link))
+    for pod in m.pods:
+        if pod.link is not None:
+            problems.extend(_shape_problems(f"pod {pod.namespace}/{pod.name}", pod.link))
+    return problems
+
+
+def _runtime_problems(spec: LabSpec, obj: str, pod: PodSpec) -> list[str]:
+    from topology.docker_images import container_problems
+
+    if spec.pod_runtime(pod) != "docker":
+        return [f"{obj}: field {f}: only a pod with runtime: docker has one"
+                for f in ("image", "command") if getattr(pod, f) is not None]
+    return [f"{obj}: {p}" for p in container_problems(pod.image, pod.command)]
 def apply_path_problem(base_dir: Path, rel: str) -> str | None:
     """A policy file named by a lab file must be a regular file inside the lab file's folder: a lab file
     cannot make the lab (running as root) read `/etc/shadow` or `../../etc/passwd`."""
+    if "\0" in rel:
+        return f"{rel!r} is not a file name (it holds a NUL character)"
     folder = base_dir.resolve()
     path = (folder / rel).resolve()
     if not path.is_relative_to(folder):

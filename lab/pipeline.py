@@ -75,9 +75,11 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
     try:
         runtime = _record(spec, paths)
         timer.run("addresses", lambda: _allocate(runtime))
+        timer.run("containers ready", lambda: Fabric(runtime).engine.prepare_pods(runtime.pod_plans()))
         timer.run("fabric", lambda: Fabric(runtime).build_nodes(progress))
         timer.run("filters", lambda: runtime.dataplane_install_base())
         timer.run("pods", lambda: Fabric(runtime).add_pods(runtime.pod_plans(), progress))
+        timer.run("shaping", lambda: Fabric(runtime).shape_links())
         timer.run("bgp", lambda: Fabric(runtime).start_bgp())
         timer.run("responders", lambda: Fabric(runtime).start_responder(runtime.responder_targets()))
         timer.run("policies", lambda: _apply_policy_files(runtime, spec.policy_files()))
@@ -111,7 +113,9 @@ def _record(spec: LabSpec, paths: LabPaths) -> LabRuntime:
         if spec.model.clusterDNS is not None:
             _record_cluster_dns(store, spec)
         for placed in placements:
-            store.put_object(ObjectKey("Pod", placed.namespace, placed.name), pod_document(placed.spec, placed.name, placed.host))
+            doc = pod_document(placed.spec, placed.name, placed.host, spec.pod_runtime(placed.spec),
+                               spec.pod_image(placed.spec))
+            store.put_object(ObjectKey("Pod", placed.namespace, placed.name), doc)
     return LabRuntime(spec.name, store=store)
 
 
@@ -146,11 +150,16 @@ def down(lab: str, force: bool = False) -> list[str]:
     if not force and not paths.database.exists() and not owned:
         raise LabError(f"no lab named {lab!r} is up (use --force to clean up after a crash)")
     launcher.stop(paths)  # first: it would restart what is stopped next
+    for engine in engines:
+        engine.stop_pods(lab)  # Docker pods by label, before the pid sweep below would signal their processes
     pids = set(processes.pids_from_files(paths.run_dir, marker=f"{names.PREFIX}-{lab}")) if paths.run_dir.exists() else set()
     for netns in owned:
         pids.update(processes.pids_in_netns(netns))
     processes.terminate(sorted(pids))
     removed = [netns for engine in engines for netns in engine.destroy(lab)]
+    from topology.docker_engine import stop_daemon_if_idle
+
+    stop_daemon_if_idle()
     shutil.rmtree(paths.run_dir, ignore_errors=True)
     from lab.services import remove_files
 

@@ -18,7 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bgp.ipam import Ipam, IpamConfig, IpamError
 from lab.labfile import LabSpecModel
-from lab.objects import fixed_ip, pod_ports
+from lab.objects import fixed_ip, pod_container, pod_ports
 from lab.store import ObjectKey, Placement, Store
 from policy_dataplane.dataplane.lab_dataplane import Dataplane
 from topology import names
@@ -156,7 +156,8 @@ class LabRuntime:
             key = f"{p.namespace}/{p.name}"
             if key not in docs or (only is not None and key not in only):
                 continue
-            plans.append(plan_pod(self.lab, p.namespace, p.name, p.host, p.ip, pod_ports(docs[key])))
+            plans.append(plan_pod(self.lab, p.namespace, p.name, p.host, p.ip, pod_ports(docs[key]),
+                                  pod_container(docs[key])))
         return plans
 
     def responder_targets(self) -> list[PodPlan | ServerPlan]:
@@ -173,7 +174,8 @@ class LabRuntime:
         return [*self._responder_pods(), *servers]
 
     def _responder_pods(self) -> list[PodPlan]:
-        """Pod plans without the ports the services process serves (DNS, egress gateways)."""
+        """Pod plans the responder serves: without the ports the services process serves (DNS, egress
+        gateways), and without Docker pods that serve with their own command."""
         import dataclasses
 
         from lab.services import served_by_daemon
@@ -181,6 +183,8 @@ class LabRuntime:
         labels = {(k.namespace, k.name): (d.get("metadata") or {}).get("labels") or {} for k, d in self.pod_documents()}
         plans = []
         for plan in self.pod_plans():
+            if plan.container is not None and not plan.container.responder:
+                continue  # a Docker pod serving with its own command
             pod_labels = labels.get((plan.namespace, plan.name), {})
             ports = tuple(p for p in plan.ports if not served_by_daemon(plan.namespace, pod_labels, p.port))
             plans.append(plan if ports == plan.ports else dataclasses.replace(plan, ports=ports))

@@ -54,6 +54,7 @@ def fabric_lines(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[str]:
 
 
 def pod_lines(pods: Iterable[PodPlan]) -> list[str]:
-    """Namespaces first, then veths (a veth line needs both of its namespaces)."""
+    """Namespaces first, then veths (a veth line needs both of its namespaces). A container pod's
+    namespace is the container's, already named by the Docker side: it only gets its veth."""
     pods = list(pods)
-    return netns_add(p.netns for p in pods) + [pod_veth(p) for p in pods]
+    return netns_add(p.netns for p in pods if p.container is None) + [pod_veth(p) for p in pods]

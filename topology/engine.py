@@ -24,6 +24,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
 
 from topology import batch, names, netns, plumbing, rtnl, sysctl
+from topology.docker_engine import ContainerPods
 from topology.model import NODE_IFNAME, POD_IFNAME, PodPlan, TopologyPlan
 from topology.responder_ctl import stop_responder
 from topology.rtnl import RtnlError, RtnlSocket
@@ -89,6 +90,8 @@ class Engine(Protocol):
     def add_pods(self, pods: Sequence[PodPlan], progress: Progress | None = None) -> None: ...
     def remove_pods(self, pods: Sequence[PodPlan]) -> None: ...
     def destroy(self, lab: str) -> list[str]: ...
+    def prepare_pods(self, pods: Sequence[PodPlan]) -> None: ...  # before anything is built (Docker images)
+    def stop_pods(self, lab: str) -> None: ...  # pods run by a runtime of their own (Docker), before a sweep
     def list_owned(self, lab: str) -> list[str]: ...
 
     # entering a namespace
@@ -107,10 +110,19 @@ class NetnsEngine:
     def __init__(self, chunk: int = 250, static_neighbours: bool = True) -> None:
         self.chunk = chunk  # pods per `ip -batch` run; smaller chunks give a smoother progress bar
         self.static_neighbours = static_neighbours  # see plumbing.py: ARP table limits at scale
+        self.containers = ContainerPods()  # pods with `container` set run in Docker (docker_engine.py)
 
     # -- reading ---------------------------------------------------------------------------------------
     def list_owned(self, lab: str) -> list[str]:
         return netns.list_netns(names.lab_netns_prefix(names.check_lab_name(lab)))
+
+    def prepare_pods(self, pods: Sequence[PodPlan]) -> None:
+        """Before anything of a lab is built: the lab's dockerd and the images of its Docker pods, if any."""
+        self.containers.prepare(pods)
+
+    def stop_pods(self, lab: str) -> None:
+        """Remove the lab's Docker pods by label, before `lab down` signals the processes in its namespaces."""
+        self.containers.remove_lab(lab)
 
     # -- entering ----------------------------------------------------------------------------------------
     def entered(self, name: str) -> AbstractContextManager[None]:
@@ -128,10 +140,15 @@ class NetnsEngine:
     def exec_in(
         self, name: str, argv: Sequence[str], *, capture: bool = True, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command inside a lab namespace (for `lab exec`); stdio is captured unless capture=False."""
+        """Run a command inside a lab namespace (for `lab exec`); stdio is captured unless capture=False.
+        A container pod's command runs inside its container (its own tools and files)."""
         lab_of_netns(name)
         if not netns.exists(name):
             raise TopologyError(f"network namespace {name!r} does not exist")
+        container = self.containers.container_of(name)
+        if container is not None:
+            argv = self.containers.exec_argv(container, argv, interactive=not capture)
+            return subprocess.run(argv, capture_output=capture, text=True, timeout=timeout)
         return netns.exec_interactive(name, argv, capture=capture, timeout=timeout)
 
     # -- building --------------------------------------------------------------------------------------
@@ -185,6 +202,8 @@ class NetnsEngine:
         # faster, both wait for the kernel's rtnl lock.
         for start in range(0, len(pods), self.chunk):
             chunk = pods[start : start + self.chunk]
+            if in_containers := [p for p in chunk if p.container is not None]:
+                self.containers.start(lab_of_netns(chunk[0].netns), in_containers)
             netns.run_ip_batch(batch.pod_lines(chunk))
             tracker.step(len(chunk), PODS_CREATED)
             with NetlinkPool() as pool:
@@ -212,6 +231,7 @@ class NetnsEngine:
         still there after the kernel's expected time (its namespace kept alive, e.g. by a socket the
         responder holds: reload the responder first) is deleted directly.
         """
+        self.containers.remove(pods)
         netns.run_ip_batch(batch.netns_delete(p.netns for p in pods if netns.exists(p.netns)), force=True)
         by_host: dict[str, set[str]] = defaultdict(set)
         for pod in pods:
@@ -241,6 +261,7 @@ class NetnsEngine:
             stop_responder(names.LabPaths.for_lab(lab))
         except OSError:
             pass  # no run directory: nothing was started
+        self.containers.remove_lab(lab)
         owned = self.list_owned(lab)
         netns.run_ip_batch(batch.netns_delete(owned), force=True)
         left = self.list_owned(lab)

@@ -72,6 +72,17 @@ class ServerPlan:
 
 
 @dataclass(frozen=True)
+class ContainerPlan:
+    """A pod that runs as a Docker container: its network namespace is the container's, named like any
+    pod namespace. `command` None runs the image's own command. The lab's responder answers the declared
+    ports only when `responder` is set (the default image, idle); otherwise the container serves them."""
+
+    image: str
+    command: tuple[str, ...] | None = None
+    responder: bool = False
+
+
+@dataclass(frozen=True)
 class PodPlan:
     namespace: str
     name: str
@@ -81,6 +92,7 @@ class PodPlan:
     host_ifname: str
     ip: IPv4Address
     ports: tuple[PortPlan, ...] = ()
+    container: ContainerPlan | None = None
 
     @property
     def key(self) -> str:
@@ -161,6 +173,7 @@ def plan_pod(
     host: str,
     ip: IPv4Address | str,
     ports: Iterable[tuple[int, str] | tuple[int, str, str | None] | PortPlan] = (),
+    container: ContainerPlan | None = None,
 ) -> PodPlan:
     return PodPlan(
         namespace=namespace,
@@ -171,4 +184,5 @@ def plan_pod(
         host_ifname=names.pod_host_ifname(namespace, name),
         ip=IPv4Address(ip),
         ports=plan_ports(ports),
+        container=container,
     )

@@ -36,7 +36,7 @@ def exec_(
     target: str = typer.Argument(..., help="NS/POD, or a node name (host, external, reflector)"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
 ) -> None:
-    """Run a command inside a pod or node namespace: lab exec dev/web -- ip route."""
+    """Run a command inside a pod or node namespace (a Docker pod: in its container): lab exec dev/web -- ip route."""
     from lab.targets import resolve_netns
     from topology.engines import get_engine
 

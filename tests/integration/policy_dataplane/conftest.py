@@ -24,9 +24,10 @@ def wait_until_connected(endpoints: dict[str, ProbeEndpoint], attempts: int = 20
     raise RuntimeError("the scratch lab never became fully connected")
 
 
-@pytest.fixture(scope="session")
-def scratch_lab() -> Iterator[tuple[ScratchLab, dict[str, ProbeEndpoint]]]:
-    scratch = ScratchLab(LAB, pods_per_host=(3, 2), namespaces=2)
+@pytest.fixture(scope="session", params=["netns", pytest.param("docker", marks=pytest.mark.engines)])
+def scratch_lab(request: pytest.FixtureRequest) -> Iterator[tuple[ScratchLab, dict[str, ProbeEndpoint]]]:
+    """On bare namespace pods, and again on Docker pods (the `engines` subset)."""
+    scratch = ScratchLab(LAB, pods_per_host=(3, 2), namespaces=2, runtime=request.param)
     scratch.down()  # leftovers of an interrupted run
     try:
         endpoints = {e.name: e for e in scratch.up()}
@@ -34,6 +35,10 @@ def scratch_lab() -> Iterator[tuple[ScratchLab, dict[str, ProbeEndpoint]]]:
         yield scratch, endpoints
     finally:
         scratch.down()
+        if request.param == "docker":
+            from topology.docker_engine import stop_daemon_if_idle
+
+            stop_daemon_if_idle()
 
 
 @pytest.fixture

@@ -66,9 +66,10 @@ def start_servers(netns: str) -> subprocess.Popen[str]:
     return proc
 
 
-@pytest.fixture(scope="session")
-def small_lab() -> Iterator[SmallLab]:
-    scratch = ScratchLab(LAB, pods_per_host=(3, 1), namespaces=2)
+@pytest.fixture(scope="session", params=["netns", pytest.param("docker", marks=pytest.mark.engines)])
+def small_lab(request: pytest.FixtureRequest) -> Iterator[SmallLab]:
+    """On bare namespace pods, and again on Docker pods (the `engines` subset)."""
+    scratch = ScratchLab(LAB, pods_per_host=(3, 1), namespaces=2, runtime=request.param)
     scratch.down()  # leftovers of an interrupted run
     server: subprocess.Popen[str] | None = None
     try:
@@ -80,6 +81,10 @@ def small_lab() -> Iterator[SmallLab]:
             server.kill()  # by its own pid: `ip netns exec` execs the python process
             server.wait()
         scratch.down()
+        if request.param == "docker":
+            from topology.docker_engine import stop_daemon_if_idle
+
+            stop_daemon_if_idle()
 
 
 @pytest.fixture

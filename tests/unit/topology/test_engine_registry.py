@@ -42,6 +42,12 @@ class RecordingEngine:
     def list_owned(self, lab: str) -> list[str]:
         return []
 
+    def prepare_pods(self, pods: Sequence[Any]) -> None:
+        pass
+
+    def stop_pods(self, lab: str) -> None:
+        pass  # it runs no pods of its own
+
     # It has no namespaces: whatever a caller would do "inside" would happen in the test's own (root)
     # namespace, so entering is refused outright.
     def entered(self, name: str) -> AbstractContextManager[None]:
