@@ -7,7 +7,7 @@ from collections import defaultdict
 from ipaddress import IPv4Interface
 
 from lab.runtime import LabRuntime
-from topology.mininet_engine import CliLink, CliNode
+from topology.mininet_cli import CliLink, CliNode
 from topology.model import NODE_IFNAME, POD_IFNAME, NodePlan, PodPlan, TopologyPlan
 
 FABRIC_NODE = "fabric"

@@ -169,8 +169,18 @@ class NetnsEngine:
                 self.destroy(plan.lab)
             raise
 
+    # Where the namespaces come from: `ip netns add` here; the Mininet engine makes Mininet nodes instead
+    # and names their namespaces, and everything after is the same plumbing.
+    def _new_fabric_lines(self, plan: TopologyPlan) -> list[str]:
+        """`ip -batch` lines for the fabric and node namespaces, the bridge and the node veths."""
+        return batch.fabric_lines(plan.fabric, plan.nodes)
+
+    def _new_pod_lines(self, pods: Sequence[PodPlan]) -> list[str]:
+        """`ip -batch` lines for the pods' namespaces (not a container's: Docker made it) and veths."""
+        return batch.pod_lines(pods)
+
     def _build_fabric(self, plan: TopologyPlan, tracker: _Tracker) -> None:
-        netns.run_ip_batch(batch.fabric_lines(plan.fabric, plan.nodes))
+        netns.run_ip_batch(self._new_fabric_lines(plan))
         tracker.step(1 + len(plan.nodes), NODES_CREATED)
         fabric = plan.fabric
         with NetlinkPool() as pool:
@@ -204,7 +214,7 @@ class NetnsEngine:
             chunk = pods[start : start + self.chunk]
             if in_containers := [p for p in chunk if p.container is not None]:
                 self.containers.start(lab_of_netns(chunk[0].netns), in_containers)
-            netns.run_ip_batch(batch.pod_lines(chunk))
+            netns.run_ip_batch(self._new_pod_lines(chunk))
             tracker.step(len(chunk), PODS_CREATED)
             with NetlinkPool() as pool:
                 for pod in chunk:

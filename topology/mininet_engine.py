@@ -1,117 +1,87 @@
-"""Mininet's own CLI on a running lab: every host, external, reflector, pod and the fabric as a Mininet node.
+"""The Mininet engine (`engine: mininet`): hosts, externals, reflectors and pods are Mininet hosts, the
+fabric a Mininet LinuxBridge, with no OpenFlow controller; then the same plumbing as the netns engine.
 
-Each node is a Mininet `Host` whose shell (`mnexec ... bash`, as Mininet starts it) runs inside the lab's
-existing namespace (`ip netns exec`), with the lab's interfaces and links registered as Mininet `Intf`
-and link objects. Nothing is created or moved: no switch, no veth, no controller, nothing in the root
-namespace; leaving the CLI stops only the shells it started (never `net.stop()`, which deletes
-interfaces, and never `mn -c`, which kills processes machine-wide). So `dev/web ping prod/db`, `pingall`,
-`net`, `dump`, `nodes`, `links` and `xterm`-free commands behave as Mininet users expect.
+Each node is made the way Mininet makes one (`Mininet.addHost`: an `mnexec -cdn bash` shell in a new
+network namespace; the fabric `addSwitch(cls=LinuxBridge, inNamespace=True)`, whose `start()` creates
+the bridge with brctl inside the fabric's own namespace), and then named as the lab names it with
+`ip netns attach <name> <shell pid>` (the trick Docker pods use too). From there the netns engine's
+plumbing runs unchanged: Calico veths straight into the named namespaces, proxy ARP, routes; ExaBGP per
+host and nftables come after, as on any lab.
 
-Debian's mininet is a system package; scripts/bootstrap links it into the lab's virtual environment.
+Safety: nothing lands in the root namespace (no switch, no veth: the bridge lives in the fabric
+namespace); every shell is named `mininet:<prefix>-<lab>-…`, and is ended by this engine by its pid as
+soon as its namespace is named (the bind mount keeps the namespace alive, and a lab must outlive the
+`lab up` process); `lab down` deletes the lab's namespaces by name like the netns engine. Mininet's
+machine-wide clean-up (`mn -c`, `mininet.clean`) and its init that raises root sysctls are never run.
+`lab cli` shows a Mininet lab (any lab) as Mininet nodes again (topology/mininet_cli.py).
 """
 
 from __future__ import annotations
 
-import cmd
-import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
-from ipaddress import IPv4Interface
 from typing import Any
 
-MININET_HINT = "Debian's mininet is missing from the lab's environment: run scripts/bootstrap"
+from topology import batch, netns
+from topology.engine import NetnsEngine, TopologyError
+from topology.mininet_lib import load_mininet
+from topology.model import PodPlan, TopologyPlan
+from topology.rtnl import RtnlSocket
+
+FABRIC_DPID = "1"  # a LinuxBridge forwards on its own; Mininet only wants some datapath id
 
 
-class MininetUnavailable(RuntimeError):
-    pass
+class MininetEngine(NetnsEngine):
+    """Namespaces from Mininet nodes; everything else as NetnsEngine does it."""
+
+    def _new_fabric_lines(self, plan: TopologyPlan) -> list[str]:
+        mininet = load_mininet()
+        net = _empty_net(mininet)
+        made: list[tuple[str, Any]] = []
+        try:
+            fabric = net.addSwitch(plan.fabric.bridge, cls=mininet.nodelib.LinuxBridge, inNamespace=True,
+                                   dpid=FABRIC_DPID)
+            made.append((plan.fabric.netns, fabric))
+            fabric.start([])  # brctl addbr inside the fabric's namespace: the bridge is its first link
+            made += [(node.netns, net.addHost(node.netns)) for node in plan.nodes]
+            _attach(made)
+            _check_bridge(plan.fabric.netns, plan.fabric.bridge)
+        finally:
+            _end_shells(node for _, node in made)
+        return batch.node_veths(plan.fabric, plan.nodes)
+
+    def _new_pod_lines(self, pods: Sequence[PodPlan]) -> list[str]:
+        bare = [p for p in pods if p.container is None]  # a Docker pod's namespace is its container's
+        if bare:
+            net = _empty_net(load_mininet())
+            made: list[tuple[str, Any]] = []
+            try:
+                made += [(pod.netns, net.addHost(pod.netns)) for pod in bare]
+                _attach(made)
+            finally:
+                _end_shells(node for _, node in made)
+        return batch.pod_lines(pods, new_namespaces=False)
 
 
-@dataclass(frozen=True)
-class CliNode:
-    """A lab namespace as the CLI shows it: `name` as users type it, its interfaces and their addresses."""
-
-    name: str
-    netns: str
-    kind: str  # host, external, reflector, pod, fabric
-    addresses: tuple[tuple[str, IPv4Interface | None], ...]  # (ifname, address) in order; the first is default
+def _empty_net(mininet: Any) -> Any:
+    """A Mininet with no topology, no controller and Linux bridges: nodes are added one by one."""
+    return mininet.net.Mininet(topo=None, build=False, controller=None, switch=mininet.nodelib.LinuxBridge,
+                               autoSetMacs=False, autoStaticArp=False)
 
 
-@dataclass(frozen=True)
-class CliLink:
-    node1: str
-    intf1: str
-    node2: str
-    intf2: str
+def _attach(made: Sequence[tuple[str, Any]]) -> None:
+    """Give each node's namespace the lab's name (one `ip -batch` for all of them)."""
+    netns.run_ip_batch([batch.netns_attach(name, node.pid) for name, node in made])
 
 
-def _mininet() -> Any:
-    try:
-        import mininet.cli
-        import mininet.link
-        import mininet.net
-        import mininet.node
-    except ImportError as exc:
-        raise MininetUnavailable(f"{MININET_HINT} ({exc})") from None
-    return mininet
+def _check_bridge(fabric_netns: str, bridge: str) -> None:
+    """The plumbing addresses the bridge by index 2 (as the netns engine creates it): make sure it is."""
+    with netns.entered(fabric_netns), RtnlSocket() as sock:
+        index = sock.link_indexes().get(bridge)
+    if index != batch.BRIDGE_INDEX:
+        raise TopologyError(f"Mininet's LinuxBridge {bridge!r} got ifindex {index}, not {batch.BRIDGE_INDEX}")
 
 
-def build_net(nodes: Sequence[CliNode], links: Sequence[CliLink]) -> Any:
-    """A Mininet object over the lab's namespaces (shells started, nothing else touched)."""
-    mininet = _mininet()
-
-    class LabNode(mininet.node.Host):  # type: ignore[name-defined,misc]
-        """A Mininet host living in an existing named namespace."""
-
-        def __init__(self, name: str, netns: str, **params: Any) -> None:
-            self.lab_netns = netns
-            super().__init__(name, inNamespace=False, **params)
-
-        def _popen(self, argv: list[str], **params: Any) -> subprocess.Popen[bytes]:
-            return super()._popen(["ip", "netns", "exec", self.lab_netns, *argv], **params)
-
-    class ExistingLink(mininet.link.Link):  # type: ignore[name-defined,misc]
-        """A link between two interfaces the lab made: recorded for `net`/`links`, never created or deleted."""
-
-        def __init__(self, intf1: Any, intf2: Any) -> None:
-            self.intf1, self.intf2 = intf1, intf2
-            intf1.link = intf2.link = self
-
-        def stop(self) -> None:
-            pass
-
-        def delete(self) -> None:
-            pass
-
-    def keep_in_place(*_: Any, **__: Any) -> bool:
-        return True
-
-    net = mininet.net.Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
-    for spec in nodes:
-        node = LabNode(spec.name, spec.netns)
-        for ifname, address in spec.addresses:
-            intf = mininet.link.Intf(ifname, node=node, moveIntfFn=keep_in_place)
-            if address is not None:
-                intf.ip, intf.prefixLen = str(address.ip), address.network.prefixlen
-        # The fabric is the lab's switch: listed by `net`/`dump`, left out of `pingall` (it routes no pods).
-        (net.switches if spec.kind == "fabric" else net.hosts).append(node)
-        net.nameToNode[spec.name] = node
-    for link in links:
-        net.links.append(ExistingLink(net[link.node1].intf(link.intf1), net[link.node2].intf(link.intf2)))
-    return net
-
-
-def close_net(net: Any) -> None:
-    """Stop the shells this CLI started; interfaces and namespaces stay (deleteIntfs=False)."""
-    for node in [*net.hosts, *net.switches]:
-        node.stop(deleteIntfs=False)
-
-
-def run_cli(net: Any, script: str | None = None) -> None:
-    """Mininet's CLI, taking node names with '/', '-' and '.' (`dev/web ping prod/db`)."""
-    mininet = _mininet()
-
-    class LabCLI(mininet.cli.CLI):  # type: ignore[name-defined,misc]
-        identchars = cmd.IDENTCHARS + "/-."
-        prompt = "netpol-lab> "
-
-    LabCLI(net, script=script)
+def _end_shells(nodes: Any) -> None:
+    """End the shells this process started (SIGHUP to each one's own process group, then reaped)."""
+    for node in nodes:
+        node.terminate()

@@ -17,7 +17,8 @@ def cli(
 ) -> None:
     """Mininet's CLI on the running lab: `dev/web ping prod/db`, `pingall`, `net`, `dump`, `node1 ip route`."""
     from lab.mininet_view import runtime_view
-    from topology.mininet_engine import MininetUnavailable, build_net, close_net, run_cli
+    from topology.mininet_cli import build_net, close_net, run_cli
+    from topology.mininet_lib import MininetUnavailable
 
     require_root("lab cli")
     runtime = open_lab(lab)
