@@ -12,6 +12,7 @@ import pytest
 
 from lab import pipeline
 from lab.labfile import LabSpec, parse_lab
+from tests.integration.engine_variants import after, lab_file_fields
 from topology import names
 
 
@@ -22,21 +23,16 @@ def lab_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-# The pod runtimes a test parametrised with `pod_runtime` runs on; the Docker runs are marked `engines`.
-POD_RUNTIMES = ["netns", pytest.param("docker", marks=pytest.mark.engines)]
-
-
 @pytest.fixture
 def make_lab(lab_dirs: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[dict[str, Any]], LabSpec]]:
     """Brings up a lab from lab-file data; whatever happens, it is torn down with --force afterwards.
-    A test parametrised with `pod_runtime` gets its labs on that runtime (unless the data names one)."""
+    A test parametrised with `engine_variant` (tests/integration/engine_variants.py) gets its labs on it."""
     started: list[str] = []
     callspec = getattr(request.node, "callspec", None)
-    pod_runtime = callspec.params.get("pod_runtime") if callspec is not None else None
+    variant = callspec.params.get("engine_variant", "netns") if callspec is not None else "netns"
 
     def bring_up(data: dict[str, Any], controller: bool = True) -> LabSpec:
-        if pod_runtime is not None:
-            data = {"runtime": pod_runtime, **data}
+        data = {**lab_file_fields(variant), **data}
         spec = parse_lab(data, f"<test {data['name']}>", lab_dirs)
         started.append(spec.name)
         pipeline.up(spec, timeout=60, controller=controller)
@@ -48,10 +44,7 @@ def make_lab(lab_dirs: Path, request: pytest.FixtureRequest) -> Iterator[Callabl
         for lab in started:
             pipeline.down(lab, force=True)
             assert not [n for n in _netns_list() if n.startswith(names.lab_netns_prefix(lab))]
-        if pod_runtime == "docker":
-            from topology.docker_engine import stop_daemon_if_idle
-
-            stop_daemon_if_idle()
+        after(variant)
 
 
 def _netns_list() -> list[str]:

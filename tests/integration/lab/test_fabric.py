@@ -9,7 +9,7 @@ import pytest
 
 from lab.fabric import Fabric, kernel_routes
 from lab.runtime import LabRuntime
-from tests.integration.lab.conftest import POD_RUNTIMES
+from tests.integration.engine_variants import VARIANTS
 from tests.integration.lab.conftest import kernel_routes as route_entries
 from tests.integration.lab.reach import tcp_reach
 from topology import names
@@ -50,8 +50,8 @@ def all_pairs_reach(runtime: LabRuntime) -> dict[str, list[str]]:
     return failures
 
 
-@pytest.mark.parametrize("pod_runtime", POD_RUNTIMES)
-def test_mesh_every_pod_reaches_every_pod_and_the_external_host(make_lab, pod_runtime):
+@pytest.mark.parametrize("engine_variant", VARIANTS)
+def test_mesh_every_pod_reaches_every_pod_and_the_external_host(make_lab, engine_variant):
     make_lab(four_by_ten("it1"))
     with LabRuntime.open("it1") as runtime:
         assert all_pairs_reach(runtime) == {}

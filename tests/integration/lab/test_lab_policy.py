@@ -15,7 +15,7 @@ from lab.fabric import Fabric, kernel_routes
 from lab.runtime import LabRuntime
 from lab.traffic_hooks import expected_verdicts, latency_conditions, probe_endpoints
 from policy_dataplane.policy.documents import DocumentsInvalid
-from tests.integration.lab.conftest import POD_RUNTIMES
+from tests.integration.engine_variants import VARIANTS
 from tests.integration.lab.reach import tcp_outcomes, tcp_reach
 from topology import names
 from traffic.measure import measure_matrix
@@ -118,8 +118,8 @@ def test_concurrent_changes_leave_a_consistent_lab(make_lab):
     measured_equals_oracle("it9")  # every pod plumbed, every filter as the store says
 
 
-@pytest.mark.parametrize("pod_runtime", POD_RUNTIMES)
-def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab, pod_runtime):
+@pytest.mark.parametrize("engine_variant", VARIANTS)
+def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab, engine_variant):
     make_lab(small_lab("it5"))
     with LabRuntime.open("it5") as runtime:
         measured_equals_oracle("it5")  # no policy: everything allowed, measured

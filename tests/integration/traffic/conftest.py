@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.engine_variants import VARIANTS, after, scratch_options
 from topology import names
 from traffic.model import ProbeEndpoint
 from traffic.scratch_lab import ScratchLab
@@ -66,10 +67,10 @@ def start_servers(netns: str) -> subprocess.Popen[str]:
     return proc
 
 
-@pytest.fixture(scope="session", params=["netns", pytest.param("docker", marks=pytest.mark.engines)])
+@pytest.fixture(scope="session", params=VARIANTS)
 def small_lab(request: pytest.FixtureRequest) -> Iterator[SmallLab]:
-    """On bare namespace pods, and again on Docker pods (the `engines` subset)."""
-    scratch = ScratchLab(LAB, pods_per_host=(3, 1), namespaces=2, runtime=request.param)
+    """On the netns engine, and again on Docker pods and on the Mininet engine (the `engines` subset)."""
+    scratch = ScratchLab(LAB, pods_per_host=(3, 1), namespaces=2, **scratch_options(request.param))
     scratch.down()  # leftovers of an interrupted run
     server: subprocess.Popen[str] | None = None
     try:
@@ -81,10 +82,7 @@ def small_lab(request: pytest.FixtureRequest) -> Iterator[SmallLab]:
             server.kill()  # by its own pid: `ip netns exec` execs the python process
             server.wait()
         scratch.down()
-        if request.param == "docker":
-            from topology.docker_engine import stop_daemon_if_idle
-
-            stop_daemon_if_idle()
+        after(request.param)
 
 
 @pytest.fixture
