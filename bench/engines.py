@@ -1,13 +1,16 @@
-"""Benchmark: `lab up` time and memory of one world on each pod runtime, side by side in one run.
+"""Benchmark: `lab up` time and memory of the demo and the bank world on each engine, side by side in one run.
 
-    sudo .venv/bin/python bench/engines.py [--world demo|bank] [--bank-pods 40] [--runtimes netns,docker]
+    sudo .venv/bin/python bench/engines.py [--worlds demo,bank] [--bank-pods 40]
+                                           [--engines netns,docker-pods,mininet]
 
 Worlds: the demo (3 hosts, 6 pods, the outside server) and the bank (16 hosts; its first --bank-pods
-services of `lab bank`, as pods of the lab file). Runtimes: bare namespaces (netns) and Docker pods (every
-pod a container of the default busybox image, the lab's dockerd). Prints per runtime the total and the
-slowest stages, the lab's process RSS (responder, ExaBGP, delay line; with Docker: dockerd, containerd,
-shims and the containers' processes too) and the drop of MemAvailable. Private state directories under
-/tmp; every lab is torn down, the lab's dockerd stopped when it started it.
+services of `lab bank`, as pods of the lab file). Engines: the netns engine with bare namespace pods
+(netns), the same with every pod a container of the default busybox image in the lab's dockerd
+(docker-pods), and the Mininet engine (mininet: every node and pod a Mininet node). Prints per world and
+engine the total, the fabric and pod stages, the lab's process RSS (responder, ExaBGP, controller; with
+Docker: dockerd, containerd, shims and the containers' processes too), the drop of MemAvailable and the
+time `lab down` takes. Private state directories under /tmp; every lab is torn down, the lab's dockerd
+stopped when it started it.
 """
 
 from __future__ import annotations
@@ -65,14 +68,17 @@ def world(name: str, bank_pods: int) -> dict[str, Any]:
     return data
 
 
-def measure(data: dict[str, Any], runtime: str, tmp: Path) -> dict[str, Any]:
+ENGINE_FIELDS = {"netns": {}, "docker-pods": {"runtime": "docker"}, "mininet": {"engine": "mininet"}}
+
+
+def measure(data: dict[str, Any], engine: str, tmp: Path) -> dict[str, Any]:
     from lab import pipeline
     from lab.labfile import parse_lab
     from topology import names, processes
     from topology.engine import NetnsEngine
 
-    data = {**data, "name": "benchen", "runtime": runtime}
-    spec = parse_lab(data, f"<bench {runtime}>", tmp)
+    data = {**data, "name": "benchen", **ENGINE_FIELDS[engine]}
+    spec = parse_lab(data, f"<bench {engine}>", tmp)
     before = mem_available_kib()
     started = time.perf_counter()
     try:
@@ -83,33 +89,40 @@ def measure(data: dict[str, Any], runtime: str, tmp: Path) -> dict[str, Any]:
         for netns in NetnsEngine().list_owned("benchen"):
             pids.update(processes.pids_in_netns(netns))
         pids |= docker_pids()
-        return {"total": total, "stages": stages, "pods": len(spec.pod_instances()), "processes": len(pids),
-                "rss_mib": rss_kib(pids) / 1024, "mem_mib": (before - mem_available_kib()) / 1024}
+        result = {"total": total, "stages": stages, "pods": len(spec.pod_instances()), "processes": len(pids),
+                  "rss_mib": rss_kib(pids) / 1024, "mem_mib": (before - mem_available_kib()) / 1024}
     finally:
         down_started = time.perf_counter()
         pipeline.down("benchen", force=True)
         from topology.docker_engine import stop_daemon_if_idle
 
         stop_daemon_if_idle()
-        print(f"  ({runtime}: down in {time.perf_counter() - down_started:.1f} s)")
+        down = time.perf_counter() - down_started
+    return {**result, "down": down}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--world", choices=["demo", "bank"], default="demo")
+    parser.add_argument("--worlds", default="demo,bank")
     parser.add_argument("--bank-pods", type=int, default=40)
-    parser.add_argument("--runtimes", default="netns,docker")
+    parser.add_argument("--engines", default=",".join(ENGINE_FIELDS))
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="netpol-lab-bench-"))
     os.environ["NETPOL_LAB_STATE"], os.environ["NETPOL_LAB_RUN"] = str(tmp / "state"), str(tmp / "run")
-    data = world(args.world, args.bank_pods)
-    results = {rt: measure(data, rt, tmp) for rt in args.runtimes.split(",")}
-    print(f"\nworld {args.world}: lab up (until every host has every route)")
-    print(f"{'runtime':<8} {'pods':>5} {'up s':>7} {'pods s':>7} {'ready s':>8} {'procs':>6} {'RSS MiB':>8} {'mem MiB':>8}")
-    for runtime, r in results.items():
-        ready = r["stages"].get("containers ready", 0.0)
-        print(f"{runtime:<8} {r['pods']:>5} {r['total']:>7.1f} {r['stages']['pods']:>7.1f} {ready:>8.1f} "
-              f"{r['processes']:>6} {r['rss_mib']:>8.0f} {r['mem_mib']:>8.0f}")
+    results = {}
+    for name in args.worlds.split(","):
+        data = world(name, args.bank_pods)
+        for engine in args.engines.split(","):
+            print(f"{name} on {engine} ...", flush=True)
+            results[name, engine] = measure(data, engine, tmp)
+    print("\nlab up (until every host has every route), then lab down")
+    print(f"{'world':<6} {'engine':<12} {'pods':>5} {'up s':>6} {'fabric s':>9} {'pods s':>7} {'ready s':>8} "
+          f"{'procs':>6} {'RSS MiB':>8} {'mem MiB':>8} {'down s':>7}")
+    for (name, engine), r in results.items():
+        stages = r["stages"]
+        print(f"{name:<6} {engine:<12} {r['pods']:>5} {r['total']:>6.1f} {stages['fabric']:>9.2f} "
+              f"{stages['pods']:>7.2f} {stages.get('containers ready', 0.0):>8.1f} {r['processes']:>6} "
+              f"{r['rss_mib']:>8.0f} {r['mem_mib']:>8.0f} {r['down']:>7.1f}")
 
 
 if __name__ == "__main__":
