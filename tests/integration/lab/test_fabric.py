@@ -50,6 +50,7 @@ def all_pairs_reach(runtime: LabRuntime) -> dict[str, list[str]]:
     return failures
 
 
+@pytest.mark.on_every_engine
 @pytest.mark.parametrize("engine_variant", VARIANTS)
 def test_mesh_every_pod_reaches_every_pod_and_the_external_host(make_lab, engine_variant):
     make_lab(four_by_ten("it1"))

@@ -118,6 +118,7 @@ def test_concurrent_changes_leave_a_consistent_lab(make_lab):
     measured_equals_oracle("it9")  # every pod plumbed, every filter as the store says
 
 
+@pytest.mark.on_every_engine
 @pytest.mark.parametrize("engine_variant", VARIANTS)
 def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab, engine_variant):
     make_lab(small_lab("it5"))
