@@ -18,7 +18,9 @@ machine-wide clean-up (`mn -c`, `mininet.clean`) and its init that raises root s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from topology import batch, netns
@@ -37,11 +39,13 @@ class MininetEngine(NetnsEngine):
         mininet = load_mininet()
         net = _empty_net(mininet)
         made: list[tuple[str, Any]] = []
+        # LinuxBridge.setup() warns about the root namespace's bridge-nf-call-* sysctls: noise here, the
+        # bridge lives in the fabric namespace exactly as the netns engine's does.
+        with _quiet(mininet):
+            made.append((plan.fabric.netns, net.addSwitch(plan.fabric.bridge, cls=mininet.nodelib.LinuxBridge,
+                                                          inNamespace=True, dpid=FABRIC_DPID)))
         try:
-            fabric = net.addSwitch(plan.fabric.bridge, cls=mininet.nodelib.LinuxBridge, inNamespace=True,
-                                   dpid=FABRIC_DPID)
-            made.append((plan.fabric.netns, fabric))
-            fabric.start([])  # brctl addbr inside the fabric's namespace: the bridge is its first link
+            made[0][1].start([])  # brctl addbr inside the fabric's namespace: the bridge is its first link
             made += [(node.netns, net.addHost(node.netns)) for node in plan.nodes]
             _attach(made)
             _check_bridge(plan.fabric.netns, plan.fabric.bridge)
@@ -66,6 +70,17 @@ def _empty_net(mininet: Any) -> Any:
     """A Mininet with no topology, no controller and Linux bridges: nodes are added one by one."""
     return mininet.net.Mininet(topo=None, build=False, controller=None, switch=mininet.nodelib.LinuxBridge,
                                autoSetMacs=False, autoStaticArp=False)
+
+
+@contextlib.contextmanager
+def _quiet(mininet: Any) -> Iterator[None]:
+    """Mininet's warnings off for a moment (its logger is process-wide: `lab cli` output goes through it)."""
+    level = mininet.log.lg.level
+    mininet.log.lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        mininet.log.lg.setLevel(level)
 
 
 def _attach(made: Sequence[tuple[str, Any]]) -> None:

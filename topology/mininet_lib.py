@@ -21,6 +21,7 @@ def load_mininet() -> Any:
     try:
         import mininet.cli
         import mininet.link
+        import mininet.log
         import mininet.net
         import mininet.node
         import mininet.nodelib
