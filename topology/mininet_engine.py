@@ -30,6 +30,7 @@ from topology.model import PodPlan, TopologyPlan
 from topology.rtnl import RtnlSocket
 
 FABRIC_DPID = "1"  # a LinuxBridge forwards on its own; Mininet only wants some datapath id
+SHELLS_AT_ONCE = 100  # each live shell holds a pty and two fds: bounded well under the default fd limit
 
 
 class MininetEngine(NetnsEngine):
@@ -57,12 +58,13 @@ class MininetEngine(NetnsEngine):
         bare = [p for p in pods if p.container is None]  # a Docker pod's namespace is its container's
         if bare:
             net = _empty_net(load_mininet())
-            made: list[tuple[str, Any]] = []
-            try:
-                made += [(pod.netns, net.addHost(pod.netns)) for pod in bare]
-                _attach(made)
-            finally:
-                _end_shells(node for _, node in made)
+            for start in range(0, len(bare), SHELLS_AT_ONCE):
+                made: list[tuple[str, Any]] = []
+                try:
+                    made += [(pod.netns, net.addHost(pod.netns)) for pod in bare[start : start + SHELLS_AT_ONCE]]
+                    _attach(made)
+                finally:
+                    _end_shells(node for _, node in made)
         return batch.pod_lines(pods, new_namespaces=False)
 
 
