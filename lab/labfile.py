@@ -544,7 +544,12 @@ def apply_path_problem(base_dir: Path, rel: str) -> str | None:
     path = (folder / rel).resolve()
     if not path.is_relative_to(folder):
         return f"{rel!r} is outside the lab file's folder {folder}: only files inside it are read"
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        shown = rel if len(rel) <= 60 else rel[:57] + "..."
+        return f"{shown!r} cannot be a file in the lab file's folder {folder}: {exc.strerror}"
+    if not is_file:
         return f"no regular file {rel!r} in the lab file's folder {folder}"
     return None
 
