@@ -309,9 +309,11 @@ def parse_lab(data: Any, source: str, base_dir: Path) -> LabSpec:
 
 
 def with_overrides(spec: LabSpec, dataplane: str | None = None, layout: str | None = None,
-                   name: str | None = None) -> LabSpec:
+                   name: str | None = None, engine: str | None = None) -> LabSpec:
     """The lab with command-line choices in place of the file's, validated again as a whole."""
     data = spec.model.model_dump(mode="json")
+    if engine:
+        data["engine"] = engine
     if dataplane:
         data["dataplane"] = dataplane
     if layout:

@@ -28,6 +28,7 @@ def up(
                                             help="override the lab file's filters backend (e.g. iptables)"),
     layout: Optional[Layout] = typer.Option(None, "--layout", help="override the lab file's BGP layout"),
     name: Optional[str] = typer.Option(None, "--name", help="override the lab's name (e.g. a second demo)"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="override the lab file's topology engine (mininet)"),
     resync: float = typer.Option(1.0, "--resync", min=0.05, help="seconds between the controller's resyncs"),
 ) -> None:
     """Bring a lab up: hosts, pods, BGP, filters. With no file, the built-in demo world."""
@@ -37,8 +38,8 @@ def up(
 
     try:
         spec = load_lab_file(file or DEMO_LAB)
-        if dataplane or layout or name:
-            spec = with_overrides(spec, dataplane, layout and layout.value, name)
+        if dataplane or layout or name or engine:
+            spec = with_overrides(spec, dataplane, layout and layout.value, name, engine)
     except LabFileError as exc:
         fail(str(exc))
     require_root("lab up")

@@ -5,7 +5,8 @@ right there: it brings the lab up when it is not up yet (`lab up`, the demo unle
 a lab file), opens Mininet's CLI on it (`lab cli`: `dev/web ping prod/db`, `pingall`, `net`, `dump`), takes
 down on exit a lab it brought up itself, and exits with the CLI's status. So mn never builds its own
 network, never starts a controller and never reaches its machine-wide clean-up (`mn -c`).
-Environment: NETPOL_LAB (lab name, default demo), NETPOL_LAB_FILE (a lab file for `lab up`).
+Environment: NETPOL_LAB (lab name, default demo), NETPOL_LAB_FILE (a lab file for `lab up`),
+NETPOL_LAB_ENGINE (`mininet`: the lab's nodes made as Mininet nodes, see topology/mininet_engine.py).
 """
 
 import os
@@ -33,6 +34,8 @@ def _hand_over() -> int:
         up = [*lab_cmd, "up"] + (["-f", os.environ["NETPOL_LAB_FILE"]] if os.environ.get("NETPOL_LAB_FILE") else [])
         if lab != "demo" or os.environ.get("NETPOL_LAB_FILE"):
             up += ["--name", lab]
+        if os.environ.get("NETPOL_LAB_ENGINE"):
+            up += ["--engine", os.environ["NETPOL_LAB_ENGINE"]]
         if subprocess.run(up, cwd=repo).returncode != 0:
             return 1
     try:

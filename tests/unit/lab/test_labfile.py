@@ -103,6 +103,9 @@ def test_command_line_overrides_are_validated_like_the_file() -> None:
     assert spec.model.pods == load_lab_file(DEMO).model.pods
     with pytest.raises(LabFileError, match="field name"):
         with_overrides(load_lab_file(DEMO), name="Not_Valid")
+    assert with_overrides(load_lab_file(DEMO), engine="mininet").model.engine == "mininet"
+    with pytest.raises(LabFileError, match="unknown topology engine 'ovs'"):
+        with_overrides(load_lab_file(DEMO), engine="ovs")
 
 
 def test_host_ports_are_checked_like_pod_ports() -> None:
