@@ -38,6 +38,7 @@ def lab_status(runtime: LabRuntime) -> dict[str, Any]:
         "pool": str(spec.ipam.pool),
         "bgp": spec.bgp.layout,
         "dataplane": spec.dataplane,
+        "engine": spec.engine,
         "nodes": nodes,
         "pods": pods,
     }

@@ -14,7 +14,7 @@ from lab.status import lab_status
 def render_status(status: dict[str, Any]) -> None:
     console.print(
         f"lab [bold]{status['lab']}[/] is {status['status']} (revision {status['revision']}): "
-        f"pool {status['pool']}, BGP {status['bgp']}, dataplane {status['dataplane']}"
+        f"pool {status['pool']}, BGP {status['bgp']}, dataplane {status['dataplane']}, engine {status['engine']}"
     )
     nodes = Table(title="nodes", title_justify="left")
     for col in ("name", "kind", "fabric address", "pods", "blocks"):

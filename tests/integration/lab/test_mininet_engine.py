@@ -62,6 +62,9 @@ def test_a_mininet_lab_is_built_of_mininet_nodes_and_leaves_the_machine_alone(ma
     # `ip link add ... forward_delay 0`; with STP off its ports forward at once all the same.
     assert bridge["linkinfo"]["info_data"]["forward_delay"] == 1500 and bridge["linkinfo"]["info_data"]["stp_state"] == 0
     assert mininet_shells("itme") == []  # each shell ended once its namespace was named
+    status = subprocess.run([sys.executable, "-m", "lab", "status", "--lab", "itme", "--json"], capture_output=True,
+                            text=True, cwd=REPO)
+    assert json.loads(status.stdout)["engine"] == "mininet", status.stderr
 
     script = lab_dirs / "cli.txt"
     script.write_text("dev/db ping -c1 -W2 dev/web\ntasks ping -c1 -W2 dev/web\nnet\npingall\n")
