@@ -13,8 +13,10 @@ from ipaddress import IPv4Network
 
 from bgp import bird, speaker
 from bgp.sessions import plan_sessions
+from lab.addresses import ipam_of
 from lab.labfile import pod_instances
 from lab.plan import plan_node_addresses_from_model
+from lab.pod_plans import pod_plans
 from lab.runtime import LabRuntime
 from topology import names, responder_ctl
 from topology.engine import Progress
@@ -83,7 +85,7 @@ class Fabric:
                             nodes[ln.node].fabric_port, ln.shape()) for ln in spec.links]
         pod_shapes = {(p.namespace, name): p.link for p, name in pod_instances(spec) if p.link is not None}
         if pod_shapes:
-            for pod in self.runtime.pod_plans():
+            for pod in pod_plans(self.runtime):
                 if (shape := pod_shapes.get((pod.namespace, pod.name))) is not None:
                     links.append(ShapedLink(f"link of pod {pod.key}", pod.host_netns, pod.host_ifname, pod.netns,
                                             POD_IFNAME, shape.shape()))
@@ -97,7 +99,7 @@ class Fabric:
 
     # bgp ------------------------------------------------------------------------------------------
     def announcements(self) -> dict[str, frozenset[IPv4Network]]:
-        ipam = self.runtime.ipam()
+        ipam = ipam_of(self.runtime)
         return {host: ipam.announcements(host) for host in self.runtime.host_names()}
 
     def speaker_plans(self):  # type: ignore[no-untyped-def]

@@ -34,5 +34,6 @@ def lab_view(plan: TopologyPlan) -> tuple[list[CliNode], list[CliLink]]:
 
 def runtime_view(runtime: LabRuntime) -> tuple[list[CliNode], list[CliLink]]:
     from lab.fabric import Fabric
+    from lab.pod_plans import pod_plans
 
-    return lab_view(Fabric(runtime).topology_plan(runtime.pod_plans()))
+    return lab_view(Fabric(runtime).topology_plan(pod_plans(runtime)))

@@ -62,6 +62,12 @@ def node_veths(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[str]:
     return [node_veth(fabric, n) for n in nodes]
 
 
+def node_lines(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[str]:
+    """Nodes added to a running fabric: their namespaces and veths to the existing bridge's namespace."""
+    nodes = list(nodes)
+    return netns_add(n.netns for n in nodes) + node_veths(fabric, nodes)
+
+
 def pod_lines(pods: Iterable[PodPlan], new_namespaces: bool = True) -> list[str]:
     """Namespaces first, then veths (a veth line needs both of its namespaces). A container pod's
     namespace is the container's, already named by the Docker side: it only gets its veth; so do all

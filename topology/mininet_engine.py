@@ -26,7 +26,7 @@ from typing import Any
 from topology import batch, netns
 from topology.engine import NetnsEngine, TopologyError
 from topology.mininet_lib import load_mininet
-from topology.model import PodPlan, TopologyPlan
+from topology.model import FabricPlan, NodePlan, PodPlan, TopologyPlan
 from topology.rtnl import RtnlSocket
 
 FABRIC_DPID = "1"  # a LinuxBridge forwards on its own; Mininet only wants some datapath id
@@ -54,18 +54,27 @@ class MininetEngine(NetnsEngine):
             _end_shells(node for _, node in made)
         return batch.node_veths(plan.fabric, plan.nodes)
 
+    def _new_node_lines(self, fabric: FabricPlan, nodes: Sequence[NodePlan]) -> list[str]:
+        _make_hosts([node.netns for node in nodes])  # an external server added to the running lab
+        return batch.node_veths(fabric, nodes)
+
     def _new_pod_lines(self, pods: Sequence[PodPlan]) -> list[str]:
-        bare = [p for p in pods if p.container is None]  # a Docker pod's namespace is its container's
-        if bare:
-            net = _empty_net(load_mininet())
-            for start in range(0, len(bare), SHELLS_AT_ONCE):
-                made: list[tuple[str, Any]] = []
-                try:
-                    made += [(pod.netns, net.addHost(pod.netns)) for pod in bare[start : start + SHELLS_AT_ONCE]]
-                    _attach(made)
-                finally:
-                    _end_shells(node for _, node in made)
+        _make_hosts([p.netns for p in pods if p.container is None])  # a Docker pod's is its container's
         return batch.pod_lines(pods, new_namespaces=False)
+
+
+def _make_hosts(netns_names: Sequence[str]) -> None:
+    """A Mininet host per name, its namespace named so, its shell ended: SHELLS_AT_ONCE at a time."""
+    if not netns_names:
+        return
+    net = _empty_net(load_mininet())
+    for start in range(0, len(netns_names), SHELLS_AT_ONCE):
+        made: list[tuple[str, Any]] = []
+        try:
+            made += [(name, net.addHost(name)) for name in netns_names[start : start + SHELLS_AT_ONCE]]
+            _attach(made)
+        finally:
+            _end_shells(node for _, node in made)
 
 
 def _empty_net(mininet: Any) -> Any:

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from lab import pipeline
 from lab.cli import app, register_commands
 from lab.labfile import LabFileError, parse_lab
+from lab.pod_plans import pod_plans
 from lab.scenario import SCENARIOS_DIR
 from topology import names
 from topology.docker_daemon import LABEL_LAB, LABEL_PREFIX, DockerDaemon, DockerError
@@ -185,7 +186,7 @@ def test_a_docker_pod_applied_at_run_time_serves_and_its_delete_removes_the_cont
         with pytest.raises(ApplyError, match=r"Pod default/late: spec.containers\[0\].image: 'Bad Image'"):
             apply_sources(runtime, [("late.yaml", LATE_DOCKER_POD.replace("netpol-lab/pod:busybox", "Bad Image"))])
         apply_sources(runtime, [("late.yaml", LATE_DOCKER_POD)])
-        late = next(p for p in runtime.pod_plans() if p.key == "default/late")
+        late = next(p for p in pod_plans(runtime) if p.key == "default/late")
         assert lab_containers(LAB) == [late.netns]
         page = lab_exec("default/a", "curl", "-s", "-m", "3", f"http://{late.ip}:80/")
         assert page.stdout == "netpol-lab pod\n", page.stderr

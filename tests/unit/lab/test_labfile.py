@@ -77,7 +77,7 @@ def test_apply_files_must_exist(tmp_path):
 def test_an_apply_name_too_long_for_the_file_system_is_a_clean_problem(tmp_path):
     # Found by the hostile-input test: a 300-character name made stat() raise ENAMETOOLONG.
     problems = problems_of({"apply": ["a" * 300]}, tmp_path)
-    assert any("apply[0]" in p and "cannot be a file" in p and "File name too long" in p for p in problems), problems
+    assert any("apply[0]" in p and "cannot name a file" in p and "File name too long" in p for p in problems), problems
 
 
 def test_yaml_error_names_file(tmp_path):
