@@ -79,18 +79,7 @@ def test_incremental_equals_from_scratch(changes: list[tuple[str, int, str | Non
     compiler = IncrementalCompiler()
     compiler.compile(world, placement(world))
     for kind, index, key, value in changes:
-        ns, name = PODS[index]
-        pod = world.pods.get((ns, name))
-        if kind == "label" and pod is not None:
-            world.label_pod(ns, name, **{key: value})  # type: ignore[dict-item]
-        elif kind == "delete":
-            world.delete([("Pod", (ns, name))])
-        elif kind == "readd" and pod is None:
-            world.apply([Pod(ns, name, Labels({"role": "web"}), (IPv4Address(f"10.1.0.{index + 1}"),))])
-        elif kind == "ip" and pod is not None:
-            world.apply([Pod(ns, name, pod.labels, (IPv4Address(f"10.1.1.{value}"),), pod.ports)])
-        elif kind == "ns":
-            world.apply([Namespace(("a", "b")[index], Labels({"env": str(value)}))])
+        play(world, kind, index, key, value)
         got = compiler.compile(world, placement(world))
         assert got == compile_hosts(world, placement(world))
 
