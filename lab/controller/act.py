@@ -77,6 +77,9 @@ class Executor:
         if isinstance(action, st.SyncPolicy):
             self.sync_policy()
             return ""
+        if isinstance(action, st.SyncServices):
+            self._sync_services()
+            return ""
         if isinstance(action, st.ReprogramHost):
             self._reprogram(action.host)
             return action.host
@@ -100,13 +103,26 @@ class Executor:
 
         revision = self.runtime.store.revision
         report = warm.sync(self.runtime, sole_writer=True)
+        services_written = self._sync_services()
         for host, result in report.hosts.items():
             record = self.memory.filters.get(host)
-            if result.mode != "none":
+            if result.mode != "none" or host in services_written:
                 self._remember_filter(host, revision)
             elif record is not None:  # nothing to write: the table holds this revision if it holds the last
                 self.memory.filters[host] = st.FilterRecord(record.fingerprint, revision)
         self.memory.programmed_revision = revision
+
+    def _sync_services(self) -> set[str]:
+        """Services' DNAT, DNS records, gateways and resolv.conf (after the filters, as `lab apply` did);
+        returns the hosts whose ruleset it wrote. Their generation moved: the caller records it anew, so
+        the next pass does not take the controller's own write for drift."""
+        from lab import services
+
+        written = set(services.sync(self.runtime))
+        for host in written:
+            if host in self.memory.filters:
+                self._remember_filter(host, self.memory.filters[host].revision)
+        return written
 
     def _reprogram(self, host: str) -> None:
         dp = self.dataplane()
@@ -116,6 +132,10 @@ class Executor:
             program = dp.programs[host]
         dp.host(host).resync(program)
         dp.save_state(self.runtime.dataplane_state)
+        from lab import services
+
+        services.forget_hosts(self.runtime, [host])  # same ruleset: a flush took the Services table too
+        services.sync(self.runtime)
         self._remember_filter(host, self.memory.programmed_revision)
 
     def _remember_filter(self, host: str, revision: int) -> None:

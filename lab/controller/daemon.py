@@ -31,6 +31,7 @@ from lab.controller.protocol import encode, listen
 from lab.controller.state import Desired, FilterRecord, Observed, ProcessRecord, SyncPolicy
 from lab.fabric import Fabric
 from lab.runtime import LabRuntime
+from services import daemon_ctl
 from topology import names
 
 BUSY_RETRY = 0.05  # a command holds the change lock: look again this soon
@@ -89,7 +90,8 @@ class Controller:
                 row.helper_dead_since = None
         return Observed(now, pod_namespaces(self.runtime.lab), hosts, seen,
                         announced(self.paths, desired.announcements), responder_targets(self.paths),
-                        self.memory.table, dict(self.memory.filters), self.memory.programmed_revision)
+                        self.memory.table, dict(self.memory.filters), self.memory.programmed_revision,
+                        daemon_ctl.config_file(self.paths).exists(), daemon_ctl.running_pid(self.paths))
 
     def _refingerprinted(self, observed: Observed) -> Observed:
         """After repairs, only the filters' fingerprints are read again (one netlink request per host): what
@@ -213,6 +215,8 @@ class Controller:
         degraded += [f"{node}: {len(p)} route(s) missing, e.g. {p[0]}" for node, p in sorted(routes_missing.items())]
         if broken:
             degraded.append(f"{len(broken)} pod(s) not plumbed, e.g. {next(iter(broken.values()))}")
+        if observed and observed.services_configured and observed.services_pid is None:
+            degraded.append("the services process (cluster DNS, egress gateways) is not running")
         responder = observed.processes.get("responder") if observed else None
         return {
             "ok": True, "lab": self.runtime.lab, "pid": os.getpid(), "revision": desired.revision,

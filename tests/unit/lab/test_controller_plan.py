@@ -24,6 +24,7 @@ from lab.controller.state import (
     ReprogramHost,
     RestartProcess,
     SyncPolicy,
+    SyncServices,
     backoff,
     record_restart,
 )
@@ -183,3 +184,11 @@ def test_plan_repairs_exactly_what_differs(pod_netns, h1_generation, speaker_up)
     assert any(isinstance(a, RestartProcess) for a in actions) == (not speaker_up)
     # a second look at the repaired state plans nothing (level-triggered: repairs converge)
     assert plan(DESIRED, healthy()) == []
+
+
+def test_a_dead_services_process_is_started_again_by_a_services_sync():
+    running = replace(healthy(), services_configured=True, services_pid=4242)
+    assert plan(DESIRED, running) == []
+    (action,) = plan(DESIRED, replace(running, services_pid=None))
+    assert isinstance(action, SyncServices) and "services process" in action.reason
+    assert plan(DESIRED, replace(running, services_configured=False, services_pid=None)) == []  # nothing to serve
