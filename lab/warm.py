@@ -116,4 +116,10 @@ def dataplane_of(lab: str) -> Dataplane | None:
     return warm.dataplane if warm is not None else None
 
 
-__all__ = ["WarmPolicy", "sync", "forget", "dataplane_of"]
+def world_of(lab: str) -> World | None:
+    """The world this process keeps warm for the lab (None before its first sync)."""
+    warm = _WARM.get(lab)
+    return warm.world if warm is not None else None
+
+
+__all__ = ["WarmPolicy", "sync", "forget", "dataplane_of", "world_of"]

@@ -65,6 +65,8 @@ def explain(
         if files:
             fail("a Service destination needs the running lab (its endpoints): leave out -f")
         return explain_service(lab, src, dst, protocol, port, as_json)
+    if not files and _warm_explain(lab, src, dst, protocol, port, icmp_type, icmp_code, src_ip, dst_ip, as_json):
+        return
     try:
         world, nodes = (world_from_files(files), {}) if files else current_world(lab)
     except (DocumentsInvalid, NoLabState) as exc:
@@ -80,6 +82,38 @@ def explain(
         print_json(to_json(result))
     else:
         console.print(render(result))
+
+
+def _warm_explain(lab: str, src: str, dst: str, protocol: str, port: int | None, icmp_type: int | None,
+                  icmp_code: int | None, src_ip: str | None, dst_ip: str | None, as_json: bool) -> bool:
+    """Asks the lab's controller, which holds the enforced world in memory; False (after saying so) when no
+    controller answers, and the caller builds the world from the store."""
+    from rich.text import Text
+
+    from lab.console import errors
+    from lab.controller import launcher
+    from lab.health import restart_controller
+    from lab.runtime import LabNotUp, LabRuntime
+
+    try:
+        runtime = LabRuntime.open(lab)
+    except LabNotUp:
+        return False  # the cold path says so, with its hint
+    with runtime:
+        restart_controller(runtime.paths)
+        answer = launcher.warm_read(runtime.paths, {
+            "op": "explain", "src": src, "dst": dst, "protocol": protocol, "port": port, "icmp_type": icmp_type,
+            "icmp_code": icmp_code, "src_ip": src_ip, "dst_ip": dst_ip, "width": console.width})
+        if answer is None:
+            errors.print(launcher.down_note(runtime.paths))
+            return False
+    if not answer.get("ok"):
+        fail(str(answer.get("error")))
+    if as_json:
+        print_json(answer["json"])
+    else:
+        console.print(Text.from_ansi(answer["text"].rstrip("\n")))
+    return True
 
 
 def explain_service(lab: str, src: str, dst: str, protocol: str, port: int | None, as_json: bool) -> None:

@@ -19,8 +19,9 @@ def status(
     from lab.summary import render_status
 
     with open_lab(lab, supervise=False) as runtime:
-        data = lab_status(runtime)
-        data["controller"] = controller_health(runtime.paths)
+        health = controller_health(runtime.paths, lab_status=True)  # warm: hosts and pods from its memory
+        data = health.pop("lab_status", None) or lab_status(runtime)
+        data["controller"] = health
     if as_json:
         print_json(data)
     else:
