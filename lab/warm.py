@@ -42,10 +42,11 @@ def forget(lab: str) -> None:
         warm.dataplane.close()
 
 
-def sync(runtime: LabRuntime, sole_writer: bool = False) -> SyncReport:
+def sync(runtime: LabRuntime, sole_writer: bool = False, save_state: bool = True) -> SyncReport:
     """Brings every host's filters in line with the store, from the warm state when it can follow.
     `sole_writer` (the lab's controller): nobody else programs the filters, so any number of revisions
-    since the warm one can be followed."""
+    since the warm one can be followed. Without `save_state` the caller saves what was applied later
+    (`save`), off the path of the change."""
     warm = _WARM.pop(runtime.lab, None)
     if warm is not None and warm.database != runtime.paths.database:  # another lab of that name
         warm.dataplane.close()
@@ -56,7 +57,8 @@ def sync(runtime: LabRuntime, sole_writer: bool = False) -> SyncReport:
                 warm.dataplane.close()
             warm = _from_scratch(runtime)
         report = warm.dataplane.sync(warm.world, runtime.placement(warm.placements.values()))
-        warm.dataplane.save_state(runtime.dataplane_state)
+        if save_state:
+            warm.dataplane.save_state(runtime.dataplane_state)
         warm.revision = runtime.store.revision
     except BaseException:
         if warm is not None:
@@ -110,6 +112,13 @@ def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) 
     return True
 
 
+def save(runtime: LabRuntime) -> None:
+    """Save what the warm dataplane applied (see `sync(save_state=False)`)."""
+    warm = _WARM.get(runtime.lab)
+    if warm is not None:
+        warm.dataplane.save_state(runtime.dataplane_state)
+
+
 def dataplane_of(lab: str) -> Dataplane | None:
     """The dataplane this process keeps warm for the lab (None before its first sync)."""
     warm = _WARM.get(lab)
@@ -122,4 +131,4 @@ def world_of(lab: str) -> World | None:
     return warm.world if warm is not None else None
 
 
-__all__ = ["WarmPolicy", "sync", "forget", "dataplane_of", "world_of"]
+__all__ = ["WarmPolicy", "sync", "save", "forget", "dataplane_of", "world_of"]

@@ -55,6 +55,7 @@ class Executor:
         self.bgp = bgp
         self.reader = reader
         self.memory = memory
+        self.state_unsaved = False
 
     def run(self, action: st.Action) -> str:
         """Carry one action out; returns the host it concerned ("" for the lab)."""
@@ -102,7 +103,8 @@ class Executor:
         from lab import warm
 
         revision = self.runtime.store.revision
-        report = warm.sync(self.runtime, sole_writer=True)
+        report = warm.sync(self.runtime, sole_writer=True, save_state=False)  # saved after the waiters' answer
+        self.state_unsaved = True
         services_written = self._sync_services()
         for host, result in report.hosts.items():
             record = self.memory.filters.get(host)
@@ -111,6 +113,15 @@ class Executor:
             elif record is not None:  # nothing to write: the table holds this revision if it holds the last
                 self.memory.filters[host] = st.FilterRecord(record.fingerprint, revision)
         self.memory.programmed_revision = revision
+
+    def save_state(self) -> None:
+        """What the filters hold, for a restarted controller: saved before the generations are recorded, so
+        a controller killed in between finds generations it did not record and replaces those tables."""
+        from lab import warm
+
+        if self.state_unsaved:
+            warm.save(self.runtime)
+            self.state_unsaved = False
 
     def _sync_services(self) -> set[str]:
         """Services' DNAT, DNS records, gateways and resolv.conf (after the filters, as `lab apply` did);
