@@ -32,6 +32,14 @@ import time
 from pathlib import Path
 
 
+# Pods no bank policy selects, sorted first (`lab policy-latency` probes the first pod from the next ones):
+# the bank admits almost nothing, and a deny or a quarantine can only cut paths that flow now.
+LATENCY_PODS = "apiVersion: v1\nkind: Namespace\nmetadata: {name: aaa-latency}\n---\n" + "---\n".join(
+    f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: aaa-latency, labels: {{app: latency}}}}\n"
+    f"spec: {{nodeName: node{i * 4 % 16 + 1}, containers: [{{name: main, ports: [{{containerPort: 80}}]}}]}}\n"
+    for i in range(5))
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -67,7 +75,8 @@ def main() -> None:
         runtime = LabRuntime.open(args.name)
         try:
             started = time.perf_counter()
-            apply_sources(runtime, [("bank.yaml", bank_yaml(BankSpec(services=args.services, fixed_ips=False)))])
+            apply_sources(runtime, [("bank.yaml", bank_yaml(BankSpec(services=args.services, fixed_ips=False))),
+                                    ("latency.yaml", LATENCY_PODS)])
             figures.append(f"bank applied and programmed ({args.services} services): "
                            f"{time.perf_counter() - started:.1f} s")
             pods = [k for k, _ in runtime.pod_documents()]

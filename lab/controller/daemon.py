@@ -29,7 +29,7 @@ from lab.controller.desired import read_desired
 from lab.controller.events import Event
 from lab.controller.files import filters_file, lock_file, pid_file, socket_file
 from lab.controller.observe import HostReader, announced, pod_namespaces, process_seen, responder_targets
-from lab.controller.plan import broken_pods, plan
+from lab.controller.plan import broken_pods, missing_routes, plan
 from lab.controller.protocol import encode, listen
 from lab.controller.reads import StoreView, explain_answer, get_answer
 from lab.controller.state import Desired, FilterRecord, Observed, ProcessRecord, ReprogramHost, SyncPolicy
@@ -227,7 +227,8 @@ class Controller:
         reads = self._read_side()
         desired = reads.desired(self.bgp)
         observed = self.observe(desired, reads.reader, follow_table=False)
-        routes_missing = Fabric(reads.runtime).missing_routes()
+        routes = {p.node: reads.reader.route_destinations(p.netns) for p in desired.processes if p.kind == "speaker"}
+        routes_missing = missing_routes(desired.announcements, routes)
         broken = broken_pods(desired, observed) if observed else {}
         hosts = {}
         degraded: list[str] = []

@@ -92,6 +92,13 @@ class HostReader:
                            if r.destination.prefixlen == 32 and r.oif in pod_links)
         return HostSeen(True, self.fingerprint(host_netns), links, routes)
 
+    def route_destinations(self, node_netns: str) -> frozenset[str]:
+        """Every route destination in the namespace (for missing BGP routes: one dump on a kept socket)."""
+        if not netns.exists(node_netns):
+            self._drop(node_netns)
+            return frozenset()
+        return frozenset(str(r.destination) for r in self._socket(node_netns).routes())
+
     def _socket(self, host_netns: str) -> RtnlSocket:
         if host_netns not in self._sockets:
             with netns.entered(host_netns):

@@ -57,6 +57,18 @@ def broken_pods(desired: Desired, observed: Observed) -> dict[str, str]:
     return broken
 
 
+def missing_routes(announcements: dict[str, tuple[str, ...]], routes: dict[str, frozenset[str]]
+                   ) -> dict[str, list[str]]:
+    """Per node, the prefixes other speakers announce that its kernel has no route for (BGP not converged,
+    or a speaker down): what `lab status` reports as missing routes."""
+    missing = {}
+    for node, have in routes.items():
+        lacking = [p for other, prefixes in announcements.items() if other != node for p in prefixes if p not in have]
+        if lacking:
+            missing[node] = lacking
+    return missing
+
+
 def _pods(desired: Desired, observed: Observed) -> list[Action]:
     actions: list[Action] = []
     wanted = {p.netns for p in desired.pods.values()}
