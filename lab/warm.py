@@ -30,6 +30,8 @@ class WarmPolicy:
     dataplane: Dataplane
     model_keys: dict[ObjectKey, tuple[str, Any]] = field(default_factory=dict)  # store key -> world key
     placements: dict[tuple[str, str], Placement] = field(default_factory=dict)
+    store_keys: set[ObjectKey] = field(default_factory=set)  # every object in the store at `revision`
+    pods_by_host: dict[str, Any] | None = None  # runtime.placement() of `placements`, while they hold
 
 
 _WARM: dict[str, WarmPolicy] = {}
@@ -56,7 +58,9 @@ def sync(runtime: LabRuntime, sole_writer: bool = False, save_state: bool = True
             if warm is not None:
                 warm.dataplane.close()
             warm = _from_scratch(runtime)
-        report = warm.dataplane.sync(warm.world, runtime.placement(warm.placements.values()))
+        if warm.pods_by_host is None:
+            warm.pods_by_host = runtime.placement(warm.placements.values())
+        report = warm.dataplane.sync(warm.world, warm.pods_by_host)
         if save_state:
             warm.dataplane.save_state(runtime.dataplane_state)
         warm.revision = runtime.store.revision
@@ -78,7 +82,8 @@ def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
             objects.append(obj)
     world = World.from_objects(objects)
     world.set_nodes(lab_nodes(runtime))
-    return WarmPolicy(runtime.store.revision, runtime.paths.database, world, runtime.dataplane(), keys, placements)
+    return WarmPolicy(runtime.store.revision, runtime.paths.database, world, runtime.dataplane(), keys, placements,
+                      runtime.store.object_keys())
 
 
 def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) -> bool:
@@ -91,13 +96,18 @@ def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) 
         return False
     placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
     docs = dict(runtime.store.objects_since(warm.revision))
-    moved = {k for k in placements.keys() | warm.placements.keys() if placements.get(k) != warm.placements.get(k)}
-    for namespace, name in moved:  # a pod placed or removed without its document changing
-        key = ObjectKey("Pod", namespace, name)
-        if key not in docs and (doc := runtime.store.get_object(key)) is not None:
-            docs[key] = doc
-    present = runtime.store.object_keys()
-    gone = [k for k in warm.model_keys if k not in present]
+    if placements != warm.placements:
+        moved = {k for k in placements.keys() | warm.placements.keys() if placements.get(k) != warm.placements.get(k)}
+        for namespace, name in moved:  # a pod placed or removed without its document changing
+            key = ObjectKey("Pod", namespace, name)
+            if key not in docs and (doc := runtime.store.get_object(key)) is not None:
+                docs[key] = doc
+        warm.pods_by_host = None
+    known = warm.store_keys | docs.keys()
+    # deletions leave no row: when the count says none happened, the keys need not be read (3000 at bank scale)
+    present = known if runtime.store.object_count() == len(known) else runtime.store.object_keys()
+    warm.store_keys = set(present)
+    gone = [] if present is known else [k for k in warm.model_keys if k not in present]
     changed = []
     for key, doc in docs.items():
         obj = model_object(key, doc, placements)
