@@ -31,7 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 # Pods no bank policy selects, sorted first (`lab policy-latency` probes the first pod from the next ones):
 # the bank admits almost nothing, and a deny or a quarantine can only cut paths that flow now.
 LATENCY_PODS = "apiVersion: v1\nkind: Namespace\nmetadata: {name: aaa-latency}\n---\n" + "---\n".join(
