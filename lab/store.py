@@ -125,6 +125,8 @@ class Store:
             rows = self._db.execute("SELECT kind, namespace, name, doc FROM objects ORDER BY kind, namespace, name")
         else:  # filtered by SQLite: only the wanted documents are parsed (a few Services among 3000 objects)
             wanted = sorted(set(kinds))
+            if not wanted:
+                return []
             rows = self._db.execute(
                 f"SELECT kind, namespace, name, doc FROM objects WHERE kind IN ({', '.join('?' * len(wanted))}) "
                 "ORDER BY kind, namespace, name", wanted)
