@@ -14,9 +14,9 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Hosts, pods, addresses and blocks of a running lab, and its health: exits 1 when it is degraded."""
-    from lab.health import controller_health, render_health
+    from lab.health import controller_health
     from lab.status import lab_status
-    from lab.summary import render_status
+    from lab.summary import render_health, render_status
     from topology.names import LabPaths
 
     require_root(f"lab {lab!r}")
