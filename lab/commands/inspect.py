@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, fail, open_lab, print_json
+from lab.console import LAB_OPTION_HELP, fail, open_lab, print_json, require_root
 
 
 @app.command(rich_help_panel="Lab")
@@ -17,10 +17,17 @@ def status(
     from lab.health import controller_health
     from lab.status import lab_status
     from lab.summary import render_health, render_status
+    from topology.names import LabPaths
 
-    with open_lab(lab, supervise=False) as runtime:
-        data = lab_status(runtime)
-        data["controller"] = controller_health(runtime.paths)
+    require_root(f"lab {lab!r}")
+    paths = LabPaths.for_lab(lab)
+    health = controller_health(paths, lab_status=True) if paths.database.exists() else None
+    data = health.pop("lab_status", None) if health else None  # warm: hosts and pods from its memory
+    if data is None:
+        with open_lab(lab, supervise=False) as runtime:
+            data = lab_status(runtime)
+            health = health or controller_health(runtime.paths)
+    data["controller"] = health
     if as_json:
         print_json(data)
     else:

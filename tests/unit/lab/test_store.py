@@ -35,3 +35,14 @@ def test_unique_ips(tmp_path):
                 store.put_placement(Placement("a", "x", "h", "10.0.0.1"))
                 store.put_placement(Placement("a", "y", "h", "10.0.0.1"))
         assert store.placements() == []
+
+
+def test_objects_of_some_kinds_and_the_count(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        with store.transaction():
+            for kind, name in (("Pod", "b"), ("Service", "s"), ("Pod", "a"), ("NetworkPolicy", "p")):
+                store.put_object(ObjectKey(kind, "ns", name), {"kind": kind, "metadata": {"name": name}})
+        assert [k.name for k, _ in store.objects(kinds=["Pod", "Service"])] == ["a", "b", "s"]
+        assert [k.name for k, _ in store.objects(kinds=["Pod"])] == ["a", "b"]
+        assert store.objects(kinds=[]) == []
+        assert store.object_count() == 4 and len(store.objects()) == 4
