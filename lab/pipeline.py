@@ -23,6 +23,7 @@ from lab.objects import namespace_document, pod_document
 from lab.plan import place_pods
 from lab.runtime import LabRuntime
 from lab.store import ObjectKey, Store
+from lab.stores import create_store, destroy_store, store_exists
 from topology import names, processes
 from topology.engine import Engine, Progress
 from topology.engines import engine_names, get_engine
@@ -54,7 +55,7 @@ def _engines() -> list[Engine]:
 
 def is_up(lab: str) -> bool:
     paths = LabPaths.for_lab(lab)
-    return paths.database.exists() or any(engine.list_owned(lab) for engine in _engines())
+    return store_exists(paths) or any(engine.list_owned(lab) for engine in _engines())
 
 
 def _apply_policy_files(runtime: LabRuntime, files: list[Path]) -> None:
@@ -98,7 +99,7 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
 def _record(spec: LabSpec, paths: LabPaths) -> LabRuntime:
     """Stage 1: the desired state goes into the store before anything is built."""
     paths.run_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(paths.database)
+    store = create_store(paths, spec.model.store.backend, spec.model.store.endpoints)
     placements = place_pods(spec.host_names(), spec.pod_instances())
     with store.transaction():
         store.set_meta("spec", spec.model.model_dump(mode="json"))
@@ -143,7 +144,7 @@ def down(lab: str, force: bool = False) -> list[str]:
     paths = LabPaths.for_lab(lab)
     engines = _engines()
     owned = [netns for engine in engines for netns in engine.list_owned(lab)]
-    if not force and not paths.database.exists() and not owned:
+    if not force and not store_exists(paths) and not owned:
         raise LabError(f"no lab named {lab!r} is up (use --force to clean up after a crash)")
     launcher.stop(paths)  # first: it would restart what is stopped next
     pids = set(processes.pids_from_files(paths.run_dir, marker=f"{names.PREFIX}-{lab}")) if paths.run_dir.exists() else set()
@@ -155,7 +156,6 @@ def down(lab: str, force: bool = False) -> list[str]:
     from lab.services import remove_files
 
     remove_files(lab)
-    for suffix in ("", "-wal", "-shm"):
-        paths.database.with_name(paths.database.name + suffix).unlink(missing_ok=True)
+    destroy_store(paths)
     return removed
 

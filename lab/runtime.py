@@ -20,6 +20,7 @@ from bgp.ipam import Ipam, IpamConfig, IpamError
 from lab.labfile import LabSpecModel
 from lab.objects import fixed_ip, pod_ports
 from lab.store import ObjectKey, Placement, Store
+from lab.stores import open_store, store_exists
 from policy_dataplane.dataplane.lab_dataplane import Dataplane
 from topology import names
 from topology.model import PodPlan, PortPlan, ServerPlan, plan_pod
@@ -57,9 +58,9 @@ class LabRuntime:
         self.lab = names.check_lab_name(lab)
         self.paths = names.LabPaths.for_lab(lab)
         if store is None:
-            if not self.paths.database.exists():
+            if not store_exists(self.paths):
                 raise LabNotUp(f"no lab named {lab!r} is up (its state {self.paths.database} does not exist)")
-            store = Store(self.paths.database)
+            store = open_store(self.paths)
         self.store = store
         self._await_revision: int | None = None  # a change left to the lab's controller: its revision
 
