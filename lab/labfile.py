@@ -10,7 +10,7 @@ import ipaddress
 import re
 from collections import Counter
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,7 +64,7 @@ class MachineSpec(_Strict):
     address its fabric's VXLAN tunnels start from (on one box: inside the machine's own namespace)."""
 
     name: str
-    underlay: IPv4Address | None = None
+    underlay: IPv4Interface | None = None  # e.g. 10.250.0.1/24
 
 
 class StoreSpec(_Strict):
@@ -425,6 +425,9 @@ def machine_problems(m: LabSpecModel) -> list[str]:
                                 "underlay address (the VXLAN tunnels between fabrics start there)")
         if m.store.backend == "sqlite":
             problems.append("lab: field store: a lab on several machines needs a shared store (backend: etcd)")
+        if len({x.underlay.network for x in m.machines if x.underlay is not None}) > 1:
+            problems.append("lab: field machines: the machines' underlay addresses must share one network "
+                            "(the tunnels between fabrics run over it)")
     known = set(m.machine_names())
     if not isinstance(m.hosts, int):
         for h in m.hosts:

@@ -18,6 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bgp.ipam import Ipam, IpamConfig, IpamError
 from lab.labfile import LabSpecModel
+from lab.machines import holds_shared_nodes, hosts_on, local_machine
 from lab.objects import fixed_ip, pod_ports
 from lab.store import ObjectKey, Placement, Store
 from lab.stores import open_store, store_exists
@@ -62,6 +63,7 @@ class LabRuntime:
                 raise LabNotUp(f"no lab named {lab!r} is up (its state {self.paths.database} does not exist)")
             store = open_store(self.paths)
         self.store = store
+        self.machine = local_machine(self.paths)  # None: the lab is on one machine, this one owns all of it
         self._await_revision: int | None = None  # a change left to the lab's controller: its revision
 
     @classmethod
@@ -102,7 +104,15 @@ class LabRuntime:
         return LabSpecModel.model_validate(self.store.get_meta("spec"))
 
     def host_names(self) -> list[str]:
+        """Every host of the lab, on whatever machine."""
         return self.spec.host_names()
+
+    def local_hosts(self) -> list[str]:
+        """The hosts this machine programs (all of them unless the lab spans machines)."""
+        return hosts_on(self.spec, self.machine)
+
+    def local_externals(self) -> list[str]:
+        return [e.name for e in self.spec.externals] if holds_shared_nodes(self.spec, self.machine) else []
 
     def pod_documents(self) -> list[tuple[ObjectKey, dict[str, Any]]]:
         return self.store.objects(kinds=["Pod"])
@@ -149,13 +159,15 @@ class LabRuntime:
         self.store.set_ipam_records(ipam.to_records())
 
     # plans ----------------------------------------------------------------------------------------
-    def pod_plans(self, only: set[str] | None = None) -> list[PodPlan]:
-        """Topology plans of the placed pods (all, or those whose `ns/name` is in `only`)."""
+    def pod_plans(self, only: set[str] | None = None, everywhere: bool = False) -> list[PodPlan]:
+        """Topology plans of the placed pods of this machine (all, or those whose `ns/name` is in `only`);
+        `everywhere`: of every machine (probes on one box can enter any of them)."""
         docs = {f"{k.namespace}/{k.name}": doc for k, doc in self.pod_documents()}
+        local = set(self.host_names() if everywhere else self.local_hosts())
         plans = []
         for p in self.store.placements():
             key = f"{p.namespace}/{p.name}"
-            if key not in docs or (only is not None and key not in only):
+            if key not in docs or (only is not None and key not in only) or p.host not in local:
                 continue
             plans.append(plan_pod(self.lab, p.namespace, p.name, p.host, p.ip, pod_ports(docs[key])))
         return plans
@@ -166,11 +178,11 @@ class LabRuntime:
         servers = [
             ServerPlan(ext.name, names.external_netns(self.lab, ext.name),
                        tuple(PortPlan(p.containerPort, p.protocol, p.name) for p in ext.ports))
-            for ext in self.spec.externals if ext.ports
+            for ext in self.spec.externals if ext.ports and ext.name in self.local_externals()
         ]  # fmt: skip
         host_ports = tuple(PortPlan(p.containerPort, p.protocol, p.name) for p in self.spec.hostPorts)
         if host_ports:
-            servers += [ServerPlan(h, names.host_netns(self.lab, h), host_ports) for h in self.host_names()]
+            servers += [ServerPlan(h, names.host_netns(self.lab, h), host_ports) for h in self.local_hosts()]
         return [*self._responder_pods(), *servers]
 
     def _responder_pods(self) -> list[PodPlan]:
@@ -210,18 +222,19 @@ class LabRuntime:
     ) -> dict[str, list[tuple[tuple[str, str], str]]]:
         """node -> [((namespace, pod), host-side interface)] of every running pod (from `placements` when the
         caller has read them already); external servers are nodes without pods."""
-        out: dict[str, list[tuple[tuple[str, str], str]]] = {h: [] for h in self.host_names()}
-        out.update({e.name: [] for e in self.spec.externals})
+        out: dict[str, list[tuple[tuple[str, str], str]]] = {h: [] for h in self.local_hosts()}
+        out.update({e: [] for e in self.local_externals()})
         for p in self.store.placements() if placements is None else placements:
-            # placements and pod documents are written together
-            out[p.host].append(((p.namespace, p.name), names.pod_host_ifname(p.namespace, p.name)))
+            # placements and pod documents are written together; other machines program their own hosts
+            if p.host in out:
+                out[p.host].append(((p.namespace, p.name), names.pod_host_ifname(p.namespace, p.name)))
         return out
 
     def dataplane_install_base(self) -> None:
         """Fail-closed filters on every host before any pod exists: an unknown pod interface is dropped."""
         dp = self.dataplane()
         try:
-            for host in self.host_names():
+            for host in self.local_hosts():
                 dp.install_base(host)
             dp.save_state(self.dataplane_state)
         finally:

@@ -15,7 +15,7 @@ def node_addresses(runtime: LabRuntime, kind: str | None = None) -> dict[str, st
 
 def resolve_netns(runtime: LabRuntime, target: str) -> str:
     if "/" in target:
-        for plan in runtime.pod_plans():
+        for plan in runtime.pod_plans(everywhere=True):
             if plan.key == target:
                 return plan.netns
         raise KeyError(f"no pod {target!r} in lab {runtime.lab!r} (see `lab status`)")

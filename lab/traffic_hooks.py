@@ -24,7 +24,7 @@ def probe_endpoints(lab: str, hosts: bool = False) -> list[ProbeEndpoint]:
     with LabRuntime.open(lab) as runtime:
         endpoints = [
             ProbeEndpoint(name=p.key, netns=p.netns, ip=p.ip, kind="pod", namespace=p.namespace, host=p.host)
-            for p in runtime.pod_plans()
+            for p in runtime.pod_plans(everywhere=True)
         ]
         for node in plan_node_addresses_from_model(lab, runtime.spec):
             if node.kind == "external":

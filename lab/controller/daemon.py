@@ -30,6 +30,7 @@ from lab.controller.plan import broken_pods, plan
 from lab.controller.protocol import encode, listen
 from lab.controller.state import Desired, FilterRecord, Observed, ProcessRecord, SyncPolicy
 from lab.fabric import Fabric
+from lab.machines import other_machines_pods
 from lab.runtime import LabRuntime
 from topology import names
 
@@ -87,7 +88,7 @@ class Controller:
                 row.helper_dead_since = row.helper_dead_since or now
             else:
                 row.helper_dead_since = None
-        return Observed(now, pod_namespaces(self.runtime.lab), hosts, seen,
+        return Observed(now, pod_namespaces(self.runtime.lab) - other_machines_pods(self.runtime), hosts, seen,
                         announced(self.paths, desired.announcements), responder_targets(self.paths),
                         self.memory.table, dict(self.memory.filters), self.memory.programmed_revision)
 
