@@ -14,19 +14,23 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Hosts, pods, addresses and blocks of a running lab, and its health: exits 1 when it is degraded."""
-    from lab.health import controller_health, render_health
+    from lab.controller.machine_link import machines_health
+    from lab.health import controller_health, render_health, render_machines
     from lab.status import lab_status
     from lab.summary import render_status
 
     with open_lab(lab, supervise=False) as runtime:
         data = lab_status(runtime)
         data["controller"] = controller_health(runtime.paths)
+        data["machines"] = machines_health(runtime.store, runtime.spec.machine_names(), runtime.machine) \
+            if runtime.machine is not None else {}
     if as_json:
         print_json(data)
     else:
         render_status(data)
         render_health(data["controller"])
-    if data["controller"]["degraded"]:
+        render_machines(data["machines"])
+    if data["controller"]["degraded"] or any(m["degraded"] for m in data["machines"].values()):
         raise typer.Exit(1)
 
 

@@ -25,6 +25,7 @@ from lab.controller.act import Executor, Memory
 from lab.controller.desired import read_desired
 from lab.controller.events import Event
 from lab.controller.files import filters_file, lock_file, pid_file, socket_file
+from lab.controller.machine_link import PUBLISH_EVERY, StoreWatch, publish_health
 from lab.controller.observe import HostReader, announced, pod_namespaces, process_seen, responder_targets
 from lab.controller.plan import broken_pods, plan
 from lab.controller.protocol import encode, listen
@@ -66,6 +67,7 @@ class Controller:
         self.last_pass_seconds = 0.0
         self.started = time.time()
         self._stop = False
+        self._published = -PUBLISH_EVERY
         self._lock_file = open(self.paths.config_file("changes.lock"), "a")  # noqa: SIM115 (held for life)
 
     # state -------------------------------------------------------------------------------------------
@@ -277,16 +279,21 @@ class Controller:
         events.record(self.paths, Event(time.time(), "start", "controller",
                                         f"pid {os.getpid()}, resync every {self.resync:g} s"))
         next_pass = 0.0
+        watch = self._watch_store(selector)
         try:
             while not self._stop:
                 now = time.monotonic()
                 if now >= next_pass:
                     done = self._guarded_pass()
                     self.answer_waiters()
+                    self._publish_health()
                     interval = WAITING_PASS if self.waiters else self.resync
                     next_pass = time.monotonic() + (interval if done else BUSY_RETRY)
                 for key, _ in selector.select(max(0.0, next_pass - time.monotonic())):
-                    if key.fileobj is server:
+                    if key.fileobj is watch and watch is not None:  # another machine changed the lab
+                        watch.drain()
+                        next_pass = 0.0
+                    elif key.fileobj is server:
                         conn, _ = server.accept()
                         self._serve_one(conn)
                         if self.waiters:
@@ -299,6 +306,25 @@ class Controller:
             socket_file(self.paths).unlink(missing_ok=True)
             events.record(self.paths, Event(time.time(), "stop", "controller", f"pid {os.getpid()} stopped"))
             self.reader.close()
+
+    # several machines (lab/controller/machine_link.py) ------------------------------------------------
+    def _watch_store(self, selector: selectors.BaseSelector) -> StoreWatch | None:
+        """On a machine of a lab spanning machines, a change written elsewhere wakes the loop at once."""
+        if self.runtime.machine is None:
+            return None
+        watch = StoreWatch(self.paths, self.runtime.store.revision)
+        selector.register(watch, selectors.EVENT_READ)
+        return watch
+
+    def _publish_health(self) -> None:
+        machine = self.runtime.machine
+        if machine is None or time.monotonic() - self._published < PUBLISH_EVERY:
+            return
+        self._published = time.monotonic()
+        try:
+            publish_health(self.paths, machine, self.status())
+        except Exception as exc:  # noqa: BLE001 (the report is best effort; the next one tries again)
+            events.record(self.paths, Event(time.time(), "failed", "health report", f"{type(exc).__name__}: {exc}"))
 
     def _guarded_pass(self) -> bool:
         """A pass that fails (the store unreadable for a moment, a namespace gone while read) is an event,

@@ -146,6 +146,9 @@ def test_demo_split_across_two_machines(tmp_path: Path, monkeypatch: pytest.Monk
     status = json.loads(_lab(env_b, "status", "--lab", "two", "--json", check=False).stdout)
     assert {n["name"]: n.get("machine") for n in status["nodes"] if n["kind"] == "host"} == {
         "node1": "ma", "node2": "mb", "node3": "mb"}
+    assert set(status["controller"]["hosts"]) == {"node2", "node3"}  # mb's own controller: its hosts
+    assert set(status["machines"]["ma"]["hosts"]) == {"node1"}  # ma's, as its controller published them
+    assert status["machines"]["ma"]["hosts"]["node1"]["in_sync"]
 
     # mb's controller dies; ma's enforcement is untouched (dev/web on node1 still refuses prod/web) ...
     pid_b = _controller_pid(env_b)
