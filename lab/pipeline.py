@@ -84,7 +84,9 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
     try:
         if machine is not None:
             remember_machine(paths, machine)
-        runtime, recorded = _record(spec, paths)
+        joined = _recorded_elsewhere(spec, paths) if machine is not None else None
+        recorded = joined is None
+        runtime = joined or _record(spec, paths)
         if recorded:
             timer.run("addresses", lambda: _allocate(runtime))
         timer.run("fabric", lambda: Fabric(runtime).build_nodes(progress))
@@ -108,18 +110,26 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
     return timer.timings
 
 
-def _record(spec: LabSpec, paths: LabPaths) -> tuple[LabRuntime, bool]:
-    """Stage 1: the desired state goes into the store before anything is built. A machine joining a lab
-    another machine recorded finds it there (False) and checks it is the same lab."""
+def _recorded_elsewhere(spec: LabSpec, paths: LabPaths) -> LabRuntime | None:
+    """A machine joining a lab another machine recorded in the shared store finds it there (None: it is
+    not), and it must be the same lab."""
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     store = create_store(paths, spec.model.store.backend, spec.model.store.endpoints)
     recorded = store.get_meta("spec")
-    if recorded is not None:
-        if recorded != spec.model.model_dump(mode="json"):
-            store.close()
-            raise LabError(f"{spec.source}: lab {spec.name!r} is already recorded in the store with another lab "
-                           "file: every machine must bring it up from the same file")
-        return LabRuntime(spec.name, store=store), False
+    if recorded is None:
+        store.close()
+        return None
+    if recorded != spec.model.model_dump(mode="json"):
+        store.close()
+        raise LabError(f"{spec.source}: lab {spec.name!r} is already recorded in the store with another lab "
+                       "file: every machine must bring it up from the same file")
+    return LabRuntime(spec.name, store=store)
+
+
+def _record(spec: LabSpec, paths: LabPaths) -> LabRuntime:
+    """Stage 1: the desired state goes into the store before anything is built."""
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    store = create_store(paths, spec.model.store.backend, spec.model.store.endpoints)
     placements = place_pods(spec.host_names(), spec.pod_instances())
     with store.transaction():
         store.set_meta("spec", spec.model.model_dump(mode="json"))
@@ -133,7 +143,7 @@ def _record(spec: LabSpec, paths: LabPaths) -> tuple[LabRuntime, bool]:
             _record_cluster_dns(store, spec)
         for placed in placements:
             store.put_object(ObjectKey("Pod", placed.namespace, placed.name), pod_document(placed.spec, placed.name, placed.host))
-    return LabRuntime(spec.name, store=store), True
+    return LabRuntime(spec.name, store=store)
 
 
 def _record_cluster_dns(store: Store, spec: LabSpec) -> None:

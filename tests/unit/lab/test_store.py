@@ -153,17 +153,23 @@ def test_watch_from_a_revision_sees_each_commit(open_store: OpenStore) -> None:
 def test_writers_are_serialised(open_store: OpenStore) -> None:
     """Read-modify-write in transactions from two clients at once loses no update."""
 
+    failures: list[BaseException] = []
+
     def bump(n: int) -> None:
-        with open_store() as store:
-            for _ in range(n):
-                with store.transaction():
-                    store.set_meta("counter", store.get_meta("counter", 0) + 1)
+        try:
+            with open_store() as store:
+                for _ in range(n):
+                    with store.transaction():
+                        store.set_meta("counter", store.get_meta("counter", 0) + 1)
+        except BaseException as exc:  # a thread's exception would otherwise only show as a lower count
+            failures.append(exc)
 
     threads = [threading.Thread(target=bump, args=(15,)) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert failures == []
     with open_store() as store:
         assert store.get_meta("counter") == 30
         assert store.revision == 30
