@@ -16,7 +16,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def etcd_endpoint() -> Iterator[str]:
     """One etcd per test session (a child process on free loopback ports); tests use distinct key roots."""
-    from tests.etcd_server import running_etcd
+    from lab.etcd_child import running_etcd
 
     with running_etcd() as url:
         yield url
