@@ -65,6 +65,16 @@ class MachineSpec(_Strict):
 
     name: str
     underlay: IPv4Interface | None = None  # e.g. 10.250.0.1/24
+    # On real machines, the interface the tunnels leave by (a macvlan on it is made inside the machine
+    # namespace); none: machines simulated on one box, joined by the lab's own underlay wire.
+    underlayDevice: str | None = None
+
+    @field_validator("underlayDevice")
+    @classmethod
+    def _interface_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}", value):
+            raise ValueError(f"{value!r} is not an interface name (1-15 letters, digits, '_', '.', '-')")
+        return value
 
 
 class StoreSpec(_Strict):

@@ -78,7 +78,7 @@ def holds_shared_nodes(spec: LabSpecModel, machine: str | None) -> bool:
 
 def machine_plan(lab: str, spec: LabSpecModel, machine: str) -> MachinePlan:
     found = next(m for m in spec.machines if m.name == machine)
-    return MachinePlan(lab, machine, IPv4Interface(found.underlay))
+    return MachinePlan(lab, machine, IPv4Interface(found.underlay), found.underlayDevice)
 
 
 def peers_of(spec: LabSpecModel, machine: str) -> list[IPv4Interface]:

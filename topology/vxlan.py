@@ -33,6 +33,7 @@ class MachinePlan:
     lab: str
     name: str
     underlay: IPv4Interface
+    device: str | None = None  # a real machine's interface; None: simulated on one box
 
     @property
     def netns(self) -> str:
@@ -50,8 +51,22 @@ def _ensure_netns(name: str) -> None:
         raise netns.NetnsError(f"namespace {name} could not be created")
 
 
+def uplink_on_device(machine: MachinePlan) -> list[str]:
+    """`ip -batch` lines (run in the machine's own namespace, where the device is) making `uplink` a macvlan
+    of the machine's real interface, created directly inside the machine namespace: nothing is added to
+    the namespace the device lives in, and the device itself is never moved."""
+    assert machine.device is not None
+    return [f"link add {UPLINK} link {token(machine.device)} netns {token(machine.netns)} type macvlan mode bridge"]
+
+
 def plug_underlay(machine: MachinePlan) -> None:
-    """The machine namespace with its address on `uplink`, plugged into the (one-box) underlay bridge."""
+    """The machine namespace with its address on `uplink`: a macvlan of the machine's real interface, or
+    (simulated machines) a veth into the one-box underlay bridge."""
+    if machine.device is not None:  # not exercised on the test box: it would send packets out of a real NIC
+        _ensure_netns(machine.netns)
+        netns.run_ip_batch(uplink_on_device(machine))
+        _ip(machine.netns, ["link set lo up", f"address add {machine.underlay} dev {UPLINK}", f"link set {UPLINK} up"])
+        return
     wire = names.underlay_netns(machine.lab)
     _ensure_netns(wire)
     if not netns.run_in(wire, ["ip", "-o", "link", "show", "dev", UNDERLAY_BRIDGE], check=False):

@@ -55,3 +55,11 @@ def test_hosts_split_across_machines() -> None:
 ])
 def test_mistakes_name_the_field(data: dict[str, Any], expected: str) -> None:
     assert any(expected in p for p in _problems(data)), _problems(data)
+
+
+def test_the_two_vm_lab_file_is_valid() -> None:
+    from lab.labfile import load_lab_file
+
+    spec = load_lab_file(Path(__file__).parents[3] / "lab" / "labs" / "two-vms.yaml")
+    assert spec.model.machine_of() == {"node1": "m1", "node2": "m2", "node3": "m2"}
+    assert [m.underlayDevice for m in spec.model.machines] == ["eth1", "eth1"]
