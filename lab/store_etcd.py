@@ -26,6 +26,7 @@ from typing import Any
 
 import etcd3gw
 from etcd3gw import exceptions as etcd_errors
+from etcd3gw.lease import Lease
 
 from lab.store import BlockRecord, ObjectKey, Placement, Store, StoreConflict, StoreError, StoreIntegrityError
 from lab.stores import parse_endpoint
@@ -130,7 +131,7 @@ class EtcdStore(Store):
     def transaction(self) -> Iterator["EtcdStore"]:
         if self._pending is not None:
             raise StoreError("etcd store: transactions do not nest")
-        lock_key, owner = self._lock()
+        lock_key, owner, lease = self._lock()
         try:
             self._pending, self._compares = {}, {}
             revision = self._get("meta/revision")
@@ -144,9 +145,9 @@ class EtcdStore(Store):
             self._commit(pending, compares, what="transaction")
         finally:
             self._pending, self._compares = None, {}
-            self._unlock(lock_key, owner)
+            lease.revoke()  # the lock key is bound to this lease alone: revoking it unlocks
 
-    def _lock(self) -> tuple[str, str]:
+    def _lock(self) -> tuple[str, str, Lease]:
         key, owner = self.root + "lock", uuid.uuid4().hex
         lease = self._client.lease(LOCK_TTL)
         put = {"request_put": {"key": _b64(key), "value": _b64(owner), "lease": lease.id}}
@@ -154,16 +155,11 @@ class EtcdStore(Store):
         while True:
             answer = self._client.transaction({"compare": [self._version_is(key, 0)], "success": [put], "failure": []})
             if answer.get("succeeded"):
-                return key, owner
+                return key, owner, lease
             if time.monotonic() > deadline:
                 lease.revoke()
                 raise StoreError(f"etcd store {self.endpoints}: the lab stayed locked for {LOCK_WAIT:.0f} s")
             time.sleep(0.01)
-
-    def _unlock(self, key: str, owner: str) -> None:
-        mine = {"key": _b64(key), "result": "EQUAL", "target": "VALUE", "value": _b64(owner)}
-        self._client.transaction({"compare": [mine], "success": [{"request_delete_range": {"key": _b64(key)}}],
-                                  "failure": []})
 
     # meta -----------------------------------------------------------------------------------------
     def get_meta(self, key: str, default: Any = None) -> Any:

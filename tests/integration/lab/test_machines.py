@@ -178,6 +178,18 @@ def test_a_change_made_on_one_machine_is_programmed_by_the_other(
     while tcp_outcomes(web, [(ip["dev/db"], 5432)])[(ip["dev/db"], 5432)] != "accepted":
         assert time.monotonic() < deadline, "dev/web never reached dev/db across the machines"
         time.sleep(0.5)
+    # A pod added from ma on mb's node3: mb's controller, woken by the store's watch, makes it.
+    late = tmp_path / "two" / "late.yaml"
+    late.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: late, namespace: dev, labels: {app: late}}\n"
+                    "spec:\n  nodeName: node3\n  containers: [{name: main, ports: [{containerPort: 80}]}]\n")
+    _lab(env_a, "apply", "--lab", "two", "-f", str(late))
+    status = json.loads(_lab(env_b, "status", "--lab", "two", "--json", check=False).stdout)
+    late_ip = next(p["ip"] for p in status["pods"] if p["name"] == "late")
+    deadline = time.monotonic() + 30
+    while tcp_outcomes(web, [(late_ip, 80)], timeout=1.0)[(late_ip, 80)] != "accepted":
+        assert time.monotonic() < deadline, "the pod added from ma never answered on mb"
+        time.sleep(0.2)
+    assert netns.exists(names.pod_netns("two", "dev", "late"))
     # Labelled from ma; dev/db runs on mb, whose controller follows the store and programs the quarantine.
     quarantine = tmp_path / "two" / "quarantine.yaml"
     shutil.copy(REPO / "lab" / "scenarios" / "quarantine.yaml", quarantine)
