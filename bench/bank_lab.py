@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lab.pod_plans import pod_plans
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,7 +66,7 @@ def main() -> None:
                                           Protocol.TCP, bank.port)
 
             report = timed("verify: probes vs oracle", verify)
-            pod = runtime.pod_plans()[0]
+            pod = pod_plans(runtime)[0]
             doc = runtime.store.get_object(key_for("pod", pod.key))
             assert doc is not None
             changed = next(k for k in doc["metadata"]["labels"] if k.startswith(egress_label("")))

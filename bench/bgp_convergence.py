@@ -22,7 +22,7 @@ from bgp import bird, speaker
 from bgp.ipam import Ipam, IpamConfig
 from bgp.sessions import BgpPlan, plan_sessions
 from topology import names
-from topology.engine import NetnsEngine
+from topology.engines import engine_names, get_engine
 from topology.model import TopologyPlan, plan_fabric, plan_node
 
 PODS_PER_HOST = 94  # 1500 pods over 16 hosts: two /26 blocks each
@@ -36,9 +36,9 @@ def kernel_routes(netns: str) -> set[IPv4Network]:
     return {IPv4Network(r["dst"]) for r in json.loads(out.stdout or "[]") if r.get("type", "unicast") == "unicast"}
 
 
-def lab_pids(lab: str) -> list[int]:
+def lab_pids(lab: str, engine: str) -> list[int]:
     pids: list[int] = []
-    for netns in NetnsEngine().list_owned(lab):
+    for netns in get_engine(engine).list_owned(lab):
         out = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
         pids += [int(p) for p in out.stdout.split()]
     return pids
@@ -82,7 +82,7 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLK_TCK
 
 
-def run(lab: str, hosts: int, layout: str) -> dict[str, float]:
+def run(lab: str, hosts: int, layout: str, engine_name: str) -> dict[str, float]:
     paths = names.LabPaths.for_lab(lab)
     nodes = [plan_node(lab, f"h{i + 1}", "host", f"10.99.0.{i + 1}/24") for i in range(hosts)]
     nodes.append(plan_node(lab, "x1", "external", "10.99.0.100/24"))
@@ -94,7 +94,7 @@ def run(lab: str, hosts: int, layout: str) -> dict[str, float]:
         for p in range(PODS_PER_HOST):
             ipam.allocate(f"default/h{i + 1}-{p}", f"h{i + 1}")
     plan: BgpPlan = plan_sessions(nodes, layout=layout)
-    engine = NetnsEngine()
+    engine = get_engine(engine_name)
     engine.build(topology)
     try:
         for i in range(hosts):
@@ -113,7 +113,7 @@ def run(lab: str, hosts: int, layout: str) -> dict[str, float]:
                 raise SystemExit(f"{layout}: not converged after 120 s")
             time.sleep(0.05)
         converged = time.monotonic() - started
-        pids = lab_pids(lab)
+        pids = lab_pids(lab, engine_name)
         cpu_before, idle_from = cpu_seconds(pids), time.monotonic()
         time.sleep(5)
         idle_cpu = (cpu_seconds(pids) - cpu_before) / (time.monotonic() - idle_from)
@@ -131,6 +131,7 @@ def run(lab: str, hosts: int, layout: str) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=16)
+    parser.add_argument("--engine", default="netns", choices=engine_names(), help="topology engine (registry name)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("run as root: it builds namespaces and starts ExaBGP and BIRD", file=sys.stderr)
@@ -140,7 +141,7 @@ def main() -> int:
         print(f"{args.hosts} hosts + 1 external, {PODS_PER_HOST} pods per host ({2} /26 blocks each), "
               f"hold time 9 s, {os.cpu_count()} cores")
         for lab, layout in (("bb1", "mesh"), ("bb2", "route-reflector")):
-            r = run(lab, args.hosts, layout)
+            r = run(lab, args.hosts, layout, args.engine)
             print(f"{layout:16} {r['sessions']:4.0f} sessions  speakers running {r['speakers_running_s']:5.2f} s  "
                   f"all routes everywhere {r['converged_s']:5.2f} s  RSS {r['rss_mb']:6.0f} MB "
                   f"({r['processes']:.0f} processes)  idle CPU {r['idle_cpu_cores']:.2f} cores")

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from topology import names, netns  # noqa: E402
-from topology.engine import NetnsEngine  # noqa: E402
+from topology.engines import engine_names, get_engine  # noqa: E402
 from topology.model import PodPlan, TopologyPlan, plan_fabric, plan_node, plan_pod  # noqa: E402
 from topology.responder import start_responder, stop_responder  # noqa: E402
 
@@ -88,10 +88,11 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=16)
     parser.add_argument("--pods", type=int, default=1500)
     parser.add_argument("--lab", default="tt9")
+    parser.add_argument("--engine", default="netns", choices=engine_names(), help="topology engine (registry name)")
     args = parser.parse_args()
     os.environ.setdefault(names.RUN_ROOT_ENV, tempfile.mkdtemp(prefix="npl-bench-"))
     paths = names.LabPaths.for_lab(args.lab)
-    engine = NetnsEngine()
+    engine = get_engine(args.engine)
     engine.destroy(args.lab)
     plan = scale_plan(args.lab, args.hosts, args.pods)
     load = os.getloadavg()[0]

@@ -136,6 +136,11 @@ class Agent:
         info = self.peers.setdefault(event.peer, {"state": "", "since": 0.0, "reason": ""})
         if info["state"] != event.state:
             info.update(state=event.state, since=event.time or self.clock(), reason=event.reason)
+            if event.state == "up":
+                # A neighbour ExaBGP was given later (a node joined the running lab: configuration reload)
+                # is missing from what was announced before: announce our prefixes to it by name.
+                for command in r.announcement_commands((), self.announced):
+                    self.send(f"neighbor {event.peer} {command}")
 
     def _set_blackholes(self, wanted: frozenset[IPv4Network]) -> None:
         have = set(self.blackholed)

@@ -108,6 +108,22 @@ def start_reflector(paths: LabPaths, plan: ReflectorPlan, *, wait: bool = True) 
     return proc.pid
 
 
+def reconfigure(paths: LabPaths, plan: ReflectorPlan) -> None:
+    """Give a running reflector its new clients: rewrite its configuration, have BIRD check it, then
+    `birdc configure` (sessions of unchanged clients stay up)."""
+    files = ReflectorFiles.of(paths, plan.name)
+    candidate = files.config.with_name(files.config.name + ".new")
+    write_atomic(candidate, render_bird_config(plan))
+    check = subprocess.run(["bird", "-p", "-c", str(candidate)], capture_output=True, text=True)
+    if check.returncode != 0:
+        candidate.unlink(missing_ok=True)
+        raise ReflectorError(f"BIRD rejects the configuration of {plan.name}: {check.stderr.strip()}")
+    candidate.replace(files.config)
+    answer = birdc(paths, plan.name, "configure")
+    if answer is None or "Reconfigured" not in answer and "Reconfiguration in progress" not in answer:
+        raise ReflectorError(f"route reflector {plan.name} did not take its new configuration: {answer!r}")
+
+
 def stop_reflector(paths: LabPaths, name: str) -> bool:
     files = ReflectorFiles.of(paths, name)
     stopped = processes.stop_ours(files.pid, str(files.config))

@@ -206,6 +206,15 @@ def stop_speaker(paths: LabPaths, name: str) -> bool:
     return stopped
 
 
+def reconfigure(paths: LabPaths, plan: SpeakerPlan) -> bool:
+    """Give a running speaker its new peers (a node joined or left the lab): rewrite its configuration and
+    send SIGUSR1, on which ExaBGP reloads it, opening sessions to new neighbours and closing those that
+    are gone while unchanged ones stay up. True when a running speaker was told."""
+    files = SpeakerFiles.of(paths, plan.name)
+    write_atomic(files.config, render_exabgp_config(plan, agent_argv(files)))
+    return processes.signal_ours(files.pid, str(files.config), signal.SIGUSR1)
+
+
 def set_announcements(
     paths: LabPaths, name: str, prefixes: Iterable[IPv4Network], *, notify: bool = True
 ) -> bool:

@@ -18,11 +18,13 @@ import yaml
 
 from bgp.ipam import IpamError
 from lab import converge, warm
+from lab.addresses import PodAddressError, assign_addresses, fixed_ip_of, release_addresses
 from lab.fabric import Fabric
 from lab.limits import Limits, default_limits
 from lab.objects import IP_ANNOTATION
-from lab.plan import place_pods_by_load
-from lab.runtime import LabRuntime, PodAddressError, one_change_at_a_time
+from lab.placement import least_loaded_host
+from lab.pod_plans import pod_plans, responder_targets
+from lab.runtime import LabRuntime, one_change_at_a_time
 from lab.store import ObjectKey
 from policy_dataplane.policy.documents import load_sources
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
@@ -93,12 +95,13 @@ def validate(sources: list[tuple[str, str]], backend: str | None = None) -> list
     """Raises the model's DocumentsInvalid (every problem, naming file, object and field) or returns
     (source, document) pairs. With a backend, every policy is also compiled and rendered for it: what a
     host could not be given is refused here, before the store changes."""
+    from policy_dataplane.dataplane.backends import get_backend
     from policy_dataplane.dataplane.preflight import unprogrammable
     from policy_dataplane.policy.model import Policy
 
     objects = load_sources(sources)
     if backend is not None:
-        problems = unprogrammable((o for o in objects if isinstance(o, Policy)), backend)
+        problems = unprogrammable((o for o in objects if isinstance(o, Policy)), get_backend(backend))
         if problems:
             raise ApplyError(f"{len(problems)} problem(s), nothing applied:\n" + "\n".join(f"  - {p}" for p in problems))
     return sourced_documents(sources)
@@ -139,6 +142,7 @@ def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress:
             runtime.store.put_object(key, doc)
             (report.created if old is None else report.configured).append(str(key))
         _assign_addresses(runtime, new_pods)
+        _check_programmable(runtime)  # the whole world as the transaction would commit it
     try:
         if new_pods:
             _plumb_new_pods(runtime, [key for _, key, _ in new_pods], progress)
@@ -152,29 +156,47 @@ def roll_back(runtime: LabRuntime, before: dict[ObjectKey, dict[str, Any] | None
     """After a change reached the store but could not be carried out (a host refused its program, a pod could
     not be plumbed): the objects go back to what they were, pods that came with the change are removed again
     and every host is brought back in line with the restored store. Hosts whose transaction failed kept their
-    last good program (nft and iptables-restore apply all or nothing). Returns what happened, for the error."""
+    last good program (nft and iptables-restore apply all or nothing); hosts that took it are replaced with
+    the restored program. Returns what happened, for the error."""
 
     warm.forget(runtime.lab)
+    # Hosts are programmed at once: those that took the change before another refused it hold a program no
+    # saved state records. Without the state, the re-sync below replaces every host's filter as a whole.
+    runtime.dataplane_state.unlink(missing_ok=True)
     added_pods = [k for k, old in before.items() if k.kind == "Pod" and old is None]
-    plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in added_pods})
+    plans = pod_plans(runtime, only={f"{k.namespace}/{k.name}" for k in added_pods})
     with runtime.store.transaction():
         for key, old in before.items():
             if old is None:
                 runtime.store.delete_object(key)
             else:
                 runtime.store.put_object(key, old)
-        runtime.release_addresses([(p.namespace, p.name) for p in plans])
+        release_addresses(runtime, [(p.namespace, p.name) for p in plans])
     message = f"the change failed ({cause}); the store was rolled back"
     try:
         if plans:
             fabric = Fabric(runtime)
-            fabric.reload_responder(runtime.responder_targets())
+            fabric.reload_responder(responder_targets(runtime))
             fabric.remove_pods(plans)
             fabric.update_announcements({p.host for p in plans})
         converge.sync(runtime)
     except Exception as again:  # the kernel keeps its last good program; the store says what it should be
         message += f", but the hosts could not be brought back in line ({again}): run `lab apply` again"
     return message
+
+
+def _check_programmable(runtime: LabRuntime) -> None:
+    """Compile every host's program from the store as it stands (inside the transaction of a change) and
+    refuse the change if the lab's backend could not give one of them to its host."""
+    from lab.stored_world import world_of
+    from policy_dataplane.dataplane.backends import get_backend
+    from policy_dataplane.dataplane.compile import compile_hosts
+    from policy_dataplane.dataplane.preflight import unprogrammable_hosts
+
+    placement = {node: dict(pods) for node, pods in runtime.placement().items()}
+    problems = unprogrammable_hosts(compile_hosts(world_of(runtime), placement), get_backend(runtime.spec.dataplane))
+    if problems:
+        raise ApplyError(f"{len(problems)} problem(s), nothing applied:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def _check_references(runtime: LabRuntime, docs: list[dict[str, Any]]) -> None:
@@ -239,7 +261,7 @@ def _with_node(doc: dict[str, Any], old: dict[str, Any] | None, hosts: list[str]
     if old is not None:
         spec["nodeName"] = old["spec"]["nodeName"]
     else:
-        spec["nodeName"] = spec.get("nodeName") or place_pods_by_load(hosts, load)
+        spec["nodeName"] = spec.get("nodeName") or least_loaded_host(hosts, load)
         load[spec["nodeName"]] += 1
     return {**doc, "spec": spec}
 
@@ -247,13 +269,13 @@ def _with_node(doc: dict[str, Any], old: dict[str, Any] | None, hosts: list[str]
 def _assign_addresses(runtime: LabRuntime, pods: list[tuple[str, ObjectKey, dict[str, Any]]]) -> None:
     """Addresses for the new pods in one IPAM pass; a refusal names the file, the pod and the field."""
 
-    pods = sorted(pods, key=lambda item: runtime.fixed_ip_of(item[2]) is None)  # fixed first: never taken
-    wanted = [(key.namespace, key.name, doc["spec"]["nodeName"], runtime.fixed_ip_of(doc)) for _, key, doc in pods]
+    pods = sorted(pods, key=lambda item: fixed_ip_of(item[2]) is None)  # fixed first: never taken
+    wanted = [(key.namespace, key.name, doc["spec"]["nodeName"], fixed_ip_of(doc)) for _, key, doc in pods]
     try:
-        runtime.assign_addresses(wanted)
+        assign_addresses(runtime, wanted)
     except PodAddressError as exc:
         source, key, doc = pods[exc.index]
-        where = (f"metadata.annotations[{IP_ANNOTATION}]" if runtime.fixed_ip_of(doc) is not None
+        where = (f"metadata.annotations[{IP_ANNOTATION}]" if fixed_ip_of(doc) is not None
                  else f"spec.nodeName ({doc['spec']['nodeName']})")
         raise ApplyError(f"nothing applied: {source}: {key}: {where}: {exc.cause}") from None
     except IpamError as exc:
@@ -263,10 +285,10 @@ def _assign_addresses(runtime: LabRuntime, pods: list[tuple[str, ObjectKey, dict
 def _plumb_new_pods(runtime: LabRuntime, keys: list[ObjectKey], progress: Progress | None) -> None:
     fabric = Fabric(runtime)
     wanted = {f"{k.namespace}/{k.name}" for k in keys}
-    plans = runtime.pod_plans(only=wanted)
+    plans = pod_plans(runtime, only=wanted)
     fabric.add_pods(plans, progress)
     fabric.update_announcements({p.host for p in plans})
-    fabric.reload_responder(runtime.responder_targets())
+    fabric.reload_responder(responder_targets(runtime))
 
 
 def with_namespace_contents(runtime: LabRuntime, keys: list[ObjectKey]) -> list[ObjectKey]:
@@ -289,15 +311,15 @@ def delete_keys(runtime: LabRuntime, keys: list[ObjectKey]) -> ApplyReport:
         raise ApplyError("nothing deleted: not found: " + ", ".join(missing))
     keys = with_owned(runtime, with_namespace_contents(runtime, keys))  # an ExternalService takes its gateway
     pods = [k for k in keys if k.kind == "Pod"]
-    plans = runtime.pod_plans(only={f"{k.namespace}/{k.name}" for k in pods})
+    plans = pod_plans(runtime, only={f"{k.namespace}/{k.name}" for k in pods})
     with runtime.store.transaction():
         for key in keys:
             runtime.store.delete_object(key)
             report.deleted.append(str(key))
-        runtime.release_addresses([(k.namespace, k.name) for k in pods])
+        release_addresses(runtime, [(k.namespace, k.name) for k in pods])
     if plans:
         fabric = Fabric(runtime)
-        fabric.reload_responder(runtime.responder_targets())  # its sockets would keep the namespaces alive
+        fabric.reload_responder(responder_targets(runtime))  # its sockets would keep the namespaces alive
         fabric.remove_pods(plans)
         fabric.update_announcements({p.host for p in plans})
     converge.sync(runtime)

@@ -77,7 +77,8 @@ def open_lab(lab: str, supervise: bool = True):  # type: ignore[no-untyped-def]
     if supervise:
         from lab.health import restart_controller
 
-        restart_controller(runtime.paths)
+        if (pid := restart_controller(runtime.paths)) is not None:
+            errors.print(f"note: the controller of lab {lab} was not running: started it again (pid {pid})")
     return runtime
 
 

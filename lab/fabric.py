@@ -14,6 +14,7 @@ from ipaddress import IPv4Network
 
 from bgp import bird, speaker
 from bgp.sessions import plan_sessions
+from lab.addresses import ipam_of
 from lab.machines import holds_shared_nodes, machine_plan, peers_of
 from lab.plan import plan_node_addresses_from_model
 from lab.runtime import LabRuntime
@@ -84,7 +85,7 @@ class Fabric:
 
     # bgp ------------------------------------------------------------------------------------------
     def announcements(self) -> dict[str, frozenset[IPv4Network]]:
-        ipam = self.runtime.ipam()
+        ipam = ipam_of(self.runtime)
         return {host: ipam.announcements(host) for host in self.runtime.host_names()}
 
     def speaker_plans(self):  # type: ignore[no-untyped-def]

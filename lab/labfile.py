@@ -18,7 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lab.limits import LIMITS_ENV, Limits, LimitsError, default_limits
-from lab.stores import parse_endpoint, store_names
+from lab.placement import choose_hosts
+from lab.store import parse_endpoint
+from lab.stores import store_names
 from policy_dataplane.dataplane.backends import backend_names
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from policy_dataplane.policy.validation import Problems, check_dns_label, check_dns_subdomain, check_labels
@@ -354,8 +356,6 @@ def size_problems(m: LabSpecModel) -> list[str]:
 def capacity_problems(spec: LabSpec, hosts: list[str]) -> list[str]:
     """Whether the pool can address every pod, as the IPAM will hand addresses out: each host claims at most
     maxBlocksPerHost blocks, and borrowing (without strictAffinity) only reaches blocks already claimed."""
-    from lab.plan import place_pods
-
     ipam, pods = spec.model.ipam, spec.pod_instances()
     if ipam.blockSize < ipam.pool.prefixlen or not hosts:
         return []
@@ -368,7 +368,7 @@ def capacity_problems(spec: LabSpec, hosts: list[str]) -> list[str]:
                 f"{ipam.maxBlocksPerHost}"]
     if not ipam.strictAffinity:
         return []
-    per_host = Counter(p.host for p in place_pods(hosts, pods))
+    per_host = Counter(choose_hosts(hosts, (spec.host for spec, _name in pods)))
     return [f"host {host}: field ipam.maxBlocksPerHost: {count} pods on this host need more than "
             f"{ipam.maxBlocksPerHost} blocks of /{ipam.blockSize}, and strictAffinity forbids borrowing"
             for host, count in per_host.items() if count > ipam.maxBlocksPerHost * per_block]
@@ -545,10 +545,16 @@ def apply_path_problem(base_dir: Path, rel: str) -> str | None:
     """A policy file named by a lab file must be a regular file inside the lab file's folder: a lab file
     cannot make the lab (running as root) read `/etc/shadow` or `../../etc/passwd`."""
     folder = base_dir.resolve()
+    if "\0" in rel:
+        return f"{rel!r} holds a NUL byte: it cannot name a file"
     path = (folder / rel).resolve()
     if not path.is_relative_to(folder):
         return f"{rel!r} is outside the lab file's folder {folder}: only files inside it are read"
-    if not path.is_file():
+    try:
+        regular = path.is_file()
+    except OSError as exc:  # a name too long for the file system, say
+        return f"{rel!r} cannot name a file in the lab file's folder {folder}: {exc.strerror}"
+    if not regular:
         return f"no regular file {rel!r} in the lab file's folder {folder}"
     return None
 

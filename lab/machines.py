@@ -10,14 +10,10 @@ reflectors live on the first machine. A lab on one machine has no machine scope 
 from __future__ import annotations
 
 from ipaddress import IPv4Interface
-from typing import TYPE_CHECKING
 
 from lab.labfile import LabSpecModel
 from topology.names import LabPaths
 from topology.vxlan import MachinePlan
-
-if TYPE_CHECKING:
-    from lab.runtime import LabRuntime
 
 MACHINE_FILE = "machine"
 
@@ -84,11 +80,3 @@ def machine_plan(lab: str, spec: LabSpecModel, machine: str) -> MachinePlan:
 def peers_of(spec: LabSpecModel, machine: str) -> list[IPv4Interface]:
     return [IPv4Interface(m.underlay) for m in spec.machines if m.name != machine and m.underlay is not None]
 
-
-def other_machines_pods(runtime: LabRuntime) -> frozenset[str]:
-    """Pod namespaces other machines own: on one box a machine's controller sees them, and must neither
-    take them for strays nor touch them."""
-    if runtime.machine is None:
-        return frozenset()
-    local = set(runtime.local_hosts())
-    return frozenset(p.netns for p in runtime.pod_plans(everywhere=True) if p.host not in local)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import converge, warm
+from lab.addresses import assign_addresses, fixed_ip_of
 from lab.apply import apply_files
 from lab.controller import launcher
 from lab.fabric import Fabric
@@ -22,6 +23,7 @@ from lab.labfile import LabSpec, NamespaceSpec
 from lab.machines import MachineError, check_machine, local_machine, machine_is_up, remember_machine
 from lab.objects import namespace_document, pod_document
 from lab.plan import place_pods
+from lab.pod_plans import pod_plans, responder_targets
 from lab.runtime import LabNotUp, LabRuntime
 from lab.store import ObjectKey, Store, StoreError
 from lab.stores import create_store, destroy_store, locator_file, store_exists
@@ -91,9 +93,9 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
             timer.run("addresses", lambda: _allocate(runtime))
         timer.run("fabric", lambda: Fabric(runtime).build_nodes(progress))
         timer.run("filters", lambda: runtime.dataplane_install_base())
-        timer.run("pods", lambda: Fabric(runtime).add_pods(runtime.pod_plans(), progress))
+        timer.run("pods", lambda: Fabric(runtime).add_pods(pod_plans(runtime), progress))
         timer.run("bgp", lambda: Fabric(runtime).start_bgp())
-        timer.run("responders", lambda: Fabric(runtime).start_responder(runtime.responder_targets()))
+        timer.run("responders", lambda: Fabric(runtime).start_responder(responder_targets(runtime)))
         if recorded:
             timer.run("policies", lambda: _apply_policy_files(runtime, spec.policy_files()))
         timer.run("filters synced", lambda: converge.sync(runtime))
@@ -160,10 +162,10 @@ def _record_cluster_dns(store: Store, spec: LabSpec) -> None:
 def _allocate(runtime: LabRuntime) -> None:
     """Stage 2: an address for every pod (fixed ones first, so automatic ones never take them)."""
     pods = runtime.pod_documents()
-    ordered = sorted(pods, key=lambda item: runtime.fixed_ip_of(item[1]) is None)
+    ordered = sorted(pods, key=lambda item: fixed_ip_of(item[1]) is None)
     with runtime.store.transaction():
-        runtime.assign_addresses([
-            (key.namespace, key.name, doc["spec"]["nodeName"], runtime.fixed_ip_of(doc)) for key, doc in ordered
+        assign_addresses(runtime, [
+            (key.namespace, key.name, doc["spec"]["nodeName"], fixed_ip_of(doc)) for key, doc in ordered
         ])
 
 
@@ -202,7 +204,7 @@ def _down_machine(paths: LabPaths, machine: str, force: bool) -> list[str]:
     try:
         with LabRuntime(paths.lab) as runtime:
             runtime.machine = machine
-            mine = {n.netns for n in Fabric(runtime).local_nodes()} | {p.netns for p in runtime.pod_plans()}
+            mine = {n.netns for n in Fabric(runtime).local_nodes()} | {p.netns for p in pod_plans(runtime)}
             mine |= set(vxlan.machine_namespaces(paths.lab, machine))
     except (LabNotUp, StoreError):
         if not force:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
 from lab.labfile import LabSpecModel, PodSpec
+from lab.placement import choose_hosts
 from topology.model import plan_fabric
 
 
@@ -60,17 +61,6 @@ def place_pods(
     hosts: list[str], pods: Iterable[tuple[PodSpec, str]], load: Counter[str] | None = None
 ) -> list[PodPlacement]:
     """Pinned pods go to their host; the others to the least-loaded host (ties: host order)."""
-    load = Counter(load or {})
-    for host in hosts:
-        load.setdefault(host, 0)
-    placed = []
-    for spec, name in pods:
-        host = spec.host or place_pods_by_load(hosts, load)
-        load[host] += 1
-        placed.append(PodPlacement(spec.namespace, name, host, spec))
-    return placed
-
-
-def place_pods_by_load(hosts: list[str], load: dict[str, int]) -> str:
-    """The host a new unpinned pod goes to: the least loaded, ties broken by host order."""
-    return min(hosts, key=lambda h: (load.get(h, 0), hosts.index(h)))
+    pods = list(pods)
+    chosen = choose_hosts(hosts, (spec.host for spec, _name in pods), load)
+    return [PodPlacement(spec.namespace, name, host, spec) for (spec, name), host in zip(pods, chosen, strict=True)]

@@ -1,4 +1,6 @@
-"""An opened lab: its store, spec and paths (use it with `with`), its addresses and the plans of its pods.
+"""An opened lab: its store, spec and paths (use it with `with`), its machine, and its hosts' filters.
+
+Its pods' addresses live in `lab.addresses`, their topology plans in `lab.pod_plans`.
 
 Everything reads the store (the desired state) first; the kernel is only ever changed through the fabric
 (`lab.fabric`) and the dataplane (`lab.warm`). This module imports nothing of the lab above it (apply,
@@ -12,19 +14,15 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
-from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from bgp.ipam import Ipam, IpamConfig, IpamError
 from lab.labfile import LabSpecModel
 from lab.machines import holds_shared_nodes, hosts_on, local_machine
-from lab.objects import fixed_ip, pod_ports
 from lab.store import ObjectKey, Placement, Store
 from lab.stores import open_store, store_exists
 from policy_dataplane.dataplane.lab_dataplane import Dataplane
 from topology import names
-from topology.model import PodPlan, PortPlan, ServerPlan, plan_pod
 
 
 class LabNotUp(RuntimeError):
@@ -44,14 +42,6 @@ def one_change_at_a_time(change: Callable[Concatenate["LabRuntime", P], R]) -> C
             return change(runtime, *args, **kwargs)
 
     return locked
-
-
-class PodAddressError(ValueError):
-    """The IPAM refused the `index`-th pod of a batch; `cause` is its own message."""
-
-    def __init__(self, index: int, namespace: str, name: str, cause: Exception):
-        super().__init__(f"pod {namespace}/{name}: {cause}")
-        self.index, self.cause = index, cause
 
 
 class LabRuntime:
@@ -116,88 +106,6 @@ class LabRuntime:
 
     def pod_documents(self) -> list[tuple[ObjectKey, dict[str, Any]]]:
         return self.store.objects(kinds=["Pod"])
-
-    @staticmethod
-    def fixed_ip_of(doc: dict[str, Any]) -> IPv4Address | None:
-        ip = fixed_ip(doc)
-        return IPv4Address(ip) if ip else None
-
-    # addresses ------------------------------------------------------------------------------------
-    def ipam(self) -> "Ipam":
-        cfg = self.spec.ipam
-        config = IpamConfig(
-            pool=cfg.pool, block_prefix=cfg.blockSize, max_blocks_per_host=cfg.maxBlocksPerHost,
-            strict_affinity=cfg.strictAffinity,
-        )
-        records = self.store.get_ipam_records()
-        return Ipam.from_records(config, records) if records else Ipam(config)
-
-    def assign_addresses(self, pods: list[tuple[str, str, str, IPv4Address | None]]) -> list[IPv4Address]:
-        """Allocates and records addresses for (namespace, name, host, fixed) pods with one IPAM load and
-        one store write; call inside a store transaction (a failure then leaves no trace)."""
-
-        ipam = self.ipam()
-        ips = []
-        for index, (namespace, name, host, fixed) in enumerate(pods):
-            try:
-                ip = ipam.allocate(f"{namespace}/{name}", host, fixed)
-            except IpamError as exc:
-                raise PodAddressError(index, namespace, name, exc) from None
-            self.store.put_placement(Placement(namespace, name, host, str(ip)))
-            ips.append(ip)
-        self.store.set_ipam_records(ipam.to_records())
-        return ips
-
-    def release_addresses(self, pods: list[tuple[str, str]]) -> None:
-        """Gives the (namespace, name) pods' addresses back with one IPAM load and one store write."""
-        if not pods:
-            return
-        ipam = self.ipam()
-        for namespace, name in pods:
-            ipam.release(f"{namespace}/{name}")
-            self.store.delete_placement(namespace, name)
-        self.store.set_ipam_records(ipam.to_records())
-
-    # plans ----------------------------------------------------------------------------------------
-    def pod_plans(self, only: set[str] | None = None, everywhere: bool = False) -> list[PodPlan]:
-        """Topology plans of the placed pods of this machine (all, or those whose `ns/name` is in `only`);
-        `everywhere`: of every machine (probes on one box can enter any of them)."""
-        docs = {f"{k.namespace}/{k.name}": doc for k, doc in self.pod_documents()}
-        local = set(self.host_names() if everywhere else self.local_hosts())
-        plans = []
-        for p in self.store.placements():
-            key = f"{p.namespace}/{p.name}"
-            if key not in docs or (only is not None and key not in only) or p.host not in local:
-                continue
-            plans.append(plan_pod(self.lab, p.namespace, p.name, p.host, p.ip, pod_ports(docs[key])))
-        return plans
-
-    def responder_targets(self) -> list[PodPlan | ServerPlan]:
-        """Everything that answers on its declared ports: the placed pods, the external servers and the
-        hosts' own daemons (`hostPorts`, e.g. SSH on 22)."""
-        servers = [
-            ServerPlan(ext.name, names.external_netns(self.lab, ext.name),
-                       tuple(PortPlan(p.containerPort, p.protocol, p.name) for p in ext.ports))
-            for ext in self.spec.externals if ext.ports and ext.name in self.local_externals()
-        ]  # fmt: skip
-        host_ports = tuple(PortPlan(p.containerPort, p.protocol, p.name) for p in self.spec.hostPorts)
-        if host_ports:
-            servers += [ServerPlan(h, names.host_netns(self.lab, h), host_ports) for h in self.local_hosts()]
-        return [*self._responder_pods(), *servers]
-
-    def _responder_pods(self) -> list[PodPlan]:
-        """Pod plans without the ports the services process serves (DNS, egress gateways)."""
-        import dataclasses
-
-        from lab.services import served_by_daemon
-
-        labels = {(k.namespace, k.name): (d.get("metadata") or {}).get("labels") or {} for k, d in self.pod_documents()}
-        plans = []
-        for plan in self.pod_plans():
-            pod_labels = labels.get((plan.namespace, plan.name), {})
-            ports = tuple(p for p in plan.ports if not served_by_daemon(plan.namespace, pod_labels, p.port))
-            plans.append(plan if ports == plan.ports else dataclasses.replace(plan, ports=ports))
-        return plans
 
     # policy -------------------------------------------------------------------------------------
     @property

@@ -162,12 +162,6 @@ def lab_services(runtime: LabRuntime) -> LabServices:
     return LabServices(services, external, backends, netns)
 
 
-def served_by_daemon(namespace: str, labels: dict[str, str], port: int) -> bool:
-    """Whether the services process serves this port of a pod (the responder then leaves it alone): every
-    port of a gateway, 53 of a DNS pod."""
-    return egress.is_gateway_pod(namespace, labels) or (dns.is_dns_pod(namespace, labels) and port == dns.DNS_PORT)
-
-
 # --- sync --------------------------------------------------------------------------------------------------
 
 

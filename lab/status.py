@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from lab.addresses import ipam_of
 from lab.objects import pod_ports
 from lab.plan import plan_node_addresses_from_model
 from lab.runtime import LabRuntime
@@ -12,7 +13,7 @@ from lab.runtime import LabRuntime
 
 def lab_status(runtime: LabRuntime) -> dict[str, Any]:
     spec = runtime.spec
-    ipam = runtime.ipam()
+    ipam = ipam_of(runtime)
     docs = {f"{k.namespace}/{k.name}": d for k, d in runtime.pod_documents()}
     pods_by_host: dict[str, int] = defaultdict(int)
     pods = []

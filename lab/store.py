@@ -18,6 +18,19 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, str, int]:
+    """(protocol, host, port) of `http://host:port`; ValueError naming what is wrong."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(f"etcd endpoint {endpoint!r} is not of the form http://HOST:PORT")
+    try:
+        port = parts.port or 2379
+    except ValueError:
+        raise ValueError(f"etcd endpoint {endpoint!r} has a bad port") from None
+    return parts.scheme, parts.hostname, port
 
 
 class StoreError(RuntimeError):

@@ -28,8 +28,16 @@ import etcd3gw
 from etcd3gw import exceptions as etcd_errors
 from etcd3gw.lease import Lease
 
-from lab.store import BlockRecord, ObjectKey, Placement, Store, StoreConflict, StoreError, StoreIntegrityError
-from lab.stores import parse_endpoint
+from lab.store import (
+    BlockRecord,
+    ObjectKey,
+    Placement,
+    Store,
+    StoreConflict,
+    StoreError,
+    StoreIntegrityError,
+    parse_endpoint,
+)
 
 API_PATH = "/v3/"  # etcd 3.4's gateway; etcd3gw would otherwise guess (its old default, /v3alpha/, is gone)
 LOCK_TTL = 60  # seconds: a writer that dies frees the lab after this

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from lab.store import Store, StoreError
 from topology import names
@@ -20,18 +19,6 @@ from topology.names import LabPaths
 Opener = Callable[[LabPaths, list[str]], Store]
 _BACKENDS: dict[str, Opener] = {}
 DEFAULT_STORE = "sqlite"
-
-
-def parse_endpoint(endpoint: str) -> tuple[str, str, int]:
-    """(protocol, host, port) of `http://host:port`; ValueError naming what is wrong."""
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-        raise ValueError(f"etcd endpoint {endpoint!r} is not of the form http://HOST:PORT")
-    try:
-        port = parts.port or 2379
-    except ValueError:
-        raise ValueError(f"etcd endpoint {endpoint!r} has a bad port") from None
-    return parts.scheme, parts.hostname, port
 
 
 def register_store(name: str, opener: Opener) -> None:

@@ -44,3 +44,38 @@ def print_summary(lab: str, timings: dict[str, float]) -> None:
     where = f"{status['pods'][0]['namespace']}/{status['pods'][0]['name']}" if status["pods"] else status["nodes"][0]["name"]
     console.print(f"next: `lab exec {where}{lab_option} -- ip addr`, `lab bgp{lab_option}`, `lab down {lab}`",
                   markup=False)
+
+
+def render_health(health: dict[str, Any]) -> None:
+    if not health.get("running"):
+        console.print(f"[bold red]controller: DOWN[/] — {health['degraded'][0]}")
+        return
+    state = "[bold red]DEGRADED[/]" if health["degraded"] else "[green]healthy[/]"
+    console.print(f"controller pid {health['pid']}: {state}; store revision {health['revision']}, programmed "
+                  f"{health['programmed_revision']}; resync every {health['resync_interval']:g} s "
+                  f"(last pass {health['last_pass_ms']} ms), memory {health['memory_kib'] / 1024:.0f} MiB")
+    table = Table(title="health", title_justify="left")
+    for col in ("host", "speaker", "route agent", "responder", "dataplane rev", "in sync", "routes missing",
+                "last repair"):
+        table.add_column(col)
+    responder = f"pid {health['responder']}" if health.get("responder") else "[red]down[/]"
+    for host, h in health["hosts"].items():
+        table.add_row(
+            host, f"pid {h['speaker']}" if h["speaker"] else "[red]down[/]",
+            "up" if h["agent"] else "[red]down[/]", responder, str(h["dataplane_revision"]),
+            "yes" if h["in_sync"] else f"[red]no[/] ({h['problem']})", str(h["routes_missing"]),
+            h["last_repair"] or "-",
+        )
+    console.print(table)
+    for problem in health["degraded"]:
+        console.print(f"  [red]•[/] {problem}", highlight=False)
+
+
+def render_machines(machines: dict[str, Any]) -> None:
+    """The other machines of a lab spanning machines, as their controllers last reported."""
+    for machine, report in machines.items():
+        state = "[bold red]DEGRADED[/]" if report["degraded"] else "[green]healthy[/]"
+        console.print(f"machine {machine}: {state}, {len(report['hosts'])} host(s), reported {report['age_s']} s ago",
+                      highlight=False)
+        for problem in report["degraded"]:
+            console.print(f"  [red]•[/] {problem}", highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lab.plan import plan_node_addresses_from_model
+from lab.pod_plans import pod_plans
 from lab.runtime import LabRuntime
 from topology.model import node_netns
 
@@ -15,7 +16,7 @@ def node_addresses(runtime: LabRuntime, kind: str | None = None) -> dict[str, st
 
 def resolve_netns(runtime: LabRuntime, target: str) -> str:
     if "/" in target:
-        for plan in runtime.pod_plans(everywhere=True):
+        for plan in pod_plans(runtime, everywhere=True):
             if plan.key == target:
                 return plan.netns
         raise KeyError(f"no pod {target!r} in lab {runtime.lab!r} (see `lab status`)")

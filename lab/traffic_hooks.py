@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from lab import converge, service_targets, warm
 from lab.plan import plan_node_addresses_from_model
+from lab.pod_plans import pod_plans
 from lab.runtime import LabRuntime
 from lab.stored_world import lab_nodes, model_objects, world_of
 from policy_dataplane.policy.bulk import matrix
@@ -24,7 +25,7 @@ def probe_endpoints(lab: str, hosts: bool = False) -> list[ProbeEndpoint]:
     with LabRuntime.open(lab) as runtime:
         endpoints = [
             ProbeEndpoint(name=p.key, netns=p.netns, ip=p.ip, kind="pod", namespace=p.namespace, host=p.host)
-            for p in runtime.pod_plans(everywhere=True)
+            for p in pod_plans(runtime, everywhere=True)
         ]
         for node in plan_node_addresses_from_model(lab, runtime.spec):
             if node.kind == "external":

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from services import dns, egress
 from topology import processes
 from topology.names import LabPaths
 
@@ -106,3 +107,9 @@ def stop(paths: LabPaths) -> bool:
     for path in (paths.pid_file(PROCESS), status_file(paths), config_file(paths)):
         path.unlink(missing_ok=True)
     return pid is not None
+
+
+def served_by_daemon(namespace: str, labels: dict[str, str], port: int) -> bool:
+    """Whether the services process serves this port of a pod (the responder then leaves it alone): every
+    port of a gateway, 53 of a DNS pod."""
+    return egress.is_gateway_pod(namespace, labels) or (dns.is_dns_pod(namespace, labels) and port == dns.DNS_PORT)

@@ -36,6 +36,7 @@ def claim(store: Store, host: str, count: int) -> dict[str, str]:
 
 
 def add_pods(store: Store, lab: str, side: str, count: int) -> list[str]:
+    from lab.addresses import assign_addresses
     from lab.runtime import LabRuntime
 
     runtime = LabRuntime(lab, store=store)
@@ -45,7 +46,7 @@ def add_pods(store: Store, lab: str, side: str, count: int) -> list[str]:
         name, host = f"p{side}-{i}", hosts[i % len(hosts)]
         with store.transaction():
             store.put_object(ObjectKey("Pod", "dev", name), {"spec": {"nodeName": host}})
-            ips += [str(ip) for ip in runtime.assign_addresses([("dev", name, host, None)])]
+            ips += [str(ip) for ip in assign_addresses(runtime, [("dev", name, host, None)])]
     return ips
 
 

@@ -53,6 +53,12 @@ def fabric_lines(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[str]:
     return lines + [node_veth(fabric, n) for n in nodes]
 
 
+def node_lines(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[str]:
+    """Nodes added to a running fabric: their namespaces and veths to the existing bridge's namespace."""
+    nodes = list(nodes)
+    return netns_add(n.netns for n in nodes) + [node_veth(fabric, n) for n in nodes]
+
+
 def pod_lines(pods: Iterable[PodPlan]) -> list[str]:
     """Namespaces first, then veths (a veth line needs both of its namespaces)."""
     pods = list(pods)

@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
 
 from topology import batch, names, netns, plumbing, rtnl, sysctl
-from topology.model import NODE_IFNAME, POD_IFNAME, PodPlan, TopologyPlan
+from topology.model import NODE_IFNAME, POD_IFNAME, FabricPlan, NodePlan, PodPlan, TopologyPlan
 from topology.responder_ctl import stop_responder
 from topology.rtnl import RtnlError, RtnlSocket
 from topology.sockets import NetlinkPool
@@ -88,6 +88,8 @@ class Engine(Protocol):
     def build(self, plan: TopologyPlan, progress: Progress | None = None) -> None: ...
     def add_pods(self, pods: Sequence[PodPlan], progress: Progress | None = None) -> None: ...
     def remove_pods(self, pods: Sequence[PodPlan]) -> None: ...
+    def add_nodes(self, fabric: FabricPlan, nodes: Sequence[NodePlan]) -> None: ...
+    def remove_nodes(self, nodes: Sequence[NodePlan]) -> None: ...
     def destroy(self, lab: str) -> list[str]: ...
     def list_owned(self, lab: str) -> list[str]: ...
 
@@ -169,6 +171,29 @@ class NetnsEngine:
             targets = {n.netns: [NODE_IFNAME] for n in plan.nodes}
             pool.wait_until_up({fabric.netns: [n.fabric_port for n in plan.nodes], **targets})
         tracker.step(1 + len(plan.nodes), NODES_PLUMBED)
+
+    def add_nodes(self, fabric: FabricPlan, nodes: Sequence[NodePlan]) -> None:
+        """Add nodes (an external server) to a running lab's fabric; on failure they are removed again."""
+        taken = set(self.list_owned(lab_of_netns(fabric.netns)))
+        if clash := [n.netns for n in nodes if n.netns in taken]:
+            raise TopologyError(f"namespaces already exist: {clash}")
+        try:
+            netns.run_ip_batch(batch.node_lines(fabric, nodes))
+            with NetlinkPool() as pool:
+                for node in nodes:
+                    pool.plumb(node.netns, plumbing.node_settings(node), plumbing.node_requests(node, fabric))
+                pool.plumb(fabric.netns, (), plumbing.fabric_port_requests(nodes))
+                pool.wait_until_up({fabric.netns: [n.fabric_port for n in nodes], **{n.netns: [NODE_IFNAME] for n in nodes}})
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.remove_nodes(nodes)
+            raise
+
+    def remove_nodes(self, nodes: Sequence[NodePlan]) -> None:
+        """Remove nodes (missing ones are fine): their namespaces, and with them their veths to the fabric."""
+        netns.run_ip_batch(batch.netns_delete(n.netns for n in nodes if netns.exists(n.netns)), force=True)
+        if left := [n.netns for n in nodes if netns.exists(n.netns)]:
+            raise TopologyError(f"could not remove nodes: {left} still exist")
 
     def add_pods(self, pods: Sequence[PodPlan], progress: Progress | None = None) -> None:
         """Add pods to a running lab; on failure the pods of this call are removed again."""

@@ -85,6 +85,12 @@ def fabric_requests(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[Reque
     requests = [loopback_up(), rtnl.link_configure(fabric.bridge, {}), rtnl.link_set(fabric.bridge)]
     if fabric.holds_gateway:
         requests.append(rtnl.addr_add(BRIDGE_INDEX, fabric.gateway))
+    return requests + fabric_port_requests(nodes)
+
+
+def fabric_port_requests(nodes: Iterable[NodePlan]) -> list[Request]:
+    """Each node's fabric-side veth end up and enslaved to the bridge (at build, or for a node added later)."""
+    requests = []
     for node in nodes:
         requests += [rtnl.link_configure(node.fabric_port, {}), rtnl.link_set(node.fabric_port, master=BRIDGE_INDEX)]
     return requests

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from lab.addresses import ipam_of
 from lab.apply import apply_sources, delete_keys, key_for
 from lab.latency_changes import in_lab, lab_changes
 from lab.runtime import LabRuntime
@@ -58,7 +59,7 @@ def pod_creations(lab: str, template: ProbeEndpoint, sources: Sequence[ProbeEndp
             namespace, name = doc["metadata"]["namespace"], f"{NEW_POD}-{i}"
             hosts = runtime.host_names()
             host = hosts[i % len(hosts)]
-            ip = runtime.ipam().allocate(f"{namespace}/{name}", host)  # in memory only: what apply will give
+            ip = ipam_of(runtime).allocate(f"{namespace}/{name}", host)  # in memory only: what apply will give
             write = [(f"{name}.yaml", yaml.safe_dump(_new_pod_document(doc, name, host, str(ip))))]
             # the world once the pod runs (a dry run leaves new pods out: they have no address yet)
             new = load_sources(write)[0]

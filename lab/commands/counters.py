@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, errors, fail, open_lab, print_json
+from lab.console import LAB_OPTION_HELP, console, errors, open_lab, print_json
 
 
 @app.command(rich_help_panel="Policy")
@@ -19,8 +19,6 @@ def counters(
 ) -> None:
     """Packets and bytes per policy, per rule and per endpoint, with packets no policy allowed."""
     with open_lab(lab) as runtime:
-        if runtime.spec.dataplane != "nftables":
-            fail("counters are read from the nftables dataplane; this lab runs the iptables baseline")
         dp = runtime.dataplane()
         try:
             data = dp.counters(list(runtime.placement()))  # hosts and external servers

@@ -15,9 +15,9 @@ def status(
 ) -> None:
     """Hosts, pods, addresses and blocks of a running lab, and its health: exits 1 when it is degraded."""
     from lab.controller.machine_link import machines_health
-    from lab.health import controller_health, render_health, render_machines
+    from lab.health import controller_health
     from lab.status import lab_status
-    from lab.summary import render_status
+    from lab.summary import render_health, render_machines, render_status
 
     with open_lab(lab, supervise=False) as runtime:
         data = lab_status(runtime)

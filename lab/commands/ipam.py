@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.table import Table
 
+from lab.addresses import ipam_of
 from lab.app import app
 from lab.console import LAB_OPTION_HELP, console, open_lab, print_json
 
@@ -16,8 +19,8 @@ def ipam(
 ) -> None:
     """IPAM blocks with their affine host and use, and every allocated address with its owner."""
     with open_lab(lab) as runtime:
-        state = runtime.ipam()
-    blocks = [
+        state = ipam_of(runtime)
+    blocks: list[dict[str, Any]] = [
         {"cidr": str(u.cidr), "host": u.host, "used": u.used, "free": u.free, "borrowed_by_others": u.borrowed}
         for u in state.usage()
     ]

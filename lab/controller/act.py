@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lab.addresses import ipam_of
 from lab.controller import state as st
 from lab.fabric import Fabric
+from lab.pod_plans import pod_plans, responder_targets
 from topology import batch, netns, processes, responder_ctl
 from topology.names import LabPaths, host_netns, responder_pods_file
 
@@ -67,7 +69,7 @@ class Executor:
         if isinstance(action, st.Announce):
             from bgp import speaker
 
-            wanted = self.runtime.ipam().announcements(action.node) if self.bgp.speaker(action.node).announces \
+            wanted = ipam_of(self.runtime).announcements(action.node) if self.bgp.speaker(action.node).announces \
                 else frozenset()
             speaker.set_announcements(self.paths, action.node, wanted)
             return action.node
@@ -126,7 +128,7 @@ class Executor:
     # pods ---------------------------------------------------------------------------------------------
     def _recreate(self, keys: tuple[str, ...]) -> str:
         fabric = Fabric(self.runtime)
-        plans = self.runtime.pod_plans(only=set(keys))
+        plans = pod_plans(self.runtime, only=set(keys))
         gone = frozenset(p.netns for p in plans)
         self._reload_responder(without=gone)  # release the old namespaces before their veths are removed
         fabric.remove_pods(plans)
@@ -136,7 +138,7 @@ class Executor:
         return hosts[0] if len(hosts) == 1 else ""
 
     def _reload_responder(self, without: frozenset[str] = frozenset()) -> None:
-        targets = [t for t in self.runtime.responder_targets() if t.netns not in without]
+        targets = [t for t in responder_targets(self.runtime) if t.netns not in without]
         responder_ctl.write_responder_pods(responder_pods_file(self.paths), targets)
         if responder_ctl.running_pid(self.paths) is not None:
             responder_ctl.reload_responder(self.paths)
@@ -159,7 +161,7 @@ class Executor:
                 pid = bird.start_reflector(self.paths, plan)
             else:
                 responder_ctl.stop_responder(self.paths)
-                pid = responder_ctl.start_responder(self.paths, self.runtime.responder_targets())
+                pid = responder_ctl.start_responder(self.paths, responder_targets(self.runtime))
         finally:
             st.record_restart(record, pid, time.monotonic(), last_exit)
             record.argv = tuple(processes.argv(pid)) if pid is not None else record.argv

@@ -31,7 +31,7 @@ from lab.controller.plan import broken_pods, plan
 from lab.controller.protocol import encode, listen
 from lab.controller.state import Desired, FilterRecord, Observed, ProcessRecord, SyncPolicy
 from lab.fabric import Fabric
-from lab.machines import other_machines_pods
+from lab.pod_plans import other_machines_pods
 from lab.runtime import LabRuntime
 from topology import names
 

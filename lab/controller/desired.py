@@ -5,7 +5,9 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 from typing import TYPE_CHECKING
 
+from lab.addresses import ipam_of
 from lab.controller.state import Desired, PodWant, ProcessWant
+from lab.pod_plans import pod_plans, responder_targets
 
 if TYPE_CHECKING:
     from bgp.sessions import BgpPlan
@@ -38,9 +40,9 @@ def read_desired(runtime: LabRuntime, bgp: BgpPlan) -> Desired:
     revision = runtime.store.revision
     pods = {
         p.key: PodWant(p.key, p.host, p.netns, p.host_netns, p.host_ifname, str(p.ip))
-        for p in runtime.pod_plans()
+        for p in pod_plans(runtime)
     }
-    ipam = runtime.ipam()
+    ipam = ipam_of(runtime)
     announcements = {s.name: prefixes(ipam.announcements(s.name)) if s.announces else () for s in bgp.speakers}
-    targets = frozenset(t.netns for t in runtime.responder_targets())
+    targets = frozenset(t.netns for t in responder_targets(runtime))
     return Desired(revision, tuple(runtime.local_hosts()), pods, desired_processes(bgp), announcements, targets)

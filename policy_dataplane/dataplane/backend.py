@@ -8,6 +8,8 @@ plus one `register_backend` line in `dataplane/backends.py`; no caller changes.
     backend = backends.get_backend("nftables")
     f = backend.host_filter("nla-demo-h-node1")
     f.install_base(); f.apply(program); f.resync(program); f.remove()
+    backend.check(program)                      # render only: raises what the kernel would be refused
+    backend.counters({"node1": "nla-demo-h-node1"})
 """
 
 from __future__ import annotations
@@ -79,6 +81,12 @@ class Backend(Protocol):
     name: str
 
     def host_filter(self, netns: str) -> HostFilter: ...
+
+    def check(self, program: HostProgram) -> None:
+        """Raise (UnsafeText, ValueError) if this backend could not give `program` to a host: render it as
+        `apply` would, touching no kernel. The apply-time preflight refuses a change with it before the store
+        takes it."""
+        ...
 
     def counters(self, host_netns: Mapping[str, str]) -> Counters:
         """Packets and bytes per policy, rule and endpoint on these hosts (host -> namespace)."""

@@ -112,6 +112,13 @@ class Dataplane:
         self.host(host).remove()
         self.programs.pop(host, None)
 
+    def forget(self, host: str) -> None:
+        """Stop keeping a host whose namespace is gone (its filter went with it): the next save leaves it out."""
+        f = self._hosts.pop(host, None)
+        if f is not None:
+            f.close()
+        self.programs.pop(host, None)
+
     def netns(self, host: str) -> str:
         return self._netns(host)
 

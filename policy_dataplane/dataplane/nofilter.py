@@ -58,6 +58,9 @@ class NoFilterBackend:
     def host_filter(self, netns: str) -> NoFilter:
         return NoFilter(netns)
 
+    def check(self, program: HostProgram) -> None:
+        program.check()  # no text is rendered: only the program's own consistency can refuse it
+
     def counters(self, host_netns: Mapping[str, str]) -> Counters:
         return counters_from(TableInfo(host) for host in host_netns)  # nothing counts
 

@@ -1,15 +1,19 @@
 """Compile and render new policies for the lab's dataplane before the store takes them.
 
 A policy that validates but cannot be programmed (text a renderer refuses, a set a backend cannot hold)
-must be refused like any invalid input, not discovered while hosts are being programmed. Each policy is
-compiled on its own into a HostProgram (its sets empty: membership never makes a program unrenderable) and
-rendered with the backend's renderer. Pure: nothing here touches the kernel.
+must be refused like any invalid input, not discovered while hosts are being programmed. Two passes, both
+checked by the lab's backend (`Backend.check`: rendered as an apply would, no kernel touched):
+`unprogrammable` compiles each new policy on its own (its sets empty), before anything else looks at the
+change, so each problem names its policy; `unprogrammable_hosts` checks every host's whole program as the
+world would be after the change (lab/apply.py compiles it inside the store transaction that would commit
+it), which is what host endpoints, node programs and filled sets need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+from policy_dataplane.dataplane.backend import Backend
 from policy_dataplane.dataplane.compile import _Needs, compile_policy
 from policy_dataplane.dataplane.hostprogram import Dir, HostProgram
 from policy_dataplane.policy.model import Direction, Policy
@@ -28,30 +32,28 @@ def policy_program(policy: Policy) -> HostProgram:
     )
 
 
-def render(program: HostProgram, backend: str) -> None:
-    program.check()
-    if backend == "none":  # no filter is programmed at all
-        return
-    if backend == "iptables":
-        from policy_dataplane.dataplane.iptables.render import render_ipset_full, render_iptables_full
-
-        render_ipset_full(program)
-        render_iptables_full(program)
-    else:
-        from policy_dataplane.dataplane.nft.render import render_full
-
-        render_full(program)
+def unprogrammable_hosts(programs: Mapping[str, HostProgram], backend: Backend) -> list[str]:
+    """'host: why' for every host whose whole program the backend could not be given: what one policy
+    alone cannot show (host endpoints and the node's program, named ports filled with their pods, sets
+    with their members)."""
+    problems = []
+    for host, program in sorted(programs.items()):
+        try:
+            backend.check(program)
+        except (UnsafeText, ValueError) as exc:
+            problems.append(f"host {host}: the lab's program cannot be given to it with {backend.name}: {exc}")
+    return problems
 
 
-def unprogrammable(policies: Iterable[Policy], backend: str) -> list[str]:
+def unprogrammable(policies: Iterable[Policy], backend: Backend) -> list[str]:
     """'policy: why' for every policy the backend could not be given."""
     problems = []
     for policy in policies:
         try:
-            render(policy_program(policy), backend)
+            backend.check(policy_program(policy))
         except (UnsafeText, ValueError) as exc:
-            problems.append(f"{policy.name}: cannot be programmed with {backend}: {exc}")
+            problems.append(f"{policy.name}: cannot be programmed with {backend.name}: {exc}")
     return problems
 
 
-__all__ = ["unprogrammable", "policy_program"]
+__all__ = ["policy_program", "unprogrammable", "unprogrammable_hosts"]

@@ -15,7 +15,7 @@ from typing import cast
 
 import numpy as np
 
-from policy_dataplane.policy.evaluate import Endpoint, Flow, Side, endpoint, entity_matches, evaluate_flow
+from policy_dataplane.policy.evaluate import endpoint, evaluate_flow
 from policy_dataplane.policy.model import (
     DEFAULT_FELIX_CONFIG,
     Action,
@@ -31,6 +31,7 @@ from policy_dataplane.policy.model import (
     protocol_number,
 )
 from policy_dataplane.policy.resolve import resolve
+from policy_dataplane.policy.tiers import Endpoint, Flow, Side, entity_matches
 from policy_dataplane.policy.world import World
 
 

@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from rich.tree import Tree
 
-from policy_dataplane.policy.evaluate import DirectionTrace, Outcome, Reason, RuleRef, Verdict
+from policy_dataplane.policy.tiers import DirectionTrace, Outcome, Reason, RuleRef, Verdict
 
 _STYLE = {Outcome.ALLOW: "green", Outcome.DENY: "red", Outcome.PASS: "yellow", Outcome.NO_MATCH: "dim"}
 

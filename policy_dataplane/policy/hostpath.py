@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from policy_dataplane.policy.evaluate import DirectionTrace, Flow, Outcome, Reason, Side, walk_tiers
 from policy_dataplane.policy.model import ALL_INTERFACES, Direction, FailsafePort, HostEndpoint, HostNode, Pod
 from policy_dataplane.policy.resolve import Phase, resolve
+from policy_dataplane.policy.tiers import DirectionTrace, Flow, Outcome, Reason, Side, walk_tiers
 from policy_dataplane.policy.world import World
 
 FABRIC_IFNAME = "eth0"  # every node's one interface on the fabric (topology.model.NODE_IFNAME)

@@ -114,11 +114,18 @@ class _FakePending:
 class FakeBackend:
     name = "fake"
 
-    def __init__(self, kernel: FakeKernel | None = None) -> None:
+    def __init__(self, kernel: FakeKernel | None = None, max_set_elements: int | None = None) -> None:
         self.kernel = KERNEL if kernel is None else kernel
+        self.max_set_elements = max_set_elements  # a kernel limit to play (ipset's maxelem), None: none
 
     def host_filter(self, netns: str) -> FakeHostFilter:
         return FakeHostFilter(netns, self.kernel)
+
+    def check(self, program: HostProgram) -> None:
+        program.check()  # no text is rendered: only the program's consistency and the set limit refuse it
+        for name, members in program.address_sets.items():
+            if self.max_set_elements is not None and len(members) > self.max_set_elements:
+                raise ValueError(f"set {name} would hold {len(members)} entries, more than {self.max_set_elements}")
 
     def counters(self, host_netns: Mapping[str, str]) -> Counters:
         return counters_from(TableInfo(host) for host in host_netns)  # no packets pass a dict

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from policy_dataplane.dataplane.counters import Counters, TableInfo, counters_from, describe_program
+from policy_dataplane.dataplane.counters import Counters, TableInfo, describe_program
 from policy_dataplane.dataplane.hostprogram import HostProgram
+from policy_dataplane.dataplane.iptables.counters import read_counters
 from policy_dataplane.dataplane.iptables.iptables_filter import IptablesHostFilter
+from policy_dataplane.dataplane.iptables.render import (
+    check_set_sizes,
+    render_ipset_full,
+    render_iptables_full,
+)
 
 
 class IptablesBackend:
@@ -15,9 +21,14 @@ class IptablesBackend:
     def host_filter(self, netns: str) -> IptablesHostFilter:
         return IptablesHostFilter(netns)
 
+    def check(self, program: HostProgram) -> None:
+        program.check()
+        check_set_sizes(program)
+        render_ipset_full(program)
+        render_iptables_full(program)
+
     def counters(self, host_netns: Mapping[str, str]) -> Counters:
-        # iptables rule counters are not read back yet: every host reports none
-        return counters_from(TableInfo(host) for host in host_netns)
+        return read_counters(host_netns)
 
     def describe(self, host: str, netns: str, program: HostProgram | None) -> TableInfo:
         # the rules carry no names iptables can list back, but they log with the program's prefixes

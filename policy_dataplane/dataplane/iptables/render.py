@@ -30,7 +30,13 @@ from policy_dataplane.dataplane.hostprogram import (
     Verdict,
 )
 from policy_dataplane.dataplane.iptables import render_node as iptables_node
-from policy_dataplane.dataplane.nft.render import address_elements, log_prefix, rule_comment
+from policy_dataplane.dataplane.nft.render import (
+    address_elements,
+    endpoint_label,
+    log_prefix,
+    policy_label,
+    rule_comment,
+)
 from topology.kernel_text import quoted
 
 P = "npl-"
@@ -68,6 +74,17 @@ def _ipsets(program: HostProgram) -> dict[str, tuple[str, list[str]]]:
     out = {ipset_name(n): ("hash:net", ipset_net_elements(m)) for n, m in program.address_sets.items()}
     out.update({ipset_name(n): ("hash:ip,port", _named_port_entries(m)) for n, m in program.named_port_sets.items()})
     return out
+
+
+IPSET_MAXELEM = 65536  # ipset's default maxelem: the kernel refuses more entries ("Hash is full")
+
+
+def check_set_sizes(program: HostProgram) -> None:
+    """ValueError for a set the kernel would refuse to fill (its sets are created with the default maxelem)."""
+    for name, (_kind, entries) in sorted(_ipsets(program).items()):
+        if len(entries) > IPSET_MAXELEM:
+            raise ValueError(f"ipset {name} would hold {len(entries)} entries, more than the kernel takes in one "
+                             f"set ({IPSET_MAXELEM}, ipset's maxelem)")
 
 
 def render_ipset_full(program: HostProgram) -> str:
@@ -182,14 +199,17 @@ def rule_bodies(policy: PolicyProgram, index: int, rule: RuleProgram) -> list[st
 
 
 def policy_chain_rules(policy: PolicyProgram) -> list[str]:
-    return [line for i, rule in enumerate(policy.rules) for line in rule_bodies(policy, i, rule)]
+    """A header rule (no target: it counts the packets the policy evaluates and names it, as nft's does),
+    then the rules."""
+    header = f"-A {chain_name(policy.chain)} -m comment --comment {quoted(policy_label(policy))}"
+    return [header] + [line for i, rule in enumerate(policy.rules) for line in rule_bodies(policy, i, rule)]
 
 
 def endpoint_chain_rules(endpoint: EndpointProgram, direction: Dir) -> list[str]:
     chain = chain_name(endpoint.chain(direction))
     no_mark = f"-m mark --mark 0/{MARK_MASK:#x}"
     clear = f"-j MARK --set-xmark 0/{MARK_MASK:#x}"
-    out = [f"-A {chain} {clear}"]
+    out = [f"-A {chain} -m comment --comment {quoted(endpoint_label(endpoint))} {clear}"]  # names it, counts it
     for t, tier in enumerate(endpoint.tiers(direction)):
         out += [f"-A {chain} {no_mark} -j {chain_name(p)}" for p in tier.policies]
         if not tier.default_pass:
@@ -258,5 +278,5 @@ def render_iptables_diff(old: HostProgram, new: HostProgram) -> str:
     return "\n".join(lines + ["COMMIT"]) + "\n"
 
 
-__all__ = ["ipset_net_elements", "render_ipset_full", "render_ipset_diff", "removed_ipsets", "render_iptables_full",
+__all__ = ["IPSET_MAXELEM", "check_set_sizes", "ipset_net_elements", "render_ipset_full", "render_ipset_diff", "removed_ipsets", "render_iptables_full",
            "render_iptables_diff", "ipset_name", "chain_name"]

@@ -8,6 +8,7 @@ from policy_dataplane.dataplane.counters import Counters, TableInfo
 from policy_dataplane.dataplane.hostprogram import HostProgram
 from policy_dataplane.dataplane.nft.counters import describe_table, read_counters, read_table
 from policy_dataplane.dataplane.nft.nft_filter import NftablesHostFilter
+from policy_dataplane.dataplane.nft.render import render_full
 
 
 class NftablesBackend:
@@ -15,6 +16,10 @@ class NftablesBackend:
 
     def host_filter(self, netns: str) -> NftablesHostFilter:
         return NftablesHostFilter(netns)
+
+    def check(self, program: HostProgram) -> None:
+        program.check()
+        render_full(program)
 
     def counters(self, host_netns: Mapping[str, str]) -> Counters:
         return read_counters(host_netns)

@@ -194,10 +194,20 @@ def render_rule(policy: PolicyProgram, index: int, rule: RuleProgram) -> list[st
     return out
 
 
+def policy_label(policy: PolicyProgram) -> str:
+    """The comment naming a policy chain (its first rule), which counters read back: `policy <name> <dir>`."""
+    return f"policy {policy.name[:100]} {policy.direction.value}"
+
+
+def endpoint_label(endpoint: EndpointProgram) -> str:
+    """The comment naming an endpoint chain (its first rule): `endpoint <ns/pod>`."""
+    return f"endpoint {endpoint.key}"
+
+
 def policy_header(policy: PolicyProgram) -> str:
     """First rule of a policy chain: counts packets the policy evaluated and names it for readers of the
     table (nft 1.0.6 does not show chain comments in JSON)."""
-    return f"counter comment {quoted(f'policy {policy.name[:100]} {policy.direction.value}')}"
+    return f"counter comment {quoted(policy_label(policy))}"
 
 
 def policy_rules(policy: PolicyProgram) -> list[str]:
@@ -207,7 +217,7 @@ def policy_rules(policy: PolicyProgram) -> list[str]:
 
 def endpoint_rules(endpoint: EndpointProgram, direction: Dir) -> list[str]:
     chain = endpoint.chain(direction)
-    out = [f"counter comment {quoted(f'endpoint {endpoint.key}')}"]
+    out = [f"counter comment {quoted(endpoint_label(endpoint))}"]
     tiers = endpoint.tiers(direction)
     if tiers:
         out.append(CLEAR_MARKS)

@@ -25,6 +25,7 @@ from bgp.files import SpeakerFiles
 from lab import pipeline
 from lab.controller import events, launcher
 from lab.labfile import parse_lab
+from lab.pod_plans import pod_plans
 from lab.runtime import LabRuntime
 from tests.integration.lab.reach import tcp_outcomes
 from topology import names, netns, processes
@@ -83,7 +84,7 @@ def pod(key: str) -> tuple[str, str]:
     """(netns, ip) of a pod."""
     runtime = LabRuntime.open(LAB)
     try:
-        plan = next(p for p in runtime.pod_plans() if p.key == key)
+        plan = next(p for p in pod_plans(runtime) if p.key == key)
     finally:
         runtime.close()
     return plan.netns, str(plan.ip)

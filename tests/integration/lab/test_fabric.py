@@ -7,7 +7,9 @@ import time
 
 import pytest
 
+from lab.addresses import ipam_of
 from lab.fabric import Fabric, kernel_routes
+from lab.pod_plans import pod_plans
 from lab.runtime import LabRuntime
 from tests.integration.lab.conftest import kernel_routes as route_entries
 from tests.integration.lab.reach import tcp_reach
@@ -32,7 +34,7 @@ def four_by_ten(name: str, layout: str = "mesh") -> dict:
 
 def all_pairs_reach(runtime: LabRuntime) -> dict[str, list[str]]:
     """Per source pod, the targets it could NOT reach with kernel TCP (port 80: accepted or refused)."""
-    pods = runtime.pod_plans()
+    pods = pod_plans(runtime)
     ext = [n for n in Fabric(runtime).nodes() if n.kind == "external"]
     targets = [(str(p.ip), 80) for p in pods] + [(str(n.fabric_ip.ip), 443) for n in ext]
     failures = {}
@@ -53,7 +55,7 @@ def test_mesh_every_pod_reaches_every_pod_and_the_external_host(make_lab):
     make_lab(four_by_ten("it1"))
     with LabRuntime.open("it1") as runtime:
         assert all_pairs_reach(runtime) == {}
-        ipam = runtime.ipam()
+        ipam = ipam_of(runtime)
         fabric = Fabric(runtime)
         for host in runtime.host_names():
             entries = route_entries(names.host_netns("it1", host))
@@ -75,7 +77,7 @@ def test_stopping_a_speaker_withdraws_its_blocks_and_restarting_restores_them(ma
         from bgp import speaker
 
         fabric = Fabric(runtime)
-        node2_blocks = set(runtime.ipam().blocks_of("node2"))
+        node2_blocks = set(ipam_of(runtime).blocks_of("node2"))
         node1 = names.host_netns("it2", "node1")
         assert node2_blocks <= kernel_routes(node1)
         plan = next(p for p in fabric.speaker_plans().speakers if p.name == "node2")

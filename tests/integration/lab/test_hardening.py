@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 
 from lab import warm
+from lab.addresses import ipam_of
 from lab.apply import ApplyError, apply_sources, delete_keys, key_for
+from lab.pod_plans import pod_plans
 from lab.runtime import LabRuntime
 from lab.store import ObjectKey
 from lab.traffic_hooks import expected_verdicts, probe_endpoints
@@ -140,7 +143,7 @@ def test_iptables_programs_slash_zero_and_rolls_back_what_it_cannot_program(make
     make_lab({**small_lab("ith"), "dataplane": "iptables", "hosts": 2}, controller=False)
     runtime = LabRuntime.open("ith")
     try:
-        web0 = next(p for p in runtime.pod_plans() if p.key == "dev/web-0")
+        web0 = next(p for p in pod_plans(runtime) if p.key == "dev/web-0")
         apply_sources(runtime, [("anywhere.yaml", ANYWHERE % web0.ip)])
         assert matrix_mismatches("ith", Protocol.TCP, 80) == []  # /0 as two /1s, the except still denies
         kept = runtime.store.revision
@@ -157,6 +160,52 @@ def test_iptables_programs_slash_zero_and_rolls_back_what_it_cannot_program(make
         assert matrix_mismatches("ith", Protocol.TCP, 80) == []
     finally:
         runtime.close()
+
+
+OFFICE = """apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: office}
+spec:
+  selector: all()
+  ingress: [{action: Allow, source: {nets: [10.77.0.0/16]}}, {action: Allow, source: {selector: all()}}]
+"""
+
+
+def kernel_filters(netns: str) -> tuple[str, list[str]]:
+    """What a host's kernel holds: its iptables rules (without the dump's date lines and the built-in chains'
+    counters, which a full restore resets) and its ipsets."""
+    saved = subprocess.run(["ip", "netns", "exec", netns, "iptables-legacy-save"], capture_output=True, text=True,
+                           check=True).stdout
+    sets = subprocess.run(["ip", "netns", "exec", netns, "ipset", "list", "-n"], capture_output=True, text=True,
+                          check=True).stdout
+    rules = [re.sub(r"\[\d+:\d+\]$", "[0:0]", line) for line in saved.splitlines() if not line.startswith("#")]
+    return "\n".join(rules), sorted(sets.split())
+
+
+def test_a_program_the_kernel_refuses_rolls_back_store_and_kernel(make_lab) -> None:
+    """The kernel itself refuses node1's program: a set of another type holds the name the new policy's set
+    needs (ipset's kernel module answers "set with the same name already exists"). node2 took the change
+    meanwhile (hosts are programmed at once). The apply must leave the store and both kernels as before."""
+    from policy_dataplane.dataplane.iptables.render import ipset_name
+    from policy_dataplane.dataplane.preflight import policy_program
+    from policy_dataplane.policy.documents import load_text
+
+    make_lab({**small_lab("irf"), "dataplane": "iptables", "hosts": 2}, controller=False)
+    hosts = [names.host_netns("irf", h) for h in ("node1", "node2")]
+    [office] = load_text(OFFICE)
+    [nets_set] = [ipset_name(n) for n in policy_program(office).address_sets if n.startswith("n-")]  # type: ignore[arg-type]
+    with LabRuntime.open("irf") as runtime:
+        objects, placements = runtime.store.objects(), runtime.store.placements()
+        before = {netns: kernel_filters(netns) for netns in hosts}
+        subprocess.run(["ip", "netns", "exec", hosts[0], "ipset", "create", nets_set, "hash:ip"], check=True)
+        with pytest.raises(ApplyError, match="already exists.*the store was rolled back") as refused:
+            apply_sources(runtime, [("office.yaml", OFFICE)])
+        assert "could not be brought back" not in str(refused.value)
+        assert runtime.store.objects() == objects and runtime.store.placements() == placements
+    after = {netns: kernel_filters(netns) for netns in hosts}
+    assert after[hosts[1]] == before[hosts[1]]  # node2 had taken the change: it is undone
+    assert after[hosts[0]][0] == before[hosts[0]][0]  # node1's rules never changed
+    assert matrix_mismatches("irf", Protocol.TCP, 80) == []  # packets agree with the restored store
 
 
 # 8. semantics -------------------------------------------------------------------------------------------------
@@ -180,17 +229,17 @@ def test_namespace_deletion_takes_its_contents_and_icmp_matrices_use_the_echo_ty
     try:
         apply_sources(runtime, [("echo.yaml", ICMP_ECHO_ONLY)])
         assert matrix_mismatches("itn", Protocol.ICMP, 0) == []  # the issue's 54 false mismatches
-        dev = [p for p in runtime.pod_plans() if p.namespace == "dev"]
+        dev = [p for p in pod_plans(runtime) if p.namespace == "dev"]
         apply_sources(runtime, [("pol.yaml", ANYWHERE % dev[0].ip)])
         report = delete_keys(runtime, [key_for("namespace", "dev")])
         assert "Pod dev/db" in report.deleted and "NetworkSet dev/office" in report.deleted
         assert "NetworkPolicy dev/from-anywhere" in report.deleted
         assert not [k for k in runtime.store.object_keys() if k.namespace == "dev"]
         assert not {p.netns for p in dev} & netns_names()
-        assert all(runtime.ipam().allocation(f"dev/{p.name}") is None for p in dev)
+        assert all(ipam_of(runtime).allocation(f"dev/{p.name}") is None for p in dev)
         assert matrix_mismatches("itn", Protocol.TCP, 80) == []
         # a pod namespace deleted behind the lab's back: `lab matrix` says so instead of a traceback
-        gone = next(p for p in runtime.pod_plans() if p.namespace == "prod")
+        gone = next(p for p in pod_plans(runtime) if p.namespace == "prod")
         subprocess.run(["ip", "netns", "del", gone.netns], check=True)
         done = lab_cli(Path.cwd(), "matrix", "--lab", "itn", "-o", str(lab_dirs / "m"))
         assert done.returncode == 1 and "Traceback" not in done.stderr

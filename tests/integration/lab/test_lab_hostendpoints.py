@@ -18,6 +18,7 @@ from bgp.status import sessions
 from lab.apply import ApplyError, apply_files, apply_sources, delete_keys
 from lab.cli import app, register_commands
 from lab.fabric import Fabric
+from lab.pod_plans import pod_plans
 from lab.runtime import LabRuntime
 from lab.scenario import POLICY_KINDS, Check, verify
 from lab.targets import resolve_netns
@@ -167,7 +168,7 @@ def test_pre_dnat_deny_before_any_dnat(fw_lab: str) -> None:
             assert chain["hook"] == "prerouting" and chain["prio"] < -100
         # A DNAT of the test's own (Services are another issue's): node1:8888 -> dev/web:80. preDNAT policy sees
         # the port before the DNAT: its deny of 80 does not stop 8888, and a deny of 8888 does.
-        web = next(p for p in runtime.pod_plans() if p.key == "dev/web")
+        web = next(p for p in pod_plans(runtime) if p.key == "dev/web")
         table = f"ip {names.PREFIX}_test_dnat"
         run_in_netns(node1, ["nft", "-f", "-"], stdin=(
             f"add table {table}\nadd chain {table} pre {{ type nat hook prerouting priority dstnat; policy accept; }}\n"

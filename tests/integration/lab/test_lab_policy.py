@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from lab.addresses import ipam_of
 from lab.apply import ApplyError, apply_sources, delete_keys, key_for, label
 from lab.cli import app, register_commands
 from lab.fabric import Fabric, kernel_routes
+from lab.pod_plans import pod_plans
 from lab.runtime import LabRuntime
 from lab.traffic_hooks import expected_verdicts, latency_conditions, probe_endpoints
 from policy_dataplane.policy.documents import DocumentsInvalid
@@ -69,10 +71,10 @@ def test_pods_added_and_deleted_at_run_time(make_lab):
     make_lab(small_lab("it4"))
     with LabRuntime.open("it4") as runtime:
         apply_sources(runtime, [("late.yaml", POD_YAML)])
-        late = next(p for p in runtime.pod_plans() if p.key == "prod/late")
-        assert runtime.ipam().allocation("prod/late").ip == late.ip
+        late = next(p for p in pod_plans(runtime) if p.key == "prod/late")
+        assert ipam_of(runtime).allocation("prod/late").ip == late.ip
         Fabric(runtime).wait_converged(timeout=30)
-        web = next(p for p in runtime.pod_plans() if p.key == "dev/web-0")
+        web = next(p for p in pod_plans(runtime) if p.key == "dev/web-0")
         assert tcp_reach(web.netns, [(str(late.ip), 80)]) == {(str(late.ip), 80): True}
         # the external server answers on its declared port, and refuses the others like any host
         ext_ip = next(e.ip for e in probe_endpoints("it4") if e.kind == "external")
@@ -81,8 +83,8 @@ def test_pods_added_and_deleted_at_run_time(make_lab):
         assert tcp_outcomes(late.netns, [(str(web.ip), 80), (str(web.ip), 81)]) == {
             (str(web.ip), 80): "accepted", (str(web.ip), 81): "refused"}
         delete_keys(runtime, [key_for("pod", "prod/late")])
-        assert runtime.ipam().allocation("prod/late") is None
-        assert "prod/late" not in {p.key for p in runtime.pod_plans()}
+        assert ipam_of(runtime).allocation("prod/late") is None
+        assert "prod/late" not in {p.key for p in pod_plans(runtime)}
         assert not any(n.endswith("p-prod.late") for n in Fabric(runtime).engine.list_owned("it4"))
         # the host-side /32 is gone from node3
         assert late.ip not in {r.network_address for r in kernel_routes(names.host_netns("it4", "node3"))
@@ -112,7 +114,7 @@ def test_concurrent_changes_leave_a_consistent_lab(make_lab):
         t.join()
     assert errors == []
     with LabRuntime.open("it9") as runtime:
-        plans = {p.key: p for p in runtime.pod_plans()}
+        plans = {p.key: p for p in pod_plans(runtime)}
         assert {"prod/late0", "prod/late1", "prod/late2"} <= set(plans)
         assert len({p.ip for p in plans.values()}) == len(plans)  # no address handed out twice
         Fabric(runtime).wait_converged(timeout=30)
@@ -131,7 +133,7 @@ def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab):
         # `lab latency` lifts the policies for its "policy lifted" run only, then programs them back
         conditions = latency_conditions("it5")
         assert list(conditions) == ["with policy", "policy lifted"]
-        plans = {p.key: p for p in runtime.pod_plans()}
+        plans = {p.key: p for p in pod_plans(runtime)}
         prod_web, dev_db = plans["prod/web-0"], plans["dev/db"]
         target = (str(dev_db.ip), 80)
         with conditions["policy lifted"]():
@@ -232,7 +234,7 @@ def test_a_bad_apply_changes_nothing(make_lab):
         with pytest.raises(ApplyError):
             apply_sources(runtime, [("late.yaml", POD_YAML.replace("namespace: prod", "namespace: nowhere"))])
         # an address the IPAM refuses (taken by dev/db): the good pod in the same apply is not created either
-        taken = next(p.ip for p in runtime.pod_plans() if p.key == "dev/db")
+        taken = next(p.ip for p in pod_plans(runtime) if p.key == "dev/db")
         fixed = POD_YAML.replace("name: late,", "name: fixed,").replace(
             "labels: {app: late}", f"labels: {{app: late}}, annotations: {{cni.projectcalico.org/ipAddrs: '[\"{taken}\"]'}}")
         with pytest.raises(ApplyError) as refused:
@@ -241,7 +243,7 @@ def test_a_bad_apply_changes_nothing(make_lab):
         assert "fixed.yaml" in message and "Pod prod/fixed" in message and "ipAddrs" in message and "dev/db" in message
         assert runtime.store.revision == before_revision
         assert runtime.dataplane_state.read_bytes() == before
-        assert "prod/late" not in {p.key for p in runtime.pod_plans()}
+        assert "prod/late" not in {p.key for p in pod_plans(runtime)}
 
 
 def test_a_failed_up_leaves_nothing(lab_dirs):

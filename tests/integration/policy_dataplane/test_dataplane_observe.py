@@ -24,6 +24,17 @@ spec:
 
 
 def test_counters_per_policy_rule_and_endpoint(lab: DataplaneLab) -> None:
+    counters_move_with_real_packets(lab)
+
+
+def test_iptables_counters_per_policy_rule_and_endpoint(iptables_lab: DataplaneLab) -> None:
+    """The same packets move the same counters in the iptables baseline (read back with `iptables-save -c`)."""
+    counters_move_with_real_packets(iptables_lab)
+
+
+def counters_move_with_real_packets(lab: DataplaneLab) -> None:
+    before = lab.dp.counters(HOSTS)
+    assert not any(r.packets for r in before.rules) and not any(e.packets for e in before.endpoints)
     lab.apply(POLICIES)
     lab.label("ns0/p2", quarantine="true")
     lab.expect([

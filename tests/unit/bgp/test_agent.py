@@ -113,3 +113,18 @@ def test_garbage_on_stdin_is_reported_not_fatal(files: SpeakerFiles) -> None:
     agent.start()
     agent.on_line("this is not json")
     assert any("not JSON" in e for e in agent.errors)
+
+
+def test_a_peer_that_comes_up_gets_our_prefixes_by_name(files: SpeakerFiles) -> None:
+    """A neighbour added by a configuration reload (a node joined the running lab) was not there when the
+    prefixes were announced: each session that comes up is sent them, addressed to that neighbour."""
+    write_json(files.announcements, {"prefixes": ["10.2.0.0/26", "10.1.0.9/32"]})
+    agent, sent = make(files, FakeKernel())
+    agent.start()
+    sent.clear()
+    up = CAPTURED[1]  # ExaBGP's own "state: up" message for peer 10.250.0.2
+    agent.on_line(up)
+    assert sent == ["neighbor 10.250.0.2 announce route 10.1.0.9/32 next-hop self",
+                    "neighbor 10.250.0.2 announce route 10.2.0.0/26 next-hop self"]
+    agent.on_line(up)  # no change of state, nothing sent again
+    assert len(sent) == 2

@@ -77,6 +77,12 @@ def test_apply_paths_must_stay_inside_the_lab_files_folder(tmp_path: Path) -> No
     assert "apply[4]" not in message
 
 
+def test_apply_paths_no_file_system_can_hold_are_refused_not_raised(tmp_path: Path) -> None:
+    message = problems({"apply": ["a\0b.yaml", "a" * 300]}, tmp_path)  # found by the hostile-input property
+    assert "apply[0]: 'a\\x00b.yaml' holds a NUL byte" in message
+    assert "apply[1]: 'aaaa" in message and "File name too long" in message
+
+
 # 4. limits and capacity ---------------------------------------------------------------------------------------
 def test_too_many_hosts_fail_fast_and_say_how_to_raise_the_limit() -> None:
     started = time.perf_counter()

@@ -85,7 +85,7 @@ def test_program_digests_ignore_insertion_order_but_not_rule_order():
 
 
 def test_health_renders_each_host_and_says_plainly_when_the_controller_is_down(capsys):
-    from lab.health import render_health
+    from lab.summary import render_health
 
     host = {"speaker": 41, "agent": True, "speaker_restarts": 1, "dataplane_revision": 9, "in_sync": False,
             "problem": "node2: filter drift (generation 31, wrote 30)", "routes_missing": 0, "pods_broken": 0,

@@ -170,3 +170,31 @@ def test_a_new_pod_is_plumbed_then_guarded(lab: FakeLab) -> None:
     assert lab.kernel.tables == lab.expected()
     node2 = lab.kernel.tables[names.host_netns(LAB, "node2")]
     assert {e.key for e in node2.endpoints.values()} == {"a/db", "a/cache"}
+
+
+OFFICES = """apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: offices, labels: {kind: office}}
+spec: {nets: [10.9.0.0/24, 10.9.2.0/24, 10.9.4.0/24]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: to-offices}
+spec:
+  selector: all()
+  egress: [{action: Allow, destination: {selector: kind == 'office'}}]
+"""
+
+
+def test_a_change_no_host_could_be_given_is_refused_before_the_store_changes(lab: FakeLab) -> None:
+    """The backend plays a kernel that holds at most two entries per set (as ipset's maxelem): the policy
+    alone passes, the whole program of every host (its set filled with the three nets) does not."""
+    register_backend("memory", lambda: FakeBackend(lab.kernel, max_set_elements=2))
+    revision, changes = lab.runtime.store.revision, len(lab.kernel.changes)
+    with pytest.raises(lab_apply.ApplyError) as refused:
+        apply_sources(lab.runtime, [("offices.yaml", OFFICES)])
+    assert "host node1: " in str(refused.value) and "host node2: " in str(refused.value)
+    assert "would hold 3 entries, more than 2" in str(refused.value) and "nothing applied" in str(refused.value)
+    assert lab.runtime.store.revision == revision
+    assert lab.runtime.store.get_object(ObjectKey("GlobalNetworkSet", "", "offices")) is None
+    assert len(lab.kernel.changes) == changes and lab.kernel.tables == lab.expected()

@@ -149,3 +149,16 @@ def test_remove_and_counters_and_names_go_through_the_backend(kernel: FakeKernel
     assert dp.counters(["h1", "h2"]).unknown_interface_drops == {"h1": (0, 0), "h2": (0, 0)}
     dp.remove("h1")
     assert netns("h1") not in kernel.tables and "h1" not in dp.programs
+
+
+def test_a_forgotten_host_leaves_the_saved_state_and_its_kernel_untouched(tmp_path: Path, kernel: FakeKernel) -> None:
+    """A node removed from the lab (its namespace gone with its filter) is forgotten, not removed."""
+    w, dp, state = world(), dataplane(kernel), tmp_path / "dataplane.state"
+    dp.sync(w, PLACEMENT)
+    changes = len(kernel.changes)
+    dp.forget("h2")
+    dp.save_state(state)
+    assert len(kernel.changes) == changes and netns("h2") in kernel.tables  # no kernel call was made
+    later = dataplane(kernel)
+    assert later.load_state(state) and later.host("h1").applied is not None
+    assert later.host("h2").applied is None  # unknown: a new h2 would get a full program
