@@ -141,6 +141,9 @@ class Store(abc.ABC):
     def object_keys(self) -> set[ObjectKey]:
         return {k for k, _, _ in self._all_objects()}
 
+    def object_count(self) -> int:
+        return len(self._all_objects())
+
     # placements -----------------------------------------------------------------------------------
     @abc.abstractmethod
     def put_placement(self, placement: Placement) -> None:

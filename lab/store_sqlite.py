@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,21 @@ class SqliteStore(Store):
             "SELECT doc FROM objects WHERE kind = ? AND namespace = ? AND name = ?", (key.kind, key.namespace, key.name)
         ).fetchone()
         return json.loads(row[0]) if row else None
+
+    def objects(self, kinds: Iterable[str] | None = None) -> list[tuple[ObjectKey, dict[str, Any]]]:
+        if kinds is None:
+            rows = self._db.execute("SELECT kind, namespace, name, doc FROM objects ORDER BY kind, namespace, name")
+        else:  # filtered by SQLite: only the wanted documents are parsed (a few Services among 3000 objects)
+            wanted = sorted(set(kinds))
+            if not wanted:
+                return []
+            rows = self._db.execute(
+                f"SELECT kind, namespace, name, doc FROM objects WHERE kind IN ({', '.join('?' * len(wanted))}) "
+                "ORDER BY kind, namespace, name", wanted)
+        return [(ObjectKey(k, ns, n), json.loads(doc)) for k, ns, n, doc in rows]
+
+    def object_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM objects").fetchone()[0])
 
     def _all_objects(self) -> list[tuple[ObjectKey, dict[str, Any], int]]:
         rows = self._db.execute("SELECT kind, namespace, name, doc, revision FROM objects ORDER BY kind, namespace, name")

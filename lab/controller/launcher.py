@@ -88,6 +88,21 @@ def ask(paths: LabPaths, message: dict[str, Any], timeout: float = 10.0) -> dict
     return request(socket_file(paths), message, timeout)
 
 
+def warm_read(paths: LabPaths, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any] | None:
+    """A read answered from the controller's memory; None when no controller answers (the caller says so
+    and reads the store itself)."""
+    if running_pid(paths) is None:
+        return None
+    try:
+        return ask(paths, message, timeout)
+    except ControllerUnavailable:
+        return None
+
+
+def down_note(paths: LabPaths) -> str:
+    return f"note: the controller of lab {paths.lab} does not answer: read from the store instead (cold)"
+
+
 def wait_programmed(paths: LabPaths, revision: int, timeout: float = DEFAULT_WAIT) -> None:
     """Until the controller reports `revision` programmed on every host; ControllerError naming the host
     and the reason when it does not happen within `timeout`."""

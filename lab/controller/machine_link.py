@@ -5,9 +5,9 @@ publishes its hosts' health so `lab status` on any machine shows the whole lab.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from lab.store import Store
@@ -21,25 +21,13 @@ STALE_AFTER = 30.0  # a machine whose report is older is reported as silent
 
 class StoreWatch:
     """A thread following the store's revision with its own client (etcd's watch; SQLite polls); each new
-    revision makes `fileno()` readable, so the controller's select loop wakes and runs a pass."""
+    revision calls `on_change` (the controller then runs a pass at once)."""
 
-    def __init__(self, paths: LabPaths, revision: int) -> None:
-        self._paths, self._revision = paths, revision
-        self._wake, self._ring = socket.socketpair()
+    def __init__(self, paths: LabPaths, revision: int, on_change: Callable[[], None]) -> None:
+        self._paths, self._revision, self._on_change = paths, revision, on_change
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="store-watch", daemon=True)
         self._thread.start()
-
-    def fileno(self) -> int:
-        return self._wake.fileno()
-
-    def drain(self) -> None:
-        self._wake.setblocking(False)
-        try:
-            while self._wake.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
 
     def _follow(self) -> None:
         while not self._stop.is_set():
@@ -49,14 +37,12 @@ class StoreWatch:
                         revision = store.wait_revision(self._revision, timeout=5.0)
                         if revision > self._revision:
                             self._revision = revision
-                            self._ring.send(b"!")
+                            self._on_change()
             except Exception:  # noqa: BLE001 (the store away for a moment: the resync timer still runs)
                 self._stop.wait(1.0)
 
     def close(self) -> None:
         self._stop.set()
-        self._wake.close()
-        self._ring.close()
 
 
 def publish_health(paths: LabPaths, machine: str, health: dict[str, Any]) -> None:

@@ -182,3 +182,14 @@ def test_destroy_removes_every_record(open_store: OpenStore) -> None:
     store.destroy()
     with open_store() as again:
         assert again.objects() == [] and again.revision == 0
+
+
+def test_objects_of_some_kinds_and_the_count(open_store: OpenStore) -> None:
+    with open_store() as store:
+        with store.transaction():
+            for kind, name in (("Pod", "b"), ("Service", "s"), ("Pod", "a"), ("NetworkPolicy", "p")):
+                store.put_object(ObjectKey(kind, "ns", name), {"kind": kind, "metadata": {"name": name}})
+        assert [k.name for k, _ in store.objects(kinds=["Pod", "Service"])] == ["a", "b", "s"]
+        assert [k.name for k, _ in store.objects(kinds=["Pod"])] == ["a", "b"]
+        assert store.objects(kinds=[]) == []
+        assert store.object_count() == 4 and len(store.objects()) == 4
