@@ -206,7 +206,7 @@ class Controller:
         observed state costs more than the change at bank scale), as Felix applies updates at once and
         leaves the rest to its resync. Only when every host's table still shows what the controller wrote:
         otherwise the pass repairs it first, and a diff never lands on a table that drifted."""
-        for host in self.runtime.host_names():
+        for host in self.runtime.local_hosts():  # this machine's hosts (all of them on one machine)
             record = self.memory.filters.get(host)
             if record is None or self.reader.fingerprint(names.host_netns(self.runtime.lab, host)) != record.fingerprint:
                 return False
@@ -381,7 +381,7 @@ class Controller:
         with self._waiters_lock:
             waiting = list(self.waiters)
         for waiter in waiting:
-            problems = [p for h in self.runtime.host_names() if (p := self.host_in_sync(h, waiter.revision))]
+            problems = [p for h in self.runtime.local_hosts() if (p := self.host_in_sync(h, waiter.revision))]
             if self.memory.programmed_revision < waiter.revision and not problems:
                 problems = [f"the controller has not reached revision {waiter.revision} yet"]
             if problems and now < waiter.deadline:
