@@ -106,11 +106,12 @@ def ask_controller(lab: str, message: dict[str, Any]) -> dict[str, Any] | None:
     store, no lab file model: a read then costs Python's start-up and a socket round trip). None when the
     lab or its controller is not there: the caller opens the lab and reads the store, saying so."""
     from lab.controller import launcher
+    from lab.stores import store_exists
     from topology.names import LabPaths
 
     require_root(f"lab {lab!r}")
     paths = LabPaths.for_lab(lab)
-    if not paths.database.exists():
+    if not store_exists(paths):
         return None
     answer = launcher.warm_read(paths, message)
     return answer if answer is not None and answer.get("ok") is not None else None

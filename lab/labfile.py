@@ -10,7 +10,7 @@ import ipaddress
 import re
 from collections import Counter
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lab.limits import LIMITS_ENV, Limits, LimitsError, default_limits
 from lab.placement import choose_hosts
+from lab.store import parse_endpoint
+from lab.stores import store_names
 from policy_dataplane.dataplane.backends import backend_names
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from policy_dataplane.policy.validation import Problems, check_dns_label, check_dns_subdomain, check_labels
@@ -85,6 +87,42 @@ class LinkSpec(ShapeSpec):
 class HostSpec(_Strict):
     name: str
     labels: dict[str, str] = Field(default_factory=dict)
+    machine: str | None = None  # one of `machines` (the first when left out)
+
+
+DEFAULT_MACHINE = "local"
+
+
+class MachineSpec(_Strict):
+    """A machine running part of the lab: its controller programs the hosts placed on it. `underlay` is the
+    address its fabric's VXLAN tunnels start from (on one box: inside the machine's own namespace)."""
+
+    name: str
+    underlay: IPv4Interface | None = None  # e.g. 10.250.0.1/24
+    # On real machines, the interface the tunnels leave by (a macvlan on it is made inside the machine
+    # namespace); none: machines simulated on one box, joined by the lab's own underlay wire.
+    underlayDevice: str | None = None
+
+    @field_validator("underlayDevice")
+    @classmethod
+    def _interface_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}", value):
+            raise ValueError(f"{value!r} is not an interface name (1-15 letters, digits, '_', '.', '-')")
+        return value
+
+
+class StoreSpec(_Strict):
+    """Where the desired state lives: `sqlite` (embedded, one machine) or `etcd` (shared by machines)."""
+
+    backend: str = "sqlite"
+    endpoints: list[str] = Field(default_factory=list)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if value not in store_names():
+            raise ValueError(f"unknown store backend {value!r} (one of: {', '.join(store_names())})")
+        return value
 
 
 class NamespaceSpec(_Strict):
@@ -181,6 +219,8 @@ class LabSpecModel(_Strict):
     hostPorts: list[PortSpec] = Field(default_factory=list, description="ports every host's own daemons answer")
     apply: list[str] = Field(default_factory=list, description="policy YAML files, relative to the lab file")
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    store: StoreSpec = Field(default_factory=StoreSpec)
+    machines: list[MachineSpec] = Field(default_factory=list)
 
     def effective_limits(self) -> Limits:
         return default_limits().raised(self.limits.model_dump(exclude_none=True))
@@ -193,6 +233,16 @@ class LabSpecModel(_Strict):
     def host_names(self) -> list[str]:
         hosts = self.hosts
         return [f"node{i}" for i in range(1, hosts + 1)] if isinstance(hosts, int) else [h.name for h in hosts]
+
+    def machine_names(self) -> list[str]:
+        return [m.name for m in self.machines] or [DEFAULT_MACHINE]
+
+    def machine_of(self) -> dict[str, str]:
+        """host -> the machine it is placed on (the first machine unless the host names one)."""
+        first = self.machine_names()[0]
+        if isinstance(self.hosts, int):
+            return {h: first for h in self.host_names()}
+        return {h.name: h.machine or first for h in self.hosts}
 
     @field_validator("engine")
     @classmethod
@@ -407,6 +457,50 @@ def kubernetes_name_problems(m: LabSpecModel) -> list[str]:
     return [f"{path}: {message}" for path, message in out]
 
 
+def store_problems(m: LabSpecModel) -> list[str]:
+    problems = []
+    if m.store.backend == "etcd" and not m.store.endpoints:
+        problems.append("lab: field store.endpoints: the etcd store needs at least one endpoint (http://HOST:PORT)")
+    if m.store.backend == "sqlite" and m.store.endpoints:
+        problems.append("lab: field store.endpoints: the sqlite store is a local file and takes no endpoints")
+    for i, endpoint in enumerate(m.store.endpoints):
+        try:
+            parse_endpoint(endpoint)
+        except ValueError as exc:
+            problems.append(f"lab: field store.endpoints.{i}: {exc}")
+    return problems
+
+
+def machine_problems(m: LabSpecModel) -> list[str]:
+    problems = []
+    names_ = [x.name for x in m.machines]
+    for dup in _duplicates(names_):
+        problems.append(f"machine {dup}: field name: duplicate machine name")
+    for x in m.machines:
+        if not re.fullmatch(r"[a-z][a-z0-9]{0,5}", x.name):
+            problems.append(f"machine {x.name}: field name: must be 1-6 lower-case letters or digits, starting "
+                            "with a letter (it is part of namespace and interface names)")
+    for dup in _duplicates([str(x.underlay) for x in m.machines if x.underlay is not None]):
+        problems.append(f"machine {dup}: field underlay: two machines share underlay address {dup}")
+    if len(m.machines) > 1:
+        for x in m.machines:
+            if x.underlay is None:
+                problems.append(f"machine {x.name}: field underlay: a lab on several machines needs each one's "
+                                "underlay address (the VXLAN tunnels between fabrics start there)")
+        if m.store.backend == "sqlite":
+            problems.append("lab: field store: a lab on several machines needs a shared store (backend: etcd)")
+        if len({x.underlay.network for x in m.machines if x.underlay is not None}) > 1:
+            problems.append("lab: field machines: the machines' underlay addresses must share one network "
+                            "(the tunnels between fabrics run over it)")
+    known = set(m.machine_names())
+    if not isinstance(m.hosts, int):
+        for h in m.hosts:
+            if h.machine is not None and h.machine not in known:
+                problems.append(f"host {h.name}: field machine: unknown machine {h.machine!r} "
+                                f"(machines: {', '.join(sorted(known))})")
+    return problems
+
+
 def check_semantics(spec: LabSpec) -> list[str]:
     """Cross-field checks pydantic cannot do alone. Returns every problem found."""
     from topology.docker_images import container_problems
@@ -425,6 +519,8 @@ def check_semantics(spec: LabSpec) -> list[str]:
     for h in hosts:
         if (p := _dns_label_problem(h)) is not None:
             problems.append(f"host {h}: field name: {p}")
+
+    problems += store_problems(m) + machine_problems(m)
 
     ns_names = [n.name for n in m.namespaces]
     for dup in _duplicates(ns_names):

@@ -221,7 +221,7 @@ def program_hosts(runtime: LabRuntime, state: LabServices) -> dict[str, str]:
     text = render(state.endpoints()) if state.services else None
     digest = hashlib.sha256(text.encode()).hexdigest() if text else None
     work = {}
-    for host in runtime.host_names():
+    for host in runtime.local_hosts():
         if applied.get(host) == digest or (digest is None and host not in applied):
             continue
         work[host] = text if text is not None else render_removal()

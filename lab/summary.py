@@ -69,3 +69,13 @@ def render_health(health: dict[str, Any]) -> None:
     console.print(table)
     for problem in health["degraded"]:
         console.print(f"  [red]•[/] {problem}", highlight=False)
+
+
+def render_machines(machines: dict[str, Any]) -> None:
+    """The other machines of a lab spanning machines, as their controllers last reported."""
+    for machine, report in machines.items():
+        state = "[bold red]DEGRADED[/]" if report["degraded"] else "[green]healthy[/]"
+        console.print(f"machine {machine}: {state}, {len(report['hosts'])} host(s), reported {report['age_s']} s ago",
+                      highlight=False)
+        for problem in report["degraded"]:
+            console.print(f"  [red]•[/] {problem}", highlight=False)

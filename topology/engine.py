@@ -158,6 +158,8 @@ class NetnsEngine:
         """Create the whole topology; on any failure remove everything of the lab again and re-raise."""
         check_plan(plan)
         existing = self.list_owned(plan.lab)
+        if plan.fabric.machine is not None:  # a lab on several machines: the others' namespaces may exist
+            existing = sorted(set(existing) & _planned_netns(plan))
         if existing:
             raise TopologyError(f"lab {plan.lab!r} already has namespaces ({existing[0]}, ...): bring it down first")
         nodes, pods = 1 + len(plan.nodes), len(plan.pods)
@@ -168,7 +170,11 @@ class NetnsEngine:
             self._add_pods(plan.pods, tracker)
         except BaseException:
             with contextlib.suppress(Exception):  # the original error is the one to report
-                self.destroy(plan.lab)
+                if plan.fabric.machine is None:
+                    self.destroy(plan.lab)
+                else:  # only this machine's part
+                    netns.run_ip_batch(batch.netns_delete(sorted(_planned_netns(plan) & set(self.list_owned(plan.lab)))),
+                                       force=True)
             raise
 
     # Where the namespaces come from: `ip netns add` here; the Mininet engine makes Mininet nodes instead
@@ -307,6 +313,10 @@ class NetnsEngine:
         if left:
             raise TopologyError(f"namespaces of lab {lab!r} could not be removed: {left}")
         return owned
+
+
+def _planned_netns(plan: TopologyPlan) -> set[str]:
+    return {plan.fabric.netns, *(n.netns for n in plan.nodes), *(p.netns for p in plan.pods)}
 
 
 __all__ = ["Engine", "NetnsEngine", "Progress", "TopologyError", "lab_of_netns"]

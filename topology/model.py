@@ -41,10 +41,12 @@ class FabricPlan:
     lab: str
     subnet: IPv4Network
     gateway: IPv4Interface
+    machine: str | None = None  # set when the lab spans machines: each has its own fabric
+    holds_gateway: bool = True  # one fabric only carries the gateway address when fabrics are bridged together
 
     @property
     def netns(self) -> str:
-        return names.fabric_netns(self.lab)
+        return names.fabric_netns(self.lab, self.machine)
 
     @property
     def bridge(self) -> str:

@@ -100,9 +100,10 @@ def _warm_explain(lab: str, src: str, dst: str, protocol: str, port: int | None,
     if answer is None:
         from lab.console import errors
         from lab.controller import launcher
+        from lab.stores import store_exists
         from topology.names import LabPaths
 
-        if LabPaths.for_lab(lab).database.exists():
+        if store_exists(LabPaths.for_lab(lab)):
             errors.print(launcher.down_note(LabPaths.for_lab(lab)))
         return False  # the cold path builds the world from the store (or says the lab is not up)
     if not answer.get("ok"):

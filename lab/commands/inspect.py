@@ -14,26 +14,34 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Hosts, pods, addresses and blocks of a running lab, and its health: exits 1 when it is degraded."""
+    from lab.controller.machine_link import machines_health
     from lab.health import controller_health
+    from lab.machines import local_machine
     from lab.status import lab_status
-    from lab.summary import render_health, render_status
+    from lab.stores import store_exists
+    from lab.summary import render_health, render_machines, render_status
     from topology.names import LabPaths
 
     require_root(f"lab {lab!r}")
     paths = LabPaths.for_lab(lab)
-    health = controller_health(paths, lab_status=True) if paths.database.exists() else None
+    health = controller_health(paths, lab_status=True) if store_exists(paths) else None
     data = health.pop("lab_status", None) if health else None  # warm: hosts and pods from its memory
     if data is None:
         with open_lab(lab, supervise=False) as runtime:
             data = lab_status(runtime)
             health = health or controller_health(runtime.paths)
     data["controller"] = health
+    data["machines"] = {}
+    if local_machine(paths) is not None:  # a lab spanning machines: the others' health is in the shared store
+        with open_lab(lab, supervise=False) as runtime:
+            data["machines"] = machines_health(runtime.store, runtime.spec.machine_names(), runtime.machine)
     if as_json:
         print_json(data)
     else:
         render_status(data)
         render_health(data["controller"])
-    if data["controller"]["degraded"]:
+        render_machines(data["machines"])
+    if data["controller"]["degraded"] or any(m["degraded"] for m in data["machines"].values()):
         raise typer.Exit(1)
 
 

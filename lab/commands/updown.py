@@ -30,6 +30,8 @@ def up(
     name: Optional[str] = typer.Option(None, "--name", help="override the lab's name (e.g. a second demo)"),
     engine: Optional[str] = typer.Option(None, "--engine", help="override the lab file's topology engine (mininet)"),
     resync: float = typer.Option(1.0, "--resync", min=0.05, help="seconds between the controller's resyncs"),
+    machine: Optional[str] = typer.Option(None, "--machine",
+                                          help="bring up this machine's part of a lab that spans machines"),
 ) -> None:
     """Bring a lab up: hosts, pods, BGP, filters. With no file, the built-in demo world."""
     from lab import pipeline
@@ -45,7 +47,7 @@ def up(
     require_root("lab up")
     try:
         with progress_bar(not quiet) as progress:
-            timings = pipeline.up(spec, progress=progress, wait=wait, resync=resync)
+            timings = pipeline.up(spec, progress=progress, wait=wait, resync=resync, machine=machine)
     except pipeline.LabError as exc:
         fail(str(exc))
     print_summary(spec.name, timings)
@@ -55,13 +57,16 @@ def up(
 def down(
     lab: str = typer.Argument("demo", help=LAB_OPTION_HELP),
     force: bool = typer.Option(False, "--force", help="clean up after a crash even when the lab's state is gone"),
+    machine: Optional[str] = typer.Option(None, "--machine",
+                                          help="only this machine's part (the default on a machine brought up "
+                                               "with --machine)"),
 ) -> None:
     """Remove every namespace, interface, process and file the lab made."""
     from lab import pipeline
 
     require_root("lab down")
     try:
-        removed = pipeline.down(lab, force=force)
+        removed = pipeline.down(lab, force=force, machine=machine)
     except pipeline.LabError as exc:
         fail(str(exc))
     console.print(f"lab [bold]{lab}[/] is down: removed {len(removed)} namespaces")

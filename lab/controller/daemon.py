@@ -28,12 +28,14 @@ from lab.controller.act import Executor, Memory
 from lab.controller.desired import read_desired
 from lab.controller.events import Event
 from lab.controller.files import filters_file, lock_file, pid_file, socket_file
+from lab.controller.machine_link import PUBLISH_EVERY, StoreWatch, publish_health
 from lab.controller.observe import HostReader, announced, pod_namespaces, process_seen, responder_targets
 from lab.controller.plan import broken_pods, missing_routes, plan
 from lab.controller.protocol import encode, listen
 from lab.controller.reads import StoreView, explain_answer, get_answer
 from lab.controller.state import Desired, FilterRecord, Observed, ProcessRecord, ReprogramHost, SyncPolicy
 from lab.fabric import Fabric
+from lab.pod_plans import other_machines_pods
 from lab.runtime import LabRuntime
 from services import daemon_ctl
 from topology import names
@@ -73,6 +75,7 @@ class Controller:
         self.last_pass_seconds = 0.0
         self.started = time.time()
         self._stop = False
+        self._published = -PUBLISH_EVERY
         self._lock_file = open(self.paths.config_file("changes.lock"), "a")  # noqa: SIM115 (held for life)
         self.world_lock = threading.RLock()  # the warm world and programs: a filter sync, or a reader
         self._waiters_lock = threading.Lock()
@@ -117,7 +120,7 @@ class Controller:
                 row.helper_dead_since = row.helper_dead_since or now
             else:
                 row.helper_dead_since = None
-        return Observed(now, pod_namespaces(self.runtime.lab), hosts, seen,
+        return Observed(now, pod_namespaces(self.runtime.lab) - other_machines_pods(self.runtime), hosts, seen,
                         announced(self.paths, desired.announcements), responder_targets(self.paths),
                         dict(self.memory.table), dict(self.memory.filters), self.memory.programmed_revision,
                         daemon_ctl.config_file(self.paths).exists(), daemon_ctl.running_pid(self.paths))
@@ -203,7 +206,7 @@ class Controller:
         observed state costs more than the change at bank scale), as Felix applies updates at once and
         leaves the rest to its resync. Only when every host's table still shows what the controller wrote:
         otherwise the pass repairs it first, and a diff never lands on a table that drifted."""
-        for host in self.runtime.host_names():
+        for host in self.runtime.local_hosts():  # this machine's hosts (all of them on one machine)
             record = self.memory.filters.get(host)
             if record is None or self.reader.fingerprint(names.host_netns(self.runtime.lab, host)) != record.fingerprint:
                 return False
@@ -378,7 +381,7 @@ class Controller:
         with self._waiters_lock:
             waiting = list(self.waiters)
         for waiter in waiting:
-            problems = [p for h in self.runtime.host_names() if (p := self.host_in_sync(h, waiter.revision))]
+            problems = [p for h in self.runtime.local_hosts() if (p := self.host_in_sync(h, waiter.revision))]
             if self.memory.programmed_revision < waiter.revision and not problems:
                 problems = [f"the controller has not reached revision {waiter.revision} yet"]
             if problems and now < waiter.deadline:
@@ -400,6 +403,7 @@ class Controller:
         answering = threading.Thread(target=self._answer_requests, args=(server,), name="socket", daemon=True)
         answering.start()
         next_pass = 0.0
+        watch = self._watch_store()
         try:
             while not self._stop:
                 if time.monotonic() >= next_pass:
@@ -407,13 +411,14 @@ class Controller:
                     self.answer_waiters()
                     with self._passed:
                         self._passed.notify_all()
+                    self._publish_health()
                     interval = WAITING_PASS if self.waiters else self.resync
                     next_pass = time.monotonic() + (interval if done else BUSY_RETRY)
                 if self._wake.wait(max(0.0, next_pass - time.monotonic())):
                     self._wake.clear()
                     if self.waiters or self._resync_wanted:
                         self._resync_wanted = False
-                        next_pass = 0.0  # a write is waiting, or a resync was asked for: reconcile now
+                        next_pass = 0.0  # a write is waiting, a resync was asked for, or the store moved
         finally:
             self._stop = True
             answering.join(timeout=5.0)
@@ -422,9 +427,32 @@ class Controller:
                     _send(waiter.conn, {"ok": False, "error": "the controller stopped"})
                     waiter.conn.close()
             server.close()
+            if watch is not None:
+                watch.close()
             socket_file(self.paths).unlink(missing_ok=True)
             events.record(self.paths, Event(time.time(), "stop", "controller", f"pid {os.getpid()} stopped"))
             self.reader.close()
+
+    # several machines (lab/controller/machine_link.py) ------------------------------------------------
+    def _watch_store(self) -> StoreWatch | None:
+        """On a machine of a lab spanning machines, a change written elsewhere wakes the loop at once."""
+        if self.runtime.machine is None:
+            return None
+        return StoreWatch(self.paths, self.runtime.store.revision, on_change=self._store_moved)
+
+    def _store_moved(self) -> None:
+        self._resync_wanted = True
+        self._wake.set()
+
+    def _publish_health(self) -> None:
+        machine = self.runtime.machine
+        if machine is None or time.monotonic() - self._published < PUBLISH_EVERY:
+            return
+        self._published = time.monotonic()
+        try:
+            publish_health(self.paths, machine, self.status())
+        except Exception as exc:  # noqa: BLE001 (the report is best effort; the next one tries again)
+            events.record(self.paths, Event(time.time(), "failed", "health report", f"{type(exc).__name__}: {exc}"))
 
     def stop(self) -> None:
         self._stop = True

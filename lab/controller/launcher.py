@@ -13,6 +13,7 @@ from typing import Any
 
 from lab.controller.files import log_file, pid_file, socket_file
 from lab.controller.protocol import ControllerUnavailable, request
+from lab.stores import store_exists
 from topology import processes
 from topology.names import LabPaths
 
@@ -61,15 +62,15 @@ def start(paths: LabPaths, resync: float = 1.0) -> int:
 
 def resync_interval(paths: LabPaths) -> float:
     """The interval the lab was brought up with (kept in the store's meta by `lab up`)."""
-    from lab.store import Store
+    from lab.stores import open_store
 
-    with Store(paths.database) as store:
+    with open_store(paths) as store:
         return float(store.get_meta("resync_interval", 1.0))
 
 
 def ensure_running(paths: LabPaths) -> int | None:
     """Start the controller again if it died; returns the new pid, None when it was running."""
-    if running_pid(paths) is not None or not paths.database.exists():
+    if running_pid(paths) is not None or not store_exists(paths):
         return None
     return start(paths, resync_interval(paths))
 

@@ -67,6 +67,7 @@ def measured_equals_oracle(lab: str) -> None:
     return report
 
 
+@pytest.mark.stores
 def test_pods_added_and_deleted_at_run_time(make_lab):
     make_lab(small_lab("it4"))
     with LabRuntime.open("it4") as runtime:
@@ -91,6 +92,7 @@ def test_pods_added_and_deleted_at_run_time(make_lab):
                                if r.prefixlen == 32}
 
 
+@pytest.mark.stores
 def test_concurrent_changes_leave_a_consistent_lab(make_lab):
     import threading
 
@@ -221,6 +223,7 @@ def test_a_warm_process_ends_where_a_fresh_one_starts(make_lab):
     measured_equals_oracle("it11")
 
 
+@pytest.mark.stores
 def test_a_bad_apply_changes_nothing(make_lab):
     make_lab(small_lab("it6"))
     with LabRuntime.open("it6") as runtime:
