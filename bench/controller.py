@@ -3,6 +3,9 @@
     sudo .venv/bin/python bench/controller.py [--hosts 16] [--services 1500] [--repeat 10]
 
 Brings the bank up (`lab up`, then the bank applied through the controller), then measures:
+- by traffic (`lab policy-latency --change deny|label`, probes streaming at 2000/s): from the write (a library
+  call inside the command: its start-up is not counted) to the first packet with the new verdict on every
+  affected path, p50 and p99;
 - a label change and a new policy, from the command's write to the controller's report that every host
   is programmed (`lab label`/`lab apply` as a library call: no CLI start-up), p50 and p99, and the time the
   controller itself spent on the sync (from its events);
@@ -10,13 +13,15 @@ Brings the bank up (`lab up`, then the bank applied through the controller), the
   back in the kernel, p50 and max (the resync timer decides most of it);
 - a killed responder, until it serves again;
 - one reconcile pass at this scale, and the controller's memory (RSS);
-- the wall time of `lab get pods` and `lab status` run as commands (Python's start-up included).
+- the wall time of `lab get pods`, `lab explain` and `lab status` run as commands (Python's start-up
+  included; they ask the controller's memory).
 Prints figures; runs in private state directories and always tears the lab down.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -25,6 +30,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Pods no bank policy selects, sorted first (`lab policy-latency` probes the first pod from the next ones):
+# the bank admits almost nothing, and a deny or a quarantine can only cut paths that flow now.
+LATENCY_PODS = "apiVersion: v1\nkind: Namespace\nmetadata: {name: aaa-latency}\n---\n" + "---\n".join(
+    f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: aaa-latency, labels: {{app: latency}}}}\n"
+    f"spec: {{nodeName: node{i * 4 % 16 + 1}, containers: [{{name: main, ports: [{{containerPort: 80}}]}}]}}\n"
+    for i in range(5))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -62,7 +74,8 @@ def main() -> None:
         runtime = LabRuntime.open(args.name)
         try:
             started = time.perf_counter()
-            apply_sources(runtime, [("bank.yaml", bank_yaml(BankSpec(services=args.services, fixed_ips=False)))])
+            apply_sources(runtime, [("bank.yaml", bank_yaml(BankSpec(services=args.services, fixed_ips=False))),
+                                    ("latency.yaml", LATENCY_PODS)])
             figures.append(f"bank applied and programmed ({args.services} services): "
                            f"{time.perf_counter() - started:.1f} s")
             pods = [k for k, _ in runtime.pod_documents()]
@@ -74,6 +87,18 @@ def main() -> None:
                 total = time.perf_counter() - started
                 syncs = [e.seconds for e in events.read(paths) if e.time >= since and e.what == "SyncPolicy"]
                 return total, sum(syncs)
+
+            for change in ("deny", "label"):
+                done = subprocess.run([sys.executable, "-m", "lab", "policy-latency", "--lab", args.name, "--json",
+                                       "-r", str(args.repeat), "--change", change], capture_output=True, text=True)
+                if done.returncode != 0:
+                    figures.append(f"policy-latency --change {change} failed: {done.stderr.strip()[-300:]}")
+                    continue
+                summary = json.loads(done.stdout)["summary"]
+                every = summary["all_paths_us"]
+                figures.append(f"by traffic, {change}: write -> new verdict on every affected path p50 "
+                               f"{every['p50'] / 1000:.1f} ms, p99 {every['p99'] / 1000:.1f} ms "
+                               f"({every['samples']} changes, {summary['leaks']} leaks)")
 
             label_times = [write_to_programmed(lambda i=i: label(runtime, pods[i], {"bench": str(i)}))
                            for i in range(args.repeat)]
@@ -114,10 +139,14 @@ def main() -> None:
             health = launcher.ask(paths, {"op": "status"}, timeout=120)
             figures.append(f"controller: one reconcile pass {health['last_pass_ms']:.0f} ms, "
                            f"memory {health['memory_kib'] / 1024:.0f} MiB RSS")
-            for argv in (["get", "pods"], ["status"]):
-                started = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "lab", *argv, "--lab", args.name], capture_output=True)
-                figures.append(f"`lab {' '.join(argv)}` wall time: {(time.perf_counter() - started) * 1000:.0f} ms")
+            src, dst = (f"{k.namespace}/{k.name}" for k in pods[:2])
+            for argv in (["get", "pods"], ["explain", src, dst, "--port", "80"], ["status"]):
+                walls = []
+                for _ in range(3):
+                    started = time.perf_counter()
+                    subprocess.run([sys.executable, "-m", "lab", *argv, "--lab", args.name], capture_output=True)
+                    walls.append(time.perf_counter() - started)
+                figures.append(f"`lab {' '.join(argv[:1])}` wall time: median of 3 {statistics.median(walls) * 1000:.0f} ms")
         finally:
             runtime.close()
     finally:

@@ -43,6 +43,25 @@ def require_namespaces(endpoints: Iterable[Any], lab: str) -> None:
              f"rebuild the lab with `lab down {lab}` and `lab up`")
 
 
+def print_rows(title: str, headers: list[str], rows: list[list[str]]) -> None:
+    """A listing: a rich table for a few rows on a terminal; plain aligned columns otherwise (as kubectl
+    prints them: a 1500-row rich table takes over a second to lay out, and a pipe wants plain text)."""
+    if console.is_terminal and len(rows) <= 200:
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        for header in headers:
+            table.add_column(header)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in [[h.upper() for h in headers], *rows]]
+    typer.echo("\n".join(lines))
+
+
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
@@ -80,6 +99,22 @@ def open_lab(lab: str, supervise: bool = True):  # type: ignore[no-untyped-def]
         if (pid := restart_controller(runtime.paths)) is not None:
             errors.print(f"note: the controller of lab {lab} was not running: started it again (pid {pid})")
     return runtime
+
+
+def ask_controller(lab: str, message: dict[str, Any]) -> dict[str, Any] | None:
+    """A warm read: the lab's controller answers from memory, without this process opening the lab (no
+    store, no lab file model: a read then costs Python's start-up and a socket round trip). None when the
+    lab or its controller is not there: the caller opens the lab and reads the store, saying so."""
+    from lab.controller import launcher
+    from lab.stores import store_exists
+    from topology.names import LabPaths
+
+    require_root(f"lab {lab!r}")
+    paths = LabPaths.for_lab(lab)
+    if not store_exists(paths):
+        return None
+    answer = launcher.warm_read(paths, message)
+    return answer if answer is not None and answer.get("ok") is not None else None
 
 
 def run_change(action):  # type: ignore[no-untyped-def]

@@ -24,8 +24,9 @@ def restart_controller(paths: LabPaths) -> int | None:
     return pid
 
 
-def controller_health(paths: LabPaths) -> dict[str, Any]:
-    """The controller's report, or a plain statement that it is down (then started again: degraded)."""
+def controller_health(paths: LabPaths, **request: Any) -> dict[str, Any]:
+    """The controller's report, or a plain statement that it is down (then started again: degraded).
+    `request`: more of the status request (`lab_status=True`: the lab's hosts and pods, from its memory)."""
     from lab.controller import launcher
     from lab.controller.protocol import ControllerUnavailable
 
@@ -34,7 +35,7 @@ def controller_health(paths: LabPaths) -> dict[str, Any]:
     except launcher.ControllerError as exc:
         return {"running": False, "degraded": [f"the controller is down and could not be started: {exc}"]}
     try:
-        health = launcher.ask(paths, {"op": "status"}, timeout=30.0)
+        health = launcher.ask(paths, {"op": "status", **request}, timeout=30.0)
     except ControllerUnavailable as exc:
         return {"running": False, "degraded": [f"the controller is down: {exc}"]}
     health["running"] = True

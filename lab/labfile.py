@@ -10,7 +10,7 @@ import ipaddress
 import re
 from collections import Counter
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lab.limits import LIMITS_ENV, Limits, LimitsError, default_limits
 from lab.placement import choose_hosts
+from lab.store import parse_endpoint
+from lab.stores import store_names
 from policy_dataplane.dataplane.backends import backend_names
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from policy_dataplane.policy.validation import Problems, check_dns_label, check_dns_subdomain, check_labels
@@ -26,6 +28,7 @@ from topology.engines import DEFAULT_ENGINE, engine_names
 from topology.names import LAB_NAME_RE, MAX_LAB_NAME
 
 DNS_LABEL_MAX = 63
+Runtime = Literal["netns", "docker"]
 _DNS_NAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
 MAX_SHOWN = 50  # problems listed in a message; the rest are counted
 
@@ -50,9 +53,76 @@ class PortSpec(_Strict):
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
 
 
+class ShapeSpec(_Strict):
+    """A link's shape, as Mininet's TCLink takes it: each applies in both directions."""
+
+    delay: str | float | None = Field(default=None, description="one-way delay: 20ms, 500us, 0.1s")
+    jitter: str | float | None = Field(default=None, description="± this much around delay (uniform)")
+    loss: float = Field(default=0, ge=0, le=100, description="percent of packets dropped, each way")
+    bandwidth: float | None = Field(default=None, gt=0, le=100_000, description="Mbit/s, each way")
+
+    @field_validator("delay", "jitter")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        from topology.shaping import duration_ms
+
+        if value is not None:
+            duration_ms(value)  # its ValueError names the value and what is expected
+        return value
+
+    def shape(self):  # type: ignore[no-untyped-def]
+        from topology.shaping import LinkShape, duration_ms
+
+        return LinkShape(delay_ms=duration_ms(self.delay) if self.delay is not None else 0.0,
+                         jitter_ms=duration_ms(self.jitter) if self.jitter is not None else 0.0,
+                         loss_pct=self.loss, bandwidth_mbit=self.bandwidth)
+
+
+class LinkSpec(ShapeSpec):
+    """The fabric link of one node (host, external or reflector `rrN`)."""
+
+    node: str
+
+
 class HostSpec(_Strict):
     name: str
     labels: dict[str, str] = Field(default_factory=dict)
+    machine: str | None = None  # one of `machines` (the first when left out)
+
+
+DEFAULT_MACHINE = "local"
+
+
+class MachineSpec(_Strict):
+    """A machine running part of the lab: its controller programs the hosts placed on it. `underlay` is the
+    address its fabric's VXLAN tunnels start from (on one box: inside the machine's own namespace)."""
+
+    name: str
+    underlay: IPv4Interface | None = None  # e.g. 10.250.0.1/24
+    # On real machines, the interface the tunnels leave by (a macvlan on it is made inside the machine
+    # namespace); none: machines simulated on one box, joined by the lab's own underlay wire.
+    underlayDevice: str | None = None
+
+    @field_validator("underlayDevice")
+    @classmethod
+    def _interface_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}", value):
+            raise ValueError(f"{value!r} is not an interface name (1-15 letters, digits, '_', '.', '-')")
+        return value
+
+
+class StoreSpec(_Strict):
+    """Where the desired state lives: `sqlite` (embedded, one machine) or `etcd` (shared by machines)."""
+
+    backend: str = "sqlite"
+    endpoints: list[str] = Field(default_factory=list)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if value not in store_names():
+            raise ValueError(f"unknown store backend {value!r} (one of: {', '.join(store_names())})")
+        return value
 
 
 class NamespaceSpec(_Strict):
@@ -69,6 +139,10 @@ class PodSpec(_Strict):
     ports: list[PortSpec] = Field(default_factory=list)
     ip: IPv4Address | None = None
     serviceAccountName: str = "default"
+    runtime: Runtime | None = Field(default=None, description="netns or docker; the lab's runtime when left out")
+    image: str | None = Field(default=None, description="a local Docker image (docker runtime); never pulled")
+    command: list[str] | None = Field(default=None, description="the container's argv; the image's when left out")
+    link: ShapeSpec | None = Field(default=None, description="shape of the pod's veth")
 
 
 class ExternalSpec(_Strict):
@@ -134,14 +208,19 @@ class LabSpecModel(_Strict):
     bgp: BgpSpec = Field(default_factory=BgpSpec)
     dataplane: str = "nftables"  # a registered backend (policy_dataplane.dataplane.backends)
     engine: str = DEFAULT_ENGINE  # a registered topology engine (topology.engines)
+    runtime: Runtime = Field(default="netns", description="how pods run: bare namespaces, or Docker containers")
+    image: str | None = Field(default=None, description="the image of docker pods that name none")
     namespaces: list[NamespaceSpec] = Field(default_factory=list)
     pods: list[PodSpec] = Field(default_factory=list)
     externals: list[ExternalSpec] = Field(default_factory=list)
+    links: list[LinkSpec] = Field(default_factory=list, description="shapes of nodes' fabric links")
     serviceCIDR: IPv4Network = IPv4Network("10.96.0.0/12")
     clusterDNS: ClusterDnsSpec | None = None  # DNS pods `coredns` in kube-system and the kube-dns Service
     hostPorts: list[PortSpec] = Field(default_factory=list, description="ports every host's own daemons answer")
     apply: list[str] = Field(default_factory=list, description="policy YAML files, relative to the lab file")
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    store: StoreSpec = Field(default_factory=StoreSpec)
+    machines: list[MachineSpec] = Field(default_factory=list)
 
     def effective_limits(self) -> Limits:
         return default_limits().raised(self.limits.model_dump(exclude_none=True))
@@ -154,6 +233,16 @@ class LabSpecModel(_Strict):
     def host_names(self) -> list[str]:
         hosts = self.hosts
         return [f"node{i}" for i in range(1, hosts + 1)] if isinstance(hosts, int) else [h.name for h in hosts]
+
+    def machine_names(self) -> list[str]:
+        return [m.name for m in self.machines] or [DEFAULT_MACHINE]
+
+    def machine_of(self) -> dict[str, str]:
+        """host -> the machine it is placed on (the first machine unless the host names one)."""
+        first = self.machine_names()[0]
+        if isinstance(self.hosts, int):
+            return {h: first for h in self.host_names()}
+        return {h.name: h.machine or first for h in self.hosts}
 
     @field_validator("engine")
     @classmethod
@@ -187,17 +276,28 @@ class LabSpec:
         return self.model.host_names()
 
     def pod_instances(self) -> list[tuple[PodSpec, str]]:
-        """Every pod the lab runs, with its instance name (`web`, or `web-0`.. with replicas)."""
-        out: list[tuple[PodSpec, str]] = []
-        for pod in [*self.model.pods, *cluster_dns_pods(self.model)]:
-            if pod.replicas == 1:
-                out.append((pod, pod.name))
-            else:
-                out.extend((pod, f"{pod.name}-{i}") for i in range(pod.replicas))
-        return out
+        return pod_instances(self.model)
+
+    def pod_runtime(self, pod: PodSpec) -> Runtime:
+        return pod.runtime or self.model.runtime
+
+    def pod_image(self, pod: PodSpec) -> str | None:
+        """The image of a docker pod (None: the lab's default image); None for a netns pod."""
+        return pod.image or self.model.image if self.pod_runtime(pod) == "docker" else None
 
     def policy_files(self) -> list[Path]:
         return [(self.base_dir / p).resolve() for p in self.model.apply]
+
+
+def pod_instances(model: LabSpecModel) -> list[tuple[PodSpec, str]]:
+    """Every pod the lab runs, with its instance name (`web`, or `web-0`.. with replicas)."""
+    out: list[tuple[PodSpec, str]] = []
+    for pod in [*model.pods, *cluster_dns_pods(model)]:
+        if pod.replicas == 1:
+            out.append((pod, pod.name))
+        else:
+            out.extend((pod, f"{pod.name}-{i}") for i in range(pod.replicas))
+    return out
 
 
 def cluster_dns_pods(model: LabSpecModel) -> list[PodSpec]:
@@ -214,11 +314,13 @@ def cluster_dns_pods(model: LabSpecModel) -> list[PodSpec]:
 
 def _loc_to_object(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str, str]:
     """Turns a pydantic location into ('pod dev/web', 'ports[0].containerPort')."""
-    if len(loc) >= 2 and loc[0] in ("pods", "namespaces", "externals", "hosts") and isinstance(loc[1], int):
-        kind = {"pods": "pod", "namespaces": "namespace", "externals": "external", "hosts": "host"}[loc[0]]
+    kinds = {"pods": "pod", "namespaces": "namespace", "externals": "external", "hosts": "host", "links": "link"}
+    if len(loc) >= 2 and loc[0] in kinds and isinstance(loc[1], int):
+        kind = kinds[loc[0]]
         items = data.get(loc[0]) or []
         item = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else {}
-        name = item.get("name", f"#{loc[1]}") if isinstance(item, dict) else f"#{loc[1]}"
+        key = "node" if kind == "link" else "name"
+        name = item.get(key, f"#{loc[1]}") if isinstance(item, dict) else f"#{loc[1]}"
         if kind == "pod" and isinstance(item, dict):
             name = f"{item.get('namespace', 'default')}/{name}"
         field = _format_loc(loc[2:]) or "(itself)"
@@ -258,9 +360,11 @@ def parse_lab(data: Any, source: str, base_dir: Path) -> LabSpec:
 
 
 def with_overrides(spec: LabSpec, dataplane: str | None = None, layout: str | None = None,
-                   name: str | None = None) -> LabSpec:
+                   name: str | None = None, engine: str | None = None) -> LabSpec:
     """The lab with command-line choices in place of the file's, validated again as a whole."""
     data = spec.model.model_dump(mode="json")
+    if engine:
+        data["engine"] = engine
     if dataplane:
         data["dataplane"] = dataplane
     if layout:
@@ -353,8 +457,54 @@ def kubernetes_name_problems(m: LabSpecModel) -> list[str]:
     return [f"{path}: {message}" for path, message in out]
 
 
+def store_problems(m: LabSpecModel) -> list[str]:
+    problems = []
+    if m.store.backend == "etcd" and not m.store.endpoints:
+        problems.append("lab: field store.endpoints: the etcd store needs at least one endpoint (http://HOST:PORT)")
+    if m.store.backend == "sqlite" and m.store.endpoints:
+        problems.append("lab: field store.endpoints: the sqlite store is a local file and takes no endpoints")
+    for i, endpoint in enumerate(m.store.endpoints):
+        try:
+            parse_endpoint(endpoint)
+        except ValueError as exc:
+            problems.append(f"lab: field store.endpoints.{i}: {exc}")
+    return problems
+
+
+def machine_problems(m: LabSpecModel) -> list[str]:
+    problems = []
+    names_ = [x.name for x in m.machines]
+    for dup in _duplicates(names_):
+        problems.append(f"machine {dup}: field name: duplicate machine name")
+    for x in m.machines:
+        if not re.fullmatch(r"[a-z][a-z0-9]{0,5}", x.name):
+            problems.append(f"machine {x.name}: field name: must be 1-6 lower-case letters or digits, starting "
+                            "with a letter (it is part of namespace and interface names)")
+    for dup in _duplicates([str(x.underlay) for x in m.machines if x.underlay is not None]):
+        problems.append(f"machine {dup}: field underlay: two machines share underlay address {dup}")
+    if len(m.machines) > 1:
+        for x in m.machines:
+            if x.underlay is None:
+                problems.append(f"machine {x.name}: field underlay: a lab on several machines needs each one's "
+                                "underlay address (the VXLAN tunnels between fabrics start there)")
+        if m.store.backend == "sqlite":
+            problems.append("lab: field store: a lab on several machines needs a shared store (backend: etcd)")
+        if len({x.underlay.network for x in m.machines if x.underlay is not None}) > 1:
+            problems.append("lab: field machines: the machines' underlay addresses must share one network "
+                            "(the tunnels between fabrics run over it)")
+    known = set(m.machine_names())
+    if not isinstance(m.hosts, int):
+        for h in m.hosts:
+            if h.machine is not None and h.machine not in known:
+                problems.append(f"host {h.name}: field machine: unknown machine {h.machine!r} "
+                                f"(machines: {', '.join(sorted(known))})")
+    return problems
+
+
 def check_semantics(spec: LabSpec) -> list[str]:
     """Cross-field checks pydantic cannot do alone. Returns every problem found."""
+    from topology.docker_images import container_problems
+
     m = spec.model
     problems: list[str] = kubernetes_name_problems(m)
     if not LAB_NAME_RE.match(m.name):
@@ -369,6 +519,8 @@ def check_semantics(spec: LabSpec) -> list[str]:
     for h in hosts:
         if (p := _dns_label_problem(h)) is not None:
             problems.append(f"host {h}: field name: {p}")
+
+    problems += store_problems(m) + machine_problems(m)
 
     ns_names = [n.name for n in m.namespaces]
     for dup in _duplicates(ns_names):
@@ -400,6 +552,7 @@ def check_semantics(spec: LabSpec) -> list[str]:
         if pod.host is not None and pod.host not in hosts:
             problems.append(f"{obj}: field host: no host named {pod.host!r} (hosts: {', '.join(hosts)})")
         problems.extend(_port_problems(obj, pod.ports))
+        problems.extend(_runtime_problems(spec, obj, pod))
         if pod.ip is not None:
             if pod.replicas != 1:
                 problems.append(f"{obj}: field ip: a fixed IP needs replicas: 1")
@@ -410,6 +563,8 @@ def check_semantics(spec: LabSpec) -> list[str]:
             else:
                 fixed_seen[pod.ip] = obj
 
+    if m.image is not None:
+        problems.extend(f"lab: {p}" for p in container_problems(m.image, None))
     ext_names = [e.name for e in m.externals]
     for dup in _duplicates(ext_names):
         problems.append(f"external {dup}: field name: duplicate external host name")
@@ -437,6 +592,7 @@ def check_semantics(spec: LabSpec) -> list[str]:
             problems.append(f"{obj}: field ip: {ext.ip} is already taken by {ext_ips[ext.ip]}")
         else:
             ext_ips[ext.ip] = obj
+    problems.extend(_link_problems(spec, hosts, ext_names))
     problems.extend(_port_problems("lab", m.hostPorts))
     problems += capacity_problems(spec, hosts)
     for i, rel in enumerate(m.apply):
@@ -445,6 +601,42 @@ def check_semantics(spec: LabSpec) -> list[str]:
     return problems
 
 
+def _shape_problems(obj: str, shape: ShapeSpec) -> list[str]:
+    link = shape.shape()
+    if link.jitter_ms > link.delay_ms:
+        return [f"{obj}: field jitter: {shape.jitter!r} is more than the delay ({shape.delay!r}); "
+                "a packet cannot leave before it was sent"]
+    return []
+
+
+def reflector_names(model: LabSpecModel) -> list[str]:
+    """The route reflectors' node names (rr1, rr2, ...) of a route-reflector layout; none for a mesh."""
+    if model.bgp.layout != "route-reflector":
+        return []
+    return [f"rr{i}" for i in range(1, model.bgp.reflectors + 1)]
+
+
+def _link_problems(spec: LabSpec, hosts: list[str], externals: list[str]) -> list[str]:
+    m = spec.model
+    nodes = hosts + externals + reflector_names(m)
+    problems = [f"link {dup}: field node: the node's link is shaped twice" for dup in _duplicates([ln.node for ln in m.links])]
+    for link in m.links:
+        if link.node not in nodes:
+            problems.append(f"link {link.node}: field node: no node named {link.node!r} (nodes: {', '.join(nodes)})")
+        problems.extend(_shape_problems(f"link {link.node}", link))
+    for pod in m.pods:
+        if pod.link is not None:
+            problems.extend(_shape_problems(f"pod {pod.namespace}/{pod.name}", pod.link))
+    return problems
+
+
+def _runtime_problems(spec: LabSpec, obj: str, pod: PodSpec) -> list[str]:
+    from topology.docker_images import container_problems
+
+    if spec.pod_runtime(pod) != "docker":
+        return [f"{obj}: field {f}: only a pod with runtime: docker has one"
+                for f in ("image", "command") if getattr(pod, f) is not None]
+    return [f"{obj}: {p}" for p in container_problems(pod.image, pod.command)]
 def apply_path_problem(base_dir: Path, rel: str) -> str | None:
     """A policy file named by a lab file must be a regular file inside the lab file's folder: a lab file
     cannot make the lab (running as root) read `/etc/shadow` or `../../etc/passwd`."""

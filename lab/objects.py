@@ -10,8 +10,12 @@ import json
 from typing import Any
 
 from lab.labfile import NamespaceSpec, PodSpec, PortSpec
+from topology.docker_images import DEFAULT_IMAGE
+from topology.model import ContainerPlan
 
 IP_ANNOTATION = "cni.projectcalico.org/ipAddrs"
+RUNTIME_ANNOTATION = "netpol-lab.io/runtime"  # "docker": the pod runs as a container of its image
+RESPONDER_IMAGE = "netpol-lab/responder"  # a netns pod: the lab's responder answers its ports
 
 
 def namespace_document(ns: NamespaceSpec) -> dict[str, Any]:
@@ -29,14 +33,22 @@ def _ports(ports: list[PortSpec]) -> list[dict[str, Any]]:
     return out
 
 
-def pod_document(spec: PodSpec, name: str, host: str | None) -> dict[str, Any]:
+def pod_document(spec: PodSpec, name: str, host: str | None, runtime: str = "netns",
+                 image: str | None = None) -> dict[str, Any]:
+    """`runtime` and `image` as the lab file resolves them for this pod (LabSpec.pod_runtime/pod_image)."""
     metadata: dict[str, Any] = {"name": name, "namespace": spec.namespace, "labels": dict(spec.labels)}
+    annotations = {}
     if spec.ip is not None:
-        metadata["annotations"] = {IP_ANNOTATION: f'["{spec.ip}"]'}
-    pod_spec: dict[str, Any] = {
-        "serviceAccountName": spec.serviceAccountName,
-        "containers": [{"name": "main", "image": "netpol-lab/responder", "ports": _ports(spec.ports)}],
-    }
+        annotations[IP_ANNOTATION] = f'["{spec.ip}"]'
+    container: dict[str, Any] = {"name": "main", "image": RESPONDER_IMAGE, "ports": _ports(spec.ports)}
+    if runtime == "docker":
+        annotations[RUNTIME_ANNOTATION] = "docker"
+        container["image"] = image or DEFAULT_IMAGE
+        if spec.command is not None:
+            container["command"] = list(spec.command)
+    if annotations:
+        metadata["annotations"] = annotations
+    pod_spec: dict[str, Any] = {"serviceAccountName": spec.serviceAccountName, "containers": [container]}
     if host is not None:
         pod_spec["nodeName"] = host
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
@@ -49,6 +61,17 @@ def pod_ports(doc: dict[str, Any]) -> list[tuple[int, str, str | None]]:
         for p in container.get("ports", []) or []:
             out.append((int(p["containerPort"]), p.get("protocol", "TCP"), p.get("name")))
     return out
+
+
+def pod_container(doc: dict[str, Any]) -> ContainerPlan | None:
+    """How a Pod document runs: None for a netns pod, else its image and command. The responder answers
+    the ports of a container that idles in the default image; any other container serves its own."""
+    if (doc.get("metadata", {}).get("annotations") or {}).get(RUNTIME_ANNOTATION) != "docker":
+        return None
+    main = (doc.get("spec", {}).get("containers") or [{}])[0]
+    image = main.get("image") or DEFAULT_IMAGE
+    command = tuple(main["command"]) if main.get("command") is not None else None
+    return ContainerPlan(image=image, command=command, responder=image == DEFAULT_IMAGE and command is None)
 
 
 def fixed_ip(doc: dict[str, Any]) -> str | None:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
-from lab.labfile import LabSpecModel, PodSpec
+from lab.labfile import LabSpecModel, PodSpec, reflector_names
 from lab.placement import choose_hosts
 from topology.model import plan_fabric
 
@@ -32,12 +32,6 @@ class PodPlacement:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
-
-
-def reflector_names(model: LabSpecModel) -> list[str]:
-    if model.bgp.layout != "route-reflector":
-        return []
-    return [f"rr{i}" for i in range(1, model.bgp.reflectors + 1)]
 
 
 def plan_node_addresses_from_model(lab: str, model: LabSpecModel) -> list[NodeAddress]:

@@ -1,4 +1,4 @@
-"""An opened lab: its store, spec and paths (use it with `with`), and its hosts' filters.
+"""An opened lab: its store, spec and paths (use it with `with`), its machine, and its hosts' filters.
 
 Its pods' addresses live in `lab.addresses`, their topology plans in `lab.pod_plans`.
 
@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from lab.labfile import LabSpecModel
+from lab.machines import holds_shared_nodes, hosts_on, local_machine
 from lab.store import ObjectKey, Placement, Store
+from lab.stores import open_store, store_exists
 from policy_dataplane.dataplane.lab_dataplane import Dataplane
 from topology import names
 
@@ -47,10 +49,11 @@ class LabRuntime:
         self.lab = names.check_lab_name(lab)
         self.paths = names.LabPaths.for_lab(lab)
         if store is None:
-            if not self.paths.database.exists():
+            if not store_exists(self.paths):
                 raise LabNotUp(f"no lab named {lab!r} is up (its state {self.paths.database} does not exist)")
-            store = Store(self.paths.database)
+            store = open_store(self.paths)
         self.store = store
+        self.machine = local_machine(self.paths)  # None: the lab is on one machine, this one owns all of it
         self._await_revision: int | None = None  # a change left to the lab's controller: its revision
 
     @classmethod
@@ -91,7 +94,15 @@ class LabRuntime:
         return LabSpecModel.model_validate(self.store.get_meta("spec"))
 
     def host_names(self) -> list[str]:
+        """Every host of the lab, on whatever machine."""
         return self.spec.host_names()
+
+    def local_hosts(self) -> list[str]:
+        """The hosts this machine programs (all of them unless the lab spans machines)."""
+        return hosts_on(self.spec, self.machine)
+
+    def local_externals(self) -> list[str]:
+        return [e.name for e in self.spec.externals] if holds_shared_nodes(self.spec, self.machine) else []
 
     def pod_documents(self) -> list[tuple[ObjectKey, dict[str, Any]]]:
         return self.store.objects(kinds=["Pod"])
@@ -119,18 +130,19 @@ class LabRuntime:
     ) -> dict[str, list[tuple[tuple[str, str], str]]]:
         """node -> [((namespace, pod), host-side interface)] of every running pod (from `placements` when the
         caller has read them already); external servers are nodes without pods."""
-        out: dict[str, list[tuple[tuple[str, str], str]]] = {h: [] for h in self.host_names()}
-        out.update({e.name: [] for e in self.spec.externals})
+        out: dict[str, list[tuple[tuple[str, str], str]]] = {h: [] for h in self.local_hosts()}
+        out.update({e: [] for e in self.local_externals()})
         for p in self.store.placements() if placements is None else placements:
-            # placements and pod documents are written together
-            out[p.host].append(((p.namespace, p.name), names.pod_host_ifname(p.namespace, p.name)))
+            # placements and pod documents are written together; other machines program their own hosts
+            if p.host in out:
+                out[p.host].append(((p.namespace, p.name), names.pod_host_ifname(p.namespace, p.name)))
         return out
 
     def dataplane_install_base(self) -> None:
         """Fail-closed filters on every host before any pod exists: an unknown pod interface is dropped."""
         dp = self.dataplane()
         try:
-            for host in self.host_names():
+            for host in self.local_hosts():
                 dp.install_base(host)
             dp.save_state(self.dataplane_state)
         finally:

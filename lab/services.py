@@ -165,13 +165,30 @@ def lab_services(runtime: LabRuntime) -> LabServices:
 # --- sync --------------------------------------------------------------------------------------------------
 
 
-def sync(runtime: LabRuntime) -> None:
+def sync(runtime: LabRuntime) -> dict[str, str]:
+    """Returns the hosts whose services table was written (their nftables generation moved)."""
     if _nothing_to_do(runtime):
-        return
+        return {}
     state = lab_services(runtime)
-    program_hosts(runtime, state)
+    written = program_hosts(runtime, state)
     serve(runtime, state)
     write_resolv_confs(runtime, state)
+    return written
+
+
+def forget_hosts(runtime: LabRuntime, hosts: Iterable[str]) -> None:
+    """The next sync rewrites these hosts' services table whatever it thinks they hold (their ruleset was
+    replaced or flushed behind the lab's back)."""
+    path = _nat_state_file(runtime)
+    try:
+        applied: dict[str, str] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    gone = [h for h in hosts if h in applied]
+    for host in gone:
+        applied[host] = "unknown"
+    if gone:
+        path.write_text(json.dumps(applied))
 
 
 def _nothing_to_do(runtime: LabRuntime) -> bool:
@@ -204,7 +221,7 @@ def program_hosts(runtime: LabRuntime, state: LabServices) -> dict[str, str]:
     text = render(state.endpoints()) if state.services else None
     digest = hashlib.sha256(text.encode()).hexdigest() if text else None
     work = {}
-    for host in runtime.host_names():
+    for host in runtime.local_hosts():
         if applied.get(host) == digest or (digest is None and host not in applied):
             continue
         work[host] = text if text is not None else render_removal()

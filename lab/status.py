@@ -26,8 +26,10 @@ def lab_status(runtime: LabRuntime) -> dict[str, Any]:
             "ports": [f"{port}/{proto}" + (f" ({name})" if name else "") for port, proto, name in pod_ports(doc)],
         })
     nodes = []
+    machine_of, first_machine = spec.machine_of(), spec.machine_names()[0]
     for node in plan_node_addresses_from_model(runtime.lab, spec):
-        entry: dict[str, Any] = {"name": node.name, "kind": node.kind, "fabric_ip": str(node.ip)}
+        entry: dict[str, Any] = {"name": node.name, "kind": node.kind, "fabric_ip": str(node.ip),
+                                 "machine": machine_of.get(node.name, first_machine)}
         if node.kind == "host":
             entry["pods"] = pods_by_host.get(node.name, 0)
             entry["blocks"] = sorted(str(b) for b in ipam.blocks_of(node.name))
@@ -39,6 +41,9 @@ def lab_status(runtime: LabRuntime) -> dict[str, Any]:
         "pool": str(spec.ipam.pool),
         "bgp": spec.bgp.layout,
         "dataplane": spec.dataplane,
+        "engine": spec.engine,
+        "store": spec.store.backend,
+        "machine": runtime.machine,
         "nodes": nodes,
         "pods": pods,
     }

@@ -1,34 +1,48 @@
-"""The lab's desired state, kept in an embedded SQLite database: the only writer of it.
+"""The lab's desired state: one interface, several backends (see docs/ARCHITECTURE.md, The store).
 
 What is kept: the lab spec as it was brought up, every object applied (Namespaces, Pods, policies, network
-sets) as its validated document, where each pod runs and its address, and the IPAM records. Every write is
-one transaction that bumps the revision, so a crash leaves either the old or the new state, never half.
+sets) as its validated document, where each pod runs and its address, and the IPAM blocks with the host
+each is affine to. Every write is one transaction that bumps the revision once, so a crash leaves either
+the old or the new state, never half.
+
+Backends (`lab/stores.py` picks one from the lab file's `store:`): `sqlite` (`lab/store_sqlite.py`, one
+embedded database file per lab, the default) and `etcd` (`lab/store_etcd.py`, etcd 3 shared by several
+machines). A backend implements the abstract methods; the IPAM records and the watch are built on them here.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
+import abc
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS objects (
-    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
-    doc TEXT NOT NULL, revision INTEGER NOT NULL,
-    PRIMARY KEY (kind, namespace, name)
-);
-CREATE TABLE IF NOT EXISTS placements (
-    namespace TEXT NOT NULL, name TEXT NOT NULL, host TEXT NOT NULL, ip TEXT NOT NULL UNIQUE,
-    PRIMARY KEY (namespace, name)
-);
-CREATE TABLE IF NOT EXISTS ipam (id INTEGER PRIMARY KEY CHECK (id = 1), records TEXT NOT NULL);
-"""
+
+def parse_endpoint(endpoint: str) -> tuple[str, str, int]:
+    """(protocol, host, port) of `http://host:port`; ValueError naming what is wrong."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(f"etcd endpoint {endpoint!r} is not of the form http://HOST:PORT")
+    try:
+        port = parts.port or 2379
+    except ValueError:
+        raise ValueError(f"etcd endpoint {endpoint!r} has a bad port") from None
+    return parts.scheme, parts.hostname, port
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (unreachable, refused); the message names the backend."""
+
+
+class StoreIntegrityError(StoreError):
+    """A write would break a rule of the store (one address per pod, one pod per address)."""
+
+
+class StoreConflict(StoreError):
+    """A compare-and-swap lost: another writer changed what this one had read."""
 
 
 @dataclass(frozen=True)
@@ -49,19 +63,28 @@ class Placement:
     ip: str
 
 
-class Store:
-    """Opens (creating if needed) one lab's database. Use `transaction()` for every multi-step write."""
+@dataclass(frozen=True)
+class BlockRecord:
+    """One IPAM block as stored: its affine host, its addresses (ip -> handle and the host using it) and
+    the version a compare-and-swap must name to change it (0: the block does not exist)."""
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+    cidr: str
+    host: str
+    addresses: dict[str, dict[str, str]] = field(default_factory=dict)
+    version: int = 0
 
-    def close(self) -> None:
-        self._db.close()
+    def doc(self) -> dict[str, Any]:
+        return {"host": self.host, "addresses": self.addresses}
+
+
+class Store(abc.ABC):
+    """One lab's desired state. Use `transaction()` for every multi-step write."""
+
+    backend: str = ""
+
+    # lifecycle ------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self) -> "Store":
         return self
@@ -69,28 +92,21 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator["Store"]:
-        """All writes inside happen together or not at all; the revision goes up once."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self
-            self._bump_revision()
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager["Store"]:
+        """All writes inside happen together or not at all, serialised with every other writer of the lab;
+        the revision goes up once."""
+
+    @abc.abstractmethod
+    def destroy(self) -> None:
+        """Remove every record of the lab (`lab down`)."""
 
     # meta -----------------------------------------------------------------------------------------
-    def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+    @abc.abstractmethod
+    def get_meta(self, key: str, default: Any = None) -> Any: ...
 
-    def set_meta(self, key: str, value: Any) -> None:
-        self._db.execute(
-            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, json.dumps(value, sort_keys=True)),
-        )
+    @abc.abstractmethod
+    def set_meta(self, key: str, value: Any) -> None: ...
 
     @property
     def revision(self) -> int:
@@ -101,62 +117,115 @@ class Store:
         self.set_meta("updated_at", time.time())
 
     # objects --------------------------------------------------------------------------------------
-    def put_object(self, key: ObjectKey, doc: dict[str, Any]) -> None:
-        self._db.execute(
-            "INSERT INTO objects(kind, namespace, name, doc, revision) VALUES(?, ?, ?, ?, ?) "
-            "ON CONFLICT(kind, namespace, name) DO UPDATE SET doc = excluded.doc, revision = excluded.revision",
-            (key.kind, key.namespace, key.name, json.dumps(doc, sort_keys=True), self.revision + 1),
-        )
+    @abc.abstractmethod
+    def put_object(self, key: ObjectKey, doc: dict[str, Any]) -> None: ...
 
-    def delete_object(self, key: ObjectKey) -> bool:
-        cur = self._db.execute(
-            "DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?", (key.kind, key.namespace, key.name)
-        )
-        return cur.rowcount > 0
+    @abc.abstractmethod
+    def delete_object(self, key: ObjectKey) -> bool: ...
 
-    def get_object(self, key: ObjectKey) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT doc FROM objects WHERE kind = ? AND namespace = ? AND name = ?", (key.kind, key.namespace, key.name)
-        ).fetchone()
-        return json.loads(row[0]) if row else None
+    @abc.abstractmethod
+    def get_object(self, key: ObjectKey) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def _all_objects(self) -> list[tuple[ObjectKey, dict[str, Any], int]]:
+        """Every object with the revision that last wrote it, sorted by kind, namespace and name."""
 
     def objects(self, kinds: Iterable[str] | None = None) -> list[tuple[ObjectKey, dict[str, Any]]]:
-        rows = self._db.execute("SELECT kind, namespace, name, doc FROM objects ORDER BY kind, namespace, name")
         wanted = set(kinds) if kinds is not None else None
-        return [
-            (ObjectKey(k, ns, n), json.loads(doc)) for k, ns, n, doc in rows if wanted is None or k in wanted
-        ]
+        return [(k, doc) for k, doc, _ in self._all_objects() if wanted is None or k.kind in wanted]
 
     def objects_since(self, revision: int) -> list[tuple[ObjectKey, dict[str, Any]]]:
         """Objects written by a transaction after `revision` (deletions show as keys that are gone)."""
-        rows = self._db.execute("SELECT kind, namespace, name, doc FROM objects WHERE revision > ?", (revision,))
-        return [(ObjectKey(k, ns, n), json.loads(doc)) for k, ns, n, doc in rows]
+        return [(k, doc) for k, doc, rev in self._all_objects() if rev > revision]
 
     def object_keys(self) -> set[ObjectKey]:
-        return {ObjectKey(*row) for row in self._db.execute("SELECT kind, namespace, name FROM objects")}
+        return {k for k, _, _ in self._all_objects()}
+
+    def object_count(self) -> int:
+        return len(self._all_objects())
 
     # placements -----------------------------------------------------------------------------------
+    @abc.abstractmethod
     def put_placement(self, placement: Placement) -> None:
-        self._db.execute(
-            "INSERT INTO placements(namespace, name, host, ip) VALUES(?, ?, ?, ?) "
-            "ON CONFLICT(namespace, name) DO UPDATE SET host = excluded.host, ip = excluded.ip",
-            (placement.namespace, placement.name, placement.host, placement.ip),
-        )
+        """StoreIntegrityError (at once or when the transaction commits) if another pod has that address."""
 
-    def delete_placement(self, namespace: str, name: str) -> None:
-        self._db.execute("DELETE FROM placements WHERE namespace = ? AND name = ?", (namespace, name))
+    @abc.abstractmethod
+    def delete_placement(self, namespace: str, name: str) -> None: ...
 
-    def placements(self) -> list[Placement]:
-        rows = self._db.execute("SELECT namespace, name, host, ip FROM placements ORDER BY namespace, name")
-        return [Placement(*row) for row in rows]
+    @abc.abstractmethod
+    def placements(self) -> list[Placement]: ...
 
-    # ipam -----------------------------------------------------------------------------------------
-    def get_ipam_records(self) -> Any:
-        row = self._db.execute("SELECT records FROM ipam WHERE id = 1").fetchone()
-        return json.loads(row[0]) if row else None
+    # ipam blocks and affinities ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def ipam_blocks(self) -> dict[str, BlockRecord]: ...
 
-    def set_ipam_records(self, records: Any) -> None:
-        self._db.execute(
-            "INSERT INTO ipam(id, records) VALUES(1, ?) ON CONFLICT(id) DO UPDATE SET records = excluded.records",
-            (json.dumps(records, sort_keys=True),),
-        )
+    @abc.abstractmethod
+    def claim_block(self, cidr: str, host: str) -> str:
+        """Compare-and-swap claim: the block becomes affine to `host` unless it exists. Returns the host the
+        block is affine to afterwards (another host's name when it lost). Outside a transaction it takes
+        effect at once; inside one, with the transaction."""
+
+    @abc.abstractmethod
+    def write_block(self, block: BlockRecord) -> None:
+        """Replace the block if it still has `block.version` (0: create it if absent); StoreConflict when
+        it does not (at once or when the transaction commits)."""
+
+    @abc.abstractmethod
+    def delete_block(self, cidr: str, version: int) -> None:
+        """Delete the block if it still has `version`; StoreConflict when it does not."""
+
+    def affinities(self) -> dict[str, list[str]]:
+        """host -> the blocks affine to it."""
+        out: dict[str, list[str]] = {}
+        for cidr, block in sorted(self.ipam_blocks().items()):
+            out.setdefault(block.host, []).append(cidr)
+        return out
+
+    def get_ipam_records(self) -> dict[str, Any] | None:
+        """The blocks as `bgp.ipam.Ipam.from_records` reads them; None when no block exists."""
+        blocks = self.ipam_blocks()
+        if not blocks:
+            return None
+        addresses = [
+            {"ip": ip, "handle": a["handle"], "host": a["host"], "block": cidr}
+            for cidr, block in blocks.items() for ip, a in block.addresses.items()
+        ]
+        return {"blocks": [{"cidr": c, "host": b.host} for c, b in sorted(blocks.items())], "addresses": addresses}
+
+    def set_ipam_records(self, records: dict[str, Any]) -> None:
+        """Write what `Ipam.to_records` gives as per-block compare-and-swaps: only the blocks that changed,
+        each guarded by the version read, so a concurrent writer of the same block makes this one fail."""
+        stored = self.ipam_blocks()
+        wanted: dict[str, BlockRecord] = {
+            b["cidr"]: BlockRecord(b["cidr"], b["host"], {}) for b in records.get("blocks", [])
+        }
+        for a in records.get("addresses", []):
+            wanted[a["block"]].addresses[a["ip"]] = {"handle": a["handle"], "host": a["host"]}
+        for cidr, block in wanted.items():
+            old = stored.get(cidr)
+            if old is None:
+                self.write_block(block)
+            elif old.doc() != block.doc():
+                self.write_block(BlockRecord(cidr, block.host, block.addresses, old.version))
+        for cidr in stored.keys() - wanted.keys():
+            self.delete_block(cidr, stored[cidr].version)
+
+    # watch ----------------------------------------------------------------------------------------
+    def wait_revision(self, after: int, timeout: float) -> int:
+        """Block until the revision is above `after` (or `timeout` passed); returns the revision then.
+        Backends with a native watch override this; the default polls."""
+        deadline = time.monotonic() + timeout
+        while True:
+            revision = self.revision
+            if revision > after or time.monotonic() >= deadline:
+                return revision
+            time.sleep(0.05)
+
+    def watch(self, since: int, timeout: float) -> Iterator[int]:
+        """Each new revision after `since`, as it is committed, until `timeout` passes without one."""
+        while True:
+            revision = self.wait_revision(since, timeout)
+            if revision <= since:
+                return
+            yield revision
+            since = revision

@@ -14,7 +14,7 @@ from lab.status import lab_status
 def render_status(status: dict[str, Any]) -> None:
     console.print(
         f"lab [bold]{status['lab']}[/] is {status['status']} (revision {status['revision']}): "
-        f"pool {status['pool']}, BGP {status['bgp']}, dataplane {status['dataplane']}"
+        f"pool {status['pool']}, BGP {status['bgp']}, dataplane {status['dataplane']}, engine {status['engine']}"
     )
     nodes = Table(title="nodes", title_justify="left")
     for col in ("name", "kind", "fabric address", "pods", "blocks"):
@@ -69,3 +69,13 @@ def render_health(health: dict[str, Any]) -> None:
     console.print(table)
     for problem in health["degraded"]:
         console.print(f"  [red]•[/] {problem}", highlight=False)
+
+
+def render_machines(machines: dict[str, Any]) -> None:
+    """The other machines of a lab spanning machines, as their controllers last reported."""
+    for machine, report in machines.items():
+        state = "[bold red]DEGRADED[/]" if report["degraded"] else "[green]healthy[/]"
+        console.print(f"machine {machine}: {state}, {len(report['hosts'])} host(s), reported {report['age_s']} s ago",
+                      highlight=False)
+        for problem in report["degraded"]:
+            console.print(f"  [red]•[/] {problem}", highlight=False)

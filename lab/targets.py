@@ -16,7 +16,7 @@ def node_addresses(runtime: LabRuntime, kind: str | None = None) -> dict[str, st
 
 def resolve_netns(runtime: LabRuntime, target: str) -> str:
     if "/" in target:
-        for plan in pod_plans(runtime):
+        for plan in pod_plans(runtime, everywhere=True):
             if plan.key == target:
                 return plan.netns
         raise KeyError(f"no pod {target!r} in lab {runtime.lab!r} (see `lab status`)")

@@ -25,7 +25,7 @@ def probe_endpoints(lab: str, hosts: bool = False) -> list[ProbeEndpoint]:
     with LabRuntime.open(lab) as runtime:
         endpoints = [
             ProbeEndpoint(name=p.key, netns=p.netns, ip=p.ip, kind="pod", namespace=p.namespace, host=p.host)
-            for p in pod_plans(runtime)
+            for p in pod_plans(runtime, everywhere=True)
         ]
         for node in plan_node_addresses_from_model(lab, runtime.spec):
             if node.kind == "external":

@@ -30,6 +30,8 @@ class WarmPolicy:
     dataplane: Dataplane
     model_keys: dict[ObjectKey, tuple[str, Any]] = field(default_factory=dict)  # store key -> world key
     placements: dict[tuple[str, str], Placement] = field(default_factory=dict)
+    store_keys: set[ObjectKey] = field(default_factory=set)  # every object in the store at `revision`
+    pods_by_host: dict[str, Any] | None = None  # runtime.placement() of `placements`, while they hold
 
 
 _WARM: dict[str, WarmPolicy] = {}
@@ -42,10 +44,11 @@ def forget(lab: str) -> None:
         warm.dataplane.close()
 
 
-def sync(runtime: LabRuntime, sole_writer: bool = False) -> SyncReport:
+def sync(runtime: LabRuntime, sole_writer: bool = False, save_state: bool = True) -> SyncReport:
     """Brings every host's filters in line with the store, from the warm state when it can follow.
     `sole_writer` (the lab's controller): nobody else programs the filters, so any number of revisions
-    since the warm one can be followed."""
+    since the warm one can be followed. Without `save_state` the caller saves what was applied later
+    (`save`), off the path of the change."""
     warm = _WARM.pop(runtime.lab, None)
     if warm is not None and warm.database != runtime.paths.database:  # another lab of that name
         warm.dataplane.close()
@@ -55,8 +58,11 @@ def sync(runtime: LabRuntime, sole_writer: bool = False) -> SyncReport:
             if warm is not None:
                 warm.dataplane.close()
             warm = _from_scratch(runtime)
-        report = warm.dataplane.sync(warm.world, runtime.placement(warm.placements.values()))
-        warm.dataplane.save_state(runtime.dataplane_state)
+        if warm.pods_by_host is None:
+            warm.pods_by_host = runtime.placement(warm.placements.values())
+        report = warm.dataplane.sync(warm.world, warm.pods_by_host)
+        if save_state:
+            warm.dataplane.save_state(runtime.dataplane_state)
         warm.revision = runtime.store.revision
     except BaseException:
         if warm is not None:
@@ -76,7 +82,8 @@ def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
             objects.append(obj)
     world = World.from_objects(objects)
     world.set_nodes(lab_nodes(runtime))
-    return WarmPolicy(runtime.store.revision, runtime.paths.database, world, runtime.dataplane(), keys, placements)
+    return WarmPolicy(runtime.store.revision, runtime.paths.database, world, runtime.dataplane(), keys, placements,
+                      runtime.store.object_keys())
 
 
 def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) -> bool:
@@ -89,13 +96,18 @@ def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) 
         return False
     placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
     docs = dict(runtime.store.objects_since(warm.revision))
-    moved = {k for k in placements.keys() | warm.placements.keys() if placements.get(k) != warm.placements.get(k)}
-    for namespace, name in moved:  # a pod placed or removed without its document changing
-        key = ObjectKey("Pod", namespace, name)
-        if key not in docs and (doc := runtime.store.get_object(key)) is not None:
-            docs[key] = doc
-    present = runtime.store.object_keys()
-    gone = [k for k in warm.model_keys if k not in present]
+    if placements != warm.placements:
+        moved = {k for k in placements.keys() | warm.placements.keys() if placements.get(k) != warm.placements.get(k)}
+        for namespace, name in moved:  # a pod placed or removed without its document changing
+            key = ObjectKey("Pod", namespace, name)
+            if key not in docs and (doc := runtime.store.get_object(key)) is not None:
+                docs[key] = doc
+        warm.pods_by_host = None
+    known = warm.store_keys | docs.keys()
+    # deletions leave no row: when the count says none happened, the keys need not be read (3000 at bank scale)
+    present = known if runtime.store.object_count() == len(known) else runtime.store.object_keys()
+    warm.store_keys = set(present)
+    gone = [] if present is known else [k for k in warm.model_keys if k not in present]
     changed = []
     for key, doc in docs.items():
         obj = model_object(key, doc, placements)
@@ -110,10 +122,23 @@ def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) 
     return True
 
 
+def save(runtime: LabRuntime) -> None:
+    """Save what the warm dataplane applied (see `sync(save_state=False)`)."""
+    warm = _WARM.get(runtime.lab)
+    if warm is not None:
+        warm.dataplane.save_state(runtime.dataplane_state)
+
+
 def dataplane_of(lab: str) -> Dataplane | None:
     """The dataplane this process keeps warm for the lab (None before its first sync)."""
     warm = _WARM.get(lab)
     return warm.dataplane if warm is not None else None
 
 
-__all__ = ["WarmPolicy", "sync", "forget", "dataplane_of"]
+def world_of(lab: str) -> World | None:
+    """The world this process keeps warm for the lab (None before its first sync)."""
+    warm = _WARM.get(lab)
+    return warm.world if warm is not None else None
+
+
+__all__ = ["WarmPolicy", "sync", "save", "forget", "dataplane_of", "world_of"]

@@ -46,20 +46,32 @@ def pod_veth(pod: PodPlan) -> str:
     )
 
 
+def netns_attach(name: str, pid: int) -> str:
+    """Name the network namespace of a running process (a Mininet node's shell, a container)."""
+    return f"netns attach {token(name, 'namespace')} {int(pid)}"
+
+
 def fabric_lines(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[str]:
     """Namespaces of the fabric and the nodes, the bridge, and one veth per node."""
     nodes = list(nodes)
     lines = netns_add([fabric.netns] + [n.netns for n in nodes]) + [fabric_bridge(fabric)]
-    return lines + [node_veth(fabric, n) for n in nodes]
+    return lines + node_veths(fabric, nodes)
+
+
+def node_veths(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[str]:
+    return [node_veth(fabric, n) for n in nodes]
 
 
 def node_lines(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[str]:
     """Nodes added to a running fabric: their namespaces and veths to the existing bridge's namespace."""
     nodes = list(nodes)
-    return netns_add(n.netns for n in nodes) + [node_veth(fabric, n) for n in nodes]
+    return netns_add(n.netns for n in nodes) + node_veths(fabric, nodes)
 
 
-def pod_lines(pods: Iterable[PodPlan]) -> list[str]:
-    """Namespaces first, then veths (a veth line needs both of its namespaces)."""
+def pod_lines(pods: Iterable[PodPlan], new_namespaces: bool = True) -> list[str]:
+    """Namespaces first, then veths (a veth line needs both of its namespaces). A container pod's
+    namespace is the container's, already named by the Docker side: it only gets its veth; so do all
+    pods when another engine made their namespaces (`new_namespaces` False)."""
     pods = list(pods)
-    return netns_add(p.netns for p in pods) + [pod_veth(p) for p in pods]
+    made = netns_add(p.netns for p in pods if p.container is None) if new_namespaces else []
+    return made + [pod_veth(p) for p in pods]

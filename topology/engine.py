@@ -24,6 +24,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
 
 from topology import batch, names, netns, plumbing, rtnl, sysctl
+from topology.docker_engine import ContainerPods
 from topology.model import NODE_IFNAME, POD_IFNAME, FabricPlan, NodePlan, PodPlan, TopologyPlan
 from topology.responder_ctl import stop_responder
 from topology.rtnl import RtnlError, RtnlSocket
@@ -91,6 +92,8 @@ class Engine(Protocol):
     def add_nodes(self, fabric: FabricPlan, nodes: Sequence[NodePlan]) -> None: ...
     def remove_nodes(self, nodes: Sequence[NodePlan]) -> None: ...
     def destroy(self, lab: str) -> list[str]: ...
+    def prepare_pods(self, pods: Sequence[PodPlan]) -> None: ...  # before anything is built (Docker images)
+    def stop_pods(self, lab: str) -> None: ...  # pods run by a runtime of their own (Docker), before a sweep
     def list_owned(self, lab: str) -> list[str]: ...
 
     # entering a namespace
@@ -109,10 +112,19 @@ class NetnsEngine:
     def __init__(self, chunk: int = 250, static_neighbours: bool = True) -> None:
         self.chunk = chunk  # pods per `ip -batch` run; smaller chunks give a smoother progress bar
         self.static_neighbours = static_neighbours  # see plumbing.py: ARP table limits at scale
+        self.containers = ContainerPods()  # pods with `container` set run in Docker (docker_engine.py)
 
     # -- reading ---------------------------------------------------------------------------------------
     def list_owned(self, lab: str) -> list[str]:
         return netns.list_netns(names.lab_netns_prefix(names.check_lab_name(lab)))
+
+    def prepare_pods(self, pods: Sequence[PodPlan]) -> None:
+        """Before anything of a lab is built: the lab's dockerd and the images of its Docker pods, if any."""
+        self.containers.prepare(pods)
+
+    def stop_pods(self, lab: str) -> None:
+        """Remove the lab's Docker pods by label, before `lab down` signals the processes in its namespaces."""
+        self.containers.remove_lab(lab)
 
     # -- entering ----------------------------------------------------------------------------------------
     def entered(self, name: str) -> AbstractContextManager[None]:
@@ -130,10 +142,15 @@ class NetnsEngine:
     def exec_in(
         self, name: str, argv: Sequence[str], *, capture: bool = True, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command inside a lab namespace (for `lab exec`); stdio is captured unless capture=False."""
+        """Run a command inside a lab namespace (for `lab exec`); stdio is captured unless capture=False.
+        A container pod's command runs inside its container (its own tools and files)."""
         lab_of_netns(name)
         if not netns.exists(name):
             raise TopologyError(f"network namespace {name!r} does not exist")
+        container = self.containers.container_of(name)
+        if container is not None:
+            argv = self.containers.exec_argv(container, argv, interactive=not capture)
+            return subprocess.run(argv, capture_output=capture, text=True, timeout=timeout)
         return netns.exec_interactive(name, argv, capture=capture, timeout=timeout)
 
     # -- building --------------------------------------------------------------------------------------
@@ -141,6 +158,8 @@ class NetnsEngine:
         """Create the whole topology; on any failure remove everything of the lab again and re-raise."""
         check_plan(plan)
         existing = self.list_owned(plan.lab)
+        if plan.fabric.machine is not None:  # a lab on several machines: the others' namespaces may exist
+            existing = sorted(set(existing) & _planned_netns(plan))
         if existing:
             raise TopologyError(f"lab {plan.lab!r} already has namespaces ({existing[0]}, ...): bring it down first")
         nodes, pods = 1 + len(plan.nodes), len(plan.pods)
@@ -151,11 +170,29 @@ class NetnsEngine:
             self._add_pods(plan.pods, tracker)
         except BaseException:
             with contextlib.suppress(Exception):  # the original error is the one to report
-                self.destroy(plan.lab)
+                if plan.fabric.machine is None:
+                    self.destroy(plan.lab)
+                else:  # only this machine's part
+                    netns.run_ip_batch(batch.netns_delete(sorted(_planned_netns(plan) & set(self.list_owned(plan.lab)))),
+                                       force=True)
             raise
 
+    # Where the namespaces come from: `ip netns add` here; the Mininet engine makes Mininet nodes instead
+    # and names their namespaces, and everything after is the same plumbing.
+    def _new_fabric_lines(self, plan: TopologyPlan) -> list[str]:
+        """`ip -batch` lines for the fabric and node namespaces, the bridge and the node veths."""
+        return batch.fabric_lines(plan.fabric, plan.nodes)
+
+    def _new_node_lines(self, fabric: FabricPlan, nodes: Sequence[NodePlan]) -> list[str]:
+        """`ip -batch` lines for nodes added to a running fabric (an external server): namespaces, veths."""
+        return batch.node_lines(fabric, nodes)
+
+    def _new_pod_lines(self, pods: Sequence[PodPlan]) -> list[str]:
+        """`ip -batch` lines for the pods' namespaces (not a container's: Docker made it) and veths."""
+        return batch.pod_lines(pods)
+
     def _build_fabric(self, plan: TopologyPlan, tracker: _Tracker) -> None:
-        netns.run_ip_batch(batch.fabric_lines(plan.fabric, plan.nodes))
+        netns.run_ip_batch(self._new_fabric_lines(plan))
         tracker.step(1 + len(plan.nodes), NODES_CREATED)
         fabric = plan.fabric
         with NetlinkPool() as pool:
@@ -172,7 +209,7 @@ class NetnsEngine:
         if clash := [n.netns for n in nodes if n.netns in taken]:
             raise TopologyError(f"namespaces already exist: {clash}")
         try:
-            netns.run_ip_batch(batch.node_lines(fabric, nodes))
+            netns.run_ip_batch(self._new_node_lines(fabric, nodes))
             with NetlinkPool() as pool:
                 for node in nodes:
                     pool.plumb(node.netns, plumbing.node_settings(node), plumbing.node_requests(node, fabric))
@@ -210,7 +247,9 @@ class NetnsEngine:
         # faster, both wait for the kernel's rtnl lock.
         for start in range(0, len(pods), self.chunk):
             chunk = pods[start : start + self.chunk]
-            netns.run_ip_batch(batch.pod_lines(chunk))
+            if in_containers := [p for p in chunk if p.container is not None]:
+                self.containers.start(lab_of_netns(chunk[0].netns), in_containers)
+            netns.run_ip_batch(self._new_pod_lines(chunk))
             tracker.step(len(chunk), PODS_CREATED)
             with NetlinkPool() as pool:
                 for pod in chunk:
@@ -237,6 +276,7 @@ class NetnsEngine:
         still there after the kernel's expected time (its namespace kept alive, e.g. by a socket the
         responder holds: reload the responder first) is deleted directly.
         """
+        self.containers.remove(pods)
         netns.run_ip_batch(batch.netns_delete(p.netns for p in pods if netns.exists(p.netns)), force=True)
         by_host: dict[str, set[str]] = defaultdict(set)
         for pod in pods:
@@ -266,12 +306,17 @@ class NetnsEngine:
             stop_responder(names.LabPaths.for_lab(lab))
         except OSError:
             pass  # no run directory: nothing was started
+        self.containers.remove_lab(lab)
         owned = self.list_owned(lab)
         netns.run_ip_batch(batch.netns_delete(owned), force=True)
         left = self.list_owned(lab)
         if left:
             raise TopologyError(f"namespaces of lab {lab!r} could not be removed: {left}")
         return owned
+
+
+def _planned_netns(plan: TopologyPlan) -> set[str]:
+    return {plan.fabric.netns, *(n.netns for n in plan.nodes), *(p.netns for p in plan.pods)}
 
 
 __all__ = ["Engine", "NetnsEngine", "Progress", "TopologyError", "lab_of_netns"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from topology.engine import Engine, NetnsEngine
+from topology.mininet_engine import MininetEngine
 
 DEFAULT_ENGINE = "netns"
 _ENGINES: dict[str, Callable[[], Engine]] = {}
@@ -26,5 +27,6 @@ def engine_names() -> list[str]:
 
 
 register_engine("netns", NetnsEngine)
+register_engine("mininet", MininetEngine)
 
 __all__ = ["DEFAULT_ENGINE", "engine_names", "get_engine", "register_engine"]

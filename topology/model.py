@@ -41,10 +41,12 @@ class FabricPlan:
     lab: str
     subnet: IPv4Network
     gateway: IPv4Interface
+    machine: str | None = None  # set when the lab spans machines: each has its own fabric
+    holds_gateway: bool = True  # one fabric only carries the gateway address when fabrics are bridged together
 
     @property
     def netns(self) -> str:
-        return names.fabric_netns(self.lab)
+        return names.fabric_netns(self.lab, self.machine)
 
     @property
     def bridge(self) -> str:
@@ -72,6 +74,17 @@ class ServerPlan:
 
 
 @dataclass(frozen=True)
+class ContainerPlan:
+    """A pod that runs as a Docker container: its network namespace is the container's, named like any
+    pod namespace. `command` None runs the image's own command. The lab's responder answers the declared
+    ports only when `responder` is set (the default image, idle); otherwise the container serves them."""
+
+    image: str
+    command: tuple[str, ...] | None = None
+    responder: bool = False
+
+
+@dataclass(frozen=True)
 class PodPlan:
     namespace: str
     name: str
@@ -81,6 +94,7 @@ class PodPlan:
     host_ifname: str
     ip: IPv4Address
     ports: tuple[PortPlan, ...] = ()
+    container: ContainerPlan | None = None
 
     @property
     def key(self) -> str:
@@ -161,6 +175,7 @@ def plan_pod(
     host: str,
     ip: IPv4Address | str,
     ports: Iterable[tuple[int, str] | tuple[int, str, str | None] | PortPlan] = (),
+    container: ContainerPlan | None = None,
 ) -> PodPlan:
     return PodPlan(
         namespace=namespace,
@@ -171,4 +186,5 @@ def plan_pod(
         host_ifname=names.pod_host_ifname(namespace, name),
         ip=IPv4Address(ip),
         ports=plan_ports(ports),
+        container=container,
     )

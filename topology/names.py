@@ -60,8 +60,19 @@ def lab_netns_prefix(lab: str) -> str:
     return f"{PREFIX}-{lab}-"
 
 
-def fabric_netns(lab: str) -> str:
-    return f"{lab_netns_prefix(lab)}fabric"
+def fabric_netns(lab: str, machine: str | None = None) -> str:
+    """The fabric of a one-machine lab; a lab on several machines has one fabric per machine."""
+    return f"{lab_netns_prefix(lab)}fabric" + (f"-{machine}" if machine else "")
+
+
+def machine_netns(lab: str, machine: str) -> str:
+    """Stands for a machine's own network stack: its underlay address and the VXLAN tunnels' sockets."""
+    return f"{lab_netns_prefix(lab)}m-{machine}"
+
+
+def underlay_netns(lab: str) -> str:
+    """The wire between simulated machines on one box: a bridge every machine namespace is plugged into."""
+    return f"{lab_netns_prefix(lab)}underlay"
 
 
 def host_netns(lab: str, host: str) -> str:
@@ -133,6 +144,16 @@ RESPONDER_PROCESS = "responder"
 def fabric_bridge_ifname() -> str:
     """The Linux bridge of the fabric namespace (alone in its namespace, so one fixed name)."""
     return f"{PREFIX}-fabric"
+
+
+def vxlan_ifname() -> str:
+    """The VXLAN port of a fabric bridge (one per fabric namespace, so one fixed name)."""
+    return f"{PREFIX}-vxlan"
+
+
+def underlay_ifname(machine: str) -> str:
+    """A machine's underlay veth: `uplink` inside its machine namespace, this name on the underlay bridge."""
+    return f"{PREFIX}u-{machine}"
 
 
 def responder_pid_file(paths: LabPaths) -> Path:

@@ -83,7 +83,8 @@ def fabric_settings() -> list[sysctl.Setting]:
 
 def fabric_requests(fabric: FabricPlan, nodes: Iterable[NodePlan]) -> list[Request]:
     requests = [loopback_up(), rtnl.link_configure(fabric.bridge, {}), rtnl.link_set(fabric.bridge)]
-    requests.append(rtnl.addr_add(BRIDGE_INDEX, fabric.gateway))
+    if fabric.holds_gateway:
+        requests.append(rtnl.addr_add(BRIDGE_INDEX, fabric.gateway))
     return requests + fabric_port_requests(nodes)
 
 

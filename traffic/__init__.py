@@ -12,14 +12,28 @@ Modules, one job each:
 - scratch_lab: a throwaway lab built by the topology engine, static routes instead of BGP (tests, benchmarks)
 """
 
-from traffic.measure import measure_latency, measure_matrix
-from traffic.model import Probe, ProbeEndpoint, ProbeResult, Protocol, find_endpoint
-from traffic.policy_latency import AffectedPath, Change, ChangeOutcome, summarise
-from traffic.probes import ProbeEngine, ProbeOptions, run_probes
-from traffic.stream import StreamOptions, run_change, run_experiment
+from __future__ import annotations
 
-__all__ = [
-    "AffectedPath", "Change", "ChangeOutcome", "Probe", "ProbeEndpoint", "ProbeEngine", "ProbeOptions",
-    "ProbeResult", "Protocol", "StreamOptions", "find_endpoint", "measure_latency", "measure_matrix",
-    "run_change", "run_experiment", "run_probes", "summarise",
-]
+import importlib
+from typing import Any
+
+# Imported when first used (PEP 562): `from traffic.model import Protocol`, which every CLI start-up does for
+# its options, then does not pull Scapy and the probe engine in.
+_EXPORTS = {
+    "measure_latency": "traffic.measure", "measure_matrix": "traffic.measure",
+    "Probe": "traffic.model", "ProbeEndpoint": "traffic.model", "ProbeResult": "traffic.model",
+    "Protocol": "traffic.model", "find_endpoint": "traffic.model",
+    "AffectedPath": "traffic.policy_latency", "Change": "traffic.policy_latency",
+    "ChangeOutcome": "traffic.policy_latency", "summarise": "traffic.policy_latency",
+    "ProbeEngine": "traffic.probes", "ProbeOptions": "traffic.probes", "run_probes": "traffic.probes",
+    "StreamOptions": "traffic.stream", "run_change": "traffic.stream", "run_experiment": "traffic.stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'traffic' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -13,9 +13,19 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from topology import rtnl
+from topology.docker_images import DEFAULT_IMAGE
 from topology.engine import Engine
 from topology.engines import DEFAULT_ENGINE, get_engine
-from topology.model import NODE_IFNAME, NodePlan, PodPlan, TopologyPlan, plan_fabric, plan_node, plan_pod
+from topology.model import (
+    NODE_IFNAME,
+    ContainerPlan,
+    NodePlan,
+    PodPlan,
+    TopologyPlan,
+    plan_fabric,
+    plan_node,
+    plan_pod,
+)
 from topology.rtnl import RtnlSocket
 from traffic.model import ProbeEndpoint
 
@@ -32,6 +42,7 @@ class ScratchLab:
     pods_per_host: tuple[int, ...] = (3, 1)
     namespaces: int = 2
     engine_name: str = DEFAULT_ENGINE
+    runtime: str = "netns"  # or "docker": every pod a container of the default image (responder-style idle)
     endpoints: list[ProbeEndpoint] = field(default_factory=list, compare=False)
 
     def host_name(self, index: int) -> str:
@@ -77,7 +88,8 @@ class ScratchLab:
                          IPv4Interface(f"{self.host_ip(index)}/{FABRIC.prefixlen}"))
 
     def plan_pod(self, host: int, namespace: str, pod: str, ip: IPv4Address) -> PodPlan:
-        return plan_pod(self.lab, namespace, pod, self.host_name(host), ip)
+        container = ContainerPlan(DEFAULT_IMAGE, responder=True) if self.runtime == "docker" else None
+        return plan_pod(self.lab, namespace, pod, self.host_name(host), ip, container=container)
 
     def plan(self) -> TopologyPlan:
         hosts = tuple(self.plan_host(i) for i in range(len(self.pods_per_host)))
@@ -96,6 +108,7 @@ class ScratchLab:
 
     def up(self) -> list[ProbeEndpoint]:
         engine = self.engine
+        engine.prepare_pods(self.plan().pods)
         engine.build(self.plan())
         for host, routes in self.static_routes().items():
             with engine.entered(self.host_netns(host)), RtnlSocket() as sock:

@@ -7,7 +7,6 @@ from rich.table import Table
 
 from lab.app import app
 from lab.console import LAB_OPTION_HELP, console, fail, open_lab, print_json
-from lab.fabric import Fabric
 
 
 @app.command(rich_help_panel="Lab")
@@ -19,6 +18,7 @@ def bgp(
     from bgp.status import sessions
 
     with open_lab(lab) as runtime:
+        from lab.fabric import Fabric  # heavy: imported when the command runs, not by every `lab`
         fabric = Fabric(runtime)
         plan = fabric.speaker_plans()
         states = sessions(runtime.paths, plan)

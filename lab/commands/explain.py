@@ -8,13 +8,15 @@ address (an IP of a pod means that pod; any other is an outside host).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from lab.app import app
 from lab.console import LAB_OPTION_HELP, console, fail, print_json
-from policy_dataplane.policy.world import World
+
+if TYPE_CHECKING:
+    from policy_dataplane.policy.world import World
 
 
 class NoLabState(RuntimeError):
@@ -38,6 +40,7 @@ def current_world(lab: str) -> tuple[World, dict[str, str]]:
 
 def world_from_files(files: list[Path]) -> World:
     from policy_dataplane.policy.documents import load_files
+    from policy_dataplane.policy.world import World
 
     return World.from_objects(load_files(files))
 
@@ -57,14 +60,15 @@ def explain(
     as_json: bool = typer.Option(False, "--json", help="machine-readable trace"),
 ) -> None:
     """Walk through the tiers, policies and rules that decide whether SRC may open a flow to DST."""
-    from policy_dataplane.policy.documents import DocumentsInvalid
-    from policy_dataplane.policy.evaluate import verdict
-    from policy_dataplane.policy.explain import render, to_json
-
     if dst.startswith("svc/"):
         if files:
             fail("a Service destination needs the running lab (its endpoints): leave out -f")
         return explain_service(lab, src, dst, protocol, port, as_json)
+    if not files and _warm_explain(lab, src, dst, protocol, port, icmp_type, icmp_code, src_ip, dst_ip, as_json):
+        return
+    from policy_dataplane.policy.documents import DocumentsInvalid
+    from policy_dataplane.policy.evaluate import verdict
+    from policy_dataplane.policy.explain import render, to_json
     try:
         world, nodes = (world_from_files(files), {}) if files else current_world(lab)
     except (DocumentsInvalid, NoLabState) as exc:
@@ -80,6 +84,35 @@ def explain(
         print_json(to_json(result))
     else:
         console.print(render(result))
+
+
+def _warm_explain(lab: str, src: str, dst: str, protocol: str, port: int | None, icmp_type: int | None,
+                  icmp_code: int | None, src_ip: str | None, dst_ip: str | None, as_json: bool) -> bool:
+    """Asks the lab's controller, which holds the enforced world in memory; False (after saying so) when no
+    controller answers, and the caller builds the world from the store."""
+    from rich.text import Text
+
+    from lab.console import ask_controller
+
+    answer = ask_controller(lab, {
+        "op": "explain", "src": src, "dst": dst, "protocol": protocol, "port": port, "icmp_type": icmp_type,
+        "icmp_code": icmp_code, "src_ip": src_ip, "dst_ip": dst_ip, "width": console.width})
+    if answer is None:
+        from lab.console import errors
+        from lab.controller import launcher
+        from lab.stores import store_exists
+        from topology.names import LabPaths
+
+        if store_exists(LabPaths.for_lab(lab)):
+            errors.print(launcher.down_note(LabPaths.for_lab(lab)))
+        return False  # the cold path builds the world from the store (or says the lab is not up)
+    if not answer.get("ok"):
+        fail(str(answer.get("error")))
+    if as_json:
+        print_json(answer["json"])
+    else:
+        console.print(Text.from_ansi(answer["text"].rstrip("\n")))
+    return True
 
 
 def explain_service(lab: str, src: str, dst: str, protocol: str, port: int | None, as_json: bool) -> None:

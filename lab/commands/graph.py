@@ -9,7 +9,6 @@ import typer
 
 from lab.app import app
 from lab.console import LAB_OPTION_HELP, errors, open_lab
-from lab.fabric import Fabric
 
 
 @app.command(rich_help_panel="Lab")
@@ -28,6 +27,7 @@ def graph(
         raise typer.BadParameter("png, mermaid or dot", param_hint="--format")
     with open_lab(lab) as runtime:
         status = lab_status(runtime)
+        from lab.fabric import Fabric  # heavy: imported when the command runs, not by every `lab`
         states = [s.as_dict() for s in sessions(runtime.paths, Fabric(runtime).speaker_plans())]
     g = lab_graph(status, states, with_pods=pods)
     if output_format == "mermaid":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, fail, open_lab, print_json
+from lab.console import LAB_OPTION_HELP, fail, open_lab, print_json, require_root
 
 
 @app.command(rich_help_panel="Lab")
@@ -14,19 +14,34 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Hosts, pods, addresses and blocks of a running lab, and its health: exits 1 when it is degraded."""
+    from lab.controller.machine_link import machines_health
     from lab.health import controller_health
+    from lab.machines import local_machine
     from lab.status import lab_status
-    from lab.summary import render_health, render_status
+    from lab.stores import store_exists
+    from lab.summary import render_health, render_machines, render_status
+    from topology.names import LabPaths
 
-    with open_lab(lab, supervise=False) as runtime:
-        data = lab_status(runtime)
-        data["controller"] = controller_health(runtime.paths)
+    require_root(f"lab {lab!r}")
+    paths = LabPaths.for_lab(lab)
+    health = controller_health(paths, lab_status=True) if store_exists(paths) else None
+    data = health.pop("lab_status", None) if health else None  # warm: hosts and pods from its memory
+    if data is None:
+        with open_lab(lab, supervise=False) as runtime:
+            data = lab_status(runtime)
+            health = health or controller_health(runtime.paths)
+    data["controller"] = health
+    data["machines"] = {}
+    if local_machine(paths) is not None:  # a lab spanning machines: the others' health is in the shared store
+        with open_lab(lab, supervise=False) as runtime:
+            data["machines"] = machines_health(runtime.store, runtime.spec.machine_names(), runtime.machine)
     if as_json:
         print_json(data)
     else:
         render_status(data)
         render_health(data["controller"])
-    if data["controller"]["degraded"]:
+        render_machines(data["machines"])
+    if data["controller"]["degraded"] or any(m["degraded"] for m in data["machines"].values()):
         raise typer.Exit(1)
 
 
@@ -36,7 +51,7 @@ def exec_(
     target: str = typer.Argument(..., help="NS/POD, or a node name (host, external, reflector)"),
     lab: str = typer.Option("demo", "--lab", "-l", help=LAB_OPTION_HELP),
 ) -> None:
-    """Run a command inside a pod or node namespace: lab exec dev/web -- ip route."""
+    """Run a command inside a pod or node namespace (a Docker pod: in its container): lab exec dev/web -- ip route."""
     from lab.targets import resolve_netns
     from topology.engines import get_engine
 

@@ -6,7 +6,17 @@ import typer
 from rich.table import Table
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, fail, open_lab, print_json, run_change
+from lab.console import (
+    LAB_OPTION_HELP,
+    ask_controller,
+    console,
+    errors,
+    fail,
+    open_lab,
+    print_json,
+    print_rows,
+    run_change,
+)
 
 GET_KINDS = {
     "pods": ["Pod"],
@@ -47,23 +57,27 @@ def get(
     """List the desired state the lab holds."""
     if what not in GET_KINDS:
         fail(f"can get {', '.join(GET_KINDS)}; not {what!r}")
-    with open_lab(lab) as runtime:
-        objects = runtime.store.objects(kinds=GET_KINDS[what])
-        placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
-    if as_json:
-        print_json([doc for _, doc in objects])
-        return
-    if what == "services":
+    if what == "services" and not as_json:
         return _print_services(lab)
-    table = Table(title=what, title_justify="left")
-    for col in ("kind", "namespace", "name", "labels" if what != "policies" else "spec", "host", "ip"):
-        table.add_column(col)
-    for key, doc in objects:
-        placed = placements.get((key.namespace, key.name))
+    answer = ask_controller(lab, {"op": "get", "kinds": GET_KINDS[what]})
+    if answer is None or not answer["ok"]:  # no controller: say so, and read the store
+        from lab.controller import launcher
+        from lab.controller.reads import StoreView, get_answer
+
+        with open_lab(lab) as runtime:
+            errors.print(launcher.down_note(runtime.paths))
+            answer = get_answer(StoreView().follow(runtime.store), GET_KINDS[what])
+    objects = answer["objects"]
+    if as_json:
+        print_json([o["doc"] for o in objects])
+        return
+    rows = []
+    for o in objects:
+        doc = o["doc"]
         labels = ",".join(f"{k}={v}" for k, v in sorted((doc.get("metadata", {}).get("labels") or {}).items()))
         summary = labels if what != "policies" else _policy_summary(doc)
-        table.add_row(key.kind, key.namespace, key.name, summary, placed.host if placed else "", placed.ip if placed else "")
-    console.print(table)
+        rows.append([o["kind"], o["namespace"], o["name"], summary, o["host"], o["ip"]])
+    print_rows(what, ["kind", "namespace", "name", "labels" if what != "policies" else "spec", "host", "ip"], rows)
 
 
 def _print_services(lab: str) -> None:

@@ -28,7 +28,10 @@ def up(
                                             help="override the lab file's filters backend (e.g. iptables)"),
     layout: Optional[Layout] = typer.Option(None, "--layout", help="override the lab file's BGP layout"),
     name: Optional[str] = typer.Option(None, "--name", help="override the lab's name (e.g. a second demo)"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="override the lab file's topology engine (mininet)"),
     resync: float = typer.Option(1.0, "--resync", min=0.05, help="seconds between the controller's resyncs"),
+    machine: Optional[str] = typer.Option(None, "--machine",
+                                          help="bring up this machine's part of a lab that spans machines"),
 ) -> None:
     """Bring a lab up: hosts, pods, BGP, filters. With no file, the built-in demo world."""
     from lab import pipeline
@@ -37,14 +40,14 @@ def up(
 
     try:
         spec = load_lab_file(file or DEMO_LAB)
-        if dataplane or layout or name:
-            spec = with_overrides(spec, dataplane, layout and layout.value, name)
+        if dataplane or layout or name or engine:
+            spec = with_overrides(spec, dataplane, layout and layout.value, name, engine)
     except LabFileError as exc:
         fail(str(exc))
     require_root("lab up")
     try:
         with progress_bar(not quiet) as progress:
-            timings = pipeline.up(spec, progress=progress, wait=wait, resync=resync)
+            timings = pipeline.up(spec, progress=progress, wait=wait, resync=resync, machine=machine)
     except pipeline.LabError as exc:
         fail(str(exc))
     print_summary(spec.name, timings)
@@ -54,13 +57,16 @@ def up(
 def down(
     lab: str = typer.Argument("demo", help=LAB_OPTION_HELP),
     force: bool = typer.Option(False, "--force", help="clean up after a crash even when the lab's state is gone"),
+    machine: Optional[str] = typer.Option(None, "--machine",
+                                          help="only this machine's part (the default on a machine brought up "
+                                               "with --machine)"),
 ) -> None:
     """Remove every namespace, interface, process and file the lab made."""
     from lab import pipeline
 
     require_root("lab down")
     try:
-        removed = pipeline.down(lab, force=force)
+        removed = pipeline.down(lab, force=force, machine=machine)
     except pipeline.LabError as exc:
         fail(str(exc))
     console.print(f"lab [bold]{lab}[/] is down: removed {len(removed)} namespaces")

@@ -57,6 +57,7 @@ class Executor:
         self.bgp = bgp
         self.reader = reader
         self.memory = memory
+        self.state_unsaved = False
 
     def run(self, action: st.Action) -> str:
         """Carry one action out; returns the host it concerned ("" for the lab)."""
@@ -78,6 +79,9 @@ class Executor:
             return ""
         if isinstance(action, st.SyncPolicy):
             self.sync_policy()
+            return ""
+        if isinstance(action, st.SyncServices):
+            self._sync_services()
             return ""
         if isinstance(action, st.ReprogramHost):
             self._reprogram(action.host)
@@ -101,14 +105,37 @@ class Executor:
         from lab import warm
 
         revision = self.runtime.store.revision
-        report = warm.sync(self.runtime, sole_writer=True)
+        report = warm.sync(self.runtime, sole_writer=True, save_state=False)  # saved after the waiters' answer
+        self.state_unsaved = True
+        services_written = self._sync_services()
         for host, result in report.hosts.items():
             record = self.memory.filters.get(host)
-            if result.mode != "none":
+            if result.mode != "none" or host in services_written:
                 self._remember_filter(host, revision)
             elif record is not None:  # nothing to write: the table holds this revision if it holds the last
                 self.memory.filters[host] = st.FilterRecord(record.fingerprint, revision)
         self.memory.programmed_revision = revision
+
+    def save_state(self) -> None:
+        """What the filters hold, for a restarted controller: saved before the generations are recorded, so
+        a controller killed in between finds generations it did not record and replaces those tables."""
+        from lab import warm
+
+        if self.state_unsaved:
+            warm.save(self.runtime)
+            self.state_unsaved = False
+
+    def _sync_services(self) -> set[str]:
+        """Services' DNAT, DNS records, gateways and resolv.conf (after the filters, as `lab apply` did);
+        returns the hosts whose ruleset it wrote. Their generation moved: the caller records it anew, so
+        the next pass does not take the controller's own write for drift."""
+        from lab import services
+
+        written = set(services.sync(self.runtime))
+        for host in written:
+            if host in self.memory.filters:
+                self._remember_filter(host, self.memory.filters[host].revision)
+        return written
 
     def _reprogram(self, host: str) -> None:
         dp = self.dataplane()
@@ -118,6 +145,10 @@ class Executor:
             program = dp.programs[host]
         dp.host(host).resync(program)
         dp.save_state(self.runtime.dataplane_state)
+        from lab import services
+
+        services.forget_hosts(self.runtime, [host])  # same ruleset: a flush took the Services table too
+        services.sync(self.runtime)
         self._remember_filter(host, self.memory.programmed_revision)
 
     def _remember_filter(self, host: str, revision: int) -> None:

@@ -2,9 +2,12 @@
 
     python -m lab.controller --lab demo --run-dir /run/netpol-lab/npl-demo [--resync 1.0]
 
-Single-threaded, like Felix's dataplane loop: a pass runs on the resync timer and whenever a request asks
-for one (a write waiting for its revision). A pass that cannot take the lab's change lock (a command is
-changing the lab right now) is tried again shortly, so the controller never sees half a change.
+Two threads. The main one is the loop, like Felix's dataplane loop: a pass runs on the resync timer and
+whenever a request asks for one (a write waiting for its revision). A pass that cannot take the lab's change
+lock (a command is changing the lab right now) is tried again shortly, so the controller never sees half a
+change. The socket thread answers requests meanwhile, so `lab status`, `get` and `explain` answer while a
+long pass runs: it has its own store connection and netlink sockets, and takes the world lock only for what
+the pass changes (the warm world and programs, held by a pass only while it syncs the filters).
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import selectors
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,16 +28,22 @@ from lab.controller.act import Executor, Memory
 from lab.controller.desired import read_desired
 from lab.controller.events import Event
 from lab.controller.files import filters_file, lock_file, pid_file, socket_file
+from lab.controller.machine_link import PUBLISH_EVERY, StoreWatch, publish_health
 from lab.controller.observe import HostReader, announced, pod_namespaces, process_seen, responder_targets
-from lab.controller.plan import broken_pods, plan
+from lab.controller.plan import broken_pods, missing_routes, plan
 from lab.controller.protocol import encode, listen
-from lab.controller.state import Desired, FilterRecord, Observed, ProcessRecord, SyncPolicy
+from lab.controller.reads import StoreView, explain_answer, get_answer
+from lab.controller.state import Desired, FilterRecord, Observed, ProcessRecord, ReprogramHost, SyncPolicy
 from lab.fabric import Fabric
+from lab.pod_plans import other_machines_pods
 from lab.runtime import LabRuntime
+from services import daemon_ctl
 from topology import names
 
 BUSY_RETRY = 0.05  # a command holds the change lock: look again this soon
 WAITING_PASS = 0.05  # while a write waits for its revision, pass this often
+ACCEPT_POLL = 0.5  # the socket thread looks at the stop flag this often
+PLACEMENT_KINDS = frozenset({"Pod", "Service", "ExternalService"})  # what the desired state is made of
 
 
 @dataclass
@@ -58,6 +67,7 @@ class Controller:
         self.memory = Memory(filters=self._load_filters())
         self.executor = Executor(self.runtime, self.bgp, self.reader, self.memory)
         self._desired: Desired | None = None
+        self._desired_placements: list[Any] = []
         self.observed: Observed | None = None
         self.waiters: list[Waiter] = []
         self.host_errors: dict[str, str] = {}
@@ -65,20 +75,43 @@ class Controller:
         self.last_pass_seconds = 0.0
         self.started = time.time()
         self._stop = False
+        self._published = -PUBLISH_EVERY
         self._lock_file = open(self.paths.config_file("changes.lock"), "a")  # noqa: SIM115 (held for life)
+        self.world_lock = threading.RLock()  # the warm world and programs: a filter sync, or a reader
+        self._waiters_lock = threading.Lock()
+        self._wake = threading.Event()  # a request wants a pass now
+        self._passed = threading.Condition()  # notified after every pass
+        self._resync_wanted = False
+        self.nodes = _node_addresses(self.runtime)  # name -> fabric address (the lab file's: fixed)
+        self._reads: _ReadSide | None = None  # the socket thread's own store and netlink sockets
+        self.store_view = StoreView()
 
     # state -------------------------------------------------------------------------------------------
     def desired(self) -> Desired:
-        revision = self.runtime.store.revision
-        if self._desired is None or self._desired.revision != revision:
+        """The desired state at the store's revision. A revision that wrote no pod, Service or placement (a
+        policy or namespace change) leaves it as it was: read again, it costs ~0.2 s at bank scale."""
+        store = self.runtime.store
+        revision = store.revision
+        previous = self._desired
+        if previous is not None and previous.revision == revision:
+            return previous
+        placements = store.placements()
+        if previous is not None and placements == self._desired_placements and not any(
+                key.kind in PLACEMENT_KINDS for key, _ in store.objects_since(previous.revision)):
+            self._desired = replace(previous, revision=revision)
+        else:
             self._desired = read_desired(self.runtime, self.bgp)
+            self._desired_placements = placements
         return self._desired
 
-    def observe(self, desired: Desired) -> Observed:
+    def observe(self, desired: Desired, reader: HostReader | None = None, follow_table: bool = True) -> Observed:
+        """`reader`: the socket thread's own (netlink sockets are not shared); `follow_table`: only the loop
+        updates the process table."""
         now = time.monotonic()
-        hosts = {h: self.reader.read(names.host_netns(self.runtime.lab, h)) for h in desired.hosts}
+        reader = reader or self.reader
+        hosts = {h: reader.read(names.host_netns(self.runtime.lab, h)) for h in desired.hosts}
         seen = {p.name: process_seen(self.paths, p) for p in desired.processes}
-        for want in desired.processes:  # the process table follows what is seen
+        for want in desired.processes if follow_table else ():  # the process table follows what is seen
             row = self.memory.table.setdefault(want.name, ProcessRecord(want.name, want.kind, want.node, want.netns))
             now_seen = seen[want.name]
             if now_seen.pid is not None:
@@ -87,9 +120,10 @@ class Controller:
                 row.helper_dead_since = row.helper_dead_since or now
             else:
                 row.helper_dead_since = None
-        return Observed(now, pod_namespaces(self.runtime.lab), hosts, seen,
+        return Observed(now, pod_namespaces(self.runtime.lab) - other_machines_pods(self.runtime), hosts, seen,
                         announced(self.paths, desired.announcements), responder_targets(self.paths),
-                        self.memory.table, dict(self.memory.filters), self.memory.programmed_revision)
+                        dict(self.memory.table), dict(self.memory.filters), self.memory.programmed_revision,
+                        daemon_ctl.config_file(self.paths).exists(), daemon_ctl.running_pid(self.paths))
 
     def _refingerprinted(self, observed: Observed) -> Observed:
         """After repairs, only the filters' fingerprints are read again (one netlink request per host): what
@@ -116,35 +150,83 @@ class Controller:
 
     # one pass ----------------------------------------------------------------------------------------
     def reconcile(self) -> bool:
-        """One level-triggered pass; False when a command holds the change lock (try again soon)."""
+        """One level-triggered pass; False when a command holds the change lock (try again soon).
+
+        The change lock is held to read the store and while repairs run, not while the kernel is looked at
+        (the long part at bank scale), so writers do not queue behind a pass. That is safe because every
+        command commits to the store before it touches the kernel: if the revision moved while the pass
+        looked, what it saw may be half a change, and it looks again instead of acting."""
+        if not self._try_lock():
+            return False
+        started = time.perf_counter()
+        fast = False
+        try:
+            if self.waiters and self.memory.programmed_revision < self.runtime.store.revision:
+                fast = self._fast_lane()
+            desired = self.desired()
+        finally:
+            self._unlock()
+        if fast:  # files only: a writer need not wait for them
+            self.executor.save_state()
+            self._save_filters()
+        observed = self.observe(desired)
+        if self.host_errors.get("lab", "").startswith("the last pass"):
+            del self.host_errors["lab"]  # this one got through
+        actions = plan(desired, observed)
+        if actions:
+            if not self._try_lock():
+                return False
+            try:
+                if self.runtime.store.revision != desired.revision:
+                    return False  # a command changed the lab while the pass looked: look again
+                for action in actions:
+                    self._carry_out(action)
+                self.executor.save_state()
+                self._save_filters()
+                observed = self._refingerprinted(observed)
+            finally:
+                self._unlock()
+        self.observed = observed
+        self.passes += 1
+        self.last_pass_seconds = time.perf_counter() - started
+        return True
+
+    def _try_lock(self) -> bool:
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
-        started = time.perf_counter()
-        try:
-            desired = self.desired()
-            observed = self.observe(desired)
-            if self.host_errors.get("lab", "").startswith("the last pass"):
-                del self.host_errors["lab"]  # this one got through
-            actions = plan(desired, observed)
-            for action in actions:
-                self._carry_out(action)
-            if actions:
-                self._save_filters()
-                observed = self._refingerprinted(observed)
-            self.observed = observed
-        finally:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        self.passes += 1
-        self.last_pass_seconds = time.perf_counter() - started
+        return True
+
+    def _unlock(self) -> None:
+        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    def _fast_lane(self) -> bool:
+        """A write waits: program its revision before the rest of the pass (reading the whole desired and
+        observed state costs more than the change at bank scale), as Felix applies updates at once and
+        leaves the rest to its resync. Only when every host's table still shows what the controller wrote:
+        otherwise the pass repairs it first, and a diff never lands on a table that drifted."""
+        for host in self.runtime.local_hosts():  # this machine's hosts (all of them on one machine)
+            record = self.memory.filters.get(host)
+            if record is None or self.reader.fingerprint(names.host_netns(self.runtime.lab, host)) != record.fingerprint:
+                return False
+        revision = self.runtime.store.revision
+        self._carry_out(SyncPolicy(f"store revision {revision}, filters at {self.memory.programmed_revision} "
+                                   "(a write waits)"))
+        if self.observed is not None:
+            self.observed = self._refingerprinted(self.observed)
+        self.answer_waiters()
         return True
 
     def _carry_out(self, action: Any) -> None:
         started = time.perf_counter()
         what = type(action).__name__
         try:
-            host = self.executor.run(action)
+            if isinstance(action, (SyncPolicy, ReprogramHost)):
+                with self.world_lock:  # readers see the world before or after, never halfway
+                    host = self.executor.run(action)
+            else:
+                host = self.executor.run(action)
         except Exception as exc:  # noqa: BLE001 - a failed repair is an event; the next pass tries again
             host = getattr(action, "host", "") or getattr(action, "node", "")
             self.host_errors[host or "lab"] = f"{what} failed: {exc}"
@@ -159,9 +241,9 @@ class Controller:
             self.memory.last_repair[host or "lab"] = f"{time.strftime('%H:%M:%S')} {what}"
 
     # health ------------------------------------------------------------------------------------------
-    def host_in_sync(self, host: str, revision: int) -> str | None:
+    def host_in_sync(self, host: str, revision: int, observed: Observed | None = None) -> str | None:
         """None when the host's filter holds `revision` as the controller wrote it, else why not."""
-        observed = self.observed
+        observed = observed or self.observed
         seen = observed.hosts.get(host) if observed else None
         record = self.memory.filters.get(host)
         if seen is None or not seen.exists:
@@ -179,17 +261,20 @@ class Controller:
         return None
 
     def status(self) -> dict[str, Any]:
-        """Health as it is now: a fresh look (read only), not the last pass's, so a fault shows at once."""
-        desired = self.desired()
-        observed = self.observed = self.observe(desired)
-        routes_missing = Fabric(self.runtime).missing_routes()
+        """Health as it is now: a fresh look (read only), not the last pass's, so a fault shows at once.
+        Runs in the socket thread, with its own store connection and netlink sockets."""
+        reads = self._read_side()
+        desired = reads.desired(self.bgp)
+        observed = self.observe(desired, reads.reader, follow_table=False)
+        routes = {p.node: reads.reader.route_destinations(p.netns) for p in desired.processes if p.kind == "speaker"}
+        routes_missing = missing_routes(desired.announcements, routes)
         broken = broken_pods(desired, observed) if observed else {}
         hosts = {}
         degraded: list[str] = []
         for host in desired.hosts:
             speaker = self.memory.table.get(f"speaker {host}")
             seen = observed.processes.get(f"speaker {host}") if observed else None
-            problem = self.host_in_sync(host, desired.revision)
+            problem = self.host_in_sync(host, desired.revision, observed)
             record = self.memory.filters.get(host)
             hosts[host] = {
                 "speaker": seen.pid if seen and seen.pid else None,
@@ -204,7 +289,7 @@ class Controller:
             }
             if problem:
                 degraded.append(problem)
-        for row in self.memory.table.values():
+        for row in list(self.memory.table.values()):
             seen = observed.processes.get(row.name) if observed else None
             if seen is None or seen.pid is None:
                 degraded.append(f"{row.name} is not running")
@@ -213,50 +298,90 @@ class Controller:
         degraded += [f"{node}: {len(p)} route(s) missing, e.g. {p[0]}" for node, p in sorted(routes_missing.items())]
         if broken:
             degraded.append(f"{len(broken)} pod(s) not plumbed, e.g. {next(iter(broken.values()))}")
+        if observed and observed.services_configured and observed.services_pid is None:
+            degraded.append("the services process (cluster DNS, egress gateways) is not running")
         responder = observed.processes.get("responder") if observed else None
         return {
             "ok": True, "lab": self.runtime.lab, "pid": os.getpid(), "revision": desired.revision,
             "programmed_revision": self.memory.programmed_revision, "resync_interval": self.resync,
             "passes": self.passes, "last_pass_ms": round(self.last_pass_seconds * 1000, 1),
             "responder": responder.pid if responder else None,
-            "hosts": hosts, "processes": [row.as_dict() for row in self.memory.table.values()],
+            "hosts": hosts, "processes": [row.as_dict() for row in list(self.memory.table.values())],
             "degraded": degraded, "last_repair": self.memory.last_repair.get("lab", ""),
             "memory_kib": _rss_kib(),
         }
 
-    # requests ----------------------------------------------------------------------------------------
+    # requests (the socket thread) ---------------------------------------------------------------------
+    def _read_side(self) -> _ReadSide:
+        if self._reads is None:
+            self._reads = _ReadSide(LabRuntime.open(self.runtime.lab), HostReader(self.runtime.spec.dataplane))
+        return self._reads
+
     def handle(self, conn: socket.socket, request: dict[str, Any]) -> bool:
-        """Answer a request; False when the answer comes later (a wait)."""
+        """Answer a request; False when the answer comes later (a wait, answered by the loop)."""
         op = request.get("op")
         if op == "ping":
             _send(conn, {"ok": True, "pid": os.getpid(), "revision": self.memory.programmed_revision})
         elif op == "status":
-            _send(conn, self.status())
+            answer = self.status()
+            if request.get("lab_status"):  # what `lab status` prints besides health: from the same process
+                from lab.status import lab_status
+
+                answer["lab_status"] = lab_status(self._read_side().runtime)
+            _send(conn, answer)
+        elif op == "get":
+            self.store_view = self.store_view.follow(self._read_side().runtime.store)
+            _send(conn, get_answer(self.store_view, [str(k) for k in request.get("kinds", [])]))
+        elif op == "explain":
+            _send(conn, self._explain(request))
         elif op == "programs":
-            programs = self.executor.dataplane().programs
-            answer = {"ok": True, "revision": self.memory.programmed_revision, "programs": program_digests(programs)}
+            from lab import warm
+
+            with self.world_lock:
+                dp = warm.dataplane_of(self.runtime.lab)
+                programs = dict(dp.programs) if dp is not None else {}
+                revision = self.memory.programmed_revision
+            answer = {"ok": True, "revision": revision, "programs": program_digests(programs)}
             if request.get("text"):
                 from policy_dataplane.dataplane.nft.render import render_full
 
                 answer["text"] = {host: render_full(p) for host, p in programs.items()}
             _send(conn, answer)
         elif op == "resync":
-            while not self.reconcile():
-                time.sleep(BUSY_RETRY)
+            with self._passed:
+                target = self.passes + 1
+                self._resync_wanted = True
+                self._wake.set()
+                while self.passes < target and not self._stop:
+                    self._passed.wait(1.0)
             _send(conn, {"ok": True, "passes": self.passes})
         elif op == "wait":
             revision = int(request.get("revision", 0))
             timeout = float(request.get("timeout", 60.0))
-            self.waiters.append(Waiter(conn, revision, time.monotonic() + timeout))
+            with self._waiters_lock:
+                self.waiters.append(Waiter(conn, revision, time.monotonic() + timeout))
+            self._wake.set()
             return False
         else:
             _send(conn, {"ok": False, "error": f"unknown request {op!r}"})
         return True
 
+    def _explain(self, request: dict[str, Any]) -> dict[str, Any]:
+        """On the world the filters were last programmed from (the enforced one), with its revision."""
+        from lab import warm
+
+        with self.world_lock:
+            world = warm.world_of(self.runtime.lab)
+            if world is None:
+                return {"ok": False, "error": "the controller has not programmed the lab yet"}
+            return explain_answer(world, self.memory.programmed_revision, self.nodes, request)
+
     def answer_waiters(self) -> None:
         now = time.monotonic()
-        for waiter in list(self.waiters):
-            problems = [p for h in self.desired().hosts if (p := self.host_in_sync(h, waiter.revision))]
+        with self._waiters_lock:
+            waiting = list(self.waiters)
+        for waiter in waiting:
+            problems = [p for h in self.runtime.local_hosts() if (p := self.host_in_sync(h, waiter.revision))]
             if self.memory.programmed_revision < waiter.revision and not problems:
                 problems = [f"the controller has not reached revision {waiter.revision} yet"]
             if problems and now < waiter.deadline:
@@ -264,40 +389,96 @@ class Controller:
             answer = {"ok": True} if not problems else {"ok": False, "error": "; ".join(problems)}
             _send(waiter.conn, answer)
             waiter.conn.close()
-            self.waiters.remove(waiter)
+            with self._waiters_lock:
+                self.waiters.remove(waiter)
 
     # the loop ----------------------------------------------------------------------------------------
     def serve(self) -> None:
         server = listen(socket_file(self.paths))
-        selector = selectors.DefaultSelector()
-        selector.register(server, selectors.EVENT_READ)
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "_stop", True))
-        signal.signal(signal.SIGINT, lambda *_: setattr(self, "_stop", True))
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.stop())
+            signal.signal(signal.SIGINT, lambda *_: self.stop())
         events.record(self.paths, Event(time.time(), "start", "controller",
                                         f"pid {os.getpid()}, resync every {self.resync:g} s"))
+        answering = threading.Thread(target=self._answer_requests, args=(server,), name="socket", daemon=True)
+        answering.start()
         next_pass = 0.0
+        watch = self._watch_store()
         try:
             while not self._stop:
-                now = time.monotonic()
-                if now >= next_pass:
+                if time.monotonic() >= next_pass:
                     done = self._guarded_pass()
                     self.answer_waiters()
+                    with self._passed:
+                        self._passed.notify_all()
+                    self._publish_health()
                     interval = WAITING_PASS if self.waiters else self.resync
                     next_pass = time.monotonic() + (interval if done else BUSY_RETRY)
-                for key, _ in selector.select(max(0.0, next_pass - time.monotonic())):
-                    if key.fileobj is server:
-                        conn, _ = server.accept()
-                        self._serve_one(conn)
-                        if self.waiters:
-                            next_pass = 0.0  # a write is waiting: reconcile now
+                if self._wake.wait(max(0.0, next_pass - time.monotonic())):
+                    self._wake.clear()
+                    if self.waiters or self._resync_wanted:
+                        self._resync_wanted = False
+                        next_pass = 0.0  # a write is waiting, a resync was asked for, or the store moved
         finally:
-            for waiter in self.waiters:
-                _send(waiter.conn, {"ok": False, "error": "the controller stopped"})
-                waiter.conn.close()
+            self._stop = True
+            answering.join(timeout=5.0)
+            with self._waiters_lock:
+                for waiter in self.waiters:
+                    _send(waiter.conn, {"ok": False, "error": "the controller stopped"})
+                    waiter.conn.close()
             server.close()
+            if watch is not None:
+                watch.close()
             socket_file(self.paths).unlink(missing_ok=True)
             events.record(self.paths, Event(time.time(), "stop", "controller", f"pid {os.getpid()} stopped"))
             self.reader.close()
+
+    # several machines (lab/controller/machine_link.py) ------------------------------------------------
+    def _watch_store(self) -> StoreWatch | None:
+        """On a machine of a lab spanning machines, a change written elsewhere wakes the loop at once."""
+        if self.runtime.machine is None:
+            return None
+        return StoreWatch(self.paths, self.runtime.store.revision, on_change=self._store_moved)
+
+    def _store_moved(self) -> None:
+        self._resync_wanted = True
+        self._wake.set()
+
+    def _publish_health(self) -> None:
+        machine = self.runtime.machine
+        if machine is None or time.monotonic() - self._published < PUBLISH_EVERY:
+            return
+        self._published = time.monotonic()
+        try:
+            publish_health(self.paths, machine, self.status())
+        except Exception as exc:  # noqa: BLE001 (the report is best effort; the next one tries again)
+            events.record(self.paths, Event(time.time(), "failed", "health report", f"{type(exc).__name__}: {exc}"))
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+
+    def _answer_requests(self, server: socket.socket) -> None:
+        """The socket thread: one request at a time, while the loop may be in the middle of a pass."""
+        server.settimeout(ACCEPT_POLL)
+        try:
+            while not self._stop:
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return  # the server socket was closed
+                try:
+                    self._serve_one(conn)
+                except Exception as exc:  # noqa: BLE001 - a failed answer must not end the socket thread
+                    events.record(self.paths, Event(time.time(), "failed", "request",
+                                                    f"{type(exc).__name__}: {exc}"))
+                    _send(conn, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+                    conn.close()
+        finally:
+            if self._reads is not None:  # closed by the thread that made it (SQLite wants that)
+                self._reads.close()
 
     def _guarded_pass(self) -> bool:
         """A pass that fails (the store unreadable for a moment, a namespace gone while read) is an event,
@@ -310,6 +491,7 @@ class Controller:
             return True
 
     def _serve_one(self, conn: socket.socket) -> None:
+        conn.setblocking(True)
         conn.settimeout(5.0)
         try:
             data = b""
@@ -325,6 +507,31 @@ class Controller:
             return
         if self.handle(conn, request if isinstance(request, dict) else {}):
             conn.close()
+
+
+@dataclass
+class _ReadSide:
+    """What the socket thread reads with: its own store connection (SQLite connections stay in the thread
+    that made them) and its own netlink sockets."""
+
+    runtime: LabRuntime
+    reader: HostReader
+    _desired: Desired | None = None
+
+    def desired(self, bgp: Any) -> Desired:
+        if self._desired is None or self._desired.revision != self.runtime.store.revision:
+            self._desired = read_desired(self.runtime, bgp)
+        return self._desired
+
+    def close(self) -> None:
+        self.reader.close()
+        self.runtime.close()
+
+
+def _node_addresses(runtime: LabRuntime) -> dict[str, str]:
+    from lab.targets import node_addresses
+
+    return node_addresses(runtime)
 
 
 def canonical(value: Any) -> Any:

@@ -45,4 +45,4 @@ def read_desired(runtime: LabRuntime, bgp: BgpPlan) -> Desired:
     ipam = ipam_of(runtime)
     announcements = {s.name: prefixes(ipam.announcements(s.name)) if s.announces else () for s in bgp.speakers}
     targets = frozenset(t.netns for t in responder_targets(runtime))
-    return Desired(revision, tuple(runtime.host_names()), pods, desired_processes(bgp), announcements, targets)
+    return Desired(revision, tuple(runtime.local_hosts()), pods, desired_processes(bgp), announcements, targets)

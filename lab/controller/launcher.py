@@ -13,6 +13,7 @@ from typing import Any
 
 from lab.controller.files import log_file, pid_file, socket_file
 from lab.controller.protocol import ControllerUnavailable, request
+from lab.stores import store_exists
 from topology import processes
 from topology.names import LabPaths
 
@@ -61,15 +62,15 @@ def start(paths: LabPaths, resync: float = 1.0) -> int:
 
 def resync_interval(paths: LabPaths) -> float:
     """The interval the lab was brought up with (kept in the store's meta by `lab up`)."""
-    from lab.store import Store
+    from lab.stores import open_store
 
-    with Store(paths.database) as store:
+    with open_store(paths) as store:
         return float(store.get_meta("resync_interval", 1.0))
 
 
 def ensure_running(paths: LabPaths) -> int | None:
     """Start the controller again if it died; returns the new pid, None when it was running."""
-    if running_pid(paths) is not None or not paths.database.exists():
+    if running_pid(paths) is not None or not store_exists(paths):
         return None
     return start(paths, resync_interval(paths))
 
@@ -85,6 +86,21 @@ def stop(paths: LabPaths) -> bool:
 
 def ask(paths: LabPaths, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
     return request(socket_file(paths), message, timeout)
+
+
+def warm_read(paths: LabPaths, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any] | None:
+    """A read answered from the controller's memory; None when no controller answers (the caller says so
+    and reads the store itself)."""
+    if running_pid(paths) is None:
+        return None
+    try:
+        return ask(paths, message, timeout)
+    except ControllerUnavailable:
+        return None
+
+
+def down_note(paths: LabPaths) -> str:
+    return f"note: the controller of lab {paths.lab} does not answer: read from the store instead (cold)"
 
 
 def wait_programmed(paths: LabPaths, revision: int, timeout: float = DEFAULT_WAIT) -> None:

@@ -34,11 +34,15 @@ def nft_generation(host_netns: str) -> str | None:
     except netns.NetnsError:
         return None
     try:
-        for msg in sock.request_get(nft_gen_msg(), NFT_MSG_GETGEN, NLM_F_REQUEST):
-            return str(msg.get_attr("NFTA_GEN_ID"))
-        return None
+        return _generation(sock)
     finally:
         sock.close()
+
+
+def _generation(sock: NFTSocket) -> str | None:
+    for msg in sock.request_get(nft_gen_msg(), NFT_MSG_GETGEN, NLM_F_REQUEST):
+        return str(msg.get_attr("NFTA_GEN_ID"))
+    return None
 
 
 def iptables_hash(host_netns: str) -> str | None:
@@ -52,14 +56,29 @@ def iptables_hash(host_netns: str) -> str | None:
 
 
 class HostReader:
-    """Keeps one rtnetlink socket per host namespace (hosts are never recreated, pods come and go)."""
+    """Keeps one rtnetlink and one nf_tables socket per host namespace (hosts are never recreated, pods come
+    and go): a generation read is then one request, with no namespace to enter."""
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
         self._sockets: dict[str, RtnlSocket] = {}
+        self._nft: dict[str, NFTSocket] = {}
 
     def fingerprint(self, host_netns: str) -> str | None:
-        return nft_generation(host_netns) if self.backend == "nftables" else iptables_hash(host_netns)
+        if self.backend != "nftables":
+            return iptables_hash(host_netns)
+        sock = self._nft.get(host_netns)
+        if sock is None:
+            try:
+                with netns.entered(host_netns):
+                    sock = self._nft[host_netns] = NFTSocket()
+            except netns.NetnsError:
+                return None
+        try:
+            return _generation(sock)
+        except OSError:
+            self._nft.pop(host_netns).close()
+            return None
 
     def read(self, host_netns: str) -> HostSeen:
         if not netns.exists(host_netns):
@@ -73,6 +92,13 @@ class HostReader:
                            if r.destination.prefixlen == 32 and r.oif in pod_links)
         return HostSeen(True, self.fingerprint(host_netns), links, routes)
 
+    def route_destinations(self, node_netns: str) -> frozenset[str]:
+        """Every route destination in the namespace (for missing BGP routes: one dump on a kept socket)."""
+        if not netns.exists(node_netns):
+            self._drop(node_netns)
+            return frozenset()
+        return frozenset(str(r.destination) for r in self._socket(node_netns).routes())
+
     def _socket(self, host_netns: str) -> RtnlSocket:
         if host_netns not in self._sockets:
             with netns.entered(host_netns):
@@ -80,12 +106,13 @@ class HostReader:
         return self._sockets[host_netns]
 
     def _drop(self, host_netns: str) -> None:
-        sock = self._sockets.pop(host_netns, None)
-        if sock is not None:
-            sock.close()
+        for sockets in (self._sockets, self._nft):
+            sock = sockets.pop(host_netns, None)
+            if sock is not None:
+                sock.close()
 
     def close(self) -> None:
-        for host_netns in list(self._sockets):
+        for host_netns in list(self._sockets.keys() | self._nft.keys()):
             self._drop(host_netns)
 
 

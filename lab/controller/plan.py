@@ -3,8 +3,8 @@
 Level-triggered, like a Kubernetes controller: it looks only at the two states, never at what happened
 in between, so a missed event, a killed command or a restart all end in the same repair. Actions come in
 the order they must run: stray pods go before pods are made again (their addresses may be the same), pods
-exist before their routes are announced and the responder opens sockets in them, filters follow the store,
-and dead processes come back last (a speaker announces what the files say by then).
+exist before their routes are announced and the responder opens sockets in them, filters follow the store
+(each filter sync also syncs the Services' DNAT tables and DNS records), and dead processes come back last (a speaker announces what the files say by then).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from lab.controller.state import (
     ReprogramHost,
     RestartProcess,
     SyncPolicy,
+    SyncServices,
 )
 
 # ExaBGP respawns a dead route agent itself, and a speaker just started needs a moment before its agent
@@ -35,6 +36,7 @@ def plan(desired: Desired, observed: Observed) -> list[Action]:
     actions += _announcements(desired, observed)
     actions += _responder(desired, observed)
     actions += _filters(desired, observed)
+    actions += _services(observed)
     actions += _processes(desired, observed)
     return actions
 
@@ -53,6 +55,18 @@ def broken_pods(desired: Desired, observed: Observed) -> dict[str, str]:
         elif f"{pod.ip}/32" not in host.pod_routes:
             broken[key] = f"route {pod.ip}/32 on {pod.host} missing"
     return broken
+
+
+def missing_routes(announcements: dict[str, tuple[str, ...]], routes: dict[str, frozenset[str]]
+                   ) -> dict[str, list[str]]:
+    """Per node, the prefixes other speakers announce that its kernel has no route for (BGP not converged,
+    or a speaker down): what `lab status` reports as missing routes."""
+    missing = {}
+    for node, have in routes.items():
+        lacking = [p for other, prefixes in announcements.items() if other != node for p in prefixes if p not in have]
+        if lacking:
+            missing[node] = lacking
+    return missing
 
 
 def _pods(desired: Desired, observed: Observed) -> list[Action]:
@@ -108,6 +122,14 @@ def _filters(desired: Desired, observed: Observed) -> list[Action]:
     if observed.programmed_revision < desired.revision:
         actions.append(SyncPolicy(f"store revision {desired.revision}, filters at {observed.programmed_revision}"))
     return actions
+
+
+def _services(observed: Observed) -> list[Action]:
+    """The services process is started by the Services sync that a SyncPolicy runs; when it died since, the
+    same sync starts it again (its config is kept while there is something to serve)."""
+    if observed.services_configured and observed.services_pid is None:
+        return [SyncServices("the services process (cluster DNS, egress gateways) is not running")]
+    return []
 
 
 def _processes(desired: Desired, observed: Observed) -> list[Action]:

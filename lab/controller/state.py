@@ -101,6 +101,8 @@ class Observed:
     table: dict[str, ProcessRecord] = field(default_factory=dict)
     filters: dict[str, FilterRecord] = field(default_factory=dict)
     programmed_revision: int = -1  # the store revision the warm world was last synced to
+    services_configured: bool = False  # the services process (DNS, egress gateways) has something to serve
+    services_pid: int | None = None  # and runs as this pid (None: it does not run)
 
 
 # --- actions ---------------------------------------------------------------------------------------------
@@ -135,9 +137,15 @@ class SyncPolicy(Action):
 
 
 @dataclass(frozen=True)
+class SyncServices(Action):
+    """Services' DNAT tables, DNS records, gateways and resolv.conf files brought in line with the store
+    (the services process started again when it is gone)."""
+
+
+@dataclass(frozen=True)
 class ReprogramHost(Action):
     """A host's filter is not what the controller wrote (drift), or unknown (at start): replace its table in
-    one transaction."""
+    one transaction, and write its Services table again (the same ruleset, so the same drift)."""
 
     host: str
     drift: bool = True

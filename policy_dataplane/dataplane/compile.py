@@ -12,7 +12,7 @@ IPv4 only: the lab has no IPv6 pod addresses; rules restricted to IPv6 compile t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
@@ -260,9 +260,10 @@ def _patch_endpoints(world: World, previous: HostProgram, before: Mapping[PodKey
 
 
 def _identity_snapshot(world: World) -> tuple[dict[Any, object], ...]:
-    """Everything but pods, by object identity (world objects are frozen: a change is a new object)."""
-    return (dict(world.policies), dict(world.staged), dict(world.namespaces), dict(world.netsets), dict(world.tiers),
-            dict(world.host_endpoints), dict(world.service_accounts), dict(world.nodes), {"felix": world.felix})
+    """Everything but pods and policies, by object identity (world objects are frozen: a change is a new
+    object). Staged policies are left out too: programs never enforce them."""
+    return (dict(world.namespaces), dict(world.netsets), dict(world.tiers), dict(world.host_endpoints),
+            dict(world.service_accounts), dict(world.nodes), {"felix": world.felix})
 
 
 def _same_objects(a: tuple[dict[Any, object], ...], b: tuple[dict[Any, object], ...]) -> bool:
@@ -270,38 +271,177 @@ def _same_objects(a: tuple[dict[Any, object], ...], b: tuple[dict[Any, object], 
         len(x) == len(y) and all(y.get(k) is v for k, v in x.items()) for x, y in zip(a, b))
 
 
+@dataclass(frozen=True)
+class PolicyChange:
+    """The enforced policies that changed since the last compile (Felix's active-rules calculation): the
+    chains of their old versions, and the selectors their new versions apply to."""
+
+    old_chains: frozenset[str]
+    new_selectors: frozenset[str]
+
+    @classmethod
+    def between(cls, before: Mapping[Any, Policy], after: Mapping[Any, Policy]) -> PolicyChange:
+        old_chains: set[str] = set()
+        new_selectors: set[str] = set()
+        for key in before.keys() | after.keys():
+            old, new = before.get(key), after.get(key)
+            if old is new or old == new:
+                continue
+            if old is not None:
+                old_chains |= {policy_chain(old.name, d) for d in Dir}
+            if new is not None:
+                new_selectors.add(new.applies_to.id)
+        return cls(frozenset(old_chains), frozenset(new_selectors))
+
+    def __bool__(self) -> bool:
+        return bool(self.old_chains or self.new_selectors)
+
+    def selects(self, world: World, item: Hashable) -> bool:
+        return any(world.index.contains(sid, item) for sid in self.new_selectors)
+
+    def uses_old(self, tiers: tuple[TierProgram, ...]) -> bool:
+        return any(c in self.old_chains for t in tiers for c in t.policies)
+
+
+def _referenced_sets(policies: Mapping[str, PolicyProgram]) -> set[str]:
+    names: set[str] = set()
+    for policy in policies.values():
+        for rule in policy.rules:
+            for side in (rule.source, rule.destination):
+                names.update(n for n in (side.nets, side.not_nets, side.members, side.not_members,
+                                         side.named_ports, side.not_named_ports) if n is not None)
+    return names
+
+
+def _patch_policies(world: World, previous: HostProgram, local: Mapping[PodKey, str], node: str,
+                    refs: Mapping[str, NamedPortRef], change: PolicyChange
+                    ) -> tuple[HostProgram, dict[str, NamedPortRef]]:
+    """`previous` after a policy change: only the endpoints that used an old version of a changed policy or
+    that a new version selects are resolved again; the changed chains are compiled again, chains and sets
+    no endpoint needs any more are dropped, and only new sets are computed."""
+    from policy_dataplane.dataplane.compile_node import node_program
+    from policy_dataplane.policy.hostpath import fabric_endpoint
+    from policy_dataplane.policy.world import hep_item, pod_item
+
+    needs = _Needs()
+    policies = {c: p for c, p in previous.policies.items() if c not in change.old_chains}
+    endpoints = dict(previous.endpoints)
+    touched = False
+    for key, ifname in local.items():
+        pod = world.pods.get(key)
+        endpoint = previous.endpoints.get(ifname)
+        if pod is None or endpoint is None:
+            continue  # unknown pods get no endpoint, whatever the policies
+        if change.uses_old(endpoint.ingress + endpoint.egress) or change.selects(world, pod_item(key)):
+            tiers = {d: tier_programs(resolve(world, pod, DIRECTIONS[d]), d, policies, needs) for d in Dir}
+            endpoints[ifname] = EndpointProgram(str(pod), ifname, tiers[Dir.INGRESS], tiers[Dir.EGRESS])
+            touched = True
+    node_policy = previous.node
+    hep = previous.node.endpoint
+    guard = fabric_endpoint(world, node)
+    if (hep is not None and change.uses_old(tuple(t for ts in hep.chains().values() for t in ts))) or (
+            guard is not None and change.selects(world, hep_item(guard.name))):
+        node_policy = node_program(world, node, lambda tiers, d: tier_programs(tiers, d, policies, needs))
+        touched = True
+    if not touched:
+        return previous, dict(refs)  # nothing on this host uses or is selected by what changed
+    program = HostProgram(previous.address_sets, previous.named_port_sets, policies, endpoints, node_policy)
+    used = program.used_chains()
+    policies = {c: p for c, p in policies.items() if c in used}
+    wanted_sets = _referenced_sets(policies)
+    address_sets = {n: m for n, m in previous.address_sets.items() if n in wanted_sets}
+    for sid, selector in needs.selectors.items():
+        if "s-" + sid not in address_sets:
+            address_sets["s-" + sid] = selector_members(world, selector)
+    address_sets.update((n, nets) for n, nets in needs.nets.items() if n not in address_sets)
+    refs = {n: r for n, r in {**refs, **needs.named_ports}.items() if n in wanted_sets}
+    named = {n: m for n, m in previous.named_port_sets.items() if n in refs}
+    local_pods = set(local)
+    named.update((n, named_port_members(world, r, local_pods)) for n, r in refs.items() if n not in named)
+    return HostProgram(address_sets, named, policies, endpoints, node_policy), refs
+
+
 class IncrementalCompiler:
-    """Keeps every host's program and, when only pods changed (labels, IPs, pods added or removed), recompiles
-    just the hosts those pods live on and refreshes the affected address sets elsewhere. Anything else (a
-    policy, namespace, network set or tier changed) recompiles every host. `compile` always returns what
-    `compile_hosts` would (the unit tests check exactly that on random change sequences)."""
+    """Keeps every host's program and recompiles only what a change touches.
+
+    - Pods changed (labels, IPs, pods added or removed): the endpoints of those pods are redone on their
+      hosts, and the address sets they join or leave are refreshed wherever they are used.
+    - Enforced policies changed (Felix's active-rules calculation): only hosts holding an endpoint that used
+      an old version, or that a new version selects, are patched (`_patch_policies`); the others keep
+      their program object, so the dataplane does not even look at them.
+    - Anything else (a namespace, network set, tier, host endpoint, node or Felix configuration): every host
+      is compiled again, as at start.
+
+    `compile` always returns what `compile_hosts` would (the unit tests check exactly that on random change
+    sequences of pods, labels and policies)."""
 
     def __init__(self) -> None:
         self.programs: dict[str, HostProgram] = {}
         self._named_refs: dict[str, dict[str, NamedPortRef]] = {}
         self._placement: dict[str, dict[PodKey, str]] = {}
         self._pods: dict[PodKey, object] = {}
+        self._policies: dict[Any, Policy] = {}
         self._others: tuple[dict[object, object], ...] = ()
-        self._matches: dict[PodKey, frozenset[str]] = {}
+        self._matches: dict[PodKey, frozenset[str]] = {}  # pod -> selectors matching it, as of the last compile
+        self._sids: set[str] = set()  # the selectors registered at the last compile
+        self.last_recompiled: set[str] = set()  # hosts whose program changed in the last compile
 
     def compile(self, world: World, placement: Mapping[str, Mapping[PodKey, str]]) -> dict[str, HostProgram]:
         wanted = {h: dict(p) for h, p in placement.items()}
         others = _identity_snapshot(world)
+        before = self.programs
         if not self._others or not _same_objects(others, self._others):
             programs = {h: self._full(world, h, local) for h, local in wanted.items()}
             self._matches = {k: world.index.matches(("pod", k[0], k[1])) for k in world.pods}
         else:
-            programs = self._pods_only(world, wanted)  # updates self._matches for the changed pods
+            change = PolicyChange.between(self._policies, world.policies)
+            done = self._policies_changed(world, wanted, change) if change else {}
+            programs = self._pods_only(world, wanted, done)  # updates self._matches for the changed pods
+            if change:
+                self._match_new_selectors(world)
+        self._sids = set(world.index.selectors())
+        self.last_recompiled = {h for h, p in programs.items() if p is not before.get(h)}
         self.programs, self._placement, self._others = programs, wanted, others
         self._pods = dict(world.pods)
+        self._policies = dict(world.policies)
         return dict(programs)
+
+    def _match_new_selectors(self, world: World) -> None:
+        """Selectors a changed policy registered: their pods match them from now on (the next pod change's
+        `before` must know it, or a set would keep a pod that left it)."""
+        for sid in world.index.selectors().keys() - self._sids:
+            for item in world.index.members_view(sid):
+                kind, namespace, name = cast(tuple[str, str, str], item)
+                key = (namespace, name)
+                if kind == "pod" and key in self._matches:
+                    self._matches[key] = self._matches[key] | {sid}
+
+    def _policies_changed(self, world: World, wanted: dict[str, dict[PodKey, str]], change: PolicyChange
+                          ) -> dict[str, HostProgram]:
+        """Patches the hosts a policy change touches; returns those compiled anew (their pods moved). The
+        patched ones replace `self.programs` entries, so pod changes in the same compile apply on top."""
+        programs = dict(self.programs)
+        done: dict[str, HostProgram] = {}
+        for host, local in wanted.items():
+            previous = programs.get(host)
+            if previous is None or local != self._placement.get(host):
+                done[host] = self._full(world, host, local)
+                continue
+            patched, refs = _patch_policies(world, previous, local, host, self._named_refs.get(host, {}), change)
+            if patched is not previous:
+                programs[host], self._named_refs[host] = patched, refs
+        self.programs = programs
+        return done
 
     def _full(self, world: World, host: str, local: Mapping[PodKey, str]) -> HostProgram:
         program, refs = _compile_host(world, local, host)
         self._named_refs[host] = refs
         return program
 
-    def _pods_only(self, world: World, wanted: dict[str, dict[PodKey, str]]) -> dict[str, HostProgram]:
+    def _pods_only(self, world: World, wanted: dict[str, dict[PodKey, str]],
+                   done: Mapping[str, HostProgram] | None = None) -> dict[str, HostProgram]:
+        """`done`: hosts already brought up to date (by a policy change): kept as they are."""
+        done = done or {}
         changed = {k for k in world.pods.keys() | self._pods.keys() if world.pods.get(k) is not self._pods.get(k)}
         sids: set[str] = set()
         for key in changed:
@@ -316,6 +456,9 @@ class IncrementalCompiler:
                 self._matches[key] = after
         programs: dict[str, HostProgram] = {}
         for host, local in wanted.items():
+            if host in done:
+                programs[host] = done[host]
+                continue
             previous = self.programs.get(host)
             placed_before = self._placement.get(host, {})
             moved = {k for k, _ in set(local.items()) ^ set(placed_before.items())}
@@ -343,4 +486,4 @@ class IncrementalCompiler:
         return programs
 
 
-__all__ = ["IncrementalCompiler", "compile_host", "compile_hosts", "compile_policy", "compile_rule", "selector_members", "NamedPortRef"]
+__all__ = ["IncrementalCompiler", "PolicyChange", "compile_host", "compile_hosts", "compile_policy", "compile_rule", "selector_members", "NamedPortRef"]

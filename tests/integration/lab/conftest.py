@@ -12,6 +12,7 @@ import pytest
 
 from lab import pipeline
 from lab.labfile import LabSpec, parse_lab
+from tests.integration.engine_variants import after, lab_file_fields
 from topology import names
 
 
@@ -22,12 +23,34 @@ def lab_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `stores` run once per store backend (their labs keep the desired state in SQLite, then
+    in the test session's etcd)."""
+    if metafunc.definition.get_closest_marker("stores") and "lab_store" in metafunc.fixturenames:
+        metafunc.parametrize("lab_store", ["sqlite", "etcd"], indirect=True)
+
+
 @pytest.fixture
-def make_lab(lab_dirs: Path) -> Iterator[Callable[[dict[str, Any]], LabSpec]]:
-    """Brings up a lab from lab-file data; whatever happens, it is torn down with --force afterwards."""
+def lab_store(request: pytest.FixtureRequest) -> dict[str, Any] | None:
+    """The `store:` of the labs a test brings up (None: the lab file's default, SQLite)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    return {"backend": "etcd", "endpoints": [request.getfixturevalue("etcd_endpoint")]}
+
+
+@pytest.fixture
+def make_lab(lab_dirs: Path, lab_store: dict[str, Any] | None, request: pytest.FixtureRequest
+             ) -> Iterator[Callable[[dict[str, Any]], LabSpec]]:
+    """Brings up a lab from lab-file data; whatever happens, it is torn down with --force afterwards.
+    A test parametrised with `engine_variant` (tests/integration/engine_variants.py) gets its labs on it."""
     started: list[str] = []
+    callspec = getattr(request.node, "callspec", None)
+    variant = callspec.params.get("engine_variant", "netns") if callspec is not None else "netns"
 
     def bring_up(data: dict[str, Any], controller: bool = True) -> LabSpec:
+        data = {**lab_file_fields(variant), **data}
+        if lab_store is not None and "store" not in data:
+            data = {**data, "store": lab_store}
         spec = parse_lab(data, f"<test {data['name']}>", lab_dirs)
         started.append(spec.name)
         pipeline.up(spec, timeout=60, controller=controller)
@@ -39,6 +62,7 @@ def make_lab(lab_dirs: Path) -> Iterator[Callable[[dict[str, Any]], LabSpec]]:
         for lab in started:
             pipeline.down(lab, force=True)
             assert not [n for n in _netns_list() if n.startswith(names.lab_netns_prefix(lab))]
+        after(variant)
 
 
 def _netns_list() -> list[str]:

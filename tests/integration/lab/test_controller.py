@@ -309,3 +309,49 @@ def test_a_write_not_programmed_in_time_names_the_host_and_the_reason(lab):
     assert outcome("prod/web", "dev/db") == "accepted"
     wait_programmed(lab, relabel("prod"), timeout=30.0)
     assert outcome("prod/web", "dev/db") == "no answer"
+
+
+SERVICE = """
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: dev}
+spec:
+  selector: {app: db}
+  ports: [{port: 8080, targetPort: 80}]
+"""
+
+
+def test_services_are_the_controllers_and_a_flush_restores_their_dnat_too(lab):
+    """The controller writes the Services' DNAT itself (the CLI only waits), records the generation after
+    that write (so it is no drift: nothing is reprogrammed), and a flushed host gets both tables back."""
+    from lab.apply import apply_sources, delete_keys, key_for
+
+    wait_for(lambda: not status(lab)["degraded"], 60, "healthy before the Service")
+    since = time.time()
+    with LabRuntime.open(LAB) as runtime:
+        apply_sources(runtime, [("svc.yaml", SERVICE)])
+        cluster_ip = runtime.store.get_object(key_for("svc", "dev/db"))["spec"]["clusterIP"]  # type: ignore[index]
+    web_netns, _ = pod("dev/web")
+    prod_netns, _ = pod("prod/web")
+
+    def through_service(netns_name: str) -> str:
+        return tcp_outcomes(netns_name, [(cluster_ip, 8080)], timeout=1.0)[(cluster_ip, 8080)]
+
+    assert through_service(web_netns) == "accepted"  # programmed when `apply` returned
+    assert through_service(prod_netns) == "no answer"  # the policy holds behind the DNAT
+    time.sleep(3 * RESYNC)  # a few passes: the controller's own Services write is not taken for drift
+    done = [e for e in events.read(lab) if e.time >= since]
+    assert not [e for e in done if e.what == "ReprogramHost"], [e.reason for e in done]
+    assert not status(lab)["degraded"]
+    try:
+        with controller_held_off(lab):
+            subprocess.run(["ip", "netns", "exec", names.host_netns(LAB, "node1"), "nft", "flush", "ruleset"],
+                           check=True)
+            assert through_service(web_netns) != "accepted"  # no DNAT any more on dev/web's host
+            flushed_at = time.time()
+        assert wait_repaired(lab, flushed_at, "ReprogramHost") <= REPAIR_WITHIN
+        assert through_service(web_netns) == "accepted"
+        assert through_service(prod_netns) == "no answer"
+    finally:
+        with LabRuntime.open(LAB) as runtime:
+            delete_keys(runtime, [key_for("svc", "dev/db")])

@@ -50,7 +50,8 @@ def configs_naming(runtime: LabRuntime, address: str) -> set[str]:
 
 
 @pytest.mark.parametrize("layout", ["mesh", "route-reflector"])
-def test_an_external_added_and_removed_while_the_lab_is_up(make_lab, layout: str) -> None:
+@pytest.mark.parametrize("engine_variant", ["netns", pytest.param("mininet", marks=pytest.mark.engines)])
+def test_an_external_added_and_removed_while_the_lab_is_up(make_lab, layout: str, engine_variant: str) -> None:
     make_lab({**SPEC, "bgp": {**SPEC["bgp"], "layout": layout}})  # type: ignore[dict-item]
     with LabRuntime.open(LAB) as runtime:
         before = speaker_pids(runtime)

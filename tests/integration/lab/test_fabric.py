@@ -11,6 +11,7 @@ from lab.addresses import ipam_of
 from lab.fabric import Fabric, kernel_routes
 from lab.pod_plans import pod_plans
 from lab.runtime import LabRuntime
+from tests.integration.engine_variants import VARIANTS
 from tests.integration.lab.conftest import kernel_routes as route_entries
 from tests.integration.lab.reach import tcp_reach
 from topology import names
@@ -51,7 +52,9 @@ def all_pairs_reach(runtime: LabRuntime) -> dict[str, list[str]]:
     return failures
 
 
-def test_mesh_every_pod_reaches_every_pod_and_the_external_host(make_lab):
+@pytest.mark.on_every_engine
+@pytest.mark.parametrize("engine_variant", VARIANTS)
+def test_mesh_every_pod_reaches_every_pod_and_the_external_host(make_lab, engine_variant):
     make_lab(four_by_ten("it1"))
     with LabRuntime.open("it1") as runtime:
         assert all_pairs_reach(runtime) == {}

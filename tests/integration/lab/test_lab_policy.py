@@ -17,6 +17,7 @@ from lab.pod_plans import pod_plans
 from lab.runtime import LabRuntime
 from lab.traffic_hooks import expected_verdicts, latency_conditions, probe_endpoints
 from policy_dataplane.policy.documents import DocumentsInvalid
+from tests.integration.engine_variants import VARIANTS
 from tests.integration.lab.reach import tcp_outcomes, tcp_reach
 from topology import names
 from traffic.measure import measure_matrix
@@ -66,6 +67,7 @@ def measured_equals_oracle(lab: str) -> None:
     return report
 
 
+@pytest.mark.stores
 def test_pods_added_and_deleted_at_run_time(make_lab):
     make_lab(small_lab("it4"))
     with LabRuntime.open("it4") as runtime:
@@ -90,6 +92,7 @@ def test_pods_added_and_deleted_at_run_time(make_lab):
                                if r.prefixlen == 32}
 
 
+@pytest.mark.stores
 def test_concurrent_changes_leave_a_consistent_lab(make_lab):
     import threading
 
@@ -119,7 +122,9 @@ def test_concurrent_changes_leave_a_consistent_lab(make_lab):
     measured_equals_oracle("it9")  # every pod plumbed, every filter as the store says
 
 
-def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab):
+@pytest.mark.on_every_engine
+@pytest.mark.parametrize("engine_variant", VARIANTS)
+def test_policy_from_yaml_is_enforced_as_the_oracle_says(make_lab, engine_variant):
     make_lab(small_lab("it5"))
     with LabRuntime.open("it5") as runtime:
         measured_equals_oracle("it5")  # no policy: everything allowed, measured
@@ -218,6 +223,7 @@ def test_a_warm_process_ends_where_a_fresh_one_starts(make_lab):
     measured_equals_oracle("it11")
 
 
+@pytest.mark.stores
 def test_a_bad_apply_changes_nothing(make_lab):
     make_lab(small_lab("it6"))
     with LabRuntime.open("it6") as runtime:

@@ -8,6 +8,7 @@ import pytest
 from dataplane_lab import HOSTS, LAB, DataplaneLab, base_world
 
 from policy_dataplane.dataplane.lab_dataplane import Dataplane
+from tests.integration.engine_variants import VARIANTS, after, scratch_options
 from traffic.model import Probe, ProbeEndpoint, Protocol
 from traffic.probes import ProbeOptions, run_probes
 from traffic.scratch_lab import ScratchLab
@@ -24,9 +25,10 @@ def wait_until_connected(endpoints: dict[str, ProbeEndpoint], attempts: int = 20
     raise RuntimeError("the scratch lab never became fully connected")
 
 
-@pytest.fixture(scope="session")
-def scratch_lab() -> Iterator[tuple[ScratchLab, dict[str, ProbeEndpoint]]]:
-    scratch = ScratchLab(LAB, pods_per_host=(3, 2), namespaces=2)
+@pytest.fixture(scope="session", params=VARIANTS)
+def scratch_lab(request: pytest.FixtureRequest) -> Iterator[tuple[ScratchLab, dict[str, ProbeEndpoint]]]:
+    """On the netns engine, and again on Docker pods and on the Mininet engine (the `engines` subset)."""
+    scratch = ScratchLab(LAB, pods_per_host=(3, 2), namespaces=2, **scratch_options(request.param))
     scratch.down()  # leftovers of an interrupted run
     try:
         endpoints = {e.name: e for e in scratch.up()}
@@ -34,6 +36,7 @@ def scratch_lab() -> Iterator[tuple[ScratchLab, dict[str, ProbeEndpoint]]]:
         yield scratch, endpoints
     finally:
         scratch.down()
+        after(request.param)
 
 
 @pytest.fixture

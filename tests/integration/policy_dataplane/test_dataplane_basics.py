@@ -11,6 +11,7 @@ pytestmark = pytest.mark.root
 TCP, UDP, SCTP, ICMP = Protocol.TCP, Protocol.UDP, Protocol.SCTP, Protocol.ICMP
 
 
+@pytest.mark.on_every_engine
 def test_no_policy_allows_everything_same_host_cross_host_and_outside(lab: DataplaneLab) -> None:
     lab.sync()
     lab.expect([
@@ -56,6 +57,7 @@ spec:
 """
 
 
+@pytest.mark.on_every_engine
 def test_kubernetes_default_deny_ingress_isolates_only_selected_direction(lab: DataplaneLab) -> None:
     lab.apply(K8S_DENY_INGRESS_NS1)
     lab.expect([

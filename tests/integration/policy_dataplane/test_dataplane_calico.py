@@ -77,6 +77,7 @@ spec:
 """
 
 
+@pytest.mark.on_every_engine
 def test_tiers_pass_order_deny_log_ports_icmp(lab: DataplaneLab) -> None:
     lab.apply(TIERS)
     lab.world.label_pod("ns0", "p2", quarantine="true")
@@ -135,6 +136,7 @@ def test_network_sets_nets_not_nets_ip_block_except(lab: DataplaneLab) -> None:
     ])
 
 
+@pytest.mark.on_every_engine
 def test_pod_to_pod_on_one_host_needs_both_egress_and_ingress(lab: DataplaneLab) -> None:
     lab.apply("""
 apiVersion: projectcalico.org/v3

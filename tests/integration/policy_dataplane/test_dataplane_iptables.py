@@ -18,6 +18,7 @@ def test_iptables_fail_closed_then_open(iptables_lab: DataplaneLab) -> None:
     iptables_lab.expect([("ns0/p0", "ns1/p1", TCP, 8080, True), ("h2", "ns1/p1", Protocol.ICMP, 0, True)])
 
 
+@pytest.mark.on_every_engine
 def test_iptables_tiers_and_ports(iptables_lab: DataplaneLab) -> None:
     iptables_lab.apply(TIERS)
     iptables_lab.label("ns0/p2", quarantine="true")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.engine_variants import VARIANTS, after, scratch_options
 from topology import names
 from traffic.model import ProbeEndpoint
 from traffic.scratch_lab import ScratchLab
@@ -66,9 +67,10 @@ def start_servers(netns: str) -> subprocess.Popen[str]:
     return proc
 
 
-@pytest.fixture(scope="session")
-def small_lab() -> Iterator[SmallLab]:
-    scratch = ScratchLab(LAB, pods_per_host=(3, 1), namespaces=2)
+@pytest.fixture(scope="session", params=VARIANTS)
+def small_lab(request: pytest.FixtureRequest) -> Iterator[SmallLab]:
+    """On the netns engine, and again on Docker pods and on the Mininet engine (the `engines` subset)."""
+    scratch = ScratchLab(LAB, pods_per_host=(3, 1), namespaces=2, **scratch_options(request.param))
     scratch.down()  # leftovers of an interrupted run
     server: subprocess.Popen[str] | None = None
     try:
@@ -80,6 +82,7 @@ def small_lab() -> Iterator[SmallLab]:
             server.kill()  # by its own pid: `ip netns exec` execs the python process
             server.wait()
         scratch.down()
+        after(request.param)
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ def allow_all(pairs, protocol, port):  # type: ignore[no-untyped-def]
     return [True] * len(pairs)
 
 
+@pytest.mark.on_every_engine
 @pytest.mark.parametrize("protocol", list(Protocol))
 def test_matrix_without_policies_is_all_allowed_and_as_expected(small_lab: SmallLab, protocol: Protocol) -> None:
     endpoints = list(small_lab.endpoints.values())

@@ -34,6 +34,7 @@ def test_closed_port_still_counts_as_delivered(small_lab: SmallLab, protocol: Pr
     assert (result.delivered, result.replied, result.evidence) == (True, True, evidence)
 
 
+@pytest.mark.on_every_engine
 @pytest.mark.parametrize("protocol", list(Protocol))
 def test_flow_dropped_by_an_nft_rule_is_dropped_and_others_are_not(
     small_lab: SmallLab, drop_rule, protocol: Protocol
@@ -49,6 +50,7 @@ def test_flow_dropped_by_an_nft_rule_is_dropped_and_others_are_not(
     assert after.delivered, "the flow must pass again once the rule is gone"
 
 
+@pytest.mark.on_every_engine
 @pytest.mark.parametrize("protocol", list(Protocol))
 def test_cross_host_and_host_endpoints(small_lab: SmallLab, protocol: Protocol) -> None:
     pairs = [("ns0/p0", "ns1/p3"), ("ns1/p3", "ns0/p0"), ("h1", "ns0/p2"), ("ns1/p3", "h1"), ("h2", "ns1/p1")]

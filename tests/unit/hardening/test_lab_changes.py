@@ -14,7 +14,8 @@ from lab.cli import app, register_commands
 from lab.labfile import parse_lab
 from lab.objects import namespace_document
 from lab.runtime import LabRuntime
-from lab.store import ObjectKey, Store
+from lab.store import ObjectKey
+from lab.store_sqlite import SqliteStore as Store
 from topology import names
 
 register_commands()

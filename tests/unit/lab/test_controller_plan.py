@@ -24,6 +24,7 @@ from lab.controller.state import (
     ReprogramHost,
     RestartProcess,
     SyncPolicy,
+    SyncServices,
     backoff,
     record_restart,
 )
@@ -183,3 +184,20 @@ def test_plan_repairs_exactly_what_differs(pod_netns, h1_generation, speaker_up)
     assert any(isinstance(a, RestartProcess) for a in actions) == (not speaker_up)
     # a second look at the repaired state plans nothing (level-triggered: repairs converge)
     assert plan(DESIRED, healthy()) == []
+
+
+def test_a_dead_services_process_is_started_again_by_a_services_sync():
+    running = replace(healthy(), services_configured=True, services_pid=4242)
+    assert plan(DESIRED, running) == []
+    (action,) = plan(DESIRED, replace(running, services_pid=None))
+    assert isinstance(action, SyncServices) and "services process" in action.reason
+    assert plan(DESIRED, replace(running, services_configured=False, services_pid=None)) == []  # nothing to serve
+
+
+def test_missing_routes_are_other_speakers_prefixes_a_node_lacks():
+    from lab.controller.plan import missing_routes
+
+    announced = {"h1": ("10.0.0.0/26",), "h2": ("10.0.0.64/26", "10.0.1.0/26"), "ext": ()}
+    routes = {"h1": frozenset({"10.0.0.64/26", "10.0.1.0/26", "10.0.0.1/32"}), "h2": frozenset(),
+              "ext": frozenset({"10.0.0.0/26", "10.0.0.64/26"})}
+    assert missing_routes(announced, routes) == {"h2": ["10.0.0.0/26"], "ext": ["10.0.1.0/26"]}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab.runtime import LabRuntime, one_change_at_a_time
-from lab.store import Store
+from lab.store_sqlite import SqliteStore as Store
 from topology import names
 
 

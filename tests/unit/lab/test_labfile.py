@@ -74,6 +74,12 @@ def test_apply_files_must_exist(tmp_path):
     assert any("apply[0]" in p and "missing.yaml" in p for p in problems)
 
 
+def test_an_apply_name_too_long_for_the_file_system_is_a_clean_problem(tmp_path):
+    # Found by the hostile-input test: a 300-character name made stat() raise ENAMETOOLONG.
+    problems = problems_of({"apply": ["a" * 300]}, tmp_path)
+    assert any("apply[0]" in p and "cannot name a file" in p and "File name too long" in p for p in problems), problems
+
+
 def test_yaml_error_names_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed")
@@ -97,6 +103,9 @@ def test_command_line_overrides_are_validated_like_the_file() -> None:
     assert spec.model.pods == load_lab_file(DEMO).model.pods
     with pytest.raises(LabFileError, match="field name"):
         with_overrides(load_lab_file(DEMO), name="Not_Valid")
+    assert with_overrides(load_lab_file(DEMO), engine="mininet").model.engine == "mininet"
+    with pytest.raises(LabFileError, match="unknown topology engine 'ovs'"):
+        with_overrides(load_lab_file(DEMO), engine="ovs")
 
 
 def test_host_ports_are_checked_like_pod_ports() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lab.runtime import LabNotUp, LabRuntime
-from lab.store import Store
+from lab.store_sqlite import SqliteStore as Store
 from topology import names
 
 

@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
 
 from lab import apply as lab_apply
 from lab import pipeline, warm
-from lab.apply import apply_sources, delete_keys, label
+from lab.apply import apply_sources, delete_keys, key_of, label
 from lab.labfile import parse_lab
 from lab.runtime import LabRuntime
 from lab.store import ObjectKey, Placement
@@ -198,3 +201,60 @@ def test_a_change_no_host_could_be_given_is_refused_before_the_store_changes(lab
     assert lab.runtime.store.revision == revision
     assert lab.runtime.store.get_object(ObjectKey("GlobalNetworkSet", "", "offices")) is None
     assert len(lab.kernel.changes) == changes and lab.kernel.tables == lab.expected()
+
+
+# --- warm equals cold over random change sequences (what the controller does, coalescing revisions) ---------
+POLICY_TEXTS = [
+    DB_POLICY,
+    DB_POLICY.replace("role: web", "role: api"),
+    "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: q}\nspec:\n  order: 10\n"
+    "  selector: q == 'true'\n  ingress: [{action: Deny}]\n  egress: [{action: Deny}]\n",
+    "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: q}\nspec:\n  order: 10\n"
+    "  selector: role == 'api'\n  types: [Egress]\n  egress: [{action: Allow, destination: {selector: q == 'true'}}]\n",
+]
+POLICY_KEYS = [ObjectKey("NetworkPolicy", "a", "db"), ObjectKey("GlobalNetworkPolicy", "", "q")]
+POD_NAMES = ["web", "db", "api", "cache"]
+store_change = hst.one_of(
+    hst.tuples(hst.just("policy"), hst.integers(0, len(POLICY_TEXTS) - 1)),
+    hst.tuples(hst.just("unpolicy"), hst.integers(0, len(POLICY_KEYS) - 1)),
+    hst.tuples(hst.just("label"), hst.integers(0, len(POD_NAMES) - 1), hst.sampled_from(["web", "db", "api"]),
+               hst.sampled_from(["true", "false"])),
+)
+
+
+def write_to_store(lab: FakeLab, change: tuple[Any, ...]) -> None:
+    """One change committed to the store by someone else (the CLI, with the controller as the filters' writer)."""
+    store = lab.runtime.store
+    with store.transaction():
+        if change[0] == "policy":
+            for doc in yaml.safe_load_all(POLICY_TEXTS[change[1]]):
+                store.put_object(key_of(doc), doc)
+        elif change[0] == "unpolicy":
+            store.delete_object(POLICY_KEYS[change[1]])
+        elif (doc := store.get_object(key := ObjectKey("Pod", "a", POD_NAMES[change[1]]))) is not None:
+            labels = {"role": change[2], "q": change[3]}
+            store.put_object(key, {**doc, "metadata": {**doc["metadata"], "labels": labels}})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=hst.lists(hst.lists(store_change, min_size=1, max_size=4), min_size=1, max_size=6),
+       pod_churn=hst.booleans())
+def test_warm_sole_writer_equals_a_fresh_compile_after_any_changes(lab: FakeLab, batches: list[list[tuple[Any, ...]]],
+                                                                    pod_churn: bool) -> None:
+    """Policies, labels and pods changed in batches of revisions, each batch followed at once by the warm
+    world as the controller follows it (`sole_writer`): the kernel always equals a compile from scratch.
+    The lab carries over from one example to the next, so later examples start from varied states."""
+    cache = ObjectKey("Pod", "a", "cache")
+    for batch in batches:
+        for change in batch:
+            write_to_store(lab, change)
+        warm.sync(lab.runtime, sole_writer=True)
+        assert lab.kernel.tables == lab.expected()
+        if pod_churn:  # a pod created or deleted through the CLI path (plumbed, then guarded)
+            if lab.runtime.store.get_object(cache) is None:
+                pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: cache, namespace: a, labels: {role: db}}\n"
+                       "spec: {nodeName: node2, containers: [{name: c}]}\n")
+                apply_sources(lab.runtime, [("cache.yaml", pod)])
+            else:
+                delete_keys(lab.runtime, [cache])
+            assert lab.kernel.tables == lab.expected()

@@ -81,3 +81,19 @@ def test_incremental_compile_follows_host_endpoint_changes() -> None:
     assert compiler.compile(w, placement) == compile_hosts(w, placement)
     assert compiler.programs["node1"].node.endpoint.forward_ingress == ()  # type: ignore[union-attr]
     assert compiler.programs["node2"].node.endpoint.forward_ingress != ()  # type: ignore[union-attr]
+
+
+def test_policy_changes_selecting_host_endpoints_patch_the_node_program() -> None:
+    """Policies that select a node's host endpoint reach its node program through the incremental path
+    (policy changes only), in every phase, added, edited and removed."""
+    placement = {"node1": WEB, "node2": {}}
+    compiler = IncrementalCompiler()
+    w = world(NODE_HEPS)
+    compiler.compile(w, placement)
+    for text in (FORWARD, UNTRACKED, PRE_DNAT, FORWARD.replace("Allow", "Deny")):
+        w.apply(load_text(text, "t.yaml"))
+        assert compiler.compile(w, placement) == compile_hosts(w, placement)
+    assert compiler.programs["node1"].node.endpoint.forward_ingress != ()  # type: ignore[union-attr]
+    w.delete([p for p in w.policies.values() if p.name in {"fwd", "edge"}])
+    assert compiler.compile(w, placement) == compile_hosts(w, placement)
+    assert compiler.programs["node1"].node.endpoint.forward_ingress == ()  # type: ignore[union-attr]

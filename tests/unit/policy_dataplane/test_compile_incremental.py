@@ -79,18 +79,7 @@ def test_incremental_equals_from_scratch(changes: list[tuple[str, int, str | Non
     compiler = IncrementalCompiler()
     compiler.compile(world, placement(world))
     for kind, index, key, value in changes:
-        ns, name = PODS[index]
-        pod = world.pods.get((ns, name))
-        if kind == "label" and pod is not None:
-            world.label_pod(ns, name, **{key: value})  # type: ignore[dict-item]
-        elif kind == "delete":
-            world.delete([("Pod", (ns, name))])
-        elif kind == "readd" and pod is None:
-            world.apply([Pod(ns, name, Labels({"role": "web"}), (IPv4Address(f"10.1.0.{index + 1}"),))])
-        elif kind == "ip" and pod is not None:
-            world.apply([Pod(ns, name, pod.labels, (IPv4Address(f"10.1.1.{value}"),), pod.ports)])
-        elif kind == "ns":
-            world.apply([Namespace(("a", "b")[index], Labels({"env": str(value)}))])
+        play(world, kind, index, key, value)
         got = compiler.compile(world, placement(world))
         assert got == compile_hosts(world, placement(world))
 
@@ -110,3 +99,152 @@ def test_a_label_change_recompiles_only_its_host_and_moves_set_members() -> None
     assert not after["h1"].address_sets[web_set]
     assert again["h1"].policies is after["h1"].policies  # h1 not recompiled: only its set moved
     assert again == compile_hosts(world, placement(world))
+
+
+# --- policy changes (Felix's active-rules calculation) ------------------------------------------------------
+POLICY_VARIANTS = [  # (key of the policy it edits, YAML); several versions of each key
+    ("web", """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: a}
+spec:
+  podSelector: {matchLabels: {role: web}}
+  ingress: [{from: [{podSelector: {matchLabels: {access: "yes"}}}], ports: [{port: 5432}]}]
+"""),
+    ("web", """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: a}
+spec:
+  podSelector: {matchLabels: {role: db}}
+  policyTypes: [Ingress, Egress]
+  ingress: [{from: [{namespaceSelector: {matchLabels: {env: dev}}}]}]
+  egress: [{to: [{podSelector: {matchLabels: {q: "1"}}}], ports: [{port: http}]}]
+"""),
+    ("quarantine", """
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: quarantine}
+spec:
+  order: 300
+  selector: q == "1" || role == "web"
+  ingress: [{action: Deny, source: {nets: [10.9.0.0/16]}}, {action: Allow}]
+"""),
+    ("quarantine", """
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: quarantine}
+spec:
+  order: 1
+  selector: access == "yes"
+  egress: [{action: Allow, protocol: TCP, destination: {selector: role == "db", ports: [http]}}]
+"""),
+    ("new", """
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: new}
+spec:
+  order: 50
+  selector: all()
+  types: [Ingress]
+  ingress: [{action: Pass, source: {selector: role == "web"}}, {action: Deny}]
+"""),
+    ("new", """
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: new}
+spec:
+  order: 50
+  selector: role == "nothing-has-this"
+  ingress: [{action: Deny}]
+"""),
+    ("db", """
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: db, namespace: b}
+spec:
+  selector: role == "db"
+  ingress:
+  - {action: Allow, protocol: TCP, source: {selector: access == "yes"}, destination: {ports: [http]}}
+"""),
+]
+POLICY_KEYS = sorted({k for k, _ in POLICY_VARIANTS})
+ORIGINAL = {obj.name.split("/")[-1]: obj for obj in load_text(POLICIES)}  # type: ignore[union-attr]
+
+mixed_change = st.one_of(
+    change,
+    st.tuples(st.just("policy"), st.integers(0, len(POLICY_VARIANTS) - 1), st.none(), st.none()),
+    st.tuples(st.just("unpolicy"), st.integers(0, len(POLICY_KEYS) - 1), st.none(), st.none()),
+)
+
+
+def play(world: World, kind: str, index: int, key: str | None, value: object) -> None:
+    if kind == "policy":
+        world.apply(load_text(POLICY_VARIANTS[index][1]))
+        return
+    if kind == "unpolicy":
+        gone = [p for p in world.policies.values() if p.name.split("/")[-1] == POLICY_KEYS[index]]
+        world.delete(gone)
+        return
+    ns, name = PODS[index]
+    pod = world.pods.get((ns, name))
+    if kind == "label" and pod is not None:
+        world.label_pod(ns, name, **{key: value})  # type: ignore[dict-item]
+    elif kind == "delete":
+        world.delete([("Pod", (ns, name))])
+    elif kind == "readd" and pod is None:
+        world.apply([Pod(ns, name, Labels({"role": "web"}), (IPv4Address(f"10.1.0.{index + 1}"),))])
+    elif kind == "ip" and pod is not None:
+        world.apply([Pod(ns, name, pod.labels, (IPv4Address(f"10.1.1.{value}"),), pod.ports)])
+    elif kind == "ns":
+        world.apply([Namespace(("a", "b")[index], Labels({"env": str(value)}))])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(mixed_change, min_size=1, max_size=3), min_size=1, max_size=10))
+def test_incremental_equals_from_scratch_with_policy_changes(batches: list[list[tuple[str, int, str | None, object]]]
+                                                             ) -> None:
+    """Each batch is what one compile follows (the controller coalesces revisions): policies, labels and pods
+    changed together must still give exactly a fresh compile."""
+    world = make_world()
+    compiler = IncrementalCompiler()
+    compiler.compile(world, placement(world))
+    for batch in batches:
+        for kind, index, key, value in batch:
+            play(world, kind, index, key, value)
+        got = compiler.compile(world, placement(world))
+        assert got == compile_hosts(world, placement(world))
+
+
+def test_a_policy_change_recompiles_only_the_hosts_of_the_endpoints_it_selects() -> None:
+    world = make_world()
+    world.label_pod("b", "p1", role="db")  # b/p1 lives on h1 (index 3 of PODS)
+    compiler = IncrementalCompiler()
+    before = compiler.compile(world, placement(world))
+    narrow = POLICY_VARIANTS[6][1]  # `db` (b): selects role == db, i.e. b/p1 only
+    world.apply(load_text(narrow))
+    after = compiler.compile(world, placement(world))
+    assert after == compile_hosts(world, placement(world))
+    assert compiler.last_recompiled == {"h1"}
+    assert after["h2"] is before["h2"] and after["h3"] is before["h3"]  # untouched: the same objects
+    # a policy selecting nothing anywhere touches no host
+    world.apply(load_text(POLICY_VARIANTS[5][1]))
+    again = compiler.compile(world, placement(world))
+    assert compiler.last_recompiled == set() and all(again[h] is after[h] for h in HOSTS)
+    # deleting it again: still nothing; deleting `web` (a/*, role == web: nobody) is nothing too
+    world.delete([p for p in world.policies.values() if p.name.endswith("new")])
+    compiler.compile(world, placement(world))
+    assert compiler.last_recompiled == set()
+
+
+def test_editing_a_policy_drops_the_sets_and_chains_no_endpoint_needs() -> None:
+    world = make_world()
+    for ns, name in PODS[:4]:
+        world.label_pod(ns, name, role="web", q="1")
+    compiler = IncrementalCompiler()
+    compiler.compile(world, placement(world))
+    world.apply(load_text(POLICY_VARIANTS[3][1]))  # quarantine now selects access == yes: nobody
+    got = compiler.compile(world, placement(world))
+    assert got == compile_hosts(world, placement(world))
+    assert not any("quarantine" in p.name for prog in got.values() for p in prog.policies.values())
+    assert ORIGINAL  # the fixture's policies parse

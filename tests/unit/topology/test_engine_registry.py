@@ -42,6 +42,12 @@ class RecordingEngine:
     def list_owned(self, lab: str) -> list[str]:
         return []
 
+    def prepare_pods(self, pods: Sequence[Any]) -> None:
+        pass
+
+    def stop_pods(self, lab: str) -> None:
+        pass  # it runs no pods of its own
+
     # It has no namespaces: whatever a caller would do "inside" would happen in the test's own (root)
     # namespace, so entering is refused outright.
     def entered(self, name: str) -> AbstractContextManager[None]:
@@ -88,3 +94,25 @@ def test_the_scratch_lab_changes_pods_through_the_engine_it_names(calls: list[st
     lab.remove_pod(0, "ns0", "extra")
     lab.down()
     assert calls == ["add 1", "remove 1", "destroy sx1"]
+
+
+def test_mininet_is_a_registered_engine_a_lab_file_can_name() -> None:
+    from topology.mininet_engine import MininetEngine
+
+    assert isinstance(get_engine("mininet"), MininetEngine)
+    assert parse_lab({"name": "e1", "engine": "mininet"}, "lab.yaml", Path("/")).model.engine == "mininet"
+
+
+def test_loading_mininet_never_runs_its_init_that_writes_machine_sysctls(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mininet.net
+    import mininet.util
+
+    from topology.mininet_lib import load_mininet
+
+    def refuse() -> None:
+        raise AssertionError("fixLimits would raise the root namespace's sysctls")
+
+    monkeypatch.setattr(mininet.net.Mininet, "inited", False)
+    monkeypatch.setattr(mininet.net, "fixLimits", refuse)
+    monkeypatch.setattr(mininet.util, "fixLimits", refuse)
+    load_mininet().net.Mininet.init()  # what Mininet() calls first: a no-op once loaded

@@ -34,3 +34,15 @@ def test_pod_lines_put_each_end_in_its_namespace_with_calico_mac(plan) -> None: 
 
 def test_delete_lines() -> None:
     assert batch.netns_delete(["a", "b"]) == ["netns del a", "netns del b"]
+
+
+def test_another_engines_namespaces_get_only_their_veths_and_attach_lines_are_checked(plan) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from topology.kernel_text import UnsafeText
+
+    assert batch.pod_lines(plan.pods, new_namespaces=False) == batch.pod_lines(plan.pods)[len(plan.pods):]
+    assert batch.node_veths(plan.fabric, plan.nodes) == batch.fabric_lines(plan.fabric, plan.nodes)[6:]
+    assert batch.netns_attach(f"{PREFIX}-tt1-h-h1", 4242) == f"netns attach {PREFIX}-tt1-h-h1 4242"
+    with pytest.raises(UnsafeText):
+        batch.netns_attach("x\nnetns del y", 1)

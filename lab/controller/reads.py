@@ -1,0 +1,76 @@
+"""Warm reads: what `lab get` and `lab explain` ask the controller, answered from what it holds in memory.
+
+The controller keeps the store's documents and placements as of the revision it last read (`StoreView`,
+refreshed by revision: only what the store wrote since is read again) and the policy world it programs from.
+So a read costs a lookup, not a rebuild of the world from SQLite, and it answers with the world that is
+enforced. Pure functions of that state; the socket thread calls them under the controller's world lock.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lab.store import ObjectKey, Placement, Store
+    from policy_dataplane.policy.world import World
+
+
+@dataclass
+class StoreView:
+    """The store's objects and placements at `revision`, kept in memory and followed revision by revision."""
+
+    revision: int = -1
+    docs: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+    placements: dict[tuple[str, str], Placement] = field(default_factory=dict)
+
+    def follow(self, store: Store) -> StoreView:
+        """A view at the store's current revision (self when it did not move; a new object otherwise, so a
+        reader holding the old one keeps a consistent picture)."""
+        revision = store.revision
+        if revision == self.revision:
+            return self
+        if self.revision < 0 or revision < self.revision:
+            docs = dict(store.objects())
+        else:
+            present = store.object_keys()
+            docs = {k: d for k, d in self.docs.items() if k in present}
+            docs.update(store.objects_since(self.revision))
+        placements = {(p.namespace, p.name): p for p in store.placements()}
+        return StoreView(revision, docs, placements)
+
+
+def get_answer(view: StoreView, kinds: list[str]) -> dict[str, Any]:
+    """The stored documents of these kinds, in the store's order (kind, namespace, name), with placements."""
+    wanted = set(kinds)
+    keys = sorted((k for k in view.docs if k.kind in wanted), key=lambda k: (k.kind, k.namespace, k.name))
+    objects = []
+    for key in keys:
+        placed = view.placements.get((key.namespace, key.name)) if key.kind == "Pod" else None
+        objects.append({"kind": key.kind, "namespace": key.namespace, "name": key.name, "doc": view.docs[key],
+                        "host": placed.host if placed else "", "ip": placed.ip if placed else ""})
+    return {"ok": True, "revision": view.revision, "objects": objects}
+
+
+def explain_answer(world: World, revision: int, nodes: dict[str, str], request: dict[str, Any]) -> dict[str, Any]:
+    """`lab explain` on the enforced world: the trace as JSON and as rendered text (ANSI colours kept)."""
+    from rich.console import Console
+
+    from policy_dataplane.policy.evaluate import verdict
+    from policy_dataplane.policy.explain import render, to_json
+
+    src, dst = str(request.get("src")), str(request.get("dst"))
+    try:
+        result = verdict(world, nodes.get(src, src), nodes.get(dst, dst), request.get("protocol", "TCP"),
+                         request.get("port"), request.get("icmp_type"), request.get("icmp_code"),
+                         src_ip=request.get("src_ip"), dst_ip=request.get("dst_ip"))
+    except (KeyError, ValueError) as exc:
+        return {"ok": False, "error": str(exc.args[0]) if exc.args else str(exc), "revision": revision}
+    out = io.StringIO()
+    Console(file=out, force_terminal=True, color_system="truecolor", width=int(request.get("width") or 100)
+            ).print(render(result))
+    return {"ok": True, "revision": revision, "json": to_json(result), "text": out.getvalue()}
+
+
+__all__ = ["StoreView", "explain_answer", "get_answer"]
