@@ -16,8 +16,8 @@ from lab.bench.cost import CostRun
 from lab.bench.figures import BenchResult, Figure, distribution_figures
 from lab.bench.programming import Programming
 from lab.bench.verify import Verification
+from topology.engine import Progress
 
-Progress = Callable[[int, int, str], None]
 LAB_SUFFIXES = {"nftables": "nft", "iptables": "ipt", "none": "none"}  # lab names: <prefix><suffix>
 
 
