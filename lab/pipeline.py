@@ -17,7 +17,7 @@ from pathlib import Path
 from lab import converge, warm
 from lab.addresses import assign_addresses, fixed_ip_of
 from lab.apply import apply_files
-from lab.controller import launcher
+from lab.controller import filter_records, launcher
 from lab.fabric import Fabric
 from lab.labfile import LabSpec, NamespaceSpec
 from lab.machines import MachineError, check_machine, local_machine, machine_is_up, remember_machine
@@ -105,6 +105,8 @@ def up(spec: LabSpec, progress: Progress = _noop, wait: bool = True, timeout: fl
             timer.run("converged", lambda: Fabric(runtime).wait_converged(timeout, progress))
         runtime.store.set_meta("status", "up")
         runtime.store.set_meta("resync_interval", resync)
+        if controller:  # it adopts the tables just written instead of replacing them
+            filter_records.hand_over(paths, runtime.local_hosts(), runtime.spec.dataplane, runtime.store.revision)
         runtime.store.close()
         if controller:
             timer.run("controller", lambda: launcher.start(paths, resync))

@@ -23,17 +23,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lab.controller import events
+from lab.controller import events, filter_records
 from lab.controller.act import Executor, Memory
 from lab.controller.desired import read_desired
 from lab.controller.events import Event
-from lab.controller.files import filters_file, lock_file, pid_file, socket_file
+from lab.controller.files import lock_file, pid_file, socket_file
 from lab.controller.machine_link import PUBLISH_EVERY, StoreWatch, publish_health
 from lab.controller.observe import HostReader, announced, pod_namespaces, process_seen, responder_targets
 from lab.controller.plan import broken_pods, missing_routes, plan
 from lab.controller.protocol import encode, listen
 from lab.controller.reads import StoreView, explain_answer, get_answer
-from lab.controller.state import Desired, FilterRecord, Observed, ProcessRecord, ReprogramHost, SyncPolicy
+from lab.controller.state import Desired, Observed, ProcessRecord, ReprogramHost, SyncPolicy
 from lab.fabric import Fabric
 from lab.pod_plans import other_machines_pods
 from lab.runtime import LabRuntime
@@ -64,7 +64,7 @@ class Controller:
         self.resync = resync
         self.bgp = Fabric(self.runtime).speaker_plans()
         self.reader = HostReader(self.runtime.spec.dataplane)
-        self.memory = Memory(filters=self._load_filters())
+        self.memory = Memory(filters=filter_records.load(self.paths))  # adopted while the kernel still shows them
         self.executor = Executor(self.runtime, self.bgp, self.reader, self.memory)
         self._desired: Desired | None = None
         self._desired_placements: list[Any] = []
@@ -133,21 +133,6 @@ class Controller:
         return replace(observed, hosts=hosts, filters=dict(self.memory.filters),
                        programmed_revision=self.memory.programmed_revision)
 
-    def _load_filters(self) -> dict[str, FilterRecord]:
-        """What a previous controller wrote: adopted when the kernel still shows it (no reprogram at start)."""
-        try:
-            data = json.loads(filters_file(self.paths).read_text())
-            return {h: FilterRecord(str(r["fingerprint"]), int(r["revision"])) for h, r in data.items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return {}
-
-    def _save_filters(self) -> None:
-        path = filters_file(self.paths)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({h: {"fingerprint": r.fingerprint, "revision": r.revision}
-                                   for h, r in self.memory.filters.items()}))
-        tmp.replace(path)
-
     # one pass ----------------------------------------------------------------------------------------
     def reconcile(self) -> bool:
         """One level-triggered pass; False when a command holds the change lock (try again soon).
@@ -168,7 +153,7 @@ class Controller:
             self._unlock()
         if fast:  # files only: a writer need not wait for them
             self.executor.save_state()
-            self._save_filters()
+            filter_records.save(self.paths, self.memory.filters)
         observed = self.observe(desired)
         if self.host_errors.get("lab", "").startswith("the last pass"):
             del self.host_errors["lab"]  # this one got through
@@ -182,7 +167,7 @@ class Controller:
                 for action in actions:
                     self._carry_out(action)
                 self.executor.save_state()
-                self._save_filters()
+                filter_records.save(self.paths, self.memory.filters)
                 observed = self._refingerprinted(observed)
             finally:
                 self._unlock()

@@ -153,6 +153,10 @@ def test_the_lab_starts_healthy_with_its_controller(lab):
                             capture_output=True, text=True, timeout=60)
     assert second.returncode == 3 and "already running" in second.stderr
     assert oct(os.stat(lab.config_file("controller.sock")).st_mode & 0o777) == "0o600"
+    # It adopted the tables `lab up` had just written: replacing one unregisters its hooks, and the kernel
+    # then drops every packet held in a queue of that namespace (a shaped link's delay line lost probes).
+    replaced = [e.reason for e in events.read(lab) if e.what == "ReprogramHost"]
+    assert replaced == [], replaced
 
 
 @pytest.mark.parametrize("victim", ["speaker node1", "route agent node2", "reflector rr1", "responder"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 from typer.testing import CliRunner
@@ -32,22 +31,6 @@ def three_hosts(name: str, **extra: object) -> dict:  # type: ignore[type-arg]
     }  # fmt: skip
 
 
-def probe_summary(lab: str, src: str, dst: str, count: int) -> dict:  # type: ignore[type-arg]
-    result = CliRunner().invoke(app, ["probe", src, dst, "-p", "tcp", "--port", "80", "-c", str(count),
-                                      "--lab", lab, "--json"], catch_exceptions=False)
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
-
-
-def wait_reachable(lab: str, src: str, dst: str, timeout: float = 20.0) -> None:
-    """Right after `lab up`, probes across a shaped link sometimes get no answer at all for a moment (seen
-    in full runs, after another shaped lab in the same process; not reproduced alone, nor from the CLI, nor
-    under CPU load; not understood yet): the measurement waits until the path answers, then times it."""
-    deadline = time.monotonic() + timeout
-    while probe_summary(lab, src, dst, 1)["verdict"] != "allow":
-        assert time.monotonic() < deadline, f"{src} -> {dst}: no answer within {timeout:.0f} s of lab up"
-        time.sleep(0.2)
-
-
 def min_rtt_ms(lab: str, src: str, dst: str, count: int = 15) -> float:
     """The least RTT of `count` TCP probes: the least disturbed by a busy machine."""
     result = CliRunner().invoke(app, ["probe", src, dst, "-p", "tcp", "--port", "80", "-c", str(count),
@@ -62,7 +45,6 @@ def min_rtt_ms(lab: str, src: str, dst: str, count: int = 15) -> float:
 @pytest.mark.parametrize("engine_variant", ["netns", pytest.param("mininet", marks=pytest.mark.engines)])
 def test_20ms_on_one_fabric_link_adds_about_40ms_across_it_and_bgp_still_converges(make_lab, engine_variant) -> None:  # type: ignore[no-untyped-def]
     make_lab(three_hosts("itsh", links=[{"node": "node1", "delay": "20ms"}]))  # up waits for every route
-    wait_reachable("itsh", "dev/p1", "dev/p2")
     across = min_rtt_ms("itsh", "dev/p1", "dev/p2")  # leaves and enters node1 over its shaped link
     beside = min_rtt_ms("itsh", "dev/p2", "dev/p3")  # never touches node1's link
     assert beside < 15, beside
@@ -83,7 +65,6 @@ def test_a_shaped_pod_link_delays_only_that_pod_and_down_ends_the_delay_line(mak
     data = three_hosts("itsp")
     data["pods"][2]["link"] = {"delay": "10ms", "jitter": "1ms"}
     make_lab(data)
-    wait_reachable("itsp", "dev/p1", "dev/p3")
     to_shaped = min_rtt_ms("itsp", "dev/p1", "dev/p3")
     to_plain = min_rtt_ms("itsp", "dev/p1", "dev/p2")
     assert 18 <= to_shaped - to_plain <= 50, (to_shaped, to_plain)
@@ -98,7 +79,6 @@ def test_loss_drops_about_that_share_of_probes(make_lab) -> None:  # type: ignor
     data = three_hosts("itsl")
     data["pods"][1]["link"] = {"loss": 50}
     make_lab(data)
-    wait_reachable("itsl", "dev/p1", "dev/p2")  # a lossy link answers one probe in four
     result = CliRunner().invoke(app, ["probe", "dev/p1", "dev/p2", "-p", "tcp", "--port", "80", "-c", "60",
                                       "--lab", "itsl", "--json"], catch_exceptions=False)
     summary = json.loads(result.stdout)
