@@ -34,9 +34,9 @@ def hand_over(paths: LabPaths, hosts: list[str], backend: str, revision: int) ->
     and the kernel then drops every packet held in a queue of that namespace (a shaped link's delay line:
     probes sent just after `lab up` were lost)."""
     reader = HostReader(backend)
-    records = {}
-    for host in hosts:
-        fingerprint = reader.fingerprint(names.host_netns(paths.lab, host))
-        if fingerprint is not None:  # another machine's host, or unreadable: the controller replaces it
-            records[host] = FilterRecord(fingerprint, revision)
-    save(paths, records)
+    try:
+        fingerprints = {host: reader.fingerprint(names.host_netns(paths.lab, host)) for host in hosts}
+    finally:
+        reader.close()  # its nf_tables sockets: this is `lab up`'s process, not a controller's
+    # None: another machine's host, or unreadable; the controller replaces those
+    save(paths, {host: FilterRecord(f, revision) for host, f in fingerprints.items() if f is not None})
