@@ -10,10 +10,13 @@ reflectors live on the first machine. A lab on one machine has no machine scope 
 from __future__ import annotations
 
 from ipaddress import IPv4Interface
+from typing import TYPE_CHECKING
 
-from lab.labfile import LabSpecModel
 from topology.names import LabPaths
-from topology.vxlan import MachinePlan
+
+if TYPE_CHECKING:  # `lab status` reads the machine file on every call: keep the lab file's model out of its start-up
+    from lab.labfile import LabSpecModel
+    from topology.vxlan import MachinePlan
 
 MACHINE_FILE = "machine"
 
@@ -73,6 +76,8 @@ def holds_shared_nodes(spec: LabSpecModel, machine: str | None) -> bool:
 
 
 def machine_plan(lab: str, spec: LabSpecModel, machine: str) -> MachinePlan:
+    from topology.vxlan import MachinePlan
+
     found = next(m for m in spec.machines if m.name == machine)
     return MachinePlan(lab, machine, IPv4Interface(found.underlay), found.underlayDevice)
 

@@ -7,8 +7,6 @@ from typing import Any
 from rich.table import Table
 
 from lab.console import console
-from lab.runtime import LabRuntime
-from lab.status import lab_status
 
 
 def render_status(status: dict[str, Any]) -> None:
@@ -35,6 +33,9 @@ def render_status(status: dict[str, Any]) -> None:
 
 
 def print_summary(lab: str, timings: dict[str, float]) -> None:
+    from lab.runtime import LabRuntime
+    from lab.status import lab_status
+
     with LabRuntime.open(lab) as runtime:
         status = lab_status(runtime)
     render_status(status)

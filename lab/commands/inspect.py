@@ -17,7 +17,6 @@ def status(
     from lab.controller.machine_link import machines_health
     from lab.health import controller_health
     from lab.machines import local_machine
-    from lab.status import lab_status
     from lab.stores import store_exists
     from lab.summary import render_health, render_machines, render_status
     from topology.names import LabPaths
@@ -27,6 +26,8 @@ def status(
     health = controller_health(paths, lab_status=True) if store_exists(paths) else None
     data = health.pop("lab_status", None) if health else None  # warm: hosts and pods from its memory
     if data is None:
+        from lab.status import lab_status
+
         with open_lab(lab, supervise=False) as runtime:
             data = lab_status(runtime)
             health = health or controller_health(runtime.paths)

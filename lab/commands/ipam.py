@@ -7,7 +7,6 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from lab.addresses import ipam_of
 from lab.app import app
 from lab.console import LAB_OPTION_HELP, console, open_lab, print_json
 
@@ -18,6 +17,8 @@ def ipam(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """IPAM blocks with their affine host and use, and every allocated address with its owner."""
+    from lab.addresses import ipam_of
+
     with open_lab(lab) as runtime:
         state = ipam_of(runtime)
     blocks: list[dict[str, Any]] = [
