@@ -155,6 +155,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def placements(self) -> list[Placement]: ...
 
+    @property
+    def placements_version(self) -> int:
+        """The revision of the last transaction that wrote a placement (0: none recorded yet). A reader that
+        keeps the placements (the controller, every write) reads them again only when this moved: 1500
+        rows cost ~5 ms, a third of a label change."""
+        return int(self.get_meta("placements_version", 0))
+
+    def _placement_written(self) -> None:
+        """Every backend's put_placement and delete_placement call this, inside the writer's transaction."""
+        self.set_meta("placements_version", self.revision + 1)
+
     # ipam blocks and affinities ---------------------------------------------------------------------
     @abc.abstractmethod
     def ipam_blocks(self) -> dict[str, BlockRecord]: ...

@@ -206,6 +206,7 @@ class EtcdStore(Store):
 
     # placements -----------------------------------------------------------------------------------
     def put_placement(self, placement: Placement) -> None:
+        self._placement_written()
         holder = self._get(f"placement-ip/{placement.ip}")
         me = f"{placement.namespace}/{placement.name}"
         if holder is not None and holder[0].decode() != me:
@@ -221,6 +222,7 @@ class EtcdStore(Store):
         old = self._get(f"placements/{namespace}/{name}")
         if old is None:
             return
+        self._placement_written()
         self._write(f"placement-ip/{json.loads(old[0])['ip']}", None)
         self._write(f"placements/{namespace}/{name}", None)
 

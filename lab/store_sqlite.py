@@ -131,6 +131,7 @@ class SqliteStore(Store):
 
     # placements -----------------------------------------------------------------------------------
     def put_placement(self, placement: Placement) -> None:
+        self._placement_written()
         try:
             self._db.execute(
                 "INSERT INTO placements(namespace, name, host, ip) VALUES(?, ?, ?, ?) "
@@ -144,6 +145,7 @@ class SqliteStore(Store):
             ) from None
 
     def delete_placement(self, namespace: str, name: str) -> None:
+        self._placement_written()
         self._db.execute("DELETE FROM placements WHERE namespace = ? AND name = ?", (namespace, name))
 
     def placements(self) -> list[Placement]:

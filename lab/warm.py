@@ -30,6 +30,7 @@ class WarmPolicy:
     dataplane: Dataplane
     model_keys: dict[ObjectKey, tuple[str, Any]] = field(default_factory=dict)  # store key -> world key
     placements: dict[tuple[str, str], Placement] = field(default_factory=dict)
+    placements_version: int = -1  # the store's placements_version when `placements` was read
     store_keys: set[ObjectKey] = field(default_factory=set)  # every object in the store at `revision`
     pods_by_host: dict[str, Any] | None = None  # runtime.placement() of `placements`, while they hold
 
@@ -73,6 +74,7 @@ def sync(runtime: LabRuntime, sole_writer: bool = False, save_state: bool = True
 
 
 def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
+    version = runtime.store.placements_version
     placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
     keys, objects = {}, []
     for key, doc in runtime.store.objects():
@@ -83,7 +85,7 @@ def _from_scratch(runtime: LabRuntime) -> WarmPolicy:
     world = World.from_objects(objects)
     world.set_nodes(lab_nodes(runtime))
     return WarmPolicy(runtime.store.revision, runtime.paths.database, world, runtime.dataplane(), keys, placements,
-                      runtime.store.object_keys())
+                      version, runtime.store.object_keys())
 
 
 def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) -> bool:
@@ -94,7 +96,11 @@ def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) 
         return True
     if revision != warm.revision + 1 and not sole_writer:  # someone else changed the lab too: their kernel state is unknown here
         return False
-    placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
+    version = runtime.store.placements_version
+    if version == warm.placements_version:
+        placements = warm.placements
+    else:
+        placements = {(p.namespace, p.name): p for p in runtime.store.placements()}
     docs = dict(runtime.store.objects_since(warm.revision))
     if placements != warm.placements:
         moved = {k for k in placements.keys() | warm.placements.keys() if placements.get(k) != warm.placements.get(k)}
@@ -118,7 +124,7 @@ def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) 
         changed.append(obj)
     warm.world.delete([warm.model_keys.pop(k) for k in gone if k in warm.model_keys])
     warm.world.apply(changed)
-    warm.placements = placements
+    warm.placements, warm.placements_version = placements, version
     return True
 
 

@@ -83,6 +83,8 @@ _IFADDRMSG = struct.Struct("=BBBBI")
 _RTMSG = struct.Struct("=BBBBBBBBI")
 _RTATTR = struct.Struct("=HH")
 _NDMSG = struct.Struct("=BxxxiHBB")
+_INT = struct.Struct("=i")
+_UINT = struct.Struct("=I")
 
 CREATE = NLM_F_CREATE | NLM_F_EXCL
 
@@ -244,36 +246,58 @@ class LinkInfo:
 
 
 def parse_link(payload: bytes) -> LinkInfo:
-    """Index, name and operational state of an RTM_NEWLINK payload."""
+    """Index, name and operational state of an RTM_NEWLINK payload.
+
+    The controller parses every link of every host on each pass (about 1,500 at bank scale), so this walks
+    the attributes in place and stops once it has both, instead of slicing each one out."""
     _family, _type, index, _flags, _change = _IFINFOMSG.unpack_from(payload)
-    name, operstate = "", 0
-    for kind, data in iter_attrs(payload[_IFINFOMSG.size :]):
+    name, operstate, found = "", 0, 0
+    offset, end, unpack = _IFINFOMSG.size, len(payload), _RTATTR.unpack_from
+    while offset + 4 <= end and found < 2:
+        length, kind = unpack(payload, offset)
+        if length < 4:
+            break
+        kind &= 0x3FFF
         if kind == IFLA_IFNAME:
-            name = data.rstrip(b"\0").decode()
+            name = payload[offset + 4 : offset + length].rstrip(b"\0").decode()
+            found += 1
         elif kind == IFLA_OPERSTATE:
-            operstate = data[0]
+            operstate = payload[offset + 4]
+            found += 1
+        offset += (length + 3) & ~3
     return LinkInfo(index, name, operstate)
 
 
 @dataclass(frozen=True)
 class RouteInfo:
-    destination: IPv4Network
+    prefix: str  # "10.48.0.7/32": the destination as text, what the controller compares (cheap to make)
     oif: int | None
     table: int
 
+    @property
+    def destination(self) -> IPv4Network:
+        return IPv4Network(self.prefix)
+
 
 def parse_route(payload: bytes) -> RouteInfo:
-    """Destination, output interface and table of an RTM_NEWROUTE payload (IPv4)."""
+    """Destination, output interface and table of an RTM_NEWROUTE payload (IPv4), attributes walked in place
+    (see `parse_link`: every route of every host is parsed on each controller pass)."""
     _family, dst_len, _src_len, _tos, table, _proto, _scope, _type, _flags = _RTMSG.unpack_from(payload)
     dst, oif = b"\0\0\0\0", None
-    for kind, data in iter_attrs(payload[_RTMSG.size :]):
+    offset, end, unpack = _RTMSG.size, len(payload), _RTATTR.unpack_from
+    while offset + 4 <= end:
+        length, kind = unpack(payload, offset)
+        if length < 4:
+            break
+        kind &= 0x3FFF
         if kind == RTA_DST:
-            dst = data[:4]
+            dst = payload[offset + 4 : offset + 8]
         elif kind == RTA_OIF:
-            (oif,) = struct.unpack_from("=i", data)
+            (oif,) = _INT.unpack_from(payload, offset + 4)
         elif kind == RTA_TABLE:
-            (table,) = struct.unpack_from("=I", data)
-    return RouteInfo(IPv4Network((IPv4Address(dst), dst_len)), oif, table)
+            (table,) = _UINT.unpack_from(payload, offset + 4)
+        offset += (length + 3) & ~3
+    return RouteInfo(f"{socket.inet_ntoa(dst)}/{dst_len}", oif, table)
 
 
 class RtnlSocket:

@@ -37,11 +37,13 @@ from lab.controller.state import Desired, Observed, ProcessRecord, ReprogramHost
 from lab.fabric import Fabric
 from lab.pod_plans import other_machines_pods
 from lab.runtime import LabRuntime
+from lab.store import ObjectKey
 from services import daemon_ctl
 from topology import names
 
 BUSY_RETRY = 0.05  # a command holds the change lock: look again this soon
 WAITING_PASS = 0.05  # while a write waits for its revision, pass this often
+FOLLOW_UP = 0.2  # after a pass that only programmed a write: the full look this soon (unless a write comes)
 ACCEPT_POLL = 0.5  # the socket thread looks at the stop flag this often
 PLACEMENT_KINDS = frozenset({"Pod", "Service", "ExternalService"})  # what the desired state is made of
 
@@ -57,6 +59,10 @@ class AlreadyRunning(RuntimeError):
     pass
 
 
+class _WriteWaiting(Exception):
+    """A write came in while a pass looked at the lab: the pass gives way and starts again after it."""
+
+
 class Controller:
     def __init__(self, lab: str, resync: float) -> None:
         self.runtime = LabRuntime.open(lab)
@@ -68,6 +74,8 @@ class Controller:
         self.executor = Executor(self.runtime, self.bgp, self.reader, self.memory)
         self._desired: Desired | None = None
         self._desired_placements: list[Any] = []
+        self._placements_version = -1  # the store's placements_version when they were read
+        self._pod_shapes: dict[ObjectKey, str] = {}  # each pod's document without its labels, at the last read
         self.observed: Observed | None = None
         self.waiters: list[Waiter] = []
         self.host_errors: dict[str, str] = {}
@@ -82,6 +90,7 @@ class Controller:
         self._wake = threading.Event()  # a request wants a pass now
         self._passed = threading.Condition()  # notified after every pass
         self._resync_wanted = False
+        self._follow_up = False  # the last pass only programmed a write: the full look is still due
         self.nodes = _node_addresses(self.runtime)  # name -> fabric address (the lab file's: fixed)
         self._reads: _ReadSide | None = None  # the socket thread's own store and netlink sockets
         self.store_view = StoreView()
@@ -89,27 +98,42 @@ class Controller:
     # state -------------------------------------------------------------------------------------------
     def desired(self) -> Desired:
         """The desired state at the store's revision. A revision that wrote no pod, Service or placement (a
-        policy or namespace change) leaves it as it was: read again, it costs ~0.2 s at bank scale."""
+        policy or namespace change), or only relabelled pods, leaves it as it was: read again, it costs
+        ~0.2 s at bank scale, held under the change lock that the next write waits for."""
         store = self.runtime.store
         revision = store.revision
         previous = self._desired
         if previous is not None and previous.revision == revision:
             return previous
-        placements = store.placements()
-        if previous is not None and placements == self._desired_placements and not any(
-                key.kind in PLACEMENT_KINDS for key, _ in store.objects_since(previous.revision)):
+        version = store.placements_version
+        placements = self._desired_placements if version == self._placements_version else store.placements()
+        if previous is not None and placements == self._desired_placements and all(
+                self._leaves_desired_alone(key, doc) for key, doc in store.objects_since(previous.revision)):
             self._desired = replace(previous, revision=revision)
         else:
             self._desired = read_desired(self.runtime, self.bgp)
-            self._desired_placements = placements
+            self._desired_placements, self._placements_version = placements, version
+            self._pod_shapes = {key: pod_shape(doc) for key, doc in self.runtime.pod_documents()}
         return self._desired
 
-    def observe(self, desired: Desired, reader: HostReader | None = None, follow_table: bool = True) -> Observed:
+    def _leaves_desired_alone(self, key: ObjectKey, doc: dict[str, Any]) -> bool:
+        """A pod's labels decide policy, not plumbing: a pod whose document changed only in its labels (`lab
+        label`) keeps its namespace, interface, address and responder sockets."""
+        if key.kind not in PLACEMENT_KINDS:
+            return True
+        return key.kind == "Pod" and key in self._pod_shapes and self._pod_shapes[key] == pod_shape(doc)
+
+    def observe(self, desired: Desired, reader: HostReader | None = None, follow_table: bool = True,
+                give_way: bool = False) -> Observed:
         """`reader`: the socket thread's own (netlink sockets are not shared); `follow_table`: only the loop
-        updates the process table."""
+        updates the process table; `give_way`: raise _WriteWaiting as soon as a write waits."""
         now = time.monotonic()
         reader = reader or self.reader
-        hosts = {h: reader.read(names.host_netns(self.runtime.lab, h)) for h in desired.hosts}
+        hosts = {}
+        for host in desired.hosts:
+            if give_way and self._write_waiting():
+                raise _WriteWaiting
+            hosts[host] = reader.read(names.host_netns(self.runtime.lab, host))
         seen = {p.name: process_seen(self.paths, p) for p in desired.processes}
         for want in desired.processes if follow_table else ():  # the process table follows what is seen
             row = self.memory.table.setdefault(want.name, ProcessRecord(want.name, want.kind, want.node, want.netns))
@@ -140,21 +164,31 @@ class Controller:
         The change lock is held to read the store and while repairs run, not while the kernel is looked at
         (the long part at bank scale), so writers do not queue behind a pass. That is safe because every
         command commits to the store before it touches the kernel: if the revision moved while the pass
-        looked, what it saw may be half a change, and it looks again instead of acting."""
+        looked, what it saw may be half a change, and it looks again instead of acting.
+
+        A pass that programmed a waiting write (the fast lane) ends there: the look at everything else, and
+        saving what the filters hold, come with the follow-up pass FOLLOW_UP later, so a write that comes
+        right after does not queue behind them."""
         if not self._try_lock():
             return False
         started = time.perf_counter()
-        fast = False
+        fast_refused = False  # a table drifted: this pass repairs it before any write is programmed
         try:
-            if self.waiters and self.memory.programmed_revision < self.runtime.store.revision:
-                fast = self._fast_lane()
+            if self._write_waiting():
+                if self._fast_lane():
+                    self._follow_up = True
+                    self.last_pass_seconds = time.perf_counter() - started
+                    return True
+                fast_refused = True
             desired = self.desired()
         finally:
             self._unlock()
-        if fast:  # files only: a writer need not wait for them
-            self.executor.save_state()
-            filter_records.save(self.paths, self.memory.filters)
-        observed = self.observe(desired)
+        self._follow_up = False
+        try:
+            self._save_files()
+            observed = self.observe(desired, give_way=not fast_refused)
+        except _WriteWaiting:
+            return False  # the loop programs the write at once, then looks again
         if self.host_errors.get("lab", "").startswith("the last pass"):
             del self.host_errors["lab"]  # this one got through
         actions = plan(desired, observed)
@@ -166,7 +200,7 @@ class Controller:
                     return False  # a command changed the lab while the pass looked: look again
                 for action in actions:
                     self._carry_out(action)
-                self.executor.save_state()
+                self.executor.save_state()  # repairs change fingerprints even when no program changed
                 filter_records.save(self.paths, self.memory.filters)
                 observed = self._refingerprinted(observed)
             finally:
@@ -175,6 +209,16 @@ class Controller:
         self.passes += 1
         self.last_pass_seconds = time.perf_counter() - started
         return True
+
+    def _write_waiting(self) -> bool:
+        return bool(self.waiters) and self.memory.programmed_revision < self.runtime.store.revision
+
+    def _save_files(self) -> None:
+        """What the filters hold (for a restarted controller), then their fingerprints: in that order, so a
+        controller killed in between finds fingerprints it did not record and replaces those tables."""
+        if self.executor.state_unsaved:
+            self.executor.save_state()
+            filter_records.save(self.paths, self.memory.filters)
 
     def _try_lock(self) -> bool:
         try:
@@ -397,7 +441,7 @@ class Controller:
                     with self._passed:
                         self._passed.notify_all()
                     self._publish_health()
-                    interval = WAITING_PASS if self.waiters else self.resync
+                    interval = WAITING_PASS if self.waiters else FOLLOW_UP if self._follow_up else self.resync
                     next_pass = time.monotonic() + (interval if done else BUSY_RETRY)
                 if self._wake.wait(max(0.0, next_pass - time.monotonic())):
                     self._wake.clear()
@@ -406,6 +450,7 @@ class Controller:
                         next_pass = 0.0  # a write is waiting, a resync was asked for, or the store moved
         finally:
             self._stop = True
+            self._guarded(self._save_files)
             answering.join(timeout=5.0)
             with self._waiters_lock:
                 for waiter in self.waiters:
@@ -465,6 +510,12 @@ class Controller:
             if self._reads is not None:  # closed by the thread that made it (SQLite wants that)
                 self._reads.close()
 
+    def _guarded(self, step: Any) -> None:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - stopping goes on; the next controller replaces those tables
+            events.record(self.paths, Event(time.time(), "failed", "save", f"{type(exc).__name__}: {exc}"))
+
     def _guarded_pass(self) -> bool:
         """A pass that fails (the store unreadable for a moment, a namespace gone while read) is an event,
         and the next pass tries again: the controller itself does not die of it."""
@@ -511,6 +562,12 @@ class _ReadSide:
     def close(self) -> None:
         self.reader.close()
         self.runtime.close()
+
+
+def pod_shape(doc: dict[str, Any]) -> str:
+    """A pod's document without its labels, as comparable text."""
+    metadata = {k: v for k, v in (doc.get("metadata") or {}).items() if k != "labels"}
+    return json.dumps({**doc, "metadata": metadata}, sort_keys=True)
 
 
 def _node_addresses(runtime: LabRuntime) -> dict[str, str]:

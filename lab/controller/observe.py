@@ -13,36 +13,15 @@ import hashlib
 import re
 from collections.abc import Mapping
 
-from pyroute2.netlink import NLM_F_REQUEST
-from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_GETGEN, NFTSocket, nft_gen_msg
-
 from bgp import bird, speaker
 from bgp.files import SpeakerFiles, read_json
 from lab.controller.state import HostSeen, ProcessSeen, ProcessWant
+from policy_dataplane.dataplane.nft.nftnl import GenerationSocket
 from topology import names, netns, processes, responder_ctl
 from topology.netns import CommandFailed, run_in
 from topology.rtnl import RtnlSocket
 
 _COUNTERS = re.compile(r"\[\d+:\d+\]")
-
-
-def nft_generation(host_netns: str) -> str | None:
-    """The namespace's nftables ruleset generation: it goes up by one with every committed change."""
-    try:
-        with netns.entered(host_netns):
-            sock = NFTSocket()
-    except netns.NetnsError:
-        return None
-    try:
-        return _generation(sock)
-    finally:
-        sock.close()
-
-
-def _generation(sock: NFTSocket) -> str | None:
-    for msg in sock.request_get(nft_gen_msg(), NFT_MSG_GETGEN, NLM_F_REQUEST):
-        return str(msg.get_attr("NFTA_GEN_ID"))
-    return None
 
 
 def iptables_hash(host_netns: str) -> str | None:
@@ -62,7 +41,7 @@ class HostReader:
     def __init__(self, backend: str) -> None:
         self.backend = backend
         self._sockets: dict[str, RtnlSocket] = {}
-        self._nft: dict[str, NFTSocket] = {}
+        self._nft: dict[str, GenerationSocket] = {}
 
     def fingerprint(self, host_netns: str) -> str | None:
         if self.backend != "nftables":
@@ -70,12 +49,12 @@ class HostReader:
         sock = self._nft.get(host_netns)
         if sock is None:
             try:
-                with netns.entered(host_netns):
-                    sock = self._nft[host_netns] = NFTSocket()
+                sock = self._nft[host_netns] = GenerationSocket(host_netns)
             except netns.NetnsError:
                 return None
         try:
-            return _generation(sock)
+            generation = sock.read()
+            return None if generation is None else str(generation)
         except OSError:
             self._nft.pop(host_netns).close()
             return None
@@ -88,8 +67,7 @@ class HostReader:
         pod_links = {link.index: link for link in sock.links().values()
                      if link.name.startswith(names.HOST_VETH_PREFIX)}
         links = frozenset(link.name for link in pod_links.values() if link.oper_up)
-        routes = frozenset(str(r.destination) for r in sock.routes()
-                           if r.destination.prefixlen == 32 and r.oif in pod_links)
+        routes = frozenset(r.prefix for r in sock.routes() if r.oif in pod_links and r.prefix.endswith("/32"))
         return HostSeen(True, self.fingerprint(host_netns), links, routes)
 
     def route_destinations(self, node_netns: str) -> frozenset[str]:
@@ -97,7 +75,7 @@ class HostReader:
         if not netns.exists(node_netns):
             self._drop(node_netns)
             return frozenset()
-        return frozenset(str(r.destination) for r in self._socket(node_netns).routes())
+        return frozenset(r.prefix for r in self._socket(node_netns).routes())
 
     def _socket(self, host_netns: str) -> RtnlSocket:
         if host_netns not in self._sockets:

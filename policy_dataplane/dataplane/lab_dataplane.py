@@ -53,6 +53,7 @@ class Dataplane:
         self._hosts: dict[str, HostFilter] = {}
         self.programs: dict[str, HostProgram] = {}  # last compiled, per host
         self._compiler = IncrementalCompiler()
+        self._saved_json: dict[str, tuple[HostProgram, str]] = {}  # per host: the program last saved, as text
 
     def host(self, host: str) -> HostFilter:
         if host not in self._hosts:
@@ -80,9 +81,12 @@ class Dataplane:
         """Remember what every host has applied, for the next process (a CLI that runs once per command):
         its first sync then sends a diff instead of replacing whole tables (which also resets counters)."""
         applied = {h: f.applied for h, f in self._hosts.items() if f.applied is not None}
+        cached = self._saved_json
+        self._saved_json = {h: cached[h] if h in cached and cached[h][0] is p else (p, program_state.program_json(p))
+                            for h, p in applied.items()}  # programs are immutable: the same object, the same text
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(program_state.dumps(self.backend, applied))
+        tmp.write_text(program_state.assemble(self.backend, {h: text for h, (_, text) in self._saved_json.items()}))
         tmp.replace(path)
 
     def load_state(self, path: Path) -> bool:

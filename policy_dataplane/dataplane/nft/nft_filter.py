@@ -2,7 +2,8 @@
 
 `NftablesHostFilter(netns)` remembers the program it last applied. `install_base()` writes the empty program
 (the table, the dispatch maps and the fail-closed rules) before any pod exists; `apply(new)` sends only the diff
-(when only set members changed, the usual label change, as one nf_tables netlink batch: no `nft` process);
+(when only set members changed, the usual label change, as one nf_tables netlink batch; any other diff through
+libnftables in this process, `libnft.py`: no `nft` process either);
 `resync(new)` replaces the whole table atomically (after a restart, when nothing is remembered): conntrack
 entries are not touched and the first rule accepts established flows, so open connections survive.
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from policy_dataplane.dataplane.backend import ApplyResult
 from policy_dataplane.dataplane.hostprogram import EMPTY_PROGRAM, TABLE, HostProgram
+from policy_dataplane.dataplane.nft import libnft
 from policy_dataplane.dataplane.nft.nftnl import ElementChange, NetlinkRefused, NftSocket
 from policy_dataplane.dataplane.nft.render import element_changes, render_diff, render_full
 from topology.engine import Engine
@@ -48,6 +50,7 @@ class NftablesHostFilter:
         self.applied: HostProgram | None = None  # None: unknown (fresh start): the next apply is a full one
         self.use_netlink = use_netlink
         self._netlink: NftSocket | None = None
+        self._libnft: libnft.NftContext | None = None
         # True when `applied` came from elsewhere (a saved state): a failed diff then falls back to a full
         # replace instead of failing (the kernel may have been reset since)
         self.fallback_full = False
@@ -92,10 +95,25 @@ class NftablesHostFilter:
             if self._netlink is None:
                 self._netlink = NftSocket(self.netns, self.engine)
             self._netlink.send(plan.elements)
+        elif plan.mode == "diff" and (context := self._context()) is not None:  # synchronous: about 1 ms
+            try:
+                context.run(plan.text)
+            except libnft.LibNftFailed as refused:
+                if not self.fallback_full:
+                    raise CommandFailed(self.netns, NFT, refused.message) from None
+                plan = Plan("full", render_full(new))
+                proc = self.engine.start_in(self.netns, NFT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE)
         elif plan.text:
             proc = self.engine.start_in(self.netns, NFT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE)
         return _Pending(self, new, plan, proc, started)
+
+    def _context(self) -> libnft.NftContext | None:
+        """The host's libnftables context, made inside its namespace on first use (None: no libnftables)."""
+        if self._libnft is None and self.use_netlink and libnft.available():
+            self._libnft = self.engine.call_in(self.netns, libnft.NftContext)
+        return self._libnft
 
     def listing(self) -> dict[str, Any]:
         return normalized_listing(self.netns, self.engine)
@@ -110,6 +128,9 @@ class NftablesHostFilter:
         if self._netlink is not None:
             self._netlink.close()
             self._netlink = None
+        if self._libnft is not None:
+            self._libnft.close()
+            self._libnft = None
 
 
 @dataclass

@@ -26,6 +26,8 @@ NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
 NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 0x10, 0x11
 NFT_MSG_NEWSETELEM, NFT_MSG_DELSETELEM = 12, 14
+NFT_MSG_NEWGEN, NFT_MSG_GETGEN = 15, 16  # the answer to a GETGEN is a NEWGEN
+NFTA_GEN_ID = 1
 NFPROTO_INET = 1
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_CREATE = 0x1, 0x4, 0x400
 NLMSG_ERROR = 2
@@ -135,4 +137,62 @@ class NftSocket:
             raise NetlinkRefused(self.netns, first_error)
 
 
-__all__ = ["ElementChange", "NftSocket", "NetlinkRefused", "encode_batch", "interval_elements"]
+def generation_request(seq: int) -> bytes:
+    kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN
+    return _message(kind, NLM_F_REQUEST, seq, socket.AF_UNSPEC, 0, b"")
+
+
+def parse_generation(reply: bytes, seq: int) -> int | None:
+    """NFTA_GEN_ID of the answer to `generation_request(seq)` in a datagram (None: not in it)."""
+    offset = 0
+    while offset + 16 <= len(reply):
+        length, kind, _flags, msg_seq = struct.unpack_from("=IHHI", reply, offset)
+        if length < 16:
+            return None
+        if msg_seq == seq and kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN:
+            attrs, end = offset + 20, offset + length  # past the netlink and nfgenmsg headers
+            while attrs + 4 <= end:
+                attr_len, attr_kind = struct.unpack_from("=HH", reply, attrs)
+                if attr_len < 4:
+                    break
+                if attr_kind & 0x3FFF == NFTA_GEN_ID:
+                    return int(struct.unpack_from("!I", reply, attrs + 4)[0])
+                attrs += (attr_len + 3) & ~3
+        offset += (length + 3) & ~3
+    return None
+
+
+class GenerationSocket:
+    """Reads a namespace's nf_tables ruleset generation (it goes up by one with every committed change):
+    one request of 20 bytes on a socket opened once inside the namespace. pyroute2 takes ~0.4 ms a read,
+    and the controller reads every host's generation around each write."""
+
+    def __init__(self, netns: str, engine: Engine | None = None) -> None:
+        self.sock = (engine or get_engine()).call_in(
+            netns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER))
+        self.sock.bind((0, 0))
+        self.sock.settimeout(2.0)  # the kernel answers at once; a socket.timeout (an OSError) if it never does
+        self._seq = 0
+
+    def read(self) -> int | None:
+        self._seq += 1
+        self.sock.send(generation_request(self._seq))
+        while True:
+            reply = self.sock.recv(65536)
+            found = parse_generation(reply, self._seq)
+            if found is not None:
+                return found
+            if _is_error(reply, self._seq):
+                return None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _is_error(reply: bytes, seq: int) -> bool:
+    return len(reply) >= 16 and struct.unpack_from("=IHHI", reply)[1] == NLMSG_ERROR \
+        and struct.unpack_from("=IHHI", reply)[3] == seq
+
+
+__all__ = ["ElementChange", "GenerationSocket", "NftSocket", "NetlinkRefused", "encode_batch", "interval_elements",
+           "generation_request", "parse_generation"]
