@@ -30,10 +30,12 @@ QUARANTINED = "netpol-lab/latency-quarantine"
 KINDS = ("deny", "label")
 
 
-def in_lab(lab: str, action: Callable[[LabRuntime], Any]) -> None:
-    """Each write opens the lab afresh: the probe stream calls it from another thread."""
+def in_lab(lab: str, action: Callable[[LabRuntime], Any]) -> int | None:
+    """Each write opens the lab afresh: the probe stream calls it from another thread. Returns when the
+    write reached the lab's controller (None: no controller took it)."""
     with LabRuntime.open(lab) as runtime:
         action(runtime)
+        return runtime.handed_over_ns
 
 
 # Before every Kubernetes policy (order 1000): Kubernetes policies only ever add allows, so a deny that must
@@ -106,11 +108,10 @@ def lab_changes(lab: str, kind: str, destination: ProbeEndpoint, sources: Sequen
         paths = tuple(AffectedPath(Probe(s, destination, protocol, port), after=a, before=b)
                       for s, b, a in zip(sources, before, after, strict=True))
 
-        def apply() -> None:
+        def apply() -> int | None:
             if kind == "deny":
-                in_lab(lab, lambda r: apply_sources(r, write))
-            else:
-                in_lab(lab, lambda r: label(r, key_for("pod", destination.name), {QUARANTINED: "true"}))
+                return in_lab(lab, lambda r: apply_sources(r, write))
+            return in_lab(lab, lambda r: label(r, key_for("pod", destination.name), {QUARANTINED: "true"}))
 
         def revert() -> None:
             if kind == "deny":  # (gone already when the write itself failed)

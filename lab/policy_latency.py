@@ -88,7 +88,8 @@ def report(lab: str, rate: float, outcomes: list[ChangeOutcome]) -> dict[str, An
     from traffic.policy_latency import summarise
 
     return {"lab": lab, "rate": rate, "summary": summarise(outcomes), "changes": [
-        {"change": o.change, "write_us": o.write_us, "all_paths_us": o.all_paths_us, "leaks": o.leaks,
+        {"change": o.change, "write_us": o.write_us, "all_paths_us": o.all_paths_us,
+         "handover_us": o.handover_us, "from_controller_us": o.from_controller_us, "leaks": o.leaks,
          "paths": [{"src": p.path.probe.src.name, "dst": p.path.probe.dst.name, "after": p.path.after,
                     "latency_us": p.latency_us, "resolution_us": p.resolution_us, "flaps": p.flaps,
                     "probes": p.probes} for p in o.paths]}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -55,6 +56,7 @@ class LabRuntime:
         self.store = store
         self.machine = local_machine(self.paths)  # None: the lab is on one machine, this one owns all of it
         self._await_revision: int | None = None  # a change left to the lab's controller: its revision
+        self.handed_over_ns: int | None = None  # when the last change was handed to the controller
 
     @classmethod
     def open(cls, lab: str) -> "LabRuntime":
@@ -73,6 +75,7 @@ class LabRuntime:
             from lab.controller.launcher import wait_programmed
 
             revision, self._await_revision = self._await_revision, None
+            self.handed_over_ns = time.time_ns()  # the write reaches the controller (`lab policy-latency`)
             wait_programmed(self.paths, revision)
 
     def await_revision(self, revision: int) -> None:

@@ -52,5 +52,7 @@ def nft_deny_change(
     def remove() -> None:
         get_engine().run_in(where, ["nft", "delete", "table", "inet", TABLE], check=False)  # absent is fine
 
-    return Change(name, paths, apply=lambda: nft_in(where, render_drop_table(denied, destination, hook)),
-                  revert=remove, prepare=remove)
+    def apply() -> None:  # a raw rule: no controller involved
+        nft_in(where, render_drop_table(denied, destination, hook))
+
+    return Change(name, paths, apply=apply, revert=remove, prepare=remove)

@@ -5,6 +5,9 @@ A `Change` is callbacks plus the paths it affects with their verdict before and 
 the stream runs, and hands the sends to `analyse`:
 - per path, latency = send time of the first probe after the write that shows the new verdict, minus the
   time of the write (an upper bound: it is known to within one probe interval of that path);
+- a write that reports when it reached the lab's controller (committed to the store, the controller asked
+  to program it) is also timed from that moment: the controller's part, without the command's own work
+  (parsing, validation, the whole-program check) before it;
 - flaps = probes after that first one that still show the old verdict; paths whose verdict does not change
   (controls) are not timed: every probe of theirs after the write with another verdict is a flap;
 - for paths that did not exist before (`before=None`, a new pod), any delivered probe on a path that must
@@ -32,7 +35,9 @@ class AffectedPath:
 class Change:
     name: str
     paths: tuple[AffectedPath, ...]
-    apply: Callable[[], None]  # the write: called on a helper thread while probes keep flowing
+    # the write: called on a helper thread while probes keep flowing; it may return when (time.time_ns) the
+    # write reached the controller
+    apply: Callable[[], int | None]
     revert: Callable[[], None] = field(default=lambda: None)  # undo, so the next repetition starts clean
     prepare: Callable[[], None] = field(default=lambda: None)  # before the stream starts (not timed)
 
@@ -60,6 +65,7 @@ class ChangeOutcome:
     change: str
     write_us: float  # how long `apply` itself took
     paths: tuple[PathOutcome, ...]
+    handover_us: float | None = None  # from the write's start until it reached the controller (None: unknown)
 
     @property
     def timed(self) -> tuple[PathOutcome, ...]:
@@ -73,6 +79,12 @@ class ChangeOutcome:
         return None if not values or None in values else max(v for v in values if v is not None)
 
     @property
+    def from_controller_us(self) -> float | None:
+        """From the write reaching the controller until every affected path shows its new verdict."""
+        every = self.all_paths_us
+        return None if every is None or self.handover_us is None else every - self.handover_us
+
+    @property
     def enforced_us(self) -> float | None:
         """New pods: when the last allowed path first delivered (the pod is reachable, filters in place)."""
         allowed = [p.latency_us for p in self.paths if p.path.before is None and p.path.after]
@@ -84,7 +96,7 @@ class ChangeOutcome:
 
 
 def analyse(change: str, paths: Sequence[AffectedPath], sends: Sequence[Send], write_ns: int,
-            applied_ns: int) -> ChangeOutcome:
+            applied_ns: int, reached_ns: int | None = None) -> ChangeOutcome:
     by_path: list[list[Send]] = [[] for _ in paths]
     for send in sorted(sends, key=lambda s: s.sent_ns):
         by_path[send.path].append(send)
@@ -112,7 +124,8 @@ def analyse(change: str, paths: Sequence[AffectedPath], sends: Sequence[Send], w
         leaks = sum(s.delivered for s in after) if path.before is None and not path.after else 0
         baseline_wrong = 0 if path.before is None else sum(s.delivered != path.before for s in before)
         outcomes.append(PathOutcome(path, latency, resolution, flaps, leaks, baseline_wrong, len(path_sends)))
-    return ChangeOutcome(change, (applied_ns - write_ns) / 1000.0, tuple(outcomes))
+    handover = None if reached_ns is None else (reached_ns - write_ns) / 1000.0
+    return ChangeOutcome(change, (applied_ns - write_ns) / 1000.0, tuple(outcomes), handover)
 
 
 def _new_pod_up_ns(paths: Sequence[AffectedPath], by_path: Sequence[Sequence[Send]], write_ns: int
@@ -144,6 +157,7 @@ def summarise(outcomes: Sequence[ChangeOutcome]) -> dict[str, object]:
         "changes": len(outcomes),
         "per_path_us": distribution(per_path),
         "all_paths_us": distribution([o.all_paths_us for o in outcomes]),
+        "from_controller_us": distribution([o.from_controller_us for o in outcomes if o.handover_us is not None]),
         "resolution_us": distribution([p.resolution_us for o in outcomes for p in o.timed]),
         "write_us": distribution([o.write_us for o in outcomes]),
         "enforced_us": distribution([o.enforced_us for o in outcomes if any(p.path.before is None

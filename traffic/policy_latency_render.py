@@ -9,6 +9,7 @@ from rich.table import Table
 ROWS = (
     ("per_path_us", "per affected path: write → first packet with the new verdict"),
     ("all_paths_us", "per change: write → every affected path turned"),
+    ("from_controller_us", "per change: write reaches the controller → every affected path turned"),
     ("resolution_us", "uncertainty (gap to the path's previous probe)"),
     ("write_us", "the write itself (callback duration)"),
     ("enforced_us", "new pods: creation → first enforced packet"),
@@ -21,8 +22,8 @@ def summary_table(summary: dict[str, Any], title: str) -> Table:
     for column in ("distribution", "samples", "missing", "p50 ms", "p90 ms", "p99 ms", "max ms"):
         table.add_column(column, justify="left" if column == "distribution" else "right")
     for key, label in ROWS:
-        row = summary[key]
-        if not row["samples"] and not row["missing"]:
+        row = summary.get(key)
+        if row is None or (not row["samples"] and not row["missing"]):
             continue
         table.add_row(label, str(row["samples"]), str(row["missing"]),
                       *(f"{row[k] / 1000:.2f}" for k in ("p50", "p90", "p99", "max")))

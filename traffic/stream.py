@@ -56,7 +56,8 @@ def _run_change(engine: ProbeEngine, change: Change, opts: StreamOptions) -> Cha
 
     def write() -> None:
         try:
-            change.apply()
+            reached = change.apply()
+            applied["reached_ns"] = reached if isinstance(reached, int) else 0
         except BaseException as error:  # re-raised on the caller's thread below
             failure.append(error)
         applied["ns"] = time.time_ns()
@@ -86,7 +87,7 @@ def _run_change(engine: ProbeEngine, change: Change, opts: StreamOptions) -> Cha
         writer.join()
     session.wait(opts.reply_timeout)
     sends = [Send(path, session.sent_ns(i), session.result(i).delivered) for path, i in sent]
-    return analyse(change.name, change.paths, sends, write_ns, applied["ns"])
+    return analyse(change.name, change.paths, sends, write_ns, applied["ns"], applied.get("reached_ns") or None)
 
 
 class _Convergence:

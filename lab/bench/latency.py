@@ -75,8 +75,8 @@ def pod_creations(lab: str, template: ProbeEndpoint, sources: Sequence[ProbeEndp
                                    before=None) for k, s in enumerate(sources))
         key = key_for("pod", endpoint.name)
 
-        def apply() -> None:
-            in_lab(lab, lambda r: apply_sources(r, write))
+        def apply() -> int | None:
+            return in_lab(lab, lambda r: apply_sources(r, write))
 
         def revert() -> None:
             in_lab(lab, lambda r: delete_keys(r, [key]) if r.store.get_object(key) is not None else None)

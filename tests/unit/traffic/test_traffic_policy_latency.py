@@ -68,3 +68,12 @@ def test_control_paths_are_not_timed_but_their_disruptions_count() -> None:
     assert outcome.timed == (changing,)
     assert outcome.all_paths_us == changing.latency_us == 0.0
     assert summarise([outcome])["per_path_us"]["samples"] == 1
+
+
+def test_a_write_that_reports_its_hand_over_is_also_timed_from_the_controller() -> None:
+    sends = stream("111" + "111" + "000")
+    outcome = analyse("deny", [path(after=False)], sends, WRITE, WRITE + 2_500_000, reached_ns=WRITE + 2_000_000)
+    assert (outcome.handover_us, outcome.all_paths_us, outcome.from_controller_us) == (2_000.0, 3_000.0, 1_000.0)
+    unknown = analyse("deny", [path(after=False)], sends, WRITE, WRITE + 2_500_000)
+    assert unknown.from_controller_us is None
+    assert summarise([outcome, unknown])["from_controller_us"]["samples"] == 1
