@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 import typer
 
 DISTRIBUTION = "netpol-lab"
@@ -19,6 +17,8 @@ app = typer.Typer(
 
 def installed_version() -> str:
     """The version pip recorded when it installed the lab (the metadata, not a constant in the code)."""
+    from importlib.metadata import PackageNotFoundError, version  # 20 ms: only for --version
+
     try:
         return version(DISTRIBUTION)
     except PackageNotFoundError:

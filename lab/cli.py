@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 
 from rich.markup import escape
 
@@ -15,7 +16,26 @@ FIRST = ("updown", "inspect", "controller", "graph", "bgp", "ipam", "apply", "la
          "probe", "matrix", "latency", "policy_latency", "scenario", "bank", "bench")
 
 
-def register_commands() -> None:
+# The module that registers each command: `lab status` then imports one command module instead of all of
+# them (~40 ms of every command's start-up). A unit test checks it against what the modules register.
+COMMAND_MODULES = {
+    "apply": "apply", "delete": "apply", "bank": "bank", "bench": "bench", "bgp": "bgp", "routes": "bgp",
+    "events": "controller", "counters": "counters", "drops": "counters", "diff": "diff", "explain": "explain",
+    "external": "external", "graph": "graph", "status": "inspect", "exec": "inspect", "ipam": "ipam",
+    "label": "label", "get": "label", "latency": "latency", "matrix": "matrix", "cli": "mininet_cli",
+    "policy-latency": "policy_latency", "probe": "probe", "lookup": "probe", "scenario": "scenario",
+    "up": "updown", "down": "updown",
+}
+
+
+def register_commands(argv: list[str] | None = None) -> None:
+    """Imports the module of the command in `argv` (default: this process's), or every module when there is
+    none (`lab --help`) or it is not known (click then suggests the nearest names)."""
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command in COMMAND_MODULES:
+        importlib.import_module(f"lab.commands.{COMMAND_MODULES[command]}")
+        return
     found = {module.name for module in pkgutil.iter_modules(lab.commands.__path__)}
     for name in [*[m for m in FIRST if m in found], *sorted(found - set(FIRST))]:
         importlib.import_module(f"lab.commands.{name}")

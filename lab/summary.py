@@ -8,6 +8,8 @@ from rich.table import Table
 
 from lab.console import console
 
+PODS_SHOWN = 50  # rows of the pods table; `lab status --json` lists every pod
+
 
 def render_status(status: dict[str, Any]) -> None:
     console.print(
@@ -23,13 +25,14 @@ def render_status(status: dict[str, Any]) -> None:
     pods = Table(title="pods", title_justify="left")
     for col in ("namespace", "pod", "host", "ip", "labels", "ports"):
         pods.add_column(col)
-    shown = status["pods"][:50]
+    shown = status["pods"][:PODS_SHOWN]
     for p in shown:
         labels = ",".join(f"{k}={v}" for k, v in sorted(p["labels"].items()))
         pods.add_row(p["namespace"], p["name"], p["host"], p["ip"], labels, " ".join(p["ports"]))
     console.print(pods)
-    if len(status["pods"]) > len(shown):
-        console.print(f"... and {len(status['pods']) - len(shown)} more pods (`lab status --json` lists all)")
+    total = status.get("pods_total", len(status["pods"]))
+    if total > len(shown):
+        console.print(f"... and {total - len(shown)} more pods (`lab status --json` lists all)")
 
 
 def print_summary(lab: str, timings: dict[str, float]) -> None:

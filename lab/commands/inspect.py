@@ -18,12 +18,13 @@ def status(
     from lab.health import controller_health
     from lab.machines import local_machine
     from lab.stores import store_exists
-    from lab.summary import render_health, render_machines, render_status
+    from lab.summary import PODS_SHOWN, render_health, render_machines, render_status
     from topology.names import LabPaths
 
     require_root(f"lab {lab!r}")
     paths = LabPaths.for_lab(lab)
-    health = controller_health(paths, lab_status=True) if store_exists(paths) else None
+    limit = {} if as_json else {"pods_limit": PODS_SHOWN}  # a table shows only the first pods
+    health = controller_health(paths, lab_status=True, **limit) if store_exists(paths) else None
     data = health.pop("lab_status", None) if health else None  # warm: hosts and pods from its memory
     if data is None:
         from lab.status import lab_status

@@ -12,6 +12,7 @@ the pass changes (the warm world and programs, held by a pass only while it sync
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import json
 import os
@@ -354,9 +355,11 @@ class Controller:
         elif op == "status":
             answer = self.status()
             if request.get("lab_status"):  # what `lab status` prints besides health: from the same process
-                from lab.status import lab_status
-
-                answer["lab_status"] = lab_status(self._read_side().runtime)
+                answer["lab_status"] = self._read_side().lab_status()
+                limit = request.get("pods_limit")
+                if isinstance(limit, int):  # a table shows the first ones: 1500 pods are ~0.3 MB to send
+                    pods = answer["lab_status"]["pods"]
+                    answer["lab_status"].update(pods=pods[:limit], pods_total=len(pods))
             _send(conn, answer)
         elif op == "get":
             self.store_view = self.store_view.follow(self._read_side().runtime.store)
@@ -554,10 +557,21 @@ class _ReadSide:
     reader: HostReader
     _desired: Desired | None = None
 
+    _lab_status: tuple[tuple[int, Any], dict[str, Any]] | None = None
+
     def desired(self, bgp: Any) -> Desired:
         if self._desired is None or self._desired.revision != self.runtime.store.revision:
             self._desired = read_desired(self.runtime, bgp)
         return self._desired
+
+    def lab_status(self) -> dict[str, Any]:
+        """Hosts, pods, addresses and blocks: all from the store, so the same until it changes."""
+        from lab.status import lab_status
+
+        version = (self.runtime.store.revision, self.runtime.store.get_meta("status"))  # up, ... : no revision
+        if self._lab_status is None or self._lab_status[0] != version:
+            self._lab_status = (version, lab_status(self.runtime))
+        return copy.deepcopy(self._lab_status[1])  # the caller adds to it
 
     def close(self) -> None:
         self.reader.close()
