@@ -3,7 +3,7 @@ them, and the conditions `lab latency` compares (the policies as they are, and l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from lab import converge, service_targets, warm
@@ -15,6 +15,7 @@ from policy_dataplane.policy.bulk import matrix
 from policy_dataplane.policy.model import Policy
 from policy_dataplane.policy.world import World
 from topology.model import node_netns
+from topology.names import LabPaths
 from traffic.model import ProbeEndpoint
 from traffic.packets import ICMP_PROBE_CODE, ICMP_PROBE_TYPE
 
@@ -42,14 +43,28 @@ def expected_verdicts(
     lab: str, pairs: list[tuple[ProbeEndpoint, ProbeEndpoint]], protocol: str, port: int | None
 ) -> list[bool]:
     """The oracle's verdict for each (source, destination) pair, from one bulk matrix of the lab's world (a
-    Service destination is judged through the endpoints it forwards to, `lab.service_targets`)."""
+    Service destination is judged through the endpoints it forwards to, `lab.service_targets`). Asked of
+    the lab's controller when it has programmed the store's revision (its world is warm); else the world is
+    built from the store here."""
+    from lab.controller import launcher
+
     proto = str(protocol.value if hasattr(protocol, "value") else protocol)
+    flat = [(ref(s), ref(d), d.kind, d.name) for s, d in pairs]
+    answer = launcher.warm_read(LabPaths.for_lab(lab), {"op": "verdicts", "pairs": flat, "protocol": proto,
+                                                        "port": port})
+    if answer is not None and answer.get("ok"):
+        return [bool(a) for a in answer["allowed"]]
     with LabRuntime.open(lab) as runtime:
-        world = world_of(runtime)
-        to_services = {i: service_targets.expected(world, runtime, ref(s), d.name, proto, port or 0)
-                       for i, (s, d) in enumerate(pairs) if d.kind == "service"}
+        return verdicts(world_of(runtime), runtime, flat, proto, port)
+
+
+def verdicts(world: World, runtime: LabRuntime, pairs: Sequence[tuple[str, str, str, str]], proto: str,
+             port: int | None) -> list[bool]:
+    """`pairs`: (source ref, destination ref, destination kind, destination name), as `expected_verdicts`."""
+    to_services = {i: service_targets.expected(world, runtime, s, name, proto, port or 0)
+                   for i, (s, _, kind, name) in enumerate(pairs) if kind == "service"}
     direct = [pair for i, pair in enumerate(pairs) if i not in to_services]
-    refs = sorted({ref(e) for pair in direct for e in pair})
+    refs = sorted({r for s, d, _, _ in direct for r in (s, d)})
     if not refs:
         return [to_services[i] for i in range(len(pairs))]
     if proto.lower() == "icmp":  # the oracle judges the very packet the probes send: an echo request
@@ -57,8 +72,8 @@ def expected_verdicts(
     else:
         m = matrix(world, proto, port, refs)
     index = {r: i for i, r in enumerate(refs)}
-    return [to_services[i] if i in to_services else bool(m.allowed[index[ref(s)], index[ref(d)]])
-            for i, (s, d) in enumerate(pairs)]
+    return [to_services[i] if i in to_services else bool(m.allowed[index[s], index[d]])
+            for i, (s, d, _, _) in enumerate(pairs)]
 
 
 def ref(ep: ProbeEndpoint) -> str:
@@ -97,4 +112,4 @@ def latency_conditions(lab: str) -> dict[str, Callable[[], AbstractContextManage
     return {"with policy": nullcontext, "policy lifted": policy_lifted}
 
 
-__all__ = ["expected_verdicts", "latency_conditions", "probe_endpoints", "ref"]
+__all__ = ["expected_verdicts", "latency_conditions", "probe_endpoints", "ref", "verdicts"]

@@ -366,6 +366,8 @@ class Controller:
             _send(conn, get_answer(self.store_view, [str(k) for k in request.get("kinds", [])]))
         elif op == "explain":
             _send(conn, self._explain(request))
+        elif op == "verdicts":
+            _send(conn, self._verdicts(request))
         elif op == "programs":
             from lab import warm
 
@@ -407,6 +409,23 @@ class Controller:
             if world is None:
                 return {"ok": False, "error": "the controller has not programmed the lab yet"}
             return explain_answer(world, self.memory.programmed_revision, self.nodes, request)
+
+    def _verdicts(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The oracle's verdicts for pairs (the matrix's expected column), on the warm world; refused (the
+        caller builds the world from the store) while the store is ahead of what the filters hold."""
+        from lab import warm
+        from lab.traffic_hooks import verdicts
+
+        runtime = self._read_side().runtime
+        with self.world_lock:
+            world = warm.world_of(self.runtime.lab)
+            if world is None or self.memory.programmed_revision != runtime.store.revision:
+                return {"ok": False, "error": "the controller has not programmed the store's revision yet"}
+            pairs = [(str(s), str(d), str(kind), str(name)) for s, d, kind, name in request.get("pairs", [])]
+            port = request.get("port")
+            allowed = verdicts(world, runtime, pairs, str(request.get("protocol", "tcp")),
+                               int(port) if port is not None else None)
+        return {"ok": True, "revision": self.memory.programmed_revision, "allowed": allowed}
 
     def answer_waiters(self) -> None:
         now = time.monotonic()

@@ -14,7 +14,7 @@ from lab.controller import launcher
 from lab.controller.daemon import program_digests
 from lab.runtime import LabRuntime
 from lab.stored_world import world_of
-from lab.traffic_hooks import expected_verdicts, probe_endpoints
+from lab.traffic_hooks import expected_verdicts, probe_endpoints, ref, verdicts
 from policy_dataplane.dataplane.lab_dataplane import Dataplane
 from policy_dataplane.dataplane.nft.render import render_full
 from tests.integration.lab.reach import tcp_outcomes_from
@@ -99,6 +99,12 @@ def test_mixed_changes_through_the_controller(make_lab):
         assert not differing, "\n".join(difflib.unified_diff(
             render_full(fresh[differing[0]]).splitlines(), answer["text"][differing[0]].splitlines(),
             "fresh compile", "controller", lineterm=""))
+        # the matrix's expected column, warm (the controller's world) equals cold (the store's)
+        endpoints = probe_endpoints("it12")
+        flat = [(ref(s), ref(d), d.kind, d.name) for s in endpoints for d in endpoints if s is not d]
+        warm_answer = launcher.ask(runtime.paths, {"op": "verdicts", "pairs": flat, "protocol": "tcp", "port": 80})
+        assert warm_answer["ok"] and len(set(warm_answer["allowed"])) == 2  # some allowed, some denied
+        assert warm_answer["allowed"] == verdicts(world_of(runtime), runtime, flat, "tcp", 80)
     finally:
         runtime.close()
     measured_equals_oracle("it12")

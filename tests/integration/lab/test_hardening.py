@@ -74,8 +74,8 @@ def test_injection_lab_files_run_nothing_and_create_nothing(lab_dirs: Path, name
     (["status", "--lab", "../../etc"], "lab name '../../etc'"),
     (["down", "x;y"], "lab name 'x;y'"),
     (["probe", "a/b", "c/d", "--port", "99999"], "65535"),
-    (["matrix", "--port", "0"], "greater than or equal to 1"),
-    (["matrix", "--sample", "-1"], "greater than or equal to 0"),
+    (["matrix", "--port", "0"], "Invalid value for '--port': 0 is not in the range 1<=x<=65535"),
+    (["matrix", "--sample", "-1"], "Invalid value for '--sample': -1 is not in the range x>=0"),
 ])
 def test_bad_input_through_the_cli_is_a_clean_error(lab_dirs: Path, args: list[str], expected: str) -> None:
     from tests.unit.hardening.test_lab_inputs import BOMB
