@@ -141,10 +141,15 @@ def dataplane_of(lab: str) -> Dataplane | None:
     return warm.dataplane if warm is not None else None
 
 
+def state_of(lab: str) -> WarmPolicy | None:
+    """Everything this process keeps warm for the lab (None before its first sync)."""
+    return _WARM.get(lab)
+
+
 def world_of(lab: str) -> World | None:
     """The world this process keeps warm for the lab (None before its first sync)."""
     warm = _WARM.get(lab)
     return warm.world if warm is not None else None
 
 
-__all__ = ["WarmPolicy", "sync", "save", "forget", "dataplane_of", "world_of"]
+__all__ = ["WarmPolicy", "sync", "save", "forget", "dataplane_of", "state_of", "world_of"]

@@ -368,6 +368,8 @@ class Controller:
             _send(conn, self._explain(request))
         elif op == "verdicts":
             _send(conn, self._verdicts(request))
+        elif op == "check":
+            _send(conn, self._check(request))
         elif op == "programs":
             from lab import warm
 
@@ -426,6 +428,19 @@ class Controller:
             allowed = verdicts(world, runtime, pairs, str(request.get("protocol", "tcp")),
                                int(port) if port is not None else None)
         return {"ok": True, "revision": self.memory.programmed_revision, "allowed": allowed}
+
+    def _check(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A write's whole-program check on a snapshot of the warm world (lab/controller/preflight.py), when
+        the warm world is the store's revision the write started from; else the writer checks cold."""
+        from lab import warm
+        from lab.controller.preflight import finish_check, start_check
+
+        with self.world_lock:  # no sync halfway in the snapshot; released while the child works
+            state = warm.state_of(self.runtime.lab)
+            if state is None or self.memory.programmed_revision != request.get("revision"):
+                return {"ok": True, "warm": False}
+            child = start_check(state, self.runtime, request)
+        return finish_check(*child)
 
     def answer_waiters(self) -> None:
         now = time.monotonic()

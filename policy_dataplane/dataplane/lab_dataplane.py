@@ -67,6 +67,10 @@ class Dataplane:
         """Programs per host; incremental: only hosts and sets a pod change can touch are recompiled."""
         return self._compiler.compile(world, {host: dict(pods) for host, pods in placement.items()})
 
+    def last_recompiled(self) -> set[str]:
+        """The hosts whose program the last `compile` changed."""
+        return set(self._compiler.last_recompiled)
+
     def sync(self, world: World, placement: PodsByHost) -> SyncReport:
         started = time.perf_counter()
         programs = self.compile(world, placement)

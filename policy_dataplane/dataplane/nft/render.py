@@ -92,12 +92,19 @@ def named_port_elements(members: Iterable[NamedPortMember]) -> list[str]:
     return [f"{addr} . {proto} . {port}" for addr, proto, port in sorted(members)]
 
 
-def _set_decl(name: str) -> str:
-    return f"add set {T} {name} {{ type ipv4_addr; flags interval; }}"
+def _set_decl(name: str, elements: list[str]) -> str:
+    return f"add set {T} {name} {{ type ipv4_addr; flags interval;{_inline(elements)} }}"
 
 
-def _named_port_set_decl(name: str) -> str:
-    return f"add set {T} {name} {{ type ipv4_addr . inet_proto . inet_service; }}"
+def _named_port_set_decl(name: str, elements: list[str]) -> str:
+    return f"add set {T} {name} {{ type ipv4_addr . inet_proto . inet_service;{_inline(elements)} }}"
+
+
+def _inline(elements: list[str]) -> str:
+    """A new set's members inside its declaration. `add element` into an interval set makes nft read every
+    element of every set in the table first (~50 ms beside 30,000 elements); members declared with the set
+    do not (a set of one: 0.1 ms)."""
+    return f" elements = {{ {', '.join(elements)} }};" if elements else ""
 
 
 def _elements(verb: str, name: str, elements: list[str], chunk: int = 2000) -> list[str]:
@@ -301,8 +308,7 @@ def _set_updates(old: dict[str, frozenset], new: dict[str, frozenset], decl, ele
     adds: list[str] = []
     for name, members in new.items():
         if name not in old:
-            adds.append(decl(name))
-            adds += _elements("add", name, elements(members))
+            adds.append(decl(name, elements(members)))
             continue
         if old[name] == members:
             continue

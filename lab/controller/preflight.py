@@ -1,0 +1,111 @@
+"""A write's whole-program check on the controller's warm world, in a forked child.
+
+Before a change commits, every host's program as the change would leave it must be one the lab's backend can
+be given (`policy_dataplane.dataplane.preflight`). Built from the store, that world costs about a second at
+bank scale. The controller holds it already, compiled: a fork is a copy-on-write snapshot of it, taken in a
+few milliseconds with the world lock held (so no sync is halfway). The child applies the change to its copy,
+lets the incremental compiler redo what the change touches, checks those hosts' programs and reports; the
+controller's own world never sees the change, and the child's memory goes with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+from typing import TYPE_CHECKING, Any
+
+from lab.store import ObjectKey, Placement
+
+if TYPE_CHECKING:
+    from lab.runtime import LabRuntime
+    from lab.warm import WarmPolicy
+
+CHILD_TIMEOUT = 30.0
+
+
+def candidate_problems(warm: WarmPolicy, runtime: LabRuntime, puts: list[tuple[ObjectKey, dict[str, Any]]],
+                       placed: list[Placement]) -> list[str]:
+    """'host: why' for every host the backend could not be given its program once `puts` (and the new
+    pods' `placed` addresses) are in the world. Changes `warm`: run it on a copy (the forked child)."""
+    from lab.stored_world import model_object
+    from policy_dataplane.dataplane.backends import get_backend
+    from policy_dataplane.dataplane.preflight import unprogrammable_hosts
+    from policy_dataplane.policy.documents import object_key
+
+    placements = {**warm.placements, **{(p.namespace, p.name): p for p in placed}}
+    changed, gone = [], []
+    for key, doc in puts:
+        obj = model_object(key, doc, placements)
+        if obj is None:
+            if key in warm.model_keys:
+                gone.append(warm.model_keys[key])
+            continue
+        changed.append(obj)
+        if key in warm.model_keys and warm.model_keys[key] != object_key(obj):
+            gone.append(warm.model_keys[key])
+    warm.world.delete(gone)
+    warm.world.apply(changed)
+    pods_by_host = runtime.placement(placements.values()) if placed or warm.pods_by_host is None else warm.pods_by_host
+    programs = warm.dataplane.compile(warm.world, pods_by_host)
+    touched = {h: programs[h] for h in warm.dataplane.last_recompiled() if h in programs}
+    return unprogrammable_hosts(touched, get_backend(runtime.spec.dataplane))
+
+
+def check_in_child(warm: WarmPolicy, runtime: LabRuntime, request: dict[str, Any]) -> dict[str, Any]:
+    return finish_check(*start_check(warm, runtime, request))
+
+
+def start_check(warm: WarmPolicy, runtime: LabRuntime, request: dict[str, Any]) -> tuple[int, int]:
+    """Fork a child that runs `candidate_problems` on its copy of `warm` (call it with the world lock held:
+    no sync halfway in the snapshot); (its pid, the pipe its answer comes on) for `finish_check`."""
+    puts = [(ObjectKey(*key), doc) for key, doc in request.get("puts", [])]
+    placed = [Placement(*p) for p in request.get("placed", [])]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own copy of everything; it must never return into the controller's code
+        status = 0
+        try:
+            os.close(read_end)
+            answer = {"ok": True, "warm": True, "problems": candidate_problems(warm, runtime, puts, placed)}
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which falls back to a cold check
+            answer, status = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}, 1
+        try:
+            data = json.dumps(answer).encode()
+            while data:
+                data = data[os.write(write_end, data):]
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    return pid, read_end
+
+
+def finish_check(pid: int, read_end: int) -> dict[str, Any]:
+    """The child's answer (it is waited for, or killed after CHILD_TIMEOUT)."""
+    return _collect(pid, read_end)
+
+
+def _collect(pid: int, read_end: int) -> dict[str, Any]:
+    chunks = []
+    try:
+        while True:
+            ready, _, _ = select.select([read_end], [], [], CHILD_TIMEOUT)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                return {"ok": False, "error": f"the check took longer than {CHILD_TIMEOUT:g} s"}
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    try:
+        answer: dict[str, Any] = json.loads(b"".join(chunks))
+    except ValueError:
+        return {"ok": False, "error": "the check's child died without an answer"}
+    return answer
+
+
+__all__ = ["candidate_problems", "check_in_child", "finish_check", "start_check"]
