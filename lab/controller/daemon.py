@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import gc
 import json
 import os
 import signal
@@ -91,6 +92,7 @@ class Controller:
         self._wake = threading.Event()  # a request wants a pass now
         self._passed = threading.Condition()  # notified after every pass
         self._resync_wanted = False
+        self._frozen = False  # gc.freeze() done after the first pass
         self._follow_up = False  # the last pass only programmed a write: the full look is still due
         self.nodes = _node_addresses(self.runtime)  # name -> fabric address (the lab file's: fixed)
         self._reads: _ReadSide | None = None  # the socket thread's own store and netlink sockets
@@ -474,6 +476,11 @@ class Controller:
             while not self._stop:
                 if time.monotonic() >= next_pass:
                     done = self._guarded_pass()
+                    if self.passes == 1 and not self._frozen:
+                        # the world built at start lives as long as the controller: out of the collector's
+                        # sight, full collections stop walking it, and a write's check (a fork) shares more
+                        gc.freeze()
+                        self._frozen = True
                     self.answer_waiters()
                     with self._passed:
                         self._passed.notify_all()
