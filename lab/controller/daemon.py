@@ -435,14 +435,16 @@ class Controller:
         """A write's whole-program check on a snapshot of the warm world (lab/controller/preflight.py), when
         the warm world is the store's revision the write started from; else the writer checks cold."""
         from lab import warm
-        from lab.controller.preflight import finish_check, start_check
+        from lab.controller.preflight import finish_check, make_pages_writable_again, start_check
 
         with self.world_lock:  # no sync halfway in the snapshot; released while the child works
             state = warm.state_of(self.runtime.lab)
             if state is None or self.memory.programmed_revision != request.get("revision"):
                 return {"ok": True, "warm": False}
             child = start_check(state, self.runtime, request)
-        return finish_check(*child)
+        answer = finish_check(*child)
+        make_pages_writable_again()  # the fork's page faults, taken before the write commits, not in its sync
+        return answer
 
     def answer_waiters(self) -> None:
         now = time.monotonic()

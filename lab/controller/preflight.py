@@ -108,4 +108,40 @@ def _collect(pid: int, read_end: int) -> dict[str, Any]:
     return answer
 
 
-__all__ = ["candidate_problems", "check_in_child", "finish_check", "start_check"]
+
+
+MADV_POPULATE_WRITE = 23  # Linux 5.14+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def make_pages_writable_again() -> int:
+    """After a fork the kernel write-protects every page of this process; each first write afterwards is a
+    page fault (about 10,000 of them in the next sync at bank scale, ~15 ms on the write's critical path).
+    Asks the kernel to take them now, before the write commits: MADV_POPULATE_WRITE on every private
+    anonymous page that is present (never on untouched ones, which would only grow the process). Returns
+    how many pages were present; 0 where the kernel cannot do it."""
+    import ctypes
+
+    import numpy as np
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    present = 0
+    with open("/proc/self/maps") as maps, open("/proc/self/pagemap", "rb") as pagemap:
+        for line in maps:
+            fields = line.split()
+            anonymous = len(fields) == 5 or fields[5] == "[heap]"
+            if not (anonymous and fields[1].startswith("rw") and fields[1][3] == "p"):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            pagemap.seek(start // PAGE * 8)
+            mask = np.frombuffer(pagemap.read((end - start) // PAGE * 8), dtype=np.uint64) >> np.uint64(63)
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+            for first, last in zip(edges[::2], edges[1::2], strict=True):
+                if libc.madvise(start + int(first) * PAGE, int(last - first) * PAGE, MADV_POPULATE_WRITE) != 0:
+                    return 0  # an older kernel: the faults come later, as before
+                present += int(last - first)
+    return present
+
+
+__all__ = ["candidate_problems", "check_in_child", "finish_check", "make_pages_writable_again", "start_check"]
