@@ -126,6 +126,13 @@ def make_pages_writable_again() -> int:
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    try:
+        return _populate_present_pages(libc, np)
+    except OSError:
+        return 0  # no /proc to read: the faults come later, as before
+
+
+def _populate_present_pages(libc: Any, np: Any) -> int:
     present = 0
     with open("/proc/self/maps") as maps, open("/proc/self/pagemap", "rb") as pagemap:
         for line in maps:

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from lab.controller.preflight import check_in_child
+from lab.controller.preflight import check_in_child, make_pages_writable_again
 from lab.store import Placement
 from lab.warm import WarmPolicy
 from policy_dataplane.dataplane.iptables.render import IPSET_MAXELEM
@@ -69,3 +69,29 @@ def test_a_failing_check_is_reported_not_raised() -> None:
                                                                                    "apiVersion": "projectcalico.org/v3"}]]}
     answer = check_in_child(warm_world(), LabOfOneHost(), broken)  # type: ignore[arg-type]
     assert answer["ok"] is False and answer["error"]
+
+
+def _touch_after_a_fork(data: bytearray, populate: bool) -> int:
+    """Minor page faults while writing one byte per page of `data`, after a fork (and the populate)."""
+    import os
+    import resource
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    if populate:
+        assert make_pages_writable_again() >= len(data) // 4096
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for i in range(0, len(data), 4096):
+        data[i] = (data[i] + 1) % 256
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_after_a_fork_the_populated_pages_take_no_faults() -> None:
+    data = bytearray(32 << 20)
+    for i in range(0, len(data), 4096):
+        data[i] = 1
+    pages = len(data) // 4096
+    assert _touch_after_a_fork(data, populate=False) > pages // 2  # the fork's cost, without the populate
+    assert _touch_after_a_fork(data, populate=True) < pages // 20
