@@ -12,7 +12,6 @@ the pass changes (the warm world and programs, held by a pass only while it sync
 
 from __future__ import annotations
 
-import copy
 import fcntl
 import gc
 import json
@@ -614,7 +613,7 @@ class _ReadSide:
         version = (self.runtime.store.revision, self.runtime.store.get_meta("status"))  # up, ... : no revision
         if self._lab_status is None or self._lab_status[0] != version:
             self._lab_status = (version, lab_status(self.runtime))
-        return copy.deepcopy(self._lab_status[1])  # the caller adds to it
+        return dict(self._lab_status[1])  # the caller replaces top-level keys only (a deep copy: ~15 ms)
 
     def close(self) -> None:
         self.reader.close()
