@@ -25,7 +25,7 @@ from lab.objects import IP_ANNOTATION
 from lab.placement import least_loaded_host
 from lab.pod_plans import pod_plans, responder_targets
 from lab.runtime import LabRuntime, one_change_at_a_time
-from lab.store import ObjectKey
+from lab.store import ObjectKey, Placement
 from policy_dataplane.policy.documents import load_sources
 from policy_dataplane.policy.safeyaml import InputError, load_all, read_text
 from topology.engine import Progress
@@ -144,8 +144,8 @@ def apply_sources(runtime: LabRuntime, sources: list[tuple[str, str]], progress:
             runtime.store.put_object(key, doc)
             puts.append((key, doc))
             (report.created if old is None else report.configured).append(str(key))
-        _assign_addresses(runtime, new_pods)
-        _check_programmable(runtime, base_revision, puts, new_pods)  # the world as the transaction would commit it
+        placed = _assign_addresses(runtime, new_pods)
+        _check_programmable(runtime, base_revision, puts, placed)  # the world as the transaction would commit it
     try:
         if new_pods:
             _plumb_new_pods(runtime, [key for _, key, _ in new_pods], progress)
@@ -189,12 +189,12 @@ def roll_back(runtime: LabRuntime, before: dict[ObjectKey, dict[str, Any] | None
 
 
 def _check_programmable(runtime: LabRuntime, base_revision: int, puts: list[tuple[ObjectKey, dict[str, Any]]],
-                        new_pods: list[tuple[str, ObjectKey, dict[str, Any]]]) -> None:
+                        placed: list[Placement]) -> None:
     """Refuse the change (inside its transaction) if the lab's backend could not give a host its program as
     the change would leave it. The lab's controller checks on a snapshot of its warm world (lab/controller/
     preflight.py: ~30 ms at bank scale) when that world is `base_revision`; otherwise every host's program is
     compiled from the store as it stands in the transaction (~1 s at bank scale)."""
-    problems = _warm_check(runtime, base_revision, puts, new_pods)
+    problems = _warm_check(runtime, base_revision, puts, placed)
     if problems is None:
         problems = _cold_check(runtime)
     if problems:
@@ -202,16 +202,14 @@ def _check_programmable(runtime: LabRuntime, base_revision: int, puts: list[tupl
 
 
 def _warm_check(runtime: LabRuntime, base_revision: int, puts: list[tuple[ObjectKey, dict[str, Any]]],
-                new_pods: list[tuple[str, ObjectKey, dict[str, Any]]]) -> list[str] | None:
+                placed: list[Placement]) -> list[str] | None:
     """The controller's answer; None when it has none (not running, or its world is at another revision)."""
     from lab.controller import launcher
 
     if launcher.running_pid(runtime.paths) is None:
         return None
-    wanted = {(key.namespace, key.name) for _, key, _ in new_pods}
-    placed = [[p.namespace, p.name, p.host, p.ip] for p in runtime.store.placements() if (p.namespace, p.name) in wanted] \
-        if wanted else []
-    request = {"op": "check", "revision": base_revision, "placed": placed,
+    request = {"op": "check", "revision": base_revision,
+               "placed": [[p.namespace, p.name, p.host, p.ip] for p in placed],
                "puts": [[[k.kind, k.namespace, k.name], doc] for k, doc in puts]}
     answer = launcher.warm_read(runtime.paths, request, timeout=60.0)
     if answer is None or not answer.get("ok") or not answer.get("warm"):
@@ -315,14 +313,15 @@ def _with_node(doc: dict[str, Any], old: dict[str, Any] | None, hosts: list[str]
     return {**doc, "spec": spec}
 
 
-def _assign_addresses(runtime: LabRuntime, pods: list[tuple[str, ObjectKey, dict[str, Any]]]) -> None:
-    """Addresses for the new pods in one IPAM pass; a refusal names the file, the pod and the field."""
+def _assign_addresses(runtime: LabRuntime, pods: list[tuple[str, ObjectKey, dict[str, Any]]]) -> list[Placement]:
+    """Addresses for the new pods in one IPAM pass, as the placements recorded; a refusal names the file,
+    the pod and the field."""
     if not pods:
-        return  # a policy or label change: no IPAM load (~0.1 s at bank scale)
+        return []  # a policy or label change: no IPAM load (~0.1 s at bank scale)
     pods = sorted(pods, key=lambda item: fixed_ip_of(item[2]) is None)  # fixed first: never taken
     wanted = [(key.namespace, key.name, doc["spec"]["nodeName"], fixed_ip_of(doc)) for _, key, doc in pods]
     try:
-        assign_addresses(runtime, wanted)
+        ips = assign_addresses(runtime, wanted)
     except PodAddressError as exc:
         source, key, doc = pods[exc.index]
         where = (f"metadata.annotations[{IP_ANNOTATION}]" if fixed_ip_of(doc) is not None
@@ -330,6 +329,7 @@ def _assign_addresses(runtime: LabRuntime, pods: list[tuple[str, ObjectKey, dict
         raise ApplyError(f"nothing applied: {source}: {key}: {where}: {exc.cause}") from None
     except IpamError as exc:
         raise ApplyError(f"nothing applied: {exc}") from None
+    return [Placement(namespace, name, host, str(ip)) for (namespace, name, host, _), ip in zip(wanted, ips, strict=True)]
 
 
 def _plumb_new_pods(runtime: LabRuntime, keys: list[ObjectKey], progress: Progress | None) -> None:

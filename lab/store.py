@@ -112,9 +112,16 @@ class Store(abc.ABC):
     def revision(self) -> int:
         return int(self.get_meta("revision", 0))
 
+    _placements_written = False  # this transaction wrote a placement
+
     def _bump_revision(self) -> None:
-        self.set_meta("revision", self.revision + 1)
+        """At the commit of every transaction (both backends call it)."""
+        revision = self.revision + 1
+        self.set_meta("revision", revision)
         self.set_meta("updated_at", time.time())
+        if self._placements_written:  # once per transaction, not per pod (etcd: one request each)
+            self.set_meta("placements_version", revision)
+            self._placements_written = False
 
     # objects --------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -163,8 +170,9 @@ class Store(abc.ABC):
         return int(self.get_meta("placements_version", 0))
 
     def _placement_written(self) -> None:
-        """Every backend's put_placement and delete_placement call this, inside the writer's transaction."""
-        self.set_meta("placements_version", self.revision + 1)
+        """Every backend's put_placement and delete_placement call this, inside the writer's transaction. (A
+        transaction rolled back leaves the mark for the next commit: one needless re-read, never a missed one.)"""
+        self._placements_written = True
 
     # ipam blocks and affinities ---------------------------------------------------------------------
     @abc.abstractmethod

@@ -10,6 +10,7 @@ follow), it starts again from the store.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,18 @@ def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) 
     present = known if runtime.store.object_count() == len(known) else runtime.store.object_keys()
     warm.store_keys = set(present)
     gone = [] if present is known else [k for k in warm.model_keys if k not in present]
+    apply_documents(warm, docs.items(), placements, gone)
+    warm.placements, warm.placements_version = placements, version
+    return True
+
+
+def apply_documents(warm: WarmPolicy, docs: Iterable[tuple[ObjectKey, dict[str, Any]]],
+                    placements: Mapping[tuple[str, str], Placement], gone: Iterable[ObjectKey] = ()) -> None:
+    """Stored documents (and the keys of deleted ones) into the warm world; a pod without an address is
+    taken out of it."""
+    gone = list(gone)
     changed = []
-    for key, doc in docs.items():
+    for key, doc in docs:
         obj = model_object(key, doc, placements)
         if obj is None:  # a pod without an address any more
             gone.append(key)
@@ -124,8 +135,6 @@ def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) 
         changed.append(obj)
     warm.world.delete([warm.model_keys.pop(k) for k in gone if k in warm.model_keys])
     warm.world.apply(changed)
-    warm.placements, warm.placements_version = placements, version
-    return True
 
 
 def save(runtime: LabRuntime) -> None:
@@ -152,4 +161,4 @@ def world_of(lab: str) -> World | None:
     return warm.world if warm is not None else None
 
 
-__all__ = ["WarmPolicy", "sync", "save", "forget", "dataplane_of", "state_of", "world_of"]
+__all__ = ["WarmPolicy", "apply_documents", "sync", "save", "forget", "dataplane_of", "state_of", "world_of"]

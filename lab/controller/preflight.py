@@ -29,24 +29,12 @@ def candidate_problems(warm: WarmPolicy, runtime: LabRuntime, puts: list[tuple[O
                        placed: list[Placement]) -> list[str]:
     """'host: why' for every host the backend could not be given its program once `puts` (and the new
     pods' `placed` addresses) are in the world. Changes `warm`: run it on a copy (the forked child)."""
-    from lab.stored_world import model_object
+    from lab.warm import apply_documents
     from policy_dataplane.dataplane.backends import get_backend
     from policy_dataplane.dataplane.preflight import unprogrammable_hosts
-    from policy_dataplane.policy.documents import object_key
 
     placements = {**warm.placements, **{(p.namespace, p.name): p for p in placed}}
-    changed, gone = [], []
-    for key, doc in puts:
-        obj = model_object(key, doc, placements)
-        if obj is None:
-            if key in warm.model_keys:
-                gone.append(warm.model_keys[key])
-            continue
-        changed.append(obj)
-        if key in warm.model_keys and warm.model_keys[key] != object_key(obj):
-            gone.append(warm.model_keys[key])
-    warm.world.delete(gone)
-    warm.world.apply(changed)
+    apply_documents(warm, puts, placements)
     pods_by_host = runtime.placement(placements.values()) if placed or warm.pods_by_host is None else warm.pods_by_host
     programs = warm.dataplane.compile(warm.world, pods_by_host)
     touched = {h: programs[h] for h in warm.dataplane.last_recompiled() if h in programs}

@@ -102,12 +102,15 @@ class NftablesHostFilter:
                 if not self.fallback_full:
                     raise CommandFailed(self.netns, NFT, refused.message) from None
                 plan = Plan("full", render_full(new))
-                proc = self.engine.start_in(self.netns, NFT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE)
+                proc = self._start_nft()
         elif plan.text:
-            proc = self.engine.start_in(self.netns, NFT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE)
+            proc = self._start_nft()
         return _Pending(self, new, plan, proc, started)
+
+    def _start_nft(self) -> subprocess.Popen[str]:
+        """`nft -f -` in the host's namespace; `_Pending.wait` feeds it the script."""
+        return self.engine.start_in(self.netns, NFT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
 
     def _context(self) -> libnft.NftContext | None:
         """The host's libnftables context, made inside its namespace on first use (None: no libnftables)."""

@@ -64,6 +64,22 @@ def test_objects_since_a_revision(open_store: OpenStore) -> None:
         assert len(store.objects_since(0)) == 2
 
 
+def test_placements_version_is_the_revision_that_last_wrote_a_placement(open_store: OpenStore) -> None:
+    with open_store() as store:
+        assert store.placements_version == 0
+        with store.transaction():
+            store.put_placement(Placement("a", "x", "h", "10.0.0.1"))
+            store.put_placement(Placement("a", "y", "h", "10.0.0.2"))
+        with store.transaction():  # no placement written: the version stays
+            store.put_object(ObjectKey("Pod", "a", "x"), {"x": 1})
+        assert (store.revision, store.placements_version) == (2, 1)
+        with store.transaction():
+            store.delete_placement("a", "y")
+        assert store.placements_version == 3
+    with open_store() as another:  # a reader in another process sees it
+        assert another.placements_version == 3
+
+
 def test_failed_transaction_changes_nothing(open_store: OpenStore) -> None:
     with open_store() as store:
         with pytest.raises(RuntimeError):
