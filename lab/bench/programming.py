@@ -34,10 +34,10 @@ def program_size(backend: str, program: HostProgram) -> ProgramSize:
         return ProgramSize(rules, sum(line.startswith("create ") for line in ipsets),
                            sum(line.startswith("add ") for line in ipsets))
     if backend == "nftables":
-        from policy_dataplane.dataplane.nft.render import address_elements, render_full
+        from policy_dataplane.dataplane.nft.render import address_intervals, render_full
 
         rules = sum(line.startswith("add rule ") for line in render_full(program).splitlines())
-        elements = sum(len(address_elements(m)) for m in program.address_sets.values())
+        elements = sum(len(address_intervals(m)) for m in program.address_sets.values())  # ranges, as nft holds them
         elements += sum(len(m) for m in program.named_port_sets.values()) + 2 * len(program.endpoints)
         return ProgramSize(rules, len(program.address_sets) + len(program.named_port_sets), elements)
     return ProgramSize(0, 0, 0)  # none: nothing reaches the kernel

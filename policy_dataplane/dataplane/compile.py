@@ -12,11 +12,13 @@ IPv4 only: the lab has no IPv6 pod addresses; rules restricted to IPv6 compile t
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, MutableMapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 from policy_dataplane.dataplane.hostprogram import (
     Dir,
@@ -159,7 +161,29 @@ def selector_members(world: World, selector: Selector) -> frozenset[IPv4Network]
         items = world.index.members_view(selector.id)
     else:  # not registered (cannot happen for policy selectors): evaluate directly
         items = {i for i, labels in world.index.items().items() if selector.matches(labels)}
-    return frozenset(net for item in items for net in _item_networks(world, cast(tuple[str, str, str], item)))
+    pods = world.pods
+    known = _POD_NETWORKS.setdefault(world, {})
+    if len(known) > 2 * len(pods) + 64:  # pods deleted since: forget them
+        known = _POD_NETWORKS[world] = {k: v for k, v in known.items() if k in pods}
+    parts: list[frozenset[IPv4Network]] = []
+    for item in cast(set[tuple[str, str, str]], items):
+        kind, namespace, name = item
+        if kind != "pod":
+            parts.append(frozenset(_item_networks(world, item)))
+            continue
+        pod = pods.get((namespace, name))
+        if pod is None:
+            continue
+        seen = known.get((namespace, name))
+        if seen is None or seen[0] is not pod:
+            seen = known[(namespace, name)] = (pod, frozenset(_item_networks(world, item)))
+        parts.append(seen[1])
+    return frozenset().union(*parts)
+
+
+# Each pod's /32s, per world, while the pod object is the same (a pod changes into a new object): a set over
+# 1500 pods is then a union of frozensets that carry their hashes, not 1500 IPv4Network objects hashed anew.
+_POD_NETWORKS: WeakKeyDictionary[World, dict[PodKey, tuple[object, frozenset[IPv4Network]]]] = WeakKeyDictionary()
 
 
 def named_port_members(world: World, ref: NamedPortRef, local_pods: set[PodKey]) -> frozenset[NamedPortMember]:
@@ -285,26 +309,41 @@ class PolicyChange:
 
     old_chains: frozenset[str]
     new_selectors: frozenset[str]
+    old_selectors: frozenset[str] = frozenset()  # what the old versions applied to
 
     @classmethod
-    def between(cls, before: Mapping[Any, Policy], after: Mapping[Any, Policy]) -> PolicyChange:
+    def between(cls, before: Mapping[Any, Policy], after: Mapping[Any, Policy],
+                keys: Iterable[Any] | None = None) -> PolicyChange:
+        """`keys`: the only policies that may differ (the world's change log); None: compare them all."""
         old_chains: set[str] = set()
         new_selectors: set[str] = set()
-        for key in before.keys() | after.keys():
+        old_selectors: set[str] = set()
+        for key in before.keys() | after.keys() if keys is None else set(keys):
             old, new = before.get(key), after.get(key)
             if old is new or old == new:
                 continue
             if old is not None:
                 old_chains |= {policy_chain(old.name, d) for d in Dir}
+                old_selectors.add(old.applies_to.id)
             if new is not None:
                 new_selectors.add(new.applies_to.id)
-        return cls(frozenset(old_chains), frozenset(new_selectors))
+        return cls(frozenset(old_chains), frozenset(new_selectors), frozenset(old_selectors))
 
     def __bool__(self) -> bool:
         return bool(self.old_chains or self.new_selectors)
 
     def selects(self, world: World, item: Hashable) -> bool:
         return any(world.index.contains(sid, item) for sid in self.new_selectors)
+
+    def pods_touched(self, world: World, matched: Mapping[PodKey, AbstractSet[str]]) -> set[PodKey]:
+        """The pods whose endpoints the change can alter: those an old version applied to when they were
+        last compiled (`matched`: each pod's selectors then), whose endpoints jump to its chains, and those
+        a new version applies to. Found through the label index, not by looking at every endpoint."""
+        items = cast(set[tuple[str, str, str]], set().union(*(world.index.members_view(s) for s in self.new_selectors)))
+        pods = {(namespace, name) for kind, namespace, name in items if kind == "pod"}
+        if self.old_selectors:
+            pods.update(k for k, sids in matched.items() if not self.old_selectors.isdisjoint(sids))
+        return pods
 
     def uses_old(self, tiers: tuple[TierProgram, ...]) -> bool:
         return any(c in self.old_chains for t in tiers for c in t.policies)
@@ -321,28 +360,29 @@ def _referenced_sets(policies: Mapping[str, PolicyProgram]) -> set[str]:
 
 
 def _patch_policies(world: World, previous: HostProgram, local: Mapping[PodKey, str], node: str,
-                    refs: Mapping[str, NamedPortRef], change: PolicyChange
+                    refs: Mapping[str, NamedPortRef], change: PolicyChange, touched_pods: AbstractSet[PodKey]
                     ) -> tuple[HostProgram, dict[str, NamedPortRef]]:
     """`previous` after a policy change: only the endpoints that used an old version of a changed policy or
-    that a new version selects are resolved again; the changed chains are compiled again, chains and sets
-    no endpoint needs any more are dropped, and only new sets are computed."""
+    that a new version selects (`touched_pods`, `PolicyChange.pods_touched`) are resolved again; the
+    changed chains are compiled again, chains and sets no endpoint needs any more are dropped, and only new
+    sets are computed."""
     from policy_dataplane.dataplane.compile_node import node_program
     from policy_dataplane.policy.hostpath import fabric_endpoint
-    from policy_dataplane.policy.world import hep_item, pod_item
+    from policy_dataplane.policy.world import hep_item
 
     needs = _Needs()
-    policies = {c: p for c, p in previous.policies.items() if c not in change.old_chains}
+    old = change.old_chains
+    policies = {c: p for c, p in previous.policies.items() if c not in old} if old else dict(previous.policies)
     endpoints = dict(previous.endpoints)
     touched = False
-    for key, ifname in local.items():
+    for key in sorted(k for k in touched_pods if k in local):  # sorted: the same program text every time
+        ifname = local[key]
         pod = world.pods.get(key)
-        endpoint = previous.endpoints.get(ifname)
-        if pod is None or endpoint is None:
+        if pod is None or ifname not in previous.endpoints:
             continue  # unknown pods get no endpoint, whatever the policies
-        if change.uses_old(endpoint.ingress + endpoint.egress) or change.selects(world, pod_item(key)):
-            tiers = {d: tier_programs(resolve(world, pod, DIRECTIONS[d]), d, policies, needs) for d in Dir}
-            endpoints[ifname] = EndpointProgram(str(pod), ifname, tiers[Dir.INGRESS], tiers[Dir.EGRESS])
-            touched = True
+        tiers = {d: tier_programs(resolve(world, pod, DIRECTIONS[d]), d, policies, needs) for d in Dir}
+        endpoints[ifname] = EndpointProgram(str(pod), ifname, tiers[Dir.INGRESS], tiers[Dir.EGRESS])
+        touched = True
     node_policy = previous.node
     hep = previous.node.endpoint
     guard = fabric_endpoint(world, node)
@@ -377,39 +417,49 @@ class IncrementalCompiler:
         self._pods: dict[PodKey, object] = {}
         self._policies: dict[Any, Policy] = {}
         self._others: tuple[dict[object, object], ...] = ()
-        self._matches: dict[PodKey, frozenset[str]] = {}  # pod -> selectors matching it, as of the last compile
+        self._matches: dict[PodKey, set[str]] = {}  # pod -> selectors matching it, as of the last compile
         self._sids: set[str] = set()  # the selectors registered at the last compile
+        self._selectors_version = -1  # the label index's selectors_version at the last compile
+        # the world last compiled, and where its change logs stood: the next compile looks only at the
+        # pods and policies logged since (a different world, or a log that moved on too far: at all of them)
+        self._world: World | None = None
+        self._pod_seq = 0
+        self._policy_seq = 0
         self.last_recompiled: set[str] = set()  # hosts whose program changed in the last compile
 
     def compile(self, world: World, placement: Mapping[str, Mapping[PodKey, str]]) -> dict[str, HostProgram]:
         wanted = {h: dict(p) for h, p in placement.items()}
         others = _identity_snapshot(world)
         before = self.programs
+        pod_keys = world.pod_log.since(self._pod_seq) if world is self._world else None
+        policy_keys = world.policy_log.since(self._policy_seq) if world is self._world else None
         if not self._others or not _same_objects(others, self._others):
             programs = {h: self._full(world, h, local) for h, local in wanted.items()}
-            self._matches = {k: world.index.matches(("pod", k[0], k[1])) for k in world.pods}
+            self._matches = {k: set(world.index.matches_view(("pod", k[0], k[1]))) for k in world.pods}
         else:
-            change = PolicyChange.between(self._policies, world.policies)
+            change = PolicyChange.between(self._policies, world.policies, policy_keys)
             done = self._policies_changed(world, wanted, change) if change else {}
-            programs = self._pods_only(world, wanted, done)  # updates self._matches for the changed pods
-            if change:
+            programs = self._pods_only(world, wanted, done, pod_keys)  # updates self._matches for changed pods
+            if world.index.selectors_version != self._selectors_version:
                 self._match_new_selectors(world)
-        self._sids = set(world.index.selectors())
+        if world.index.selectors_version != self._selectors_version:
+            self._sids = set(world.index.selector_ids())
+            self._selectors_version = world.index.selectors_version
         self.last_recompiled = {h for h, p in programs.items() if p is not before.get(h)}
         self.programs, self._placement, self._others = programs, wanted, others
-        self._pods = dict(world.pods)
-        self._policies = dict(world.policies)
+        _follow(self._pods, world.pods, pod_keys)
+        _follow(self._policies, world.policies, policy_keys)
+        self._world, self._pod_seq, self._policy_seq = world, world.pod_log.end, world.policy_log.end
         return dict(programs)
 
     def _match_new_selectors(self, world: World) -> None:
-        """Selectors a changed policy registered: their pods match them from now on (the next pod change's
-        `before` must know it, or a set would keep a pod that left it)."""
-        for sid in world.index.selectors().keys() - self._sids:
-            for item in world.index.members_view(sid):
-                kind, namespace, name = cast(tuple[str, str, str], item)
-                key = (namespace, name)
-                if kind == "pod" and key in self._matches:
-                    self._matches[key] = self._matches[key] | {sid}
+        """Selectors a policy registered since the last compile: their pods match them from now on (the next
+        pod change's `before` must know it, or a set would keep a pod that left it)."""
+        matches = self._matches
+        for sid in world.index.selector_ids() - self._sids:
+            for kind, namespace, name in cast(set[tuple[str, str, str]], world.index.members_view(sid)):
+                if kind == "pod" and (found := matches.get((namespace, name))) is not None:
+                    found.add(sid)
 
     def _policies_changed(self, world: World, wanted: dict[str, dict[PodKey, str]], change: PolicyChange
                           ) -> dict[str, HostProgram]:
@@ -417,12 +467,14 @@ class IncrementalCompiler:
         patched ones replace `self.programs` entries, so pod changes in the same compile apply on top."""
         programs = dict(self.programs)
         done: dict[str, HostProgram] = {}
+        touched_pods = change.pods_touched(world, self._matches)
         for host, local in wanted.items():
             previous = programs.get(host)
             if previous is None or local != self._placement.get(host):
                 done[host] = self._full(world, host, local)
                 continue
-            patched, refs = _patch_policies(world, previous, local, host, self._named_refs.get(host, {}), change)
+            patched, refs = _patch_policies(world, previous, local, host, self._named_refs.get(host, {}), change,
+                                            touched_pods)
             if patched is not previous:
                 programs[host], self._named_refs[host] = patched, refs
         self.programs = programs
@@ -434,15 +486,18 @@ class IncrementalCompiler:
         return program
 
     def _pods_only(self, world: World, wanted: dict[str, dict[PodKey, str]],
-                   done: Mapping[str, HostProgram] | None = None) -> dict[str, HostProgram]:
-        """`done`: hosts already brought up to date (by a policy change): kept as they are."""
+                   done: Mapping[str, HostProgram] | None = None, keys: Iterable[Any] | None = None,
+                   ) -> dict[str, HostProgram]:
+        """`done`: hosts already brought up to date (by a policy change): kept as they are. `keys`: the only
+        pods that may have changed (the world's change log); None: compare them all."""
         done = done or {}
-        changed = {k for k in world.pods.keys() | self._pods.keys() if world.pods.get(k) is not self._pods.get(k)}
+        candidates = world.pods.keys() | self._pods.keys() if keys is None else set(keys)
+        changed = {k for k in candidates if world.pods.get(k) is not self._pods.get(k)}
         sids: set[str] = set()
         for key in changed:
             old, new = self._pods.get(key), world.pods.get(key)
-            before = self._matches.get(key, frozenset())
-            after = world.index.matches(("pod", key[0], key[1])) if new is not None else frozenset()
+            before = self._matches.get(key, set())
+            after = set(world.index.matches_view(("pod", key[0], key[1]))) if new is not None else set()
             moved = old is None or new is None or old.ips != new.ips  # type: ignore[attr-defined]
             sids |= (before | after) if moved else (before ^ after)
             if new is None:
@@ -456,7 +511,7 @@ class IncrementalCompiler:
                 continue
             previous = self.programs.get(host)
             placed_before = self._placement.get(host, {})
-            moved = {k for k, _ in set(local.items()) ^ set(placed_before.items())}
+            moved = set() if local == placed_before else {k for k, _ in set(local.items()) ^ set(placed_before.items())}
             if previous is None or not moved <= changed:
                 programs[host] = self._full(world, host, local)
                 continue
@@ -464,7 +519,7 @@ class IncrementalCompiler:
                 previous, self._named_refs[host] = _patch_endpoints(
                     world, previous, placed_before, local, changed, self._named_refs.get(host, {}))
             sets = previous.address_sets
-            stale = [name for name in sets if name.startswith("s-") and name[2:] in sids]
+            stale = [name for sid in sids if (name := f"s-{sid}") in sets]
             if stale:
                 sets = dict(sets)
                 for name in stale:
@@ -476,6 +531,19 @@ class IncrementalCompiler:
             programs[host] = previous if sets is previous.address_sets and named is previous.named_port_sets \
                 else HostProgram(sets, named, previous.policies, previous.endpoints, previous.node)
         return programs
+
+
+def _follow(copy: MutableMapping[Any, Any], table: Mapping[Any, Any], keys: Iterable[Any] | None) -> None:
+    """Bring `copy` in line with `table`: only at `keys` when those are all that changed."""
+    if keys is None:
+        copy.clear()
+        copy.update(table)
+        return
+    for key in keys:
+        if key in table:
+            copy[key] = table[key]
+        else:
+            copy.pop(key, None)
 
 
 __all__ = ["IncrementalCompiler", "PolicyChange", "compile_host", "compile_hosts", "compile_policy", "compile_rule", "selector_members", "NamedPortRef"]

@@ -222,7 +222,7 @@ class HostProgram:
 
     def used_chains(self) -> set[str]:
         """Policy chains some endpoint (workload or host) jumps to."""
-        used = {c for e in self.endpoints.values() for d in Dir for t in e.tiers(d) for c in t.policies}
+        used = {c for e in self.endpoints.values() for tiers in (e.ingress, e.egress) for t in tiers for c in t.policies}
         if self.node.endpoint is not None:
             used |= {c for tiers in self.node.endpoint.chains().values() for t in tiers for c in t.policies}
         return used

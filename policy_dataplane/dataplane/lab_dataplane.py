@@ -28,7 +28,8 @@ from policy_dataplane.dataplane.hostprogram import HostProgram
 from policy_dataplane.policy.world import World
 from topology import names
 
-PodsByHost = Mapping[str, Sequence[tuple[PodKey, str]]]  # host -> [(pod key, host-side ifname)]
+# host -> [(pod key, host-side ifname)], or {pod key: ifname} (cheaper to take again and again: a warm caller's)
+PodsByHost = Mapping[str, Sequence[tuple[PodKey, str]] | Mapping[PodKey, str]]
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ class Dataplane:
 
     def compile(self, world: World, placement: PodsByHost) -> dict[str, HostProgram]:
         """Programs per host; incremental: only hosts and sets a pod change can touch are recompiled."""
-        return self._compiler.compile(world, {host: dict(pods) for host, pods in placement.items()})
+        return self._compiler.compile(world, {host: pods if isinstance(pods, dict) else dict(pods)
+                                              for host, pods in placement.items()})
 
     def last_recompiled(self) -> set[str]:
         """The hosts whose program the last `compile` changed."""

@@ -18,9 +18,9 @@ Every operation returns the membership changes it made, which is what an increme
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Hashable, Iterable, KeysView, Mapping
+from collections.abc import Set as AbstractSet
+from typing import NamedTuple, TypeVar
 
 from policy_dataplane.policy.selectors import Selector, index_atoms, required_pairs
 
@@ -28,8 +28,7 @@ ItemKey = Hashable
 K = TypeVar("K", bound=Hashable)
 
 
-@dataclass(frozen=True)
-class MembershipChange:
+class MembershipChange(NamedTuple):  # a tuple: a new selector over the bank's 1500 pods makes 1500 of them
     selector_id: str
     item: ItemKey
     added: bool  # False: removed
@@ -64,6 +63,7 @@ class LabelIndex:
         self._items_by_pair: dict[tuple[str, str], set[ItemKey]] = {}
         # how many (selector, item) tests the index has run: shows that work follows the change's size
         self.evaluations = 0
+        self.selectors_version = 0  # moves whenever a selector is registered or unregistered
 
     # --- reading ---------------------------------------------------------------------------------------
 
@@ -77,6 +77,10 @@ class LabelIndex:
     def matches(self, item: ItemKey) -> frozenset[str]:
         """Ids of the registered selectors that select this item."""
         return frozenset(self._matches.get(item, ()))
+
+    def matches_view(self, item: ItemKey) -> AbstractSet[str]:
+        """The live set behind `matches` (do not modify, do not keep across changes)."""
+        return self._matches.get(item, frozenset())
 
     def has_selector(self, selector_id: str) -> bool:
         return selector_id in self._refs
@@ -93,6 +97,10 @@ class LabelIndex:
     def selectors(self) -> dict[str, Selector]:
         return dict(self._selectors)
 
+    def selector_ids(self) -> KeysView[str]:
+        """The registered selectors' ids (a live view: do not keep it across changes)."""
+        return self._selectors.keys()
+
     def items(self) -> dict[ItemKey, Mapping[str, str]]:
         return dict(self._labels)
 
@@ -108,6 +116,7 @@ class LabelIndex:
             return []
         self._refs[sid] = 1
         self._selectors[sid] = selector
+        self.selectors_version += 1
         self._file_selector(sid, selector)
         pair = self._filed_under[sid]
         candidates: Iterable[ItemKey] = self._items_by_pair.get(pair, ()) if pair else self._labels
@@ -128,6 +137,7 @@ class LabelIndex:
             return []
         del self._refs[sid]
         self._unfile_selector(sid, self._selectors.pop(sid))
+        self.selectors_version += 1
         members = self._members.pop(sid)
         for item in members:
             self._matches[item].discard(sid)

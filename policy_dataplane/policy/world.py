@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from policy_dataplane.policy.changelog import ChangeLog
 from policy_dataplane.policy.documents import ModelObject, object_key
 from policy_dataplane.policy.labelindex import ItemKey, LabelIndex, MembershipChange, memberships_from_scratch
 from policy_dataplane.policy.model import (
@@ -72,6 +73,9 @@ class World:
         self._pods_by_ip: dict[IPAddress, tuple[str, str]] = {}
         # applies_to selector id -> policies using it (enforced and staged)
         self._policies_by_selector: dict[str, set[tuple[bool, PolicyKey]]] = {}
+        # the pods and enforced policies added, replaced or removed, in order (the incremental compiler's)
+        self.pod_log = ChangeLog()
+        self.policy_log = ChangeLog()
 
     @classmethod
     def from_objects(cls, objects: Iterable[ModelObject]) -> World:
@@ -190,6 +194,7 @@ class World:
                 for ip in old.ips:
                     self._pods_by_ip.pop(ip, None)
             self.pods[obj.key] = obj
+            self.pod_log.add(obj.key)
             self._pods_by_ns.setdefault(obj.namespace, set()).add(obj.key)
             for ip in obj.ips:
                 self._pods_by_ip[ip] = obj.key
@@ -219,6 +224,8 @@ class World:
         self._policies_by_selector.setdefault(policy.applies_to.id, set()).add((policy.staged is not None, policy.key))
         old = table.get(policy.key)
         table[policy.key] = policy
+        if table is self.policies:
+            self.policy_log.add(policy.key)
         if old is not None:
             changes += self._release_policy(old, still_used_selector=policy.applies_to.id)
         return changes
@@ -257,6 +264,7 @@ class World:
             pod = self.pods.pop(ident, None)
             if pod is None:
                 return []
+            self.pod_log.add(ident)
             self._pods_by_ns[pod.namespace].discard(pod.key)
             for ip in pod.ips:
                 if self._pods_by_ip.get(ip) == pod.key:
@@ -272,6 +280,8 @@ class World:
             return []
         table = self.staged if kind == "StagedPolicy" else self.policies
         policy = table.pop(ident, None)
+        if policy is not None and table is self.policies:
+            self.policy_log.add(ident)
         return self._release_policy(policy) if policy is not None else []
 
     # --- for tests and tools ---------------------------------------------------------------------------

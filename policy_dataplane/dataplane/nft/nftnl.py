@@ -15,7 +15,6 @@ import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network
 
 from policy_dataplane.dataplane.backend import ApplyRefused
 from policy_dataplane.dataplane.hostprogram import TABLE
@@ -43,7 +42,7 @@ NFT_SET_ELEM_INTERVAL_END = 1
 class ElementChange:
     set_name: str
     add: bool  # False: delete
-    networks: tuple[IPv4Network, ...]
+    ranges: tuple[tuple[int, int], ...]  # (first, last) addresses as integers, as the interval set holds them
 
 
 def _attr(kind: int, payload: bytes) -> bytes:
@@ -61,11 +60,11 @@ def _message(kind: int, flags: int, seq: int, family: int, res_id: int, body: by
     return struct.pack("=IHHII", 16 + len(payload), kind, flags, seq, 0) + payload
 
 
-def interval_elements(net: IPv4Network) -> list[bytes]:
-    """A network as the kernel's interval elements: start key, then end key (one past the last) flagged."""
-    start = net.network_address.packed
+def interval_elements(first: int, last: int) -> list[bytes]:
+    """An address range as the kernel's interval elements: start key, then end key (one past the last)
+    flagged."""
+    start = struct.pack("!I", first)
     elements = [_nested(NFTA_LIST_ELEM, _nested(NFTA_SET_ELEM_KEY, _attr(NFTA_DATA_VALUE, start)))]
-    last = int(net.broadcast_address)
     if last < 0xFFFFFFFF:  # the end of the address space has no end element
         end = struct.pack("!I", last + 1)
         elements.append(_nested(NFTA_LIST_ELEM, _nested(NFTA_SET_ELEM_KEY, _attr(NFTA_DATA_VALUE, end)),
@@ -79,7 +78,7 @@ def encode_batch(changes: Sequence[ElementChange], first_seq: int = 1) -> tuple[
     out = [_message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, socket.AF_UNSPEC, NFNL_SUBSYS_NFTABLES, b"")]
     acked = 0
     for change in changes:
-        elements = [e for net in change.networks for e in interval_elements(net)]
+        elements = [e for first, last in change.ranges for e in interval_elements(first, last)]
         if not elements:
             continue
         seq += 1

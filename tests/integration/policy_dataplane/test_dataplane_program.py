@@ -86,10 +86,12 @@ def test_a_label_change_moves_only_set_elements(lab: DataplaneLab) -> None:
     lab.world.label_pod("ns0", "p0", access="true")
     after = lab.dp.compile(lab.world, lab.placement())["h1"]
     plan = host.plan(after)
-    assert plan.mode == "elements" and len(plan.elements) == 1 and plan.elements[0].add
-    assert [str(n) for n in plan.elements[0].networks] == [f"{lab.endpoints['ns0/p0'].ip}/32"]
-    text = render_diff(before, after)  # what nft -f would get: one element line too
-    assert len(text.strip().splitlines()) == 1 and text.startswith("add element")
+    assert plan.mode == "elements" and plan.elements[-1].add  # ranges it joins are replaced: deletions first
+    added = {a for c in plan.elements if c.add for first, last in c.ranges for a in range(first, last + 1)}
+    removed = {a for c in plan.elements if not c.add for first, last in c.ranges for a in range(first, last + 1)}
+    assert added - removed == {int(IPv4Address(lab.endpoints["ns0/p0"].ip))}
+    text = render_diff(before, after)  # what nft -f would get: element lines too
+    assert all(line.startswith(("add element", "delete element")) for line in text.strip().splitlines())
     lab.expect([("ns0/p0", "ns1/p1", TCP, 8080, False)])  # planned, not applied yet
     report = lab.sync()
     assert report.hosts["h1"].mode == "elements" and report.hosts["h2"].mode == "none"  # no web pod on h2

@@ -168,6 +168,15 @@ spec:
   - {action: Allow, protocol: TCP, source: {selector: access == "yes"}, destination: {ports: [http]}}
 """),
 ]
+POLICY_VARIANTS.append(("staged", """
+apiVersion: projectcalico.org/v3
+kind: StagedGlobalNetworkPolicy
+metadata: {name: staged}
+spec:
+  order: 5
+  selector: role == "web"
+  ingress: [{action: Deny, source: {selector: access == "yes" && role != "db"}}]
+"""))  # registers selectors, compiles to nothing; `db`'s variant may take the same one up later
 POLICY_KEYS = sorted({k for k, _ in POLICY_VARIANTS})
 ORIGINAL = {obj.name.split("/")[-1]: obj for obj in load_text(POLICIES)}  # type: ignore[union-attr]
 
@@ -248,3 +257,44 @@ def test_editing_a_policy_drops_the_sets_and_chains_no_endpoint_needs() -> None:
     assert got == compile_hosts(world, placement(world))
     assert not any("quarantine" in p.name for prog in got.values() for p in prog.policies.values())
     assert ORIGINAL  # the fixture's policies parse
+
+
+STAGED_THEN_ENFORCED = """
+apiVersion: projectcalico.org/v3
+kind: {kind}
+metadata: {{name: from-db}}
+spec:
+  order: 5
+  selector: role == "web"
+  ingress: [{{action: Deny, source: {{selector: tier == "db"}}}}]
+"""
+
+
+def test_a_selector_a_staged_policy_registered_first_still_follows_its_pods() -> None:
+    """A staged policy registers its selectors (its verdicts are traced) but compiles to nothing. When an
+    enforced policy takes the same selector up later, the set it makes must still lose a pod that leaves it."""
+    world = make_world()
+    world.label_pod("a", "p0", role="web")
+    world.label_pod("b", "p0", tier="db")
+    compiler = IncrementalCompiler()
+    compiler.compile(world, placement(world))
+    world.apply(load_text(STAGED_THEN_ENFORCED.format(kind="StagedGlobalNetworkPolicy")))
+    compiler.compile(world, placement(world))
+    world.apply(load_text(STAGED_THEN_ENFORCED.format(kind="GlobalNetworkPolicy")))
+    assert compiler.compile(world, placement(world)) == compile_hosts(world, placement(world))
+    world.label_pod("b", "p0", tier=None)  # leaves the source set
+    assert compiler.compile(world, placement(world)) == compile_hosts(world, placement(world))
+
+
+def test_a_compiler_that_fell_behind_the_change_log_compares_everything() -> None:
+    from policy_dataplane.policy.changelog import ChangeLog
+
+    world = make_world()
+    world.pod_log, world.policy_log = ChangeLog(limit=4), ChangeLog(limit=4)
+    compiler = IncrementalCompiler()
+    compiler.compile(world, placement(world))
+    for n, (ns, name) in enumerate(PODS):  # more changes than the logs keep
+        world.label_pod(ns, name, role=("web", "db")[n % 2], access="yes")
+    world.apply(load_text(POLICY_VARIANTS[6][1]))
+    assert world.pod_log.since(0) is None
+    assert compiler.compile(world, placement(world)) == compile_hosts(world, placement(world))

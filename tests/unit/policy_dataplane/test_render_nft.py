@@ -7,6 +7,9 @@ import struct
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from policy_dataplane.dataplane.hostprogram import (
     Dir,
     EndpointProgram,
@@ -22,7 +25,9 @@ from policy_dataplane.dataplane.iptables.render import render_iptables_diff, ren
 from policy_dataplane.dataplane.nft.nftnl import ElementChange, encode_batch
 from policy_dataplane.dataplane.nft.render import (
     address_elements,
+    address_intervals,
     element_changes,
+    interval_set_elements,
     render_diff,
     render_full,
     render_rule,
@@ -35,6 +40,10 @@ WEB = PolicyProgram("ns/web", Dir.INGRESS, (
     RuleProgram(Verdict.DENY, protocol=17, destination=SideMatch(not_ports=((53, 53),))),
 ))
 CHAIN = policy_chain("ns/web", Dir.INGRESS)
+
+
+def ip(text: str) -> int:
+    return int(IPv4Address(text))
 
 
 def program(members: frozenset[IPv4Network] = frozenset({IPv4Network("10.0.0.1/32")}), pods: int = 1) -> HostProgram:
@@ -72,13 +81,50 @@ def test_rule_rendering_splits_ports_and_named_ports() -> None:
 
 def test_diff_of_equal_programs_is_empty_and_label_change_is_one_element_line() -> None:
     assert render_diff(program(), program()) == ""
-    grown = program(frozenset({IPv4Network("10.0.0.1/32"), IPv4Network("10.0.0.2/32")}))
-    assert render_diff(program(), grown) == "add element inet npl s-1 { 10.0.0.2 }\n"
-    assert element_changes(program(), grown) == [ElementChange("s-1", True, (IPv4Network("10.0.0.2/32"),))]
+    grown = program(frozenset({IPv4Network("10.0.0.1/32"), IPv4Network("10.0.0.3/32")}))
+    assert render_diff(program(), grown) == "add element inet npl s-1 { 10.0.0.3 }\n"
+    assert element_changes(program(), grown) == [ElementChange("s-1", True, ((ip("10.0.0.3"), ip("10.0.0.3")),))]
     shrunk = program(frozenset())
     assert element_changes(grown, shrunk) == [
-        ElementChange("s-1", False, (IPv4Network("10.0.0.1/32"), IPv4Network("10.0.0.2/32")))]
+        ElementChange("s-1", False, ((ip("10.0.0.1"), ip("10.0.0.1")), (ip("10.0.0.3"), ip("10.0.0.3"))))]
     assert element_changes(program(), program(pods=2)) is None  # a new endpoint needs chains: nft
+
+
+def test_a_member_between_two_ranges_replaces_them_with_one() -> None:
+    """Adjacent pod addresses are one range in the kernel: a pod joining the gap deletes both ranges and adds
+    the merged one, deletions first, in one transaction."""
+    sides = program(frozenset(IPv4Network(f"10.0.0.{i}/32") for i in (1, 2, 4, 5)))
+    filled = program(frozenset(IPv4Network(f"10.0.0.{i}/32") for i in (1, 2, 3, 4, 5)))
+    assert render_diff(sides, filled) == ("delete element inet npl s-1 { 10.0.0.1-10.0.0.2, 10.0.0.4/31 }\n"
+                                          "add element inet npl s-1 { 10.0.0.1-10.0.0.5 }\n")
+    assert element_changes(sides, filled) == [
+        ElementChange("s-1", False, ((ip("10.0.0.1"), ip("10.0.0.2")), (ip("10.0.0.4"), ip("10.0.0.5")))),
+        ElementChange("s-1", True, ((ip("10.0.0.1"), ip("10.0.0.5")),))]
+
+
+def test_interval_set_elements_merge_neighbours_and_overlaps() -> None:
+    members = [IPv4Network(n) for n in ("10.0.0.0/24", "10.0.0.7/32", "10.0.1.0/32", "10.0.1.1/32",
+                                        "10.0.2.4/32", "10.0.2.5/32", "10.0.2.6/32", "10.0.2.7/32", "10.0.3.9/32")]
+    assert interval_set_elements(members) == ["10.0.0.0-10.0.1.1", "10.0.2.4/30", "10.0.3.9"]
+    assert interval_set_elements([IPv4Network("0.0.0.0/0")]) == ["0.0.0.0/0"]
+    assert interval_set_elements([]) == []
+
+
+@given(st.sets(st.integers(0, 300), max_size=60), st.sets(st.tuples(st.integers(0, 300), st.integers(28, 32)), max_size=4))
+def test_interval_set_elements_cover_exactly_the_members(hosts: set[int], blocks: set[tuple[int, int]]) -> None:
+    members = [IPv4Network(f"10.0.{h // 256}.{h % 256}/32") for h in hosts]
+    members += [IPv4Network(f"10.0.{b // 256}.{b % 256}/{length}", strict=False) for b, length in blocks]
+    covered = {a for n in members for a in range(int(n.network_address), int(n.broadcast_address) + 1)}
+    ranges = address_intervals(members)
+    assert {a for first, last in ranges for a in range(first, last + 1)} == covered
+    assert all(last + 1 < next_first for (_, last), (next_first, _) in zip(ranges, ranges[1:]))  # merged
+    for text, (first, last) in zip(interval_set_elements(members), ranges):
+        if "-" in text:
+            low, high = text.split("-")
+            assert (ip(low), ip(high)) == (first, last)
+        else:
+            net = IPv4Network(text)
+            assert (int(net.network_address), int(net.broadcast_address)) == (first, last)
 
 
 def test_removing_an_endpoint_unhooks_it_before_deleting_its_chains() -> None:
@@ -101,8 +147,8 @@ def test_overlapping_members_are_collapsed_for_interval_sets() -> None:
 
 
 def test_netlink_batch_encodes_intervals_like_nft() -> None:
-    data, acked = encode_batch([ElementChange("s-1", False, (IPv4Network("10.0.0.1/32"),)),
-                                ElementChange("s-1", True, (IPv4Network("10.0.0.0/24"),)),
+    data, acked = encode_batch([ElementChange("s-1", False, ((ip("10.0.0.1"), ip("10.0.0.1")),)),
+                                ElementChange("s-1", True, ((ip("10.0.0.0"), ip("10.0.0.255")),)),
                                 ElementChange("s-2", True, ())], first_seq=5)
     assert acked == 2  # the empty change is left out
     messages, offset = [], 0
