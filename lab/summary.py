@@ -8,7 +8,7 @@ from rich.table import Table
 
 from lab.console import console
 
-PODS_SHOWN = 50  # rows of the pods table; `lab status --json` lists every pod
+PODS_SHOWN = 30  # rows of the pods table; `lab status --json` lists every pod
 
 
 def render_status(status: dict[str, Any]) -> None:
@@ -22,17 +22,21 @@ def render_status(status: dict[str, Any]) -> None:
     for n in status["nodes"]:
         nodes.add_row(n["name"], n["kind"], n["fabric_ip"], str(n.get("pods", "")), ", ".join(n.get("blocks", [])))
     console.print(nodes)
+    shown = status["pods"][:PODS_SHOWN]
     pods = Table(title="pods", title_justify="left")
     for col in ("namespace", "pod", "host", "ip", "labels", "ports"):
-        pods.add_column(col)
-    shown = status["pods"][:PODS_SHOWN]
-    for p in shown:
+        pods.add_column(col, no_wrap=True)
+    for p in shown:  # one line a pod: wrapping long cells was most of the table's cost (`--json` has them whole)
         labels = ",".join(f"{k}={v}" for k, v in sorted(p["labels"].items()))
-        pods.add_row(p["namespace"], p["name"], p["host"], p["ip"], labels, " ".join(p["ports"]))
+        pods.add_row(p["namespace"], p["name"], p["host"], p["ip"], _cut(labels, 24), _cut(" ".join(p["ports"]), 12))
     console.print(pods)
     total = status.get("pods_total", len(status["pods"]))
     if total > len(shown):
         console.print(f"... and {total - len(shown)} more pods (`lab status --json` lists all)")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def print_summary(lab: str, timings: dict[str, float]) -> None:

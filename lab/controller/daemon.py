@@ -297,7 +297,9 @@ class Controller:
         reads = self._read_side()
         desired = reads.desired(self.bgp)
         observed = self.observe(desired, reads.reader, follow_table=False)
-        routes = {p.node: reads.reader.route_destinations(p.netns) for p in desired.processes if p.kind == "speaker"}
+        by_netns = {names.host_netns(self.runtime.lab, h): seen for h, seen in observed.hosts.items() if seen.exists}
+        routes = {p.node: by_netns[p.netns].destinations if p.netns in by_netns  # a host's: read already
+                  else reads.reader.route_destinations(p.netns) for p in desired.processes if p.kind == "speaker"}
         routes_missing = missing_routes(desired.announcements, routes)
         broken = broken_pods(desired, observed) if observed else {}
         hosts = {}

@@ -67,8 +67,9 @@ class HostReader:
         pod_links = {link.index: link for link in sock.links().values()
                      if link.name.startswith(names.HOST_VETH_PREFIX)}
         links = frozenset(link.name for link in pod_links.values() if link.oper_up)
-        routes = frozenset(r.prefix for r in sock.routes() if r.oif in pod_links and r.prefix.endswith("/32"))
-        return HostSeen(True, self.fingerprint(host_netns), links, routes)
+        every = sock.routes()
+        routes = frozenset(r.prefix for r in every if r.oif in pod_links and r.prefix.endswith("/32"))
+        return HostSeen(True, self.fingerprint(host_netns), links, routes, frozenset(r.prefix for r in every))
 
     def route_destinations(self, node_netns: str) -> frozenset[str]:
         """Every route destination in the namespace (for missing BGP routes: one dump on a kept socket)."""

@@ -58,6 +58,7 @@ class HostSeen:
     fingerprint: str | None  # nftables generation id, or a hash of iptables-save; None when unreadable
     pod_links: frozenset[str] = frozenset()  # host-side pod interfaces that are up
     pod_routes: frozenset[str] = frozenset()  # /32 destinations routed to a pod interface
+    destinations: frozenset[str] = frozenset()  # every route's destination (BGP's routes among them)
 
 
 @dataclass(frozen=True)
