@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from traffic.latency import percentiles
 from traffic.model import ProbeEndpoint
@@ -28,6 +29,8 @@ class CostRun:
     policies: list[int] = field(default_factory=list)  # policies programmed at each fraction
     new_flow_us: list[list[float]] = field(default_factory=list)  # per fraction, every RTT
     established_us: list[list[float]] = field(default_factory=list)
+    # new flows with only conntrack on every host (no dispatch, no policy): what any stateful filter costs
+    conntrack_new_flow_us: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, list[float | int | None]]:
         def stat(samples: list[list[float]], q: str) -> list[float | int | None]:
@@ -36,7 +39,8 @@ class CostRun:
         return {"fractions": list(self.fractions), "policies": list(self.policies),
                 "new_flow_p50_us": stat(self.new_flow_us, "p50"), "new_flow_p90_us": stat(self.new_flow_us, "p90"),
                 "established_p50_us": stat(self.established_us, "p50"),
-                "established_p90_us": stat(self.established_us, "p90")}
+                "established_p90_us": stat(self.established_us, "p90"),
+                "conntrack_new_flow_p50_us": stat([self.conntrack_new_flow_us], "p50")}
 
 
 def new_flow_rtts(pairs: Sequence[Pair], port: int, count: int) -> list[float]:
@@ -112,6 +116,8 @@ def measure_cost(lab: str, port: int, count: int, per_class: int = 3,
                         run.policies.append(len(kept))
                         run.new_flow_us.append(new_flow_rtts(pairs, port, count))
                         run.established_us.append(established_rtts(pairs, port, count))
+                    if runtime.spec.dataplane == "nftables":
+                        run.conntrack_new_flow_us = _conntrack_only_rtts(runtime, dp, pairs, port, count)
                 finally:
                     dp.close()
             finally:
@@ -121,6 +127,34 @@ def measure_cost(lab: str, port: int, count: int, per_class: int = 3,
     finally:
         runtime.close()
     return run
+
+
+def conntrack_only_script() -> str:
+    """The lab's table replaced by one that only tracks connections (replies and invalid packets are what
+    conntrack decides; every new flow is let through)."""
+    from policy_dataplane.dataplane.hostprogram import TABLE
+
+    return (f"add table inet {TABLE}\ndelete table inet {TABLE}\nadd table inet {TABLE}\n"
+            f"add chain inet {TABLE} forward {{ type filter hook forward priority filter; policy accept; }}\n"
+            f"add rule inet {TABLE} forward ct state established,related accept\n"
+            f"add rule inet {TABLE} forward ct state invalid drop\n")
+
+
+def _conntrack_only_rtts(runtime: Any, dp: Any, pairs: Sequence[Pair], port: int, count: int) -> list[float]:
+    """New-flow RTTs with only conntrack on every host, then each host's whole program put back (the
+    caller holds the change lock: the controller repairs nothing meanwhile)."""
+    from topology import names
+    from topology.engines import get_engine
+
+    engine = get_engine(runtime.spec.engine)
+    hosts = runtime.local_hosts()
+    try:
+        for host in hosts:
+            engine.run_in(names.host_netns(runtime.lab, host), ["nft", "-f", "-"], stdin=conntrack_only_script())
+        return new_flow_rtts(pairs, port, count)
+    finally:
+        for host in hosts:
+            dp.host(host).resync(dp.programs[host])
 
 
 __all__ = ["FRACTIONS", "CostRun", "measure_cost", "new_flow_rtts", "established_rtts", "cost_pairs"]

@@ -123,6 +123,11 @@ def _cost_figures(runs: dict[str, DataplaneRun], dataplanes: Sequence[str]) -> l
                  for d in dataplanes}
         out.append(Figure("cost.new_flow_above_none_us", "Per-packet cost",
                           "new-flow RTT p50 above none, all policies", "µs", above))
+        tracked = {d: None if (v := runs[d].cost.summary()["conntrack_new_flow_p50_us"][0]) is None or floor is None
+                   else float(v) - floor for d in dataplanes}
+        if any(v is not None for v in tracked.values()):
+            out.append(Figure("cost.conntrack_above_none_us", "Per-packet cost",
+                              "of which conntrack alone (no dispatch, no policy)", "µs", tracked))
     return out
 
 

@@ -58,9 +58,9 @@ def test_display_of_counts_and_missing_values() -> None:
     assert display_ratio(None) == "—" and display_ratio(5.0) == "5.00×"
 
 
-def _run(scale: float, latency: bool = True) -> DataplaneRun:
+def _run(scale: float, latency: bool = True, conntrack: list[float] | None = None) -> DataplaneRun:
     cost = CostRun([0, 10, 50, 100], [0, 3, 15, 30], [[30.0 * scale, 32.0], [31.0 * scale], [33.0 * scale], [40.0 * scale]],
-                   [[50.0], [51.0], [52.0], [53.0 * scale]])
+                   [[50.0], [51.0], [52.0], [53.0 * scale]], conntrack or [])
     return DataplaneRun(
         BringUp({"fabric": 1.0 * scale, "bgp": 2.0}, up_s=3.0 * scale, bgp_converged_s=0.5, apply_s=1.0 * scale,
                 kernel_mib=10.0, process_pss_mib=100.0, processes=5),
@@ -75,7 +75,7 @@ def _run(scale: float, latency: bool = True) -> DataplaneRun:
 
 
 def _result():  # type: ignore[no-untyped-def]
-    runs = {"nftables": _run(1.0), "iptables": _run(2.0), "none": _run(0.5, latency=False)}
+    runs = {"nftables": _run(1.0, conntrack=[35.0, 36.0, 37.0]), "iptables": _run(2.0), "none": _run(0.5, latency=False)}
     return assemble(BenchOptions(30, 2, ("nftables", "iptables", "none"), quick=True), runs)
 
 
@@ -90,6 +90,8 @@ def test_assemble_turns_measurements_into_figures_with_ratios() -> None:
     assert result.figure("latency.policy.missing").values["nftables"] == 1
     assert result.figure("cost.new_flow_100_us").values == {"nftables": 40.0, "iptables": 80.0, "none": 20.0}
     assert result.figure("cost.new_flow_above_none_us").values == {"nftables": 20.0, "iptables": 60.0, "none": 0.0}
+    # the conntrack-only floor is measured on the nftables lab alone
+    assert result.figure("cost.conntrack_above_none_us").values == {"nftables": 16.0, "iptables": None, "none": None}
     assert result.figure("verify.probes_per_s").values["nftables"] == 870 / 0.5
     assert result.figure("verify.total_s").values["nftables"] == pytest.approx(1.8)
     assert result.latency_samples["policy"]["nftables"] == [1000.0, 2000.0]
