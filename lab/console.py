@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 # No `:name:` emoji codes anywhere in the lab's output: looking for them in every table cell was ~15% of a
 # `lab status` at bank scale.
@@ -74,6 +73,8 @@ def progress_bar(enabled: bool = True) -> Iterator[Any]:
     if not enabled:
         yield lambda done, total, what: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # ~17 ms
+
     columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=errors, transient=False) as bar:
         tasks: dict[str, Any] = {}

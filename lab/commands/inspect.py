@@ -14,7 +14,6 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Hosts, pods, addresses and blocks of a running lab, and its health: exits 1 when it is degraded."""
-    from lab.controller.machine_link import machines_health
     from lab.health import controller_health
     from lab.machines import local_machine
     from lab.stores import store_exists
@@ -35,6 +34,8 @@ def status(
     data["controller"] = health
     data["machines"] = {}
     if local_machine(paths) is not None:  # a lab spanning machines: the others' health is in the shared store
+        from lab.controller.machine_link import machines_health
+
         with open_lab(lab, supervise=False) as runtime:
             data["machines"] = machines_health(runtime.store, runtime.spec.machine_names(), runtime.machine)
     if as_json:
