@@ -14,10 +14,14 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from traffic.latency import percentiles
 from traffic.model import ProbeEndpoint
+
+if TYPE_CHECKING:
+    from lab.runtime import LabRuntime
+    from policy_dataplane.dataplane.lab_dataplane import Dataplane
 
 FRACTIONS = (0, 10, 50, 100)
 Pair = tuple[ProbeEndpoint, ProbeEndpoint]
@@ -140,7 +144,7 @@ def conntrack_only_script() -> str:
             f"add rule inet {TABLE} forward ct state invalid drop\n")
 
 
-def _conntrack_only_rtts(runtime: Any, dp: Any, pairs: Sequence[Pair], port: int, count: int) -> list[float]:
+def _conntrack_only_rtts(runtime: LabRuntime, dp: Dataplane, pairs: Sequence[Pair], port: int, count: int) -> list[float]:
     """New-flow RTTs with only conntrack on every host, then each host's whole program put back (the
     caller holds the change lock: the controller repairs nothing meanwhile)."""
     from topology import names

@@ -96,8 +96,6 @@ def _collect(pid: int, read_end: int) -> dict[str, Any]:
     return answer
 
 
-
-
 MADV_POPULATE_WRITE = 23  # Linux 5.14+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
