@@ -106,7 +106,12 @@ class Executor:
 
         revision = self.runtime.store.revision
         report = warm.sync(self.runtime, sole_writer=True, save_state=False)  # saved after the waiters' answer
-        self.state_unsaved = True
+        if not self.state_unsaved and report.changed_hosts:
+            # Until it is saved again, the file describes filters the kernel no longer holds. Without it, a
+            # command that takes the change lock meanwhile replaces whole tables instead of sending a diff
+            # made against the wrong base. (Unlinked after the sync: the first one takes over from the file.)
+            self.runtime.dataplane_state.unlink(missing_ok=True)
+            self.state_unsaved = True
         services_written = self._sync_services()
         for host, result in report.hosts.items():
             record = self.memory.filters.get(host)
@@ -122,7 +127,10 @@ class Executor:
         from lab import warm
 
         if self.state_unsaved:
-            warm.save(self.runtime)
+            if not self.runtime.dataplane_state.exists():
+                warm.save(self.runtime)
+            # else a command that held the change lock since wrote it: it describes what that command left
+            # in the kernel, which the next pass's fingerprints compare with what this controller wrote
             self.state_unsaved = False
 
     def _sync_services(self) -> set[str]:

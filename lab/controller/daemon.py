@@ -184,12 +184,12 @@ class Controller:
                     self.last_pass_seconds = time.perf_counter() - started
                     return True
                 fast_refused = True
+            self._save_files()  # under the lock: a command holding it reads and writes the same files
             desired = self.desired()
         finally:
             self._unlock()
         self._follow_up = False
         try:
-            self._save_files()
             observed = self.observe(desired, give_way=not fast_refused)
         except _WriteWaiting:
             return False  # the loop programs the write at once, then looks again
@@ -223,6 +223,15 @@ class Controller:
         if self.executor.state_unsaved:
             self.executor.save_state()
             filter_records.save(self.paths, self.memory.filters)
+
+    def _save_files_if_unlocked(self) -> None:
+        """On the way out: a command holding the change lock may be programming the kernel itself, so the
+        files are left as they are (a state not saved is no file: the next reader replaces whole tables)."""
+        if self._try_lock():
+            try:
+                self._save_files()
+            finally:
+                self._unlock()
 
     def _try_lock(self) -> bool:
         try:
@@ -499,7 +508,7 @@ class Controller:
                         next_pass = 0.0  # a write is waiting, a resync was asked for, or the store moved
         finally:
             self._stop = True
-            self._guarded(self._save_files)
+            self._guarded(self._save_files_if_unlocked)
             answering.join(timeout=5.0)
             with self._waiters_lock:
                 for waiter in self.waiters:

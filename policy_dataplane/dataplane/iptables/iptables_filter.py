@@ -3,7 +3,8 @@
 A `backend.HostFilter` like the nftables one (install_base / plan / start / apply / resync / remove), so the
 Dataplane facade and the benchmark drive both. One change runs `ipset restore` (new sets, element changes),
 then `iptables-restore --noflush` with only the changed chains, then destroys sets no longer used: three
-steps, not one transaction (as with Felix). A full sync rewrites the whole filter table in one restore.
+steps, not one transaction (as with Felix). A full sync rewrites the whole filter table in one restore. A diff
+made from a saved state that the kernel refuses (another process changed it since) falls back to a full sync.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from policy_dataplane.dataplane.iptables.render import (
 from policy_dataplane.dataplane.iptables.render_node import BUILTIN, needs_full_restore
 from topology.engine import Engine
 from topology.engines import get_engine
-from topology.netns import finish
+from topology.netns import CommandFailed, finish
 
 IPTABLES_RESTORE = "iptables-legacy-restore"
 IPTABLES = "iptables-legacy"
@@ -47,7 +48,7 @@ class IptablesHostFilter:
         self.netns = netns
         self.engine = engine or get_engine()
         self.applied: HostProgram | None = None
-        self.fallback_full = False  # accepted for the facade's load_state; a failed iptables diff raises
+        self.fallback_full = False
 
     def install_base(self) -> ApplyResult:
         return self.resync(EMPTY_PROGRAM)
@@ -77,6 +78,15 @@ class IptablesHostFilter:
 
     def start(self, new: HostProgram) -> "_IptablesPending":
         plan = self.plan(new)
+        try:
+            return self._start(new, plan)
+        except CommandFailed:
+            if not (self.fallback_full and plan.mode == "diff"):
+                raise
+            self.applied = None  # the saved state was not what the kernel holds: replace everything
+            return self._start(new, self.plan(new))
+
+    def _start(self, new: HostProgram, plan: IptablesPlan) -> "_IptablesPending":
         started = time.perf_counter()
         if plan.ipsets:
             self.engine.run_in(self.netns, ["ipset", "restore"], stdin=plan.ipsets)
@@ -108,14 +118,26 @@ class _IptablesPending:
     started: float
 
     def wait(self) -> ApplyResult:
+        try:
+            self._finish()
+        except CommandFailed:
+            if not (self.host.fallback_full and self.plan.mode == "diff"):
+                raise
+            # the diff was made against a saved state the kernel no longer held (its steps are not one
+            # transaction, so part of it may have landed): a full replace is right whatever the kernel holds
+            self.host.applied = None
+            return self.host.apply(self.new)
+        self.host.applied = self.new
+        self.host.fallback_full = False
+        return ApplyResult(self.host.netns, self.plan.mode, self.plan.commands, time.perf_counter() - self.started)
+
+    def _finish(self) -> None:
         if self.proc is not None:
             argv = [IPTABLES_RESTORE] + (["--noflush"] if self.plan.mode == "diff" else [])
             finish(self.host.netns, argv, self.proc, self.plan.rules)
         if self.plan.destroy:
             script = "".join(f"destroy {name}\n" for name in self.plan.destroy)
             self.host.engine.run_in(self.host.netns, ["ipset", "restore"], stdin=script)
-        self.host.applied = self.new
-        return ApplyResult(self.host.netns, self.plan.mode, self.plan.commands, time.perf_counter() - self.started)
 
 
 __all__ = ["IptablesHostFilter", "IptablesPlan"]
