@@ -13,6 +13,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from policy_dataplane.dataplane import conntrack
 from policy_dataplane.dataplane.backend import ApplyResult
 from policy_dataplane.dataplane.hostprogram import EMPTY_PROGRAM, HostProgram
 from policy_dataplane.dataplane.iptables.render import (
@@ -51,7 +52,9 @@ class IptablesHostFilter:
         self.fallback_full = False
 
     def install_base(self) -> ApplyResult:
-        return self.resync(EMPTY_PROGRAM)
+        result = self.resync(EMPTY_PROGRAM)
+        conntrack.tune(self.engine, self.netns)
+        return result
 
     def plan(self, new: HostProgram) -> IptablesPlan:
         if new is self.applied:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from policy_dataplane.dataplane import conntrack
 from policy_dataplane.dataplane.backend import ApplyResult
 from policy_dataplane.dataplane.hostprogram import EMPTY_PROGRAM, TABLE, HostProgram
 from policy_dataplane.dataplane.nft import libnft
@@ -56,7 +57,9 @@ class NftablesHostFilter:
         self.fallback_full = False
 
     def install_base(self) -> ApplyResult:
-        return self.resync(EMPTY_PROGRAM)
+        result = self.resync(EMPTY_PROGRAM)
+        conntrack.tune(self.engine, self.netns)
+        return result
 
     def plan(self, new: HostProgram) -> Plan:
         """What would bring the kernel from the applied program to `new`."""

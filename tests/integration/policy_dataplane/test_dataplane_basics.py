@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-from dataplane_lab import DataplaneLab
+from pathlib import Path
 
+import pytest
+from dataplane_lab import HOSTS, LAB, DataplaneLab
+
+from policy_dataplane.dataplane.conntrack import SYN_SENT_TIMEOUT_S
+from topology import names, netns
 from traffic.model import Protocol
 
 pytestmark = pytest.mark.root
@@ -76,3 +80,21 @@ def test_allow_from_namespace_on_named_port(lab: DataplaneLab) -> None:
         ("ns1/p3", "ns1/p1", TCP, 8080, False), ("h2", "ns1/p1", TCP, 8080, False),
         ("ns0/p0", "ns1/p3", TCP, 8080, False),
     ])
+
+
+
+def test_hosts_keep_half_open_flows_briefly_and_the_root_namespace_is_untouched(lab: DataplaneLab) -> None:
+    """Denied SYNs leave half-open conntrack entries on the source's host: kept SYN_SENT_TIMEOUT_S there
+    (policy_dataplane/dataplane/conntrack.py), while the machine's own namespace keeps its setting."""
+    assert_half_open_timeout()
+
+
+def test_iptables_hosts_keep_half_open_flows_briefly_too(iptables_lab: DataplaneLab) -> None:
+    assert_half_open_timeout()
+
+
+def assert_half_open_timeout() -> None:
+    key = "net/netfilter/nf_conntrack_tcp_timeout_syn_sent"
+    for host in HOSTS:
+        assert netns.run_in(names.host_netns(LAB, host), ["cat", f"/proc/sys/{key}"]).strip() == str(SYN_SENT_TIMEOUT_S)
+    assert (Path("/proc/sys") / key).read_text().strip() != str(SYN_SENT_TIMEOUT_S)
