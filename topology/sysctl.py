@@ -24,8 +24,18 @@ COMMON: tuple[Setting, ...] = (
     ("net.ipv4.icmp_msgs_burst", ICMP_UNLIMITED),
 )
 
-# The fabric only bridges: it must never route between the nodes on its own.
-FABRIC: tuple[Setting, ...] = (("net.ipv4.ip_forward", "0"),)
+# The fabric only bridges: it must never route between the nodes on its own. Nor does it filter: where
+# br_netfilter is loaded, every bridged frame would also go through the fabric namespace's IPv4, IPv6 and
+# ARP hooks (~1.5 us more per new flow between pods on two hosts, measured on the bank).
+FABRIC: tuple[Setting, ...] = (
+    ("net.ipv4.ip_forward", "0"),
+    ("net.bridge.bridge-nf-call-iptables", "0"),
+    ("net.bridge.bridge-nf-call-ip6tables", "0"),
+    ("net.bridge.bridge-nf-call-arptables", "0"),
+)
+# Files that exist only with a kernel feature loaded (net.bridge.*: br_netfilter); without it there is nothing
+# to turn off.
+IF_PRESENT = ("net.bridge.",)
 
 # Hosts route for their pods. rp_filter is off on the uplink (routes come and go with BGP; asymmetric paths
 # must not be dropped) and redirects are off (a host forwarding back out of eth0 must not teach others).
@@ -64,7 +74,10 @@ def sysctl_path(key: str) -> Path:
 
 
 def write_settings(settings: Iterable[Setting]) -> None:
-    """Write each setting in the current thread's network namespace."""
+    """Write each setting in the current thread's network namespace (IF_PRESENT ones only if they exist)."""
     for key, value in settings:
-        with open(sysctl_path(key), "w") as f:
+        path = sysctl_path(key)
+        if key.startswith(IF_PRESENT) and not path.exists():
+            continue
+        with open(path, "w") as f:
             f.write(value)

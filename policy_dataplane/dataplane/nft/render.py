@@ -42,6 +42,7 @@ from policy_dataplane.dataplane.nft.nftnl import ElementChange
 from policy_dataplane.dataplane.nft.render_node import (
     BASE_CHAINS,
     CLEAR_MARKS,
+    HOOKED_WHILE_USED,
     NO_MARK,
     base_rules,
     node_chains,
@@ -289,9 +290,13 @@ def base_commands() -> list[str]:
         out.append(f"add rule {T} {chain} {key} vmap @{DISPATCH[direction]}")
         out.append(f'add rule {T} {chain} counter log prefix "U {chain} 0" group {LOG_GROUP} drop '
                    f'comment "unknown workload interface"')
-    for chain, (hook, priority) in BASE_CHAINS.items():
-        out.append(f"add chain {T} {chain} {{ type filter hook {hook} priority {priority}; policy accept; }}")
+    out += [_base_chain(chain) for chain in BASE_CHAINS if chain not in HOOKED_WHILE_USED]
     return out
+
+
+def _base_chain(chain: str) -> str:
+    hook, priority = BASE_CHAINS[chain]
+    return f"add chain {T} {chain} {{ type filter hook {hook} priority {priority}; policy accept; }}"
 
 
 def _node_commands(old: NodeProgram, new: NodeProgram, fresh: bool) -> tuple[list[str], list[str]]:
@@ -305,10 +310,17 @@ def _node_commands(old: NodeProgram, new: NodeProgram, fresh: bool) -> tuple[lis
         out.append(f"add chain {T} {chain}" if chain not in before else f"flush chain {T} {chain}")
         out += _chain_fill(chain, rules)
     old_base, new_base = base_rules(old), base_rules(new)
+    unhooked = []  # before the host endpoint chains they jump to
     for chain, rules in new_base.items():
-        if fresh or old_base.get(chain) != rules:
+        old_rules = [] if fresh else old_base.get(chain, [])
+        if chain in HOOKED_WHILE_USED and not (old_rules and rules):
+            if rules:
+                out += [_base_chain(chain)] + _chain_fill(chain, rules)
+            elif old_rules:
+                unhooked.append(f"delete chain {T} {chain}")
+        elif fresh or old_rules != rules:
             out += ([] if fresh else [f"flush chain {T} {chain}"]) + _chain_fill(chain, rules)
-    return out, [f"delete chain {T} {chain}" for chain in before if chain not in after]
+    return out, unhooked + [f"delete chain {T} {chain}" for chain in before if chain not in after]
 
 
 def _chain_fill(chain: str, bodies: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import topology_probes as probe
@@ -23,11 +24,13 @@ from topology.responder_ctl import running_pid
 from topology.validation import PlanError
 
 pytestmark = pytest.mark.root
+BRIDGE_NF = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")  # the root namespace's
 
 
 def test_build_gives_calico_plumbing_and_real_reachability(lab) -> None:  # type: ignore[no-untyped-def]
     plan = make_plan(lab.name)
     seen: list[tuple[int, int, str]] = []
+    machine_bridge_nf = BRIDGE_NF.read_text()
     lab.engine.build(plan, progress=lambda done, total, what: seen.append((done, total, what)))
     last = {what: (done, total) for done, total, what in seen}  # each phase ends complete
     assert last == {"creating fabric and nodes": (4, 4), "plumbing fabric and nodes": (4, 4),
@@ -54,6 +57,11 @@ def test_build_gives_calico_plumbing_and_real_reachability(lab) -> None:  # type
     assert probe.read_sysctl(h1.netns, "net.ipv4.ip_forward") == "1"
     assert not [a for a in addrs if a["family"] == "inet6"]  # addrgenmode none: no IPv6 chatter
     assert probe.read_sysctl(plan.fabric.netns, "net.ipv4.ip_forward") == "0"
+    # br_netfilter is loaded on the machines the lab runs on (the test machine's kernel has it built in):
+    # the fabric is a plain switch, bridged frames skip its netfilter hooks
+    for family in ("iptables", "ip6tables", "arptables"):
+        assert probe.read_sysctl(plan.fabric.netns, f"net.bridge.bridge-nf-call-{family}") == "0"
+    assert BRIDGE_NF.read_text() == machine_bridge_nf  # the machine's own namespace keeps its setting
     assert probe.read_sysctl(web.netns, "net.ipv4.icmp_ratelimit") == "0"
     # Permanent neighbours both ways (ARP table limits at scale, see plumbing.py); the pod's MAC is known.
     assert probe.ip_json(web.netns, "link", "show", "dev", "eth0")[0]["address"] == web.mac

@@ -97,3 +97,19 @@ def test_policy_changes_selecting_host_endpoints_patch_the_node_program() -> Non
     w.delete([p for p in w.policies.values() if p.name in {"fwd", "edge"}])
     assert compiler.compile(w, placement) == compile_hosts(w, placement)
     assert compiler.programs["node1"].node.endpoint.forward_ingress == ()  # type: ignore[union-attr]
+
+
+def test_hooks_a_host_endpoint_needs_exist_only_while_it_does() -> None:
+    """Empty hooked chains would cost every packet a traversal: raw-pre, raw-out and pre-dnat come and go
+    with the host endpoint, and go before the chains they jump to."""
+    plain = compile_host(world(""), WEB, "node1")
+    guarded = compile_host(world(NODE_HEPS + UNTRACKED + PRE_DNAT), WEB, "node1")
+    hooks = ("raw-pre", "raw-out", "pre-dnat")
+    assert not [c for c in hooks if f"add chain inet npl {c} " in render_full(plain)]
+    assert all(f"add chain inet npl {c} {{ type filter hook" in render_full(guarded) for c in hooks)
+    diff = render_diff(plain, guarded)
+    assert all(f"add chain inet npl {c} {{ type filter hook" in diff for c in hooks)
+    assert diff.index("add chain inet npl hui-eth0") < diff.index("add chain inet npl raw-pre")
+    diff = render_diff(guarded, plain)
+    assert all(f"delete chain inet npl {c}\n" in diff + "\n" for c in hooks)
+    assert diff.index("delete chain inet npl raw-pre") < diff.index("delete chain inet npl hui-eth0")

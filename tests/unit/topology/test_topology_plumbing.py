@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from topology import plumbing, rtnl, sysctl
 from topology.names import PREFIX
 
@@ -64,3 +66,19 @@ def test_node_and_fabric_requests(plan) -> None:  # type: ignore[no-untyped-def]
 
 def test_sysctl_paths() -> None:
     assert str(sysctl.sysctl_path("net.ipv4.conf.cali1.rp_filter")) == "/proc/sys/net/ipv4/conf/cali1/rp_filter"
+
+
+def test_settings_of_a_feature_not_loaded_are_skipped_others_are_not(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(sysctl, "PROC_SYS", tmp_path)
+    (tmp_path / "net" / "ipv4").mkdir(parents=True)
+    (tmp_path / "net" / "ipv4" / "ip_forward").write_text("1")
+    sysctl.write_settings(sysctl.FABRIC)  # no net/bridge here: br_netfilter is not loaded
+    assert (tmp_path / "net" / "ipv4" / "ip_forward").read_text() == "0"
+    assert not (tmp_path / "net" / "bridge").exists()
+    (tmp_path / "net" / "bridge").mkdir()
+    for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"):
+        (tmp_path / "net" / "bridge" / name).write_text("1")
+    sysctl.write_settings(sysctl.FABRIC)
+    assert (tmp_path / "net" / "bridge" / "bridge-nf-call-iptables").read_text() == "0"
+    with pytest.raises(FileNotFoundError):
+        sysctl.write_settings([("net.ipv6.conf.all.forwarding", "1")])  # a missing file is an error
