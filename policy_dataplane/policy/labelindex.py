@@ -9,10 +9,14 @@ update local:
 * a selector is filed under the (key, value) atoms, presence keys and any-change keys it reads
   (`index_atoms`), so a label change re-tests only selectors that read a changed key *and* whose result
   the change can flip;
-* items are filed under their (key, value) pairs, so a new selector with a required pair only tests the
-  items carrying it.
+* items are filed under their (key, value) pairs and under their keys, so a new selector's members come
+  from those posting lists by set algebra (`has(k)`, `k == v`, `!`, `&&`, `||`, ...), in C, not by testing
+  every item in Python; only string matches (`contains`, `starts with`, `ends with`) test items one by one.
+  `!has(k)` over the bank's 1500 pods: 3.1 ms tested one by one, well under 1 ms from the lists.
 
-Every operation returns the membership changes it made, which is what an incremental dataplane needs.
+Item operations return the membership changes they made. Registering or releasing a selector changes the
+membership of each of its members, which `members` gives: it returns only how many (a list of 1500 change
+records for a selector over the bank's pods cost ~1 ms, and nothing read it).
 `memberships_from_scratch` recomputes everything the slow, obvious way, for the property tests.
 """
 
@@ -22,7 +26,23 @@ from collections.abc import Hashable, Iterable, KeysView, Mapping
 from collections.abc import Set as AbstractSet
 from typing import NamedTuple, TypeVar
 
-from policy_dataplane.policy.selectors import Selector, index_atoms, required_pairs
+from policy_dataplane.policy.selectors import (
+    NAMESPACE_LABEL,
+    All,
+    And,
+    Eq,
+    Expr,
+    Global,
+    Has,
+    In,
+    Ne,
+    Not,
+    NotIn,
+    Or,
+    Selector,
+    index_atoms,
+    required_pairs,
+)
 
 ItemKey = Hashable
 K = TypeVar("K", bound=Hashable)
@@ -61,6 +81,7 @@ class LabelIndex:
         self._by_anychange: dict[str, set[str]] = {}
         # item filing
         self._items_by_pair: dict[tuple[str, str], set[ItemKey]] = {}
+        self._items_by_key: dict[str, set[ItemKey]] = {}
         # how many (selector, item) tests the index has run: shows that work follows the change's size
         self.evaluations = 0
         self.selectors_version = 0  # moves whenever a selector is registered or unregistered
@@ -109,39 +130,77 @@ class LabelIndex:
 
     # --- selectors -------------------------------------------------------------------------------------
 
-    def add_selector(self, selector: Selector) -> list[MembershipChange]:
+    def add_selector(self, selector: Selector) -> int:
+        """Register (or count one more user of) a selector; returns how many items joined it."""
         sid = selector.id
         if sid in self._refs:
             self._refs[sid] += 1
-            return []
+            return 0
         self._refs[sid] = 1
         self._selectors[sid] = selector
         self.selectors_version += 1
         self._file_selector(sid, selector)
-        pair = self._filed_under[sid]
-        candidates: Iterable[ItemKey] = self._items_by_pair.get(pair, ()) if pair else self._labels
-        candidates = list(candidates)
-        self.evaluations += len(candidates)
-        members = {item for item in candidates if selector.matches(self._labels[item])}
+        members = self._select(selector.expr)
+        if members is None:  # string matches: each candidate tested
+            pair = self._filed_under[sid]
+            candidates: Iterable[ItemKey] = self._items_by_pair.get(pair, ()) if pair else self._labels
+            candidates = list(candidates)
+            self.evaluations += len(candidates)
+            members = {item for item in candidates if selector.matches(self._labels[item])}
         self._members[sid] = members
         for item in members:
             self._matches.setdefault(item, set()).add(sid)
-        return [MembershipChange(sid, item, True) for item in members]
+        return len(members)
 
-    def remove_selector(self, selector: Selector) -> list[MembershipChange]:
+    def remove_selector(self, selector: Selector) -> int:
+        """Release one user of a selector; returns how many items left it (0 while others still use it)."""
         sid = selector.id
         if sid not in self._refs:
-            return []
+            return 0
         self._refs[sid] -= 1
         if self._refs[sid] > 0:
-            return []
+            return 0
         del self._refs[sid]
         self._unfile_selector(sid, self._selectors.pop(sid))
         self.selectors_version += 1
         members = self._members.pop(sid)
         for item in members:
             self._matches[item].discard(sid)
-        return [MembershipChange(sid, item, False) for item in members]
+        return len(members)
+
+    def _select(self, expr: Expr) -> set[ItemKey] | None:
+        """The items `expr` selects, from the posting lists (a new set); None when it needs each item's labels."""
+        if isinstance(expr, Eq):
+            return set(self._items_by_pair.get((expr.key, expr.value), ()))
+        if isinstance(expr, Has):
+            return set(self._items_by_key.get(expr.key, ()))
+        if isinstance(expr, In):
+            return set().union(*(self._items_by_pair.get((expr.key, v), ()) for v in expr.values))
+        if isinstance(expr, All):
+            return set(self._labels)
+        if isinstance(expr, Not):
+            return self._complement(self._select(expr.operand))
+        if isinstance(expr, Ne):
+            return self._complement(self._select(Eq(expr.key, expr.value)))
+        if isinstance(expr, NotIn):
+            return self._complement(self._select(In(expr.key, expr.values)))
+        if isinstance(expr, Global):
+            return self._complement(self._select(Has(NAMESPACE_LABEL)))
+        if isinstance(expr, (And, Or)):
+            parts = [self._select(op) for op in expr.operands]
+            known = [p for p in parts if p is not None]
+            if isinstance(expr, Or):
+                return None if len(known) < len(parts) else set().union(*known)
+            if not known:
+                return None
+            chosen = set.intersection(*known)
+            rest = [op for op, p in zip(expr.operands, parts, strict=True) if p is None]
+            self.evaluations += len(chosen) * bool(rest)
+            return {i for i in chosen if all(op.matches(self._labels[i]) for op in rest)} if rest else chosen
+        return None
+
+    def _complement(self, chosen: set[ItemKey] | None) -> set[ItemKey] | None:
+        return None if chosen is None else set(self._labels.keys() - chosen)
 
     def _file_selector(self, sid: str, selector: Selector) -> None:
         pairs = required_pairs(selector)
@@ -212,6 +271,7 @@ class LabelIndex:
             return []
         for pair in labels.items():
             _discard(self._items_by_pair, pair, item)
+            _discard(self._items_by_key, pair[0], item)
         changes = []
         for sid in self._matches.pop(item, set()):
             self._members[sid].discard(item)
@@ -223,6 +283,7 @@ class LabelIndex:
         candidates = set(self._unfiled)
         for pair in labels.items():
             self._items_by_pair.setdefault(pair, set()).add(item)
+            self._items_by_key.setdefault(pair[0], set()).add(item)
             candidates.update(self._by_required.get(pair, ()))
         self.evaluations += len(candidates)
         matched = {sid for sid in candidates if self._selectors[sid].matches(labels)}
@@ -243,6 +304,10 @@ class LabelIndex:
                 _discard(self._items_by_pair, (k, before), item)
             if after is not None:
                 self._items_by_pair.setdefault((k, after), set()).add(item)
+            if before is None:
+                self._items_by_key.setdefault(k, set()).add(item)
+            elif after is None:
+                _discard(self._items_by_key, k, item)
         self._labels[item] = new
         matched = self._matches.setdefault(item, set())
         changes = []

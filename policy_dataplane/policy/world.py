@@ -146,7 +146,8 @@ class World:
     # --- changes ---------------------------------------------------------------------------------------
 
     def apply(self, objects: Iterable[ModelObject]) -> list[MembershipChange]:
-        """Add or replace each object (namespaces and service accounts first, so pods see their labels once)."""
+        """Add or replace each object (namespaces and service accounts first, so pods see their labels once).
+        Returns the membership changes of items whose labels changed (a policy's selectors' are not listed)."""
         ordered = sorted(objects, key=lambda o: 0 if isinstance(o, (Namespace, ServiceAccount)) else 1)
         changes: list[MembershipChange] = []
         for obj in ordered:
@@ -216,30 +217,28 @@ class World:
         return changes
 
     def _apply_policy(self, policy: Policy) -> list[MembershipChange]:
+        """No item changes its labels: the selectors' new members are not listed (see LabelIndex)."""
         table = self.staged if policy.staged else self.policies
-        changes: list[MembershipChange] = []
         # Register the new selectors before releasing the old ones, so shared sets are not churned.
         for sel in policy.selectors():
-            changes += self.index.add_selector(sel)
+            self.index.add_selector(sel)
         self._policies_by_selector.setdefault(policy.applies_to.id, set()).add((policy.staged is not None, policy.key))
         old = table.get(policy.key)
         table[policy.key] = policy
         if table is self.policies:
             self.policy_log.add(policy.key)
         if old is not None:
-            changes += self._release_policy(old, still_used_selector=policy.applies_to.id)
-        return changes
+            self._release_policy(old, still_used_selector=policy.applies_to.id)
+        return []
 
-    def _release_policy(self, policy: Policy, still_used_selector: str | None = None) -> list[MembershipChange]:
-        changes: list[MembershipChange] = []
+    def _release_policy(self, policy: Policy, still_used_selector: str | None = None) -> None:
         if policy.applies_to.id != still_used_selector:
             users = self._policies_by_selector.get(policy.applies_to.id, set())
             users.discard((policy.staged is not None, policy.key))
             if not users:
                 self._policies_by_selector.pop(policy.applies_to.id, None)
         for sel in policy.selectors():
-            changes += self.index.remove_selector(sel)
-        return changes
+            self.index.remove_selector(sel)
 
     def _delete_key(self, key: tuple[str, Any]) -> list[MembershipChange]:
         kind, ident = key
@@ -282,7 +281,9 @@ class World:
         policy = table.pop(ident, None)
         if policy is not None and table is self.policies:
             self.policy_log.add(ident)
-        return self._release_policy(policy) if policy is not None else []
+        if policy is not None:
+            self._release_policy(policy)
+        return []
 
     # --- for tests and tools ---------------------------------------------------------------------------
 

@@ -30,6 +30,9 @@ SELECTOR_TEXTS = [
     'app == "a" && env == "b"', 'app == "b" || tier == "c"', 'app starts with "a"', "all()", "global()",
     'pcns.team == "a"', 'pcns.team == "b" && app == "c"', 'projectcalico.org/namespace == "n1"',
     '!(app == "a" && has(env))', 'tier contains "b"',
+    # mixed: posting lists and string matches in one selector
+    '!has(tier) && app != "b"', 'has(app) || tier starts with "c"', '!(env in {"a", "b"} || has(tier))',
+    'tier contains "b" && !has(app)', 'tier ends with "a" && app ends with "b"', '!global() && env not in {"c"}',
 ]
 
 labels_st = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES), max_size=3)
