@@ -127,10 +127,9 @@ class Executor:
         from lab import warm
 
         if self.state_unsaved:
-            if not self.runtime.dataplane_state.exists():
-                warm.save(self.runtime)
-            # else a command that held the change lock since wrote it: it describes what that command left
-            # in the kernel, which the next pass's fingerprints compare with what this controller wrote
+            # Even over a state a command wrote since (holding the change lock): that command changed the
+            # tables, the fingerprints show it as drift, and the repair puts back what this saves.
+            warm.save(self.runtime)
             self.state_unsaved = False
 
     def _sync_services(self) -> set[str]:

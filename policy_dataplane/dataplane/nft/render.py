@@ -300,8 +300,9 @@ def _base_chain(chain: str) -> str:
 
 
 def _node_commands(old: NodeProgram, new: NodeProgram, fresh: bool) -> tuple[list[str], list[str]]:
-    """(host endpoint chains created or refilled, then base chains refilled; host endpoint chains to delete
-    once nothing refers to them). `fresh`: the base chains are empty (a full render)."""
+    """(host endpoint chains created or refilled, then base chains refilled or hooked; base chains unhooked
+    and host endpoint chains deleted, once nothing refers to them). `fresh`: a full render (the always-hooked
+    base chains are there and empty, the HOOKED_WHILE_USED ones are not there)."""
     out: list[str] = []
     before, after = node_chains(old), node_chains(new)
     for chain, rules in after.items():
