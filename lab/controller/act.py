@@ -106,10 +106,11 @@ class Executor:
 
         revision = self.runtime.store.revision
         report = warm.sync(self.runtime, sole_writer=True, save_state=False)  # saved after the waiters' answer
-        if not self.state_unsaved and report.changed_hosts:
-            # Until it is saved again, the file describes filters the kernel no longer holds. Without it, a
-            # command that takes the change lock meanwhile replaces whole tables instead of sending a diff
-            # made against the wrong base. (Unlinked after the sync: the first one takes over from the file.)
+        if report.changed_hosts:
+            # Until it is saved again, the file describes filters the kernel no longer holds (also when a
+            # command wrote it since this controller's last write). Without it, a command that takes the change
+            # lock meanwhile replaces whole tables instead of sending a diff made against the wrong base.
+            # (Unlinked after the sync: the first one takes over from the file.)
             self.runtime.dataplane_state.unlink(missing_ok=True)
             self.state_unsaved = True
         services_written = self._sync_services()

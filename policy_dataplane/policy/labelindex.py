@@ -201,7 +201,7 @@ class LabelIndex:
         return None
 
     def _complement(self, chosen: set[ItemKey] | None) -> set[ItemKey] | None:
-        return None if chosen is None else set(self._labels.keys() - chosen)
+        return None if chosen is None else self._labels.keys() - chosen
 
     def _file_selector(self, sid: str, selector: Selector) -> None:
         pairs = required_pairs(selector)
