@@ -44,10 +44,10 @@ def require_namespaces(endpoints: Iterable[Any], lab: str) -> None:
              f"rebuild the lab with `lab down {lab}` and `lab up`")
 
 
-def print_rows(title: str, headers: list[str], rows: list[list[str]]) -> None:
+def print_rows(title: str, headers: list[str], rows: list[list[str]], out: Console = console) -> None:
     """A listing: a rich table for a few rows on a terminal; plain aligned columns otherwise (as kubectl
     prints them: a 1500-row rich table takes over a second to lay out, and a pipe wants plain text)."""
-    if console.is_terminal and len(rows) <= 200:
+    if out.is_terminal and len(rows) <= 200:
         from rich.table import Table
 
         table = Table(title=title, title_justify="left")
@@ -55,16 +55,16 @@ def print_rows(title: str, headers: list[str], rows: list[list[str]]) -> None:
             table.add_column(header)
         for row in rows:
             table.add_row(*row)
-        console.print(table)
+        out.print(table)
         return
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in [[h.upper() for h in headers], *rows]]
-    typer.echo("\n".join(lines))
+    out.file.write("\n".join(lines) + "\n")
 
 
-def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+def print_json(data: Any, out: Console = console) -> None:
+    out.file.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 @contextmanager
@@ -97,11 +97,16 @@ def open_lab(lab: str, supervise: bool = True):  # type: ignore[no-untyped-def]
     except LabNotUp as exc:
         fail(str(exc))
     if supervise:
-        from lab.health import restart_controller
-
-        if (pid := restart_controller(runtime.paths)) is not None:
-            errors.print(f"note: the controller of lab {lab} was not running: started it again (pid {pid})")
+        restart_controller_noted(runtime.paths)
     return runtime
+
+
+def restart_controller_noted(paths: Any) -> None:
+    """Every command starts the lab's controller again if it died, and says so."""
+    from lab.health import restart_controller
+
+    if (pid := restart_controller(paths)) is not None:
+        errors.print(f"note: the controller of lab {paths.lab} was not running: started it again (pid {pid})")
 
 
 def ask_controller(lab: str, message: dict[str, Any]) -> dict[str, Any] | None:

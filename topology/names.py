@@ -6,11 +6,10 @@ else, even when the lab's own state is gone. Pure functions: nothing here touche
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 # The prefix of every kernel name and file the lab makes. NETPOL_LAB_PREFIX changes it, so that two test
 # runs (or two developers) on one machine never share a namespace name; 2-5 lower-case letters.
@@ -52,6 +51,8 @@ def check_lab_name(lab: str) -> str:
 
 
 def _digest(*parts: str, length: int) -> str:
+    import hashlib  # here: the thin client (lab/thin_client.py) needs only LabPaths, and hashlib costs ~7 ms
+
     return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:length]
 
 
@@ -105,8 +106,7 @@ def fabric_port_ifname(kind: str, name: str) -> str:
     return f"{PREFIX}{kind[0]}{_digest(kind, name, length=IFNAME_MAX - len(PREFIX) - 1)}"
 
 
-@dataclass(frozen=True)
-class LabPaths:
+class LabPaths(NamedTuple):  # not a dataclass: `dataclasses` costs the thin client ~15 ms to import
     """Files of one lab: durable state (the desired-state database) and run-time files (pids, configs)."""
 
     lab: str

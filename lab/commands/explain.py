@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, console, fail, print_json
+from lab.console import LAB_OPTION_HELP, console, errors, fail, print_json, require_root
 
 if TYPE_CHECKING:
     from policy_dataplane.policy.world import World
@@ -64,55 +64,39 @@ def explain(
         if files:
             fail("a Service destination needs the running lab (its endpoints): leave out -f")
         return explain_service(lab, src, dst, protocol, port, as_json)
-    if not files and _warm_explain(lab, src, dst, protocol, port, icmp_type, icmp_code, src_ip, dst_ip, as_json):
-        return
+    args = {"src": src, "dst": dst, "protocol": protocol, "port": port, "icmp_type": icmp_type,
+            "icmp_code": icmp_code, "src_ip": src_ip, "dst_ip": dst_ip, "json": as_json}
+    if not files:
+        from lab import thin_client
+
+        require_root(f"lab {lab!r}")
+        code = thin_client.show(lab, "explain", args)  # on the world the controller enforces
+        if code is not None:
+            raise typer.Exit(code)
+        _say_controller_down(lab)
+    from lab.controller.reads import explain_verdict
+    from lab.read_views import print_explain
     from policy_dataplane.policy.documents import DocumentsInvalid
-    from policy_dataplane.policy.evaluate import verdict
-    from policy_dataplane.policy.explain import render, to_json
+
     try:
         world, nodes = (world_from_files(files), {}) if files else current_world(lab)
     except (DocumentsInvalid, NoLabState) as exc:
         fail(str(exc))
-    src, dst = nodes.get(src, src), nodes.get(dst, dst)
-    try:
-        result = verdict(
-            world, src, dst, protocol, port, icmp_type, icmp_code, src_ip=src_ip, dst_ip=dst_ip
-        )
-    except (KeyError, ValueError) as exc:
-        fail(str(exc.args[0]) if exc.args else str(exc))
-    if as_json:
-        print_json(to_json(result))
-    else:
-        console.print(render(result))
+    raise typer.Exit(print_explain(explain_verdict(world, nodes, args), as_json, console, errors))
 
 
-def _warm_explain(lab: str, src: str, dst: str, protocol: str, port: int | None, icmp_type: int | None,
-                  icmp_code: int | None, src_ip: str | None, dst_ip: str | None, as_json: bool) -> bool:
-    """Asks the lab's controller, which holds the enforced world in memory; False (after saying so) when no
-    controller answers, and the caller builds the world from the store."""
-    from rich.text import Text
+def _say_controller_down(lab: str) -> None:
+    """Before the cold path builds the world from the store (or says the lab is not up): the controller is
+    started again if it died, and the reader told that this read is cold."""
+    from lab.console import restart_controller_noted
+    from lab.controller import launcher
+    from lab.stores import store_exists
+    from topology.names import LabPaths
 
-    from lab.console import ask_controller
-
-    answer = ask_controller(lab, {
-        "op": "explain", "src": src, "dst": dst, "protocol": protocol, "port": port, "icmp_type": icmp_type,
-        "icmp_code": icmp_code, "src_ip": src_ip, "dst_ip": dst_ip, "width": console.width})
-    if answer is None:
-        from lab.console import errors
-        from lab.controller import launcher
-        from lab.stores import store_exists
-        from topology.names import LabPaths
-
-        if store_exists(LabPaths.for_lab(lab)):
-            errors.print(launcher.down_note(LabPaths.for_lab(lab)))
-        return False  # the cold path builds the world from the store (or says the lab is not up)
-    if not answer.get("ok"):
-        fail(str(answer.get("error")))
-    if as_json:
-        print_json(answer["json"])
-    else:
-        console.print(Text.from_ansi(answer["text"].rstrip("\n")))
-    return True
+    paths = LabPaths.for_lab(lab)
+    if store_exists(paths):
+        restart_controller_noted(paths)
+        errors.print(launcher.down_note(paths))
 
 
 def explain_service(lab: str, src: str, dst: str, protocol: str, port: int | None, as_json: bool) -> None:

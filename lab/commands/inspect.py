@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from lab.app import app
-from lab.console import LAB_OPTION_HELP, fail, open_lab, print_json, require_root
+from lab.console import LAB_OPTION_HELP, console, fail, open_lab, require_root
 
 
 @app.command(rich_help_panel="Lab")
@@ -14,17 +14,28 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Hosts, pods, addresses and blocks of a running lab, and its health: exits 1 when it is degraded."""
+    from lab import thin_client
+
+    code = thin_client.show(lab, "status", {"json": as_json})  # drawn by the controller, when it runs
+    if code is None:
+        code = _status_cold(lab, as_json)
+    raise typer.Exit(code)
+
+
+def _status_cold(lab: str, as_json: bool) -> int:
+    """Without a controller answering: health says it is down (and starts it again), the rest from the store."""
     from lab.health import controller_health
     from lab.machines import local_machine
+    from lab.read_views import print_status
     from lab.stores import store_exists
-    from lab.summary import PODS_SHOWN, render_health, render_machines, render_status
+    from lab.summary import PODS_SHOWN
     from topology.names import LabPaths
 
     require_root(f"lab {lab!r}")
     paths = LabPaths.for_lab(lab)
     limit = {} if as_json else {"pods_limit": PODS_SHOWN}  # a table shows only the first pods
     health = controller_health(paths, lab_status=True, **limit) if store_exists(paths) else None
-    data = health.pop("lab_status", None) if health else None  # warm: hosts and pods from its memory
+    data = health.pop("lab_status", None) if health else None  # started again: its memory
     if data is None:
         from lab.status import lab_status
 
@@ -38,14 +49,7 @@ def status(
 
         with open_lab(lab, supervise=False) as runtime:
             data["machines"] = machines_health(runtime.store, runtime.spec.machine_names(), runtime.machine)
-    if as_json:
-        print_json(data)
-    else:
-        render_status(data)
-        render_health(data["controller"])
-        render_machines(data["machines"])
-    if data["controller"]["degraded"] or any(m["degraded"] for m in data["machines"].values()):
-        raise typer.Exit(1)
+    return print_status(data, as_json, console)
 
 
 @app.command(name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, rich_help_panel="Lab")

@@ -6,29 +6,8 @@ import typer
 from rich.table import Table
 
 from lab.app import app
-from lab.console import (
-    LAB_OPTION_HELP,
-    ask_controller,
-    console,
-    errors,
-    fail,
-    open_lab,
-    print_json,
-    print_rows,
-    run_change,
-)
-
-GET_KINDS = {
-    "pods": ["Pod"],
-    "namespaces": ["Namespace"],
-    "policies": ["NetworkPolicy", "CalicoNetworkPolicy", "GlobalNetworkPolicy", "StagedNetworkPolicy",
-                 "StagedGlobalNetworkPolicy", "StagedKubernetesNetworkPolicy", "Tier"],
-    "networksets": ["NetworkSet", "GlobalNetworkSet"],
-    "services": ["Service"],
-    "externalservices": ["ExternalService"],
-    "hostendpoints": ["HostEndpoint", "FelixConfiguration"],
-    "serviceaccounts": ["ServiceAccount"],
-}
+from lab.console import LAB_OPTION_HELP, console, errors, fail, open_lab, run_change
+from lab.read_views import GET_KINDS, print_objects, unknown_kind
 
 
 @app.command(name="label", rich_help_panel="Policy")
@@ -55,29 +34,22 @@ def get(
     as_json: bool = typer.Option(False, "--json", help="the stored documents, as JSON"),
 ) -> None:
     """List the desired state the lab holds."""
+    from lab import thin_client
+
     if what not in GET_KINDS:
-        fail(f"can get {', '.join(GET_KINDS)}; not {what!r}")
+        fail(unknown_kind(what))
     if what == "services" and not as_json:
         return _print_services(lab)
-    answer = ask_controller(lab, {"op": "get", "kinds": GET_KINDS[what]})
-    if answer is None or not answer["ok"]:  # no controller: say so, and read the store
-        from lab.controller import launcher
-        from lab.controller.reads import StoreView, get_answer
+    code = thin_client.show(lab, "get", {"what": what, "json": as_json})  # from the controller's memory
+    if code is not None:
+        raise typer.Exit(code)
+    from lab.controller import launcher
+    from lab.controller.reads import StoreView, get_answer
 
-        with open_lab(lab) as runtime:
-            errors.print(launcher.down_note(runtime.paths))
-            answer = get_answer(StoreView().follow(runtime.store), GET_KINDS[what])
-    objects = answer["objects"]
-    if as_json:
-        print_json([o["doc"] for o in objects])
-        return
-    rows = []
-    for o in objects:
-        doc = o["doc"]
-        labels = ",".join(f"{k}={v}" for k, v in sorted((doc.get("metadata", {}).get("labels") or {}).items()))
-        summary = labels if what != "policies" else _policy_summary(doc)
-        rows.append([o["kind"], o["namespace"], o["name"], summary, o["host"], o["ip"]])
-    print_rows(what, ["kind", "namespace", "name", "labels" if what != "policies" else "spec", "host", "ip"], rows)
+    with open_lab(lab) as runtime:  # no controller answers: say so, and read the store
+        errors.print(launcher.down_note(runtime.paths))
+        answer = get_answer(StoreView().follow(runtime.store), GET_KINDS[what])
+    print_objects(what, answer["objects"], as_json, console)
 
 
 def _print_services(lab: str) -> None:
@@ -97,9 +69,3 @@ def _print_services(lab: str) -> None:
         eps = sorted({f"{e.backend.ip}:{e.port}" for _, endpoints in svc.by_port for e in endpoints})
         table.add_row(svc.service.namespace, svc.service.name, str(svc.cluster_ip), ports, " ".join(eps) or "<none>")
     console.print(table)
-
-
-def _policy_summary(doc: dict) -> str:  # type: ignore[type-arg]
-    spec = doc.get("spec") or {}
-    selector = spec.get("selector") or spec.get("podSelector") or "all()"
-    return f"order={spec.get('order', '-')} selects {selector} ingress={len(spec.get('ingress') or [])} egress={len(spec.get('egress') or [])}"

@@ -35,7 +35,7 @@ from lab.controller.machine_link import PUBLISH_EVERY, StoreWatch, publish_healt
 from lab.controller.observe import HostReader, announced, pod_namespaces, process_seen, responder_targets
 from lab.controller.plan import broken_pods, missing_routes, plan
 from lab.controller.protocol import encode, listen
-from lab.controller.reads import StoreView, explain_answer, get_answer
+from lab.controller.reads import StoreView, explain_verdict, get_answer
 from lab.controller.state import Desired, Observed, ProcessRecord, ReprogramHost, SyncPolicy
 from lab.fabric import Fabric
 from lab.pod_plans import other_machines_pods
@@ -367,19 +367,13 @@ class Controller:
         if op == "ping":
             _send(conn, {"ok": True, "pid": os.getpid(), "revision": self.memory.programmed_revision})
         elif op == "status":
-            answer = self.status()
-            if request.get("lab_status"):  # what `lab status` prints besides health: from the same process
-                answer["lab_status"] = self._read_side().lab_status()
-                limit = request.get("pods_limit")
-                if isinstance(limit, int):  # a table shows the first ones: 1500 pods are ~0.3 MB to send
-                    pods = answer["lab_status"]["pods"]
-                    answer["lab_status"].update(pods=pods[:limit], pods_total=len(pods))
-            _send(conn, answer)
+            _send(conn, self.status_answer(request))
         elif op == "get":
-            self.store_view = self.store_view.follow(self._read_side().runtime.store)
-            _send(conn, get_answer(self.store_view, [str(k) for k in request.get("kinds", [])]))
-        elif op == "explain":
-            _send(conn, self._explain(request))
+            _send(conn, self.get_answer([str(k) for k in request.get("kinds", [])]))
+        elif op == "show":  # a read command's whole output, drawn here for the caller's terminal
+            from lab.controller.show import show
+
+            _send(conn, show(self, request))
         elif op == "verdicts":
             _send(conn, self._verdicts(request))
         elif op == "check":
@@ -416,15 +410,37 @@ class Controller:
             _send(conn, {"ok": False, "error": f"unknown request {op!r}"})
         return True
 
-    def _explain(self, request: dict[str, Any]) -> dict[str, Any]:
-        """On the world the filters were last programmed from (the enforced one), with its revision."""
+    def status_answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        answer = self.status()
+        if request.get("lab_status"):  # what `lab status` prints besides health: from the same process
+            answer["lab_status"] = self._read_side().lab_status()
+            limit = request.get("pods_limit")
+            if isinstance(limit, int):  # a table shows the first ones: 1500 pods are ~0.3 MB to send
+                pods = answer["lab_status"]["pods"]
+                answer["lab_status"].update(pods=pods[:limit], pods_total=len(pods))
+        return answer
+
+    def machines_health(self) -> dict[str, Any]:
+        """The other machines' health as they last reported it to the shared store ({}: one machine)."""
+        runtime = self._read_side().runtime
+        if runtime.machine is None:
+            return {}
+        from lab.controller.machine_link import machines_health
+
+        return machines_health(runtime.store, runtime.spec.machine_names(), runtime.machine)
+
+    def get_answer(self, kinds: list[str]) -> dict[str, Any]:
+        self.store_view = self.store_view.follow(self._read_side().runtime.store)
+        return get_answer(self.store_view, kinds)
+
+    def explain_verdict(self, request: dict[str, Any]) -> Any:
+        """The trace on the enforced world, the message saying why there is none, or None before the first
+        programming."""
         from lab import warm
 
         with self.world_lock:
             world = warm.world_of(self.runtime.lab)
-            if world is None:
-                return {"ok": False, "error": "the controller has not programmed the lab yet"}
-            return explain_answer(world, self.memory.programmed_revision, self.nodes, request)
+            return None if world is None else explain_verdict(world, self.nodes, request)
 
     def _verdicts(self, request: dict[str, Any]) -> dict[str, Any]:
         """The oracle's verdicts for pairs (the matrix's expected column), on the warm world; refused (the

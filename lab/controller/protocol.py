@@ -6,6 +6,8 @@
                                                    or {"ok": false, "error": "node2: ..."} at the timeout
     {"op": "resync"}                            -> {"ok": true} after one reconcile pass
     {"op": "programs"}                          -> {"ok": true, "programs": {host: digest of its program}}
+    {"op": "show", "command": "status", ...}    -> {"ok": true, "stdout": "...", "stderr": "...", "exit": 0}
+                                                   (a read command's output: lab/controller/show.py)
 
 The socket lives in the lab's run directory, owned by root, mode 0600. Unix socket paths are limited to
 108 bytes; a longer one (deep test directories) is reached through /proc/self/fd/<dir fd>/<name>.

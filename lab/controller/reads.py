@@ -8,7 +8,6 @@ enforced. Pure functions of that state; the socket thread calls them under the c
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,24 +52,18 @@ def get_answer(view: StoreView, kinds: list[str]) -> dict[str, Any]:
     return {"ok": True, "revision": view.revision, "objects": objects}
 
 
-def explain_answer(world: World, revision: int, nodes: dict[str, str], request: dict[str, Any]) -> dict[str, Any]:
-    """`lab explain` on the enforced world: the trace as JSON and as rendered text (ANSI colours kept)."""
-    from rich.console import Console
-
+def explain_verdict(world: World, nodes: dict[str, str], request: dict[str, Any]) -> Any:
+    """`lab explain`'s verdict on `world` (the trace), or the message saying why there is none (an unknown
+    pod, a bad protocol). `nodes`: a node's name -> its fabric address (`tasks` means the external)."""
     from policy_dataplane.policy.evaluate import verdict
-    from policy_dataplane.policy.explain import render, to_json
 
     src, dst = str(request.get("src")), str(request.get("dst"))
     try:
-        result = verdict(world, nodes.get(src, src), nodes.get(dst, dst), request.get("protocol", "TCP"),
-                         request.get("port"), request.get("icmp_type"), request.get("icmp_code"),
-                         src_ip=request.get("src_ip"), dst_ip=request.get("dst_ip"))
+        return verdict(world, nodes.get(src, src), nodes.get(dst, dst), request.get("protocol", "TCP"),
+                       request.get("port"), request.get("icmp_type"), request.get("icmp_code"),
+                       src_ip=request.get("src_ip"), dst_ip=request.get("dst_ip"))
     except (KeyError, ValueError) as exc:
-        return {"ok": False, "error": str(exc.args[0]) if exc.args else str(exc), "revision": revision}
-    out = io.StringIO()
-    Console(file=out, force_terminal=True, color_system="truecolor", width=int(request.get("width") or 100)
-            ).print(render(result))
-    return {"ok": True, "revision": revision, "json": to_json(result), "text": out.getvalue()}
+        return str(exc.args[0]) if exc.args else str(exc)
 
 
-__all__ = ["StoreView", "explain_answer", "get_answer"]
+__all__ = ["StoreView", "explain_verdict", "get_answer"]

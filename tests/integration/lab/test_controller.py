@@ -359,3 +359,66 @@ def test_services_are_the_controllers_and_a_flush_restores_their_dnat_too(lab):
     finally:
         with LabRuntime.open(LAB) as runtime:
             delete_keys(runtime, [key_for("svc", "dev/db")])
+
+
+def lab_command(*args: str, terminal: bool) -> tuple[int, str, str]:
+    """`python -m lab ARGS` as a user runs it: (exit code, stdout, stderr); stdout on a pseudo-terminal
+    (rich then draws tables and colours) or a pipe."""
+    env = dict(os.environ, COLUMNS="120", TERM="xterm-256color", PYTHONPATH=str(Path(__file__).parents[3]))
+    argv = [sys.executable, "-m", "lab", *args, "--lab", LAB]
+    if not terminal:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        return done.returncode, done.stdout, done.stderr
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=follower, stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the command closed its end
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, out.decode(), err.decode()
+
+
+READS = [("get", "pods"), ("get", "pods", "--json"), ("get", "policies"),
+         ("explain", "prod/web", "dev/db", "--port", "80"), ("explain", "dev/web", "dev/db", "--port", "80", "--json"),
+         ("explain", "dev/nope", "dev/db")]
+
+
+def test_reads_the_controller_draws_print_what_the_commands_print_from_the_store(lab):
+    """`lab get` and `lab explain` drawn by the controller for a thin client (no typer, no rich in the
+    command) print, on a terminal and on a pipe, exactly what the commands print when they read the store
+    themselves; `lab status` draws the same lab and exits 1 while the lab is degraded."""
+    wait_for(lambda: not status(lab)["degraded"], 60, "healthy before the reads")
+    warm = {(read, tty): lab_command(*read, terminal=tty) for read in READS for tty in (False, True)}
+    assert all(not err for (read, _), (_, _, err) in warm.items() if read != READS[-1])
+    assert warm[READS[-1], False][0] == 1 and "dev/nope" in warm[READS[-1], False][2]
+    assert "\x1b[" in warm[READS[0], True][1] and "┃" in warm[READS[0], True][1]  # a rich table, coloured
+    assert "\x1b[" not in warm[READS[0], False][1] and warm[READS[0], False][1].startswith("KIND")
+    code, warm_status, _ = lab_command("status", terminal=False)
+    assert code == 0 and "controller pid" in warm_status and "healthy" in warm_status
+    for read in READS:
+        for tty in (False, True):
+            pid = launcher.running_pid(lab)
+            assert pid is not None  # the command before started it again
+            os.kill(pid, signal.SIGKILL)
+            processes.wait_gone(pid, 5)
+            cold = lab_command(*read, terminal=tty)  # starts the controller again, reads the store itself
+            assert "was not running: started it again" in cold[2] and "does not answer" in cold[2], cold
+            assert (cold[0], cold[1]) == warm[read, tty][:2], read
+    wait_for(lambda: not status(lab)["degraded"], 60, "healthy after the cold reads")
+    with controller_held_off(lab):
+        subprocess.run(["ip", "netns", "exec", names.host_netns(LAB, "node3"), "nft", "flush", "ruleset"], check=True)
+        code, degraded, _ = lab_command("status", terminal=False)
+    assert code == 1 and "DEGRADED" in degraded and "node3: filter drift" in degraded
+    # the same lab drawn: everything above the controller's health is the same as before the fault
+    assert degraded.split("controller pid")[0] == warm_status.split("controller pid")[0]
+    wait_for(lambda: not status(lab)["degraded"], 60, "healthy after the repair")

@@ -1,18 +1,23 @@
-"""Warm reads: the controller answers `get` and `explain` from memory, from its socket thread, while its loop
+"""Warm reads: the controller answers `get` and `explain` (and draws them) from memory, from its socket thread, while its loop
 is in the middle of a long pass (no root: the lab's dataplane is an in-memory backend)."""
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from rich.console import Console
 
 from lab.apply import apply_sources
 from lab.controller import daemon, launcher
 from lab.controller.protocol import ControllerUnavailable
 from lab.controller.reads import StoreView, get_answer
+from lab.read_views import print_objects
 from tests.unit.lab.test_warm_fake_backend import DB_POLICY, FakeLab, lab  # noqa: F401 (the fixture)
 
 
@@ -55,12 +60,20 @@ def test_the_socket_answers_get_and_explain_while_a_pass_runs(lab: FakeLab, cont
     assert got == get_answer(StoreView().follow(lab.runtime.store), ["Pod", "NetworkPolicy"])  # = the store
     web = next(o for o in got["objects"] if o["name"] == "web")
     assert web["host"] == "node1" and web["ip"]
-    allowed = launcher.ask(paths, {"op": "explain", "src": "a/web", "dst": "a/db", "protocol": "TCP", "port": 80})
-    denied = launcher.ask(paths, {"op": "explain", "src": "a/api", "dst": "a/db", "protocol": "TCP", "port": 80})
-    assert allowed["json"]["allowed"] is True and denied["json"]["allowed"] is False
-    assert "a/db" in denied["text"]
-    unknown = launcher.ask(paths, {"op": "explain", "src": "a/nope", "dst": "a/db", "protocol": "TCP", "port": 80})
-    assert not unknown["ok"] and "a/nope" in unknown["error"]
+    def explain(src: str, as_json: bool) -> dict[str, Any]:
+        args = {"src": src, "dst": "a/db", "protocol": "TCP", "port": 80, "json": as_json}
+        return launcher.ask(paths, {"op": "show", "command": "explain", "args": args, "terminal": {}}, timeout=5)
+
+    allowed, denied = json.loads(explain("a/web", True)["stdout"]), json.loads(explain("a/api", True)["stdout"])
+    assert allowed["allowed"] is True and denied["allowed"] is False
+    assert "a/db" in explain("a/api", False)["stdout"]
+    unknown = explain("a/nope", False)
+    assert unknown["exit"] == 1 and "a/nope" in unknown["stderr"] and not unknown["stdout"]
+    shown = launcher.ask(paths, {"op": "show", "command": "get", "args": {"what": "pods", "json": False},
+                                 "terminal": {"stdout_tty": True, "size": [120, 40]}}, timeout=5)
+    drawn = Console(file=io.StringIO(), force_terminal=True, width=120, height=40, emoji=False, _environ={})
+    print_objects("pods", get_answer(StoreView().follow(lab.runtime.store), ["Pod"])["objects"], False, drawn)
+    assert shown["exit"] == 0 and shown["stdout"] == drawn.file.getvalue()  # what the command would draw
     assert time.monotonic() - started < 5  # all of it while the pass never ended
     assert controller.passes == 0
     release.set()
