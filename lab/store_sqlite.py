@@ -26,6 +26,13 @@ CREATE TABLE IF NOT EXISTS objects (
 -- objects_since(revision), on every write the controller follows: without it a scan of every document
 -- (4 ms at bank scale), with it 13 us
 CREATE INDEX IF NOT EXISTS objects_revision ON objects (revision);
+-- the last deletion of each key: a follower asks for the deletions since its revision instead of reading
+-- every key to find which are gone (~4 ms at bank scale, on every write that deletes)
+CREATE TABLE IF NOT EXISTS deletions (
+    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, revision INTEGER NOT NULL,
+    PRIMARY KEY (kind, namespace, name)
+);
+CREATE INDEX IF NOT EXISTS deletions_revision ON deletions (revision);
 CREATE TABLE IF NOT EXISTS placements (
     namespace TEXT NOT NULL, name TEXT NOT NULL, host TEXT NOT NULL, ip TEXT NOT NULL UNIQUE,
     PRIMARY KEY (namespace, name)
@@ -55,6 +62,10 @@ class SqliteStore(Store):
                 time.sleep(0.05)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        # deletions are logged from this revision on (a database made before the log: from its revision now)
+        self._db.execute("INSERT INTO meta(key, value) SELECT 'deletions_logged_from', "
+                         "COALESCE((SELECT value FROM meta WHERE key = 'revision'), '0') "
+                         "WHERE NOT EXISTS (SELECT 1 FROM meta WHERE key = 'deletions_logged_from')")
 
     def close(self) -> None:
         self._db.close()
@@ -98,7 +109,14 @@ class SqliteStore(Store):
         cur = self._db.execute(
             "DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?", (key.kind, key.namespace, key.name)
         )
-        return cur.rowcount > 0
+        if cur.rowcount == 0:
+            return False
+        self._db.execute(
+            "INSERT INTO deletions(kind, namespace, name, revision) VALUES(?, ?, ?, ?) "
+            "ON CONFLICT(kind, namespace, name) DO UPDATE SET revision = excluded.revision",
+            (key.kind, key.namespace, key.name, self.revision + 1),
+        )
+        return True
 
     def get_object(self, key: ObjectKey) -> dict[str, Any] | None:
         row = self._db.execute(
@@ -131,6 +149,12 @@ class SqliteStore(Store):
 
     def object_keys(self) -> set[ObjectKey]:
         return {ObjectKey(*row) for row in self._db.execute("SELECT kind, namespace, name FROM objects")}
+
+    def deleted_since(self, revision: int) -> set[ObjectKey] | None:
+        if revision < int(self.get_meta("deletions_logged_from", 0)):
+            return None
+        rows = self._db.execute("SELECT kind, namespace, name FROM deletions WHERE revision > ?", (revision,))
+        return {ObjectKey(*row) for row in rows}
 
     # placements -----------------------------------------------------------------------------------
     def put_placement(self, placement: Placement) -> None:

@@ -111,9 +111,14 @@ def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) 
                 docs[key] = doc
         warm.pods_by_host = None
     new_keys = docs.keys() - warm.store_keys
-    # deletions leave no row: when the count says none happened, the keys need not be read (3000 at bank scale)
-    if runtime.store.object_count() == len(warm.store_keys) + len(new_keys):
-        warm.store_keys.update(new_keys)  # in place: a copy of 3000 keys per write is ~0.3 ms
+    deleted = runtime.store.deleted_since(warm.revision)
+    if deleted is not None:  # the store's log of deletions: no key needs reading (4500 at bank scale)
+        removed = deleted - docs.keys()  # not the ones written again since
+        warm.store_keys -= removed  # in place: a copy of 4500 keys per write is ~0.4 ms
+        warm.store_keys |= new_keys
+        gone = [k for k in removed if k in warm.model_keys]
+    elif runtime.store.object_count() == len(warm.store_keys) + len(new_keys):  # no deletion
+        warm.store_keys |= new_keys
         gone = []
     else:
         warm.store_keys = set(runtime.store.object_keys())

@@ -33,9 +33,16 @@ class StoreView:
         if self.revision < 0 or revision < self.revision:
             docs = dict(store.objects())
         else:
-            present = store.object_keys()
-            docs = {k: d for k, d in self.docs.items() if k in present}
-            docs.update(store.objects_since(self.revision))
+            written = dict(store.objects_since(self.revision))
+            deleted = store.deleted_since(self.revision)
+            if deleted is None:
+                present = store.object_keys()
+                docs = {k: d for k, d in self.docs.items() if k in present}
+            else:
+                docs = dict(self.docs)
+                for key in deleted - written.keys():
+                    docs.pop(key, None)
+            docs.update(written)
         placements = {(p.namespace, p.name): p for p in store.placements()}
         return StoreView(revision, docs, placements)
 

@@ -64,6 +64,50 @@ def test_objects_since_a_revision(open_store: OpenStore) -> None:
         assert len(store.objects_since(0)) == 2
 
 
+def test_deletions_since_a_revision(open_store: OpenStore) -> None:
+    """What a follower (the controller, `lab get`) asks instead of reading every key: each backend either
+    lists the deletions after a revision, or says it cannot (None), never a wrong list."""
+    a, b = ObjectKey("Pod", "dev", "a"), ObjectKey("NetworkPolicy", "dev", "b")
+    with open_store() as store:
+        with store.transaction():  # 1
+            store.put_object(a, {"x": 1})
+            store.put_object(b, {"x": 1})
+        with store.transaction():  # 2
+            assert store.delete_object(a)
+            assert not store.delete_object(ObjectKey("Pod", "dev", "never"))  # not there: no deletion
+        with store.transaction():  # 3: written again after its deletion
+            store.put_object(a, {"x": 2})
+        with store.transaction():  # 4
+            store.delete_object(b)
+        keys_at = {0: set(), 1: {a, b}, 2: {b}, 3: {a, b}, 4: {a}}
+        for since, deleted in ((0, {a, b}), (1, {a, b}), (2, {b}), (3, {b}), (4, set())):
+            found = store.deleted_since(since)
+            assert found is None or found == deleted, (since, found)
+            if found is not None:  # a follower at `since`: what it had, less the deleted, plus the written
+                written = {k for k, _ in store.objects_since(since)}
+                assert (keys_at[since] - (found - written)) | written == store.object_keys() == {a}
+
+
+def test_a_database_made_before_the_deletion_log_says_it_cannot_list_older_deletions(tmp_path: Path) -> None:
+    import sqlite3
+
+    with SqliteStore(tmp_path / "old.db") as store:
+        for i in range(3):
+            with store.transaction():
+                store.put_object(ObjectKey("Pod", "dev", f"p{i}"), {})
+    db = sqlite3.connect(tmp_path / "old.db")  # as a database of the previous version was: no log, no mark
+    db.execute("DROP TABLE deletions")
+    db.execute("DELETE FROM meta WHERE key = 'deletions_logged_from'")
+    db.commit()
+    db.close()
+    with SqliteStore(tmp_path / "old.db") as store:
+        assert store.deleted_since(2) is None  # deletions before this opening were not logged
+        assert store.deleted_since(3) == set()
+        with store.transaction():
+            store.delete_object(ObjectKey("Pod", "dev", "p0"))
+        assert store.deleted_since(3) == {ObjectKey("Pod", "dev", "p0")}
+
+
 def test_placements_version_is_the_revision_that_last_wrote_a_placement(open_store: OpenStore) -> None:
     with open_store() as store:
         assert store.placements_version == 0
