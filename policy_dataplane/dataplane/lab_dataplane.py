@@ -66,8 +66,7 @@ class Dataplane:
 
     def compile(self, world: World, placement: PodsByHost) -> dict[str, HostProgram]:
         """Programs per host; incremental: only hosts and sets a pod change can touch are recompiled."""
-        return self._compiler.compile(world, {host: pods if isinstance(pods, dict) else dict(pods)
-                                              for host, pods in placement.items()})
+        return self._compiler.compile(world, _as_dicts(placement))
 
     def last_recompiled(self) -> set[str]:
         """The hosts whose program the last `compile` changed."""
@@ -75,9 +74,12 @@ class Dataplane:
 
     def sync(self, world: World, placement: PodsByHost) -> SyncReport:
         started = time.perf_counter()
-        programs = self.compile(world, placement)
+        programs = self._compiler.compile(world, _as_dicts(placement), settle=False)
         compiled = time.perf_counter()
-        results = apply_hosts({self.host(h): p for h, p in programs.items()})
+        try:
+            results = apply_hosts({self.host(h): p for h, p in programs.items()})
+        finally:
+            self._compiler.settle()  # the compiler's bookkeeping, once the kernel has the change
         self.programs.update(programs)
         by_netns = {r.netns: r for r in results}
         return SyncReport(compiled - started, time.perf_counter() - compiled,
@@ -153,6 +155,10 @@ class Dataplane:
             return self.driver.describe(host, self._netns(host), self.programs.get(host))
 
         return DropWatcher({h: self._netns(h) for h in hosts}, describe, by_ip.get)
+
+
+def _as_dicts(placement: PodsByHost) -> dict[str, dict[PodKey, str]]:
+    return {host: pods if isinstance(pods, dict) else dict(pods) for host, pods in placement.items()}
 
 
 __all__ = ["Dataplane", "PodsByHost", "SyncReport"]

@@ -76,6 +76,9 @@ class World:
         # the pods and enforced policies added, replaced or removed, in order (the incremental compiler's)
         self.pod_log = ChangeLog()
         self.policy_log = ChangeLog()
+        # What a reader derives from one item's object (the compiler: a pod's addresses as networks), dropped
+        # whenever that object is replaced or goes; labels alone changing leave it.
+        self.item_memo: dict[ItemKey, Any] = {}
 
     @classmethod
     def from_objects(cls, objects: Iterable[ModelObject]) -> World:
@@ -185,6 +188,7 @@ class World:
             return self._relabel_service_account(obj.key)
         if isinstance(obj, HostEndpoint):
             self.host_endpoints[obj.name] = obj
+            self.item_memo.pop(hep_item(obj.name), None)
             return self.index.set_item(hep_item(obj.name), hostendpoint_labels(obj))
         if isinstance(obj, FelixConfig):
             self.felix = obj
@@ -199,9 +203,11 @@ class World:
             self._pods_by_ns.setdefault(obj.namespace, set()).add(obj.key)
             for ip in obj.ips:
                 self._pods_by_ip[ip] = obj.key
+            self.item_memo.pop(pod_item(obj.key), None)
             return self.index.set_item(pod_item(obj.key), self._labels_of(obj))
         if isinstance(obj, NetworkSet):
             self.netsets[obj.key] = obj
+            self.item_memo.pop(netset_item(obj.key), None)
             return self.index.set_item(netset_item(obj.key), netset_labels(obj))
         if isinstance(obj, Tier):
             self.tiers[obj.name] = obj
@@ -255,6 +261,7 @@ class World:
         if kind == "HostEndpoint":
             if self.host_endpoints.pop(ident, None) is None:
                 return []
+            self.item_memo.pop(hep_item(ident), None)
             return self.index.remove_item(hep_item(ident))
         if kind == "FelixConfiguration":
             self.felix = DEFAULT_FELIX_CONFIG
@@ -268,10 +275,12 @@ class World:
             for ip in pod.ips:
                 if self._pods_by_ip.get(ip) == pod.key:
                     del self._pods_by_ip[ip]
+            self.item_memo.pop(pod_item(pod.key), None)
             return self.index.remove_item(pod_item(pod.key))
         if kind == "NetworkSet":
             if self.netsets.pop(ident, None) is None:
                 return []
+            self.item_memo.pop(netset_item(ident), None)
             return self.index.remove_item(netset_item(ident))
         if kind == "Tier":
             if ident != DEFAULT_TIER:
