@@ -7,7 +7,7 @@ from ipaddress import IPv4Address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policy_dataplane.dataplane.compile import IncrementalCompiler, compile_hosts
+from policy_dataplane.dataplane.compile import IncrementalCompiler, compile_hosts, selector_members
 from policy_dataplane.policy.documents import load_text
 from policy_dataplane.policy.model import ContainerPort, Labels, Namespace, Pod
 from policy_dataplane.policy.world import World
@@ -82,6 +82,20 @@ def test_incremental_equals_from_scratch(changes: list[tuple[str, int, str | Non
         play(world, kind, index, key, value)
         got = compiler.compile(world, placement(world))
         assert got == compile_hosts(world, placement(world))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(change, min_size=1, max_size=12))
+def test_selector_members_kept_per_pod_follow_every_change(changes: list[tuple[str, int, str | None, object]]) -> None:
+    """The per-pod networks the world keeps for the compiler (`World.item_memo`) never outlive the pod object
+    they came from: after any changes, every selector's members are what a world built afresh gives."""
+    world = make_world()
+    for kind, index, key, value in [("start", 0, None, None), *changes]:
+        play(world, kind, index, key, value)
+        fresh = World.from_objects([*world.namespaces.values(), *world.pods.values(), *world.policies.values()])
+        for sid in world.index.selector_ids():  # every selector's members: the memo holds every pod after this
+            selector = world.index.selector(sid)
+            assert selector_members(world, selector) == selector_members(fresh, selector), (kind, selector)
 
 
 def test_a_label_change_recompiles_only_its_host_and_moves_set_members() -> None:
