@@ -1,6 +1,6 @@
 """The reads a running controller answers whole: `lab status`, `lab get KIND` and `lab explain SRC DST`.
 
-The CLI's imports (typer, click, rich and the command's module) cost ~110 ms of every start-up, and drawing
+The CLI's imports (typer, click, rich and the command's module) cost 110-180 ms of every start-up, and drawing
 a bank lab's status tables ~80 ms more. The controller already holds the data and has rich loaded, so it
 draws the text on a console shaped like this terminal (its size, whether stdout is one, its colour
 settings: `lab/controller/show.py`), and this process only prints it. It imports nothing heavier than a
