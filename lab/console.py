@@ -109,22 +109,6 @@ def restart_controller_noted(paths: Any) -> None:
         errors.print(f"note: the controller of lab {paths.lab} was not running: started it again (pid {pid})")
 
 
-def ask_controller(lab: str, message: dict[str, Any]) -> dict[str, Any] | None:
-    """A warm read: the lab's controller answers from memory, without this process opening the lab (no
-    store, no lab file model: a read then costs Python's start-up and a socket round trip). None when the
-    lab or its controller is not there: the caller opens the lab and reads the store, saying so."""
-    from lab.controller import launcher
-    from lab.stores import store_exists
-    from topology.names import LabPaths
-
-    require_root(f"lab {lab!r}")
-    paths = LabPaths.for_lab(lab)
-    if not store_exists(paths):
-        return None
-    answer = launcher.warm_read(paths, message)
-    return answer if answer is not None and answer.get("ok") is not None else None
-
-
 def run_change(action):  # type: ignore[no-untyped-def]
     """Run a change of the lab and print its report; a refused change exits with its message."""
     print_report(attempt_change(action))
