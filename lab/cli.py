@@ -6,8 +6,6 @@ import importlib
 import pkgutil
 import sys
 
-from rich.markup import escape
-
 import lab.commands
 from lab.app import app
 
@@ -56,7 +54,7 @@ def user_errors() -> tuple[type[Exception], ...]:
 
 
 def main() -> None:
-    from lab.console import errors
+    from lab.console import print_error
 
     register_commands()
     try:
@@ -64,5 +62,4 @@ def main() -> None:
     except SystemExit:
         raise  # how click ends every command: not an error (and user_errors' imports cost ~0.2 s)
     except user_errors() as exc:
-        errors.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise SystemExit(1) from None
+        raise SystemExit(print_error(str(exc))) from None

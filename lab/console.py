@@ -21,8 +21,14 @@ errors = Console(stderr=True, emoji=False)
 LAB_OPTION_HELP = "the lab's name (as in its lab file)"
 
 
+def print_error(message: str, err: Console = errors) -> int:
+    """`error: MESSAGE` in red (the message's own brackets are not markup); the exit code that goes with it."""
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    return 1
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -48,14 +54,9 @@ def print_rows(title: str, headers: list[str], rows: list[list[str]], out: Conso
     """A listing: a rich table for a few rows on a terminal; plain aligned columns otherwise (as kubectl
     prints them: a 1500-row rich table takes over a second to lay out, and a pipe wants plain text)."""
     if out.is_terminal and len(rows) <= 200:
-        from rich.table import Table
+        from lab.tables import print_table
 
-        table = Table(title=title, title_justify="left")
-        for header in headers:
-            table.add_column(header)
-        for row in rows:
-            table.add_row(*row)
-        out.print(table)
+        print_table(out, title, headers, rows)
         return
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()

@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
-from lab.console import print_json, print_rows
+from lab.console import print_error, print_json, print_rows
 from lab.summary import render_health, render_machines, render_status
 
 GET_KINDS = {
@@ -31,11 +30,6 @@ GET_KINDS = {
 
 def unknown_kind(what: str) -> str:
     return f"can get {', '.join(GET_KINDS)}; not {what!r}"
-
-
-def print_error(message: str, err: Console) -> int:
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
-    return 1
 
 
 def print_status(data: dict[str, Any], as_json: bool, out: Console) -> int:

@@ -56,8 +56,8 @@ def render_health(health: dict[str, Any], out: Console = console) -> None:
         return
     state = "[bold red]DEGRADED[/]" if health["degraded"] else "[green]healthy[/]"
     out.print(f"controller pid {health['pid']}: {state}; store revision {health['revision']}, programmed "
-                  f"{health['programmed_revision']}; resync every {health['resync_interval']:g} s "
-                  f"(last pass {health['last_pass_ms']} ms), memory {health['memory_kib'] / 1024:.0f} MiB")
+              f"{health['programmed_revision']}; resync every {health['resync_interval']:g} s "
+              f"(last pass {health['last_pass_ms']} ms), memory {health['memory_kib'] / 1024:.0f} MiB")
     responder = f"pid {health['responder']}" if health.get("responder") else "[red]down[/]"
     print_table(out, "health", ("host", "speaker", "route agent", "responder", "dataplane rev", "in sync",
                                 "routes missing", "last repair"),
@@ -74,6 +74,6 @@ def render_machines(machines: dict[str, Any], out: Console = console) -> None:
     for machine, report in machines.items():
         state = "[bold red]DEGRADED[/]" if report["degraded"] else "[green]healthy[/]"
         out.print(f"machine {machine}: {state}, {len(report['hosts'])} host(s), reported {report['age_s']} s ago",
-                      highlight=False)
+                  highlight=False)
         for problem in report["degraded"]:
             out.print(f"  [red]•[/] {problem}", highlight=False)

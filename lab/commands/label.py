@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from lab.app import app
 from lab.console import LAB_OPTION_HELP, console, errors, fail, open_lab, run_change
 from lab.read_views import GET_KINDS, print_objects, unknown_kind
+from lab.tables import print_table
 
 
 @app.command(name="label", rich_help_panel="Policy")
@@ -61,11 +61,9 @@ def _print_services(lab: str) -> None:
         state = lab_services(runtime)
     finally:
         runtime.close()
-    table = Table(title="services", title_justify="left")
-    for col in ("namespace", "name", "cluster-ip", "ports", "endpoints"):
-        table.add_column(col)
+    rows = []
     for svc in state.endpoints():
         ports = ", ".join(f"{p.port}/{p.protocol}->{p.target}" for p in svc.service.ports)
         eps = sorted({f"{e.backend.ip}:{e.port}" for _, endpoints in svc.by_port for e in endpoints})
-        table.add_row(svc.service.namespace, svc.service.name, str(svc.cluster_ip), ports, " ".join(eps) or "<none>")
-    console.print(table)
+        rows.append((svc.service.namespace, svc.service.name, str(svc.cluster_ip), ports, " ".join(eps) or "<none>"))
+    print_table(console, "services", ("namespace", "name", "cluster-ip", "ports", "endpoints"), rows)

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from rich.console import Console
 
-from lab.read_views import GET_KINDS, print_error, print_explain, print_objects, print_status, unknown_kind
+from lab.console import print_error
+from lab.read_views import GET_KINDS, print_explain, print_objects, print_status, unknown_kind
 
 
 class ReadSource(Protocol):
