@@ -148,9 +148,9 @@ class Store(abc.ABC):
         return {k for k, _, _ in self._all_objects()}
 
     def deleted_since(self, revision: int) -> set[ObjectKey] | None:
-        """Keys deleted by a transaction after `revision` (some may exist again: written after their
-        deletion); None when the backend does not keep deletions that far back, and the caller compares every
-        key instead."""
+        """Keys deleted by a transaction after `revision` and not written again since: what a follower at
+        `revision` drops. None when the backend does not keep deletions that far back, and the caller compares
+        every key instead."""
         return None
 
     def object_count(self) -> int:

@@ -153,7 +153,10 @@ class SqliteStore(Store):
     def deleted_since(self, revision: int) -> set[ObjectKey] | None:
         if revision < int(self.get_meta("deletions_logged_from", 0)):
             return None
-        rows = self._db.execute("SELECT kind, namespace, name FROM deletions WHERE revision > ?", (revision,))
+        rows = self._db.execute(
+            "SELECT kind, namespace, name FROM deletions AS d WHERE revision > ? AND NOT EXISTS "
+            "(SELECT 1 FROM objects AS o WHERE o.kind = d.kind AND o.namespace = d.namespace AND o.name = d.name)",
+            (revision,))
         return {ObjectKey(*row) for row in rows}
 
     # placements -----------------------------------------------------------------------------------

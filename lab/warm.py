@@ -113,10 +113,9 @@ def _catch_up(runtime: LabRuntime, warm: WarmPolicy, sole_writer: bool = False) 
     new_keys = docs.keys() - warm.store_keys
     deleted = runtime.store.deleted_since(warm.revision)
     if deleted is not None:  # the store's log of deletions: no key needs reading (4500 at bank scale)
-        removed = deleted - docs.keys()  # not the ones written again since
-        warm.store_keys -= removed  # in place: a copy of 4500 keys per write is ~0.4 ms
+        warm.store_keys -= deleted  # in place: a copy of 4500 keys per write is ~0.4 ms
         warm.store_keys |= new_keys
-        gone = [k for k in removed if k in warm.model_keys]
+        gone = [k for k in deleted if k in warm.model_keys]
     elif runtime.store.object_count() == len(warm.store_keys) + len(new_keys):  # no deletion
         warm.store_keys |= new_keys
         gone = []

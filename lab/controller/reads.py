@@ -40,7 +40,7 @@ class StoreView:
                 docs = {k: d for k, d in self.docs.items() if k in present}
             else:
                 docs = dict(self.docs)
-                for key in deleted - written.keys():
+                for key in deleted:
                     docs.pop(key, None)
             docs.update(written)
         placements = {(p.namespace, p.name): p for p in store.placements()}

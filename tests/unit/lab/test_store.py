@@ -80,12 +80,12 @@ def test_deletions_since_a_revision(open_store: OpenStore) -> None:
         with store.transaction():  # 4
             store.delete_object(b)
         keys_at = {0: set(), 1: {a, b}, 2: {b}, 3: {a, b}, 4: {a}}
-        for since, deleted in ((0, {a, b}), (1, {a, b}), (2, {b}), (3, {b}), (4, set())):
+        for since in keys_at:  # `a` was deleted after 0, 1 and 2, but is there again: not listed
             found = store.deleted_since(since)
-            assert found is None or found == deleted, (since, found)
+            assert found is None or found == ({b} if since < 4 else set()), (since, found)
             if found is not None:  # a follower at `since`: what it had, less the deleted, plus the written
                 written = {k for k, _ in store.objects_since(since)}
-                assert (keys_at[since] - (found - written)) | written == store.object_keys() == {a}
+                assert (keys_at[since] - found) | written == store.object_keys() == {a}
 
 
 def test_a_database_made_before_the_deletion_log_says_it_cannot_list_older_deletions(tmp_path: Path) -> None:
