@@ -62,10 +62,10 @@ class SqliteStore(Store):
                 time.sleep(0.05)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
-        # deletions are logged from this revision on (a database made before the log: from its revision now)
-        self._db.execute("INSERT INTO meta(key, value) SELECT 'deletions_logged_from', "
-                         "COALESCE((SELECT value FROM meta WHERE key = 'revision'), '0') "
-                         "WHERE NOT EXISTS (SELECT 1 FROM meta WHERE key = 'deletions_logged_from')")
+        if self.get_meta("deletions_logged_from") is None:  # a new database, or one made before the log
+            # deletions are logged from its revision now on (a read at every open, a write only this once)
+            self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('deletions_logged_from', ?)",
+                             (json.dumps(self.revision),))
 
     def close(self) -> None:
         self._db.close()
